@@ -1,0 +1,24 @@
+import django_filters
+from django.db.models import Q
+
+from core.models import AuditEvent
+
+
+class AuditEventFilterSet(django_filters.FilterSet):
+    """Filters of the Audit log page (and its CSV export)."""
+
+    q = django_filters.CharFilter(method="search", label="Search")
+    action = django_filters.CharFilter(lookup_expr="icontains", label="Action")
+    actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains", label="Actor")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
+    ordering = django_filters.OrderingFilter(fields=(("at", "at"), ("action", "action"), ("actor_label", "actor")))
+
+    class Meta:
+        model = AuditEvent
+        fields = ["q", "action", "actor", "since", "until"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(
+            Q(target_repr__icontains=value) | Q(action__icontains=value) | Q(comment__icontains=value)
+        )

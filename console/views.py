@@ -1,0 +1,90 @@
+"""Every HTML page of the console. Views stay thin: authorize, read through querysets, call services."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django.views.generic import TemplateView
+
+from core.exceptions import DomainError
+from core.models import ApiToken, AuditEvent
+from core.services import create_api_token, revoke_api_token
+
+from .filtersets import AuditEventFilterSet
+from .forms import ApiTokenForm
+from .lists import FilteredListView
+
+
+class ConsolePage(PermissionRequiredMixin, TemplateView):
+    permission_required = "core.view_console"
+    raise_exception = True
+
+
+class EmptyStatePage(ConsolePage):
+    """A page whose capability has not been built yet: it says so instead of showing invented data."""
+
+    template_name = "console/empty_state.html"
+    title = ""
+    explanation = ""
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(title=self.title, explanation=self.explanation, **kwargs)
+
+
+class AuditLogView(FilteredListView):
+    model = AuditEvent
+    permission_required = "core.view_auditevent"
+    template_name = "console/audit_log.html"
+    filterset_class = AuditEventFilterSet
+    csv_filename = "audit-log.csv"
+    csv_columns = (
+        ("time", lambda e: e.at.isoformat()),
+        ("actor", lambda e: e.actor_label),
+        ("action", lambda e: e.action),
+        ("target_type", lambda e: e.target_type),
+        ("target_id", lambda e: e.target_id),
+        ("target", lambda e: e.target_repr),
+        ("before", lambda e: e.before),
+        ("after", lambda e: e.after),
+        ("comment", lambda e: e.comment),
+        ("request_id", lambda e: e.request_id),
+    )
+
+    def base_queryset(self):
+        return AuditEvent.objects.select_related("tenant")
+
+
+@permission_required("core.view_apitoken", raise_exception=True)
+def api_tokens(request):
+    can_manage = request.user.has_perm("core.add_apitoken")
+    form = ApiTokenForm(request.POST or None) if can_manage else None
+    new_token = None
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                token, new_token = create_api_token(
+                    form.cleaned_data["tenant"], actor=request.user, name=form.cleaned_data["name"],
+                    scope=form.cleaned_data["scope"],
+                )
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Token “{token.name}” created. Copy it now: it is not shown again.")
+                form = ApiTokenForm()
+    tokens = ApiToken.objects.select_related("tenant", "created_by")
+    return render(request, "console/api_tokens.html",
+                  {"tokens": tokens, "form": form, "new_token": new_token, "can_manage": can_manage})
+
+
+@require_POST
+@permission_required("core.change_apitoken", raise_exception=True)
+def api_token_revoke(request, pk: int):
+    token = get_object_or_404(ApiToken, pk=pk)
+    revoke_api_token(token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("console:api_tokens")
+

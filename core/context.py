@@ -1,0 +1,5 @@
+"""The current request's id, so audit rows written deep inside services can name the request that caused them."""
+
+from contextvars import ContextVar
+
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")

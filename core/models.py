@@ -1,0 +1,163 @@
+"""Layer 0: tenants, the append-only audit trail, API tokens and the worker heartbeat."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .exceptions import AuditIsAppendOnly
+
+DEFAULT_TENANT_SLUG = "default"
+
+
+class TenantQuerySet(models.QuerySet):
+    def default(self) -> Tenant:
+        """The deployment's default tenant, created on first use (it survives database flushes)."""
+        tenant, _ = self.get_or_create(
+            slug=DEFAULT_TENANT_SLUG, defaults={"name": "Default organisation", "is_default": True}
+        )
+        return tenant
+
+
+class Tenant(models.Model):
+    """An organisation whose mailboxes and telemetry the console watches. One default tenant always exists."""
+
+    class ConnectorKind(models.TextChoices):
+        BUILTIN = "builtin", "Built-in (console only)"
+        M365 = "m365", "Microsoft 365"
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=64, unique=True)
+    is_default = models.BooleanField(default=False)
+    connector_kind = models.CharField(max_length=32, choices=ConnectorKind, default=ConnectorKind.BUILTIN)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("view_console", "Can open the console")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # type: ignore[override]
+        raise AuditIsAppendOnly("Audit events cannot be changed.")
+
+    def delete(self):  # type: ignore[override]
+        raise AuditIsAppendOnly("Audit events cannot be deleted.")
+
+    def for_target(self, obj: models.Model) -> AuditEventQuerySet:
+        return self.filter(target_type=obj._meta.label_lower, target_id=str(obj.pk))
+
+
+class AuditEvent(models.Model):
+    """One change, by a person or by the system. Append-only: the app never updates or deletes a row."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who did it, kept as text so the row stays readable after the account is deleted ("system" for workers).
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=100, db_index=True)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    comment = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_repr}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AuditIsAppendOnly("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditIsAppendOnly("Audit events cannot be deleted.")
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+    def authenticate(self, raw: str) -> ApiToken | None:
+        """The active token matching ``raw`` (constant-time comparison of the hash), else None."""
+        parts = raw.split("_")
+        if len(parts) != 3 or parts[0] != "soc":
+            return None
+        digest = hash_token(raw)
+        for token in self.active().select_related("tenant").filter(prefix=parts[1]):
+            if hmac.compare_digest(token.key_hash, digest):
+                return token
+        return None
+
+
+class ApiToken(models.Model):
+    """A credential for an integration, bound to one tenant. Only its SHA-256 is stored; it is shown once."""
+
+    class Scope(models.TextChoices):
+        INGEST = "ingest", "Ingest only (write events, read nothing)"
+        READ = "read", "Read (API reads of its tenant)"
+
+    name = models.CharField(max_length=100)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_tokens")
+    scope = models.CharField(max_length=16, choices=Scope, default=Scope.INGEST)
+    prefix = models.CharField(max_length=16, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (soc_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        """A new raw token and its lookup prefix."""
+        prefix = secrets.token_hex(4)
+        return f"soc_{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}", prefix
+
+
+class Heartbeat(models.Model):
+    """When a periodic process (beat, a worker) last proved it was alive; read by /healthz."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    last_seen = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,57 @@
+"""/healthz: the database and, outside embedded mode, the broker reachable and beat seen recently."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from core.models import Heartbeat
+
+from .celery import app
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised
+        return f"error: {exc.__class__.__name__}"
+
+
+def _check_broker() -> str:
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001
+        return f"error: {exc.__class__.__name__}"
+
+
+def _check_beat() -> dict:
+    heartbeat = Heartbeat.objects.filter(name="beat").first() if connection.is_usable() else None
+    if heartbeat is None:
+        return {"status": "error: never seen", "last_seen": None}
+    age = timezone.now() - heartbeat.last_seen
+    ok = age <= timedelta(seconds=settings.BEAT_STALE_AFTER_SECONDS)
+    return {"status": "ok" if ok else "error: stale", "last_seen": heartbeat.last_seen.isoformat()}
+
+
+@login_not_required
+@require_GET
+def healthz(request):
+    database = _check_database()
+    body: dict = {"mode": "embedded" if settings.EMBEDDED else "production", "database": database}
+    healthy = database == "ok"
+    if settings.EMBEDDED or settings.CELERY_TASK_ALWAYS_EAGER:
+        body["tasks"] = "in-process"
+    else:
+        body["broker"] = _check_broker()
+        body["beat"] = _check_beat() if database == "ok" else {"status": "unknown", "last_seen": None}
+        healthy = healthy and body["broker"] == "ok" and body["beat"]["status"] == "ok"
+    body["status"] = "ok" if healthy else "error"
+    return JsonResponse(body, status=200 if healthy else 503)
