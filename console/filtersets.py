@@ -12,7 +12,9 @@ class AuditEventFilterSet(django_filters.FilterSet):
     actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains", label="Actor")
     since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
     until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
-    ordering = django_filters.OrderingFilter(fields=(("at", "at"), ("action", "action"), ("actor_label", "actor")))
+    ordering = django_filters.OrderingFilter(
+        fields=(("at", "at"), ("action", "action"), ("actor_label", "actor"))
+    )
 
     class Meta:
         model = AuditEvent

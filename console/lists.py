@@ -31,7 +31,9 @@ class FilteredListView(PermissionRequiredMixin, ListView):
 
     def get_queryset(self):
         # Always bound, so an invalid filter value is shown as a form error and simply not applied.
-        self.filterset = self.filterset_class(self.request.GET, queryset=self.base_queryset(), request=self.request)
+        self.filterset = self.filterset_class(
+            self.request.GET, queryset=self.base_queryset(), request=self.request
+        )
         return self.filterset.qs
 
     def get(self, request, *args, **kwargs):
@@ -52,8 +54,8 @@ class FilteredListView(PermissionRequiredMixin, ListView):
         params.pop("format", None)
         context["filter"] = self.filterset
         context["querystring"] = params.urlencode()
-        context["result_count"] = context["paginator"].count if context.get("paginator") else len(
-            context["object_list"]
+        context["result_count"] = (
+            context["paginator"].count if context.get("paginator") else len(context["object_list"])
         )
         return context
 

@@ -67,17 +67,24 @@ def api_tokens(request):
         if form.is_valid():
             try:
                 token, new_token = create_api_token(
-                    form.cleaned_data["tenant"], actor=request.user, name=form.cleaned_data["name"],
+                    form.cleaned_data["tenant"],
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
                 )
             except DomainError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Token “{token.name}” created. Copy it now: it is not shown again.")
+                messages.success(
+                    request, f"Token “{token.name}” created. Copy it now: it is not shown again."
+                )
                 form = ApiTokenForm()
     tokens = ApiToken.objects.select_related("tenant", "created_by")
-    return render(request, "console/api_tokens.html",
-                  {"tokens": tokens, "form": form, "new_token": new_token, "can_manage": can_manage})
+    return render(
+        request,
+        "console/api_tokens.html",
+        {"tokens": tokens, "form": form, "new_token": new_token, "can_manage": can_manage},
+    )
 
 
 @require_POST
@@ -87,4 +94,3 @@ def api_token_revoke(request, pk: int):
     revoke_api_token(token, actor=request.user)
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("console:api_tokens")
-

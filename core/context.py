@@ -1,4 +1,4 @@
-"""The current request's id, so audit rows written deep inside services can name the request that caused them."""
+"""The current request's id, so audit rows written deep in services name the request that caused them."""
 
 from contextvars import ContextVar
 

@@ -50,7 +50,9 @@ def record_audit(
     )
 
 
-def create_api_token(tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str) -> tuple[ApiToken, str]:
+def create_api_token(
+    tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str
+) -> tuple[ApiToken, str]:
     """Create a token for ``tenant``; returns it with the raw secret, which is never stored and shown once."""
     name = name.strip()
     if not name:
@@ -62,7 +64,9 @@ def create_api_token(tenant: Tenant, *, actor: AbstractBaseUser, name: str, scop
         token = ApiToken.objects.create(
             name=name, tenant=tenant, scope=scope, prefix=prefix, key_hash=hash_token(raw), created_by=actor
         )
-        record_audit("core.api_token.created", target=token, actor=actor, after={"name": name, "scope": scope})
+        record_audit(
+            "core.api_token.created", target=token, actor=actor, after={"name": name, "scope": scope}
+        )
     return token, raw
 
 
@@ -74,8 +78,13 @@ def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        record_audit("core.api_token.revoked", target=token, actor=actor, before={"active": True},
-                     after={"active": False})
+        record_audit(
+            "core.api_token.revoked",
+            target=token,
+            actor=actor,
+            before={"active": True},
+            after={"active": False},
+        )
     return token
 
 

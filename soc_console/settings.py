@@ -60,7 +60,9 @@ DEBUG = env_bool("DEBUG", default=EMBEDDED)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set SECRET_KEY or SECRET_KEY_FILE).")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off (set SECRET_KEY or SECRET_KEY_FILE)."
+        )
     SECRET_KEY = "embedded-insecure-key-only-for-debug"  # noqa: S105 - never used with DEBUG off
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if not DEBUG else "*")
@@ -210,14 +212,17 @@ CELERY_TASK_DEFAULT_QUEUE = "evaluate"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 TASK_QUEUES = ("evaluate", "investigate", "act", "notify", "beat")
 CELERY_TASK_QUEUES = [Queue(name) for name in TASK_QUEUES]
-CELERY_TASK_ROUTES = [
-    ("*.beat_*", {"queue": "beat"}),
-    ("alerts.*", {"queue": "evaluate"}),
-    ("investigations.start", {"queue": "investigate"}),
-    ("investigations.run", {"queue": "investigate"}),
-    ("investigations.*", {"queue": "act"}),
-    ("notifications.*", {"queue": "notify"}),
-]
+# One ordered router: the first matching glob wins.
+CELERY_TASK_ROUTES = (
+    [
+        ("*.beat_*", {"queue": "beat"}),
+        ("alerts.*", {"queue": "evaluate"}),
+        ("investigations.start", {"queue": "investigate"}),
+        ("investigations.run", {"queue": "investigate"}),
+        ("investigations.*", {"queue": "act"}),
+        ("notifications.*", {"queue": "notify"}),
+    ],
+)
 CELERY_BEAT_SCHEDULE = {
     "core.beat_heartbeat": {"task": "core.beat_heartbeat", "schedule": 60.0},
 }

@@ -1,7 +1,7 @@
 """Shared fixtures: named personas (one per role), the default tenant, and the service checks.
 
-The suite runs against real PostgreSQL and Redis (``make test`` points at them); a missing service stops the run
-with an error instead of skipping or falling back to SQLite.
+The suite runs against real PostgreSQL and Redis (``make test`` points at them); a missing service
+stops the run with an error instead of skipping or falling back to SQLite.
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ def pytest_configure(config):
             f"The suite needs PostgreSQL (DATABASE_URL); got {engine}. Run it with `make test`.", returncode=3
         )
     if not settings.REDIS_URL:
-        pytest.exit("The suite needs Redis (CELERY_BROKER_URL / REDIS_URL). Run it with `make test`.", returncode=3)
+        pytest.exit(
+            "The suite needs Redis (CELERY_BROKER_URL / REDIS_URL). Run it with `make test`.", returncode=3
+        )
     import redis
 
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis at {settings.REDIS_URL} is unreachable: {exc}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +125,91 @@ def administrator_client(administrator):
 @pytest.fixture
 def nobody_client(nobody):
     return _client_for(nobody)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` subprocess on every queue, pointed at the test database and the test Redis db.
+
+    Tests using it need ``@pytest.mark.django_db(transaction=True)`` so that their writes are committed and
+    ``delay_on_commit`` actually sends. Poll for effects with :func:`wait_for`.
+    """
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connection
+
+    from soc_console.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in settings.TASK_QUEUES:
+            conn.default_channel.queue_purge(queue)
+
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
+    log = Path(settings.BASE_DIR, "var", "test-worker.log")
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as log_file:
+        process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "soc_console",
+                "worker",
+                "--pool=solo",
+                "-l",
+                "info",
+                "-Q",
+                ",".join(settings.TASK_QUEUES),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                "test-worker@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while "ready" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def real_worker(celery_worker_process):
+    """Send tasks to the real worker instead of running them in-process."""
+    from soc_console.celery import app
+
+    app.conf.task_always_eager = False
+    yield celery_worker_process
+    app.conf.task_always_eager = True
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout}s waiting for {message}")

@@ -12,10 +12,12 @@ LOGINS = (("reader", READER), ("operator", OPERATOR), ("admin", ADMINISTRATOR))
 
 
 class Command(BaseCommand):
-    help = "Create (or reset) one login per role and print the usernames and passwords. For demos and first setup."
+    help = "Create (or reset) one login per role and print the usernames and passwords (demos, first setup)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", help="use this password for all three (default: a new random one each)")
+        parser.add_argument(
+            "--password", help="use this password for all three (default: a new random one each)"
+        )
 
     def handle(self, *args, **options):
         sync_roles()
@@ -29,8 +31,11 @@ class Command(BaseCommand):
                 user.is_staff = role == ADMINISTRATOR
                 user.save()
                 user.groups.set([Group.objects.get(name=role)])
-                record_audit("core.login.created" if created else "core.login.password_reset", target=user,
-                             after={"role": role})
+                record_audit(
+                    "core.login.created" if created else "core.login.password_reset",
+                    target=user,
+                    after={"role": role},
+                )
                 rows.append((role, username, password))
         self.stdout.write("Logins (one per role):")
         for role, username, password in rows:
