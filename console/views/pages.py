@@ -12,9 +12,9 @@ from core.exceptions import DomainError
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token, revoke_api_token
 
-from .filtersets import AuditEventFilterSet
-from .forms import ApiTokenForm
-from .lists import FilteredListView
+from ..filtersets import AuditEventFilterSet
+from ..forms import ApiTokenForm
+from ..lists import FilteredListView
 
 
 class ConsolePage(PermissionRequiredMixin, TemplateView):
