@@ -2,12 +2,13 @@ from django.urls import reverse
 
 # (label, URL name, permission). One list: the navigation, the smoke run and the browser walk all read it.
 NAVIGATION = (
-    ("Alerts", "console:dashboard", "core.view_console"),
+    ("Dashboard", "console:dashboard", "alerts.view_alert"),
+    ("Alerts", "console:alert_list", "alerts.view_alert"),
     ("Restricted users", "console:restricted_users", "core.view_console"),
     ("Investigations", "console:investigations", "core.view_console"),
     ("Action center", "console:action_center", "core.view_console"),
     ("Mailboxes", "console:mailboxes", "core.view_console"),
-    ("Policies", "console:policies", "core.view_console"),
+    ("Policies", "console:policies", "alerts.view_alertpolicy"),
     ("Audit log", "console:audit_log", "core.view_auditevent"),
 )
 

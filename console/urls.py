@@ -1,60 +1,43 @@
 from django.urls import path
 
+from .views import actions, alerts, dashboard, investigations, mailboxes, policies, restricted
 from .views import pages as views
 
 app_name = "console"
 
 urlpatterns = [
+    path("", dashboard.DashboardView.as_view(), name="dashboard"),
+    path("alerts/", alerts.AlertListView.as_view(), name="alert_list"),
+    path("alerts/<int:pk>/", alerts.alert_detail, name="alert_detail"),
+    path("alerts/<int:pk>/status/", alerts.alert_status, name="alert_status"),
+    path("alerts/<int:pk>/assign/", alerts.alert_assign, name="alert_assign"),
+    path("alerts/<int:pk>/comment/", alerts.alert_comment, name="alert_comment"),
+    path("alerts/<int:pk>/resolve/", alerts.alert_resolve, name="alert_resolve"),
+    path("restricted-users/", restricted.RestrictedUserListView.as_view(), name="restricted_users"),
+    path("restricted-users/<int:pk>/", restricted.restricted_user_detail, name="restricted_user_detail"),
+    path("restricted-users/<int:pk>/release/", restricted.restriction_release, name="restriction_release"),
+    path("restricted-users/restrict/", restricted.restrict_by_hand, name="restrict_by_hand"),
+    path("investigations/", investigations.InvestigationListView.as_view(), name="investigations"),
+    path("investigations/<int:pk>/", investigations.investigation_detail, name="investigation_detail"),
+    path("investigations/<int:pk>/status/", investigations.investigation_status, name="investigation_status"),
+    path("investigations/<int:pk>/stop/", investigations.investigation_stop, name="investigation_stop"),
+    path("action-center/", actions.ActionCenterView.as_view(), name="action_center"),
+    path("action-center/decide/", actions.action_decide, name="action_decide"),
+    path("action-center/<int:pk>/undo/", actions.action_undo, name="action_undo"),
+    path("action-center/<int:pk>/manual/", actions.action_manual, name="action_manual"),
+    path("mailboxes/", mailboxes.MailboxListView.as_view(), name="mailboxes"),
+    path("mailboxes/<int:pk>/", mailboxes.mailbox_detail, name="mailbox_detail"),
+    path("mailboxes/domains/", mailboxes.accepted_domains, name="accepted_domains"),
     path(
-        "",
-        views.EmptyStatePage.as_view(
-            title="Alerts dashboard",
-            explanation="No alert has been raised. Alert policies and detection are not enabled in this "
-            "build yet, so nothing is being evaluated: the dashboard fills in once they are.",
-        ),
-        name="dashboard",
+        "mailboxes/domains/<int:pk>/remove/", mailboxes.accepted_domain_remove, name="accepted_domain_remove"
     ),
+    path("policies/", policies.policy_list, name="policies"),
+    path("policies/<int:pk>/", policies.policy_detail, name="policy_detail"),
+    path("policies/<int:pk>/overrides/", policies.policy_override_add, name="policy_override_add"),
     path(
-        "restricted-users/",
-        views.EmptyStatePage.as_view(
-            title="Restricted users",
-            explanation="No user is restricted from sending. Sending limits are not enforced in this "
-            "build yet.",
-        ),
-        name="restricted_users",
-    ),
-    path(
-        "investigations/",
-        views.EmptyStatePage.as_view(
-            title="Investigations",
-            explanation="No automated investigation has run. The compromised-user playbook is not "
-            "enabled yet.",
-        ),
-        name="investigations",
-    ),
-    path(
-        "action-center/",
-        views.EmptyStatePage.as_view(
-            title="Action center",
-            explanation="No remediation action is pending or has been decided.",
-        ),
-        name="action_center",
-    ),
-    path(
-        "mailboxes/",
-        views.EmptyStatePage.as_view(
-            title="Mailboxes",
-            explanation="No mailbox is known yet. Mailboxes appear as telemetry is ingested.",
-        ),
-        name="mailboxes",
-    ),
-    path(
-        "policies/",
-        views.EmptyStatePage.as_view(
-            title="Alert policies",
-            explanation="No alert policy is configured yet.",
-        ),
-        name="policies",
+        "policies/<int:pk>/overrides/<int:override_pk>/remove/",
+        policies.policy_override_remove,
+        name="policy_override_remove",
     ),
     path("audit/", views.AuditLogView.as_view(), name="audit_log"),
     path("settings/tokens/", views.api_tokens, name="api_tokens"),

@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class InvestigationsConfig(AppConfig):
     name = "investigations"
     verbose_name = "Automated investigations"
+
+    def ready(self) -> None:
+        # The action side's tasks are registered in every process (web, worker, beat) so that enqueuing them
+        # by name works, and runs them in-process in embedded mode.
+        from restricted_users.services import register_checklist_source
+
+        from . import action_tasks, tasks  # noqa: F401 - the playbook's tasks too (start, run)
+        from .actions import release_checklist_ticks
+
+        # Completed remediation actions tick the Restricted Users release checklist.
+        register_checklist_source(release_checklist_ticks)

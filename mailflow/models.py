@@ -1,0 +1,117 @@
+"""Layer 2: message events and the ledger of every ingested event id.
+
+``IngestedEvent`` holds one row per (tenant, event id) for *all* event types, with the hash of the event's
+canonical content: finding the duplicates and conflicts of a batch is one query against it. ``MessageEvent`` is
+the sent-mail telemetry the detectors read, indexed for per-sender and per-tenant time windows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+from core.models import Tenant
+from mailboxes.models import Mailbox
+
+
+class EventType(models.TextChoices):
+    """The event types of ingest contract v1 (DESIGN section 4)."""
+
+    MAILBOX = "mailbox", "Mailbox"
+    MESSAGE = "message", "Message"
+    INBOX_RULE = "inbox_rule", "Inbox rule"
+    FORWARDING = "forwarding", "Forwarding"
+    DELEGATION = "delegation", "Delegation"
+    SIGN_IN = "sign_in", "Sign-in"
+
+
+class IngestedEvent(models.Model):
+    """The id ledger: every event stored for a tenant, whatever its type. Unique per (tenant, event id).
+
+    ``content_hash`` is the SHA-256 of the event's canonical JSON (known fields only, normalised), so re-sending
+    the same event is recognised as a duplicate and the same id with other content as a conflict.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=16, choices=EventType)
+    content_hash = models.CharField(max_length=64)
+    time = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="ingested_event_unique")]
+        indexes = [models.Index(fields=["time"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class MessageEventQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> MessageEventQuerySet:
+        return self.filter(tenant=tenant)
+
+    def sent_by(self, mailbox: Mailbox | int) -> MessageEventQuerySet:
+        return self.filter(sender=mailbox)
+
+    def between(self, start: datetime, end: datetime) -> MessageEventQuerySet:
+        """Messages whose event time is in [start, end]."""
+        return self.filter(time__gte=start, time__lte=end)
+
+    def malicious(self) -> MessageEventQuerySet:
+        """Messages verdicted spam, phish or malware."""
+        return self.filter(verdict__in=MessageEvent.BAD_VERDICTS)
+
+    def with_related(self) -> MessageEventQuerySet:
+        return self.select_related("sender", "tenant")
+
+
+class MessageEvent(models.Model):
+    """One message a mailbox of the tenant sent (``message`` event), with its recipients split by direction.
+
+    Recipients are lowercased and de-duplicated; a recipient is internal when its domain is an accepted domain of
+    the tenant at ingest time. ``verdict`` blank means unknown.
+    """
+
+    class Verdict(models.TextChoices):
+        CLEAN = "clean", "Clean"
+        SPAM = "spam", "Spam"
+        BULK = "bulk", "Bulk"
+        PHISH = "phish", "Phish"
+        MALWARE = "malware", "Malware"
+
+    BAD_VERDICTS = (Verdict.SPAM, Verdict.PHISH, Verdict.MALWARE)
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=200)
+    time = models.DateTimeField()
+    sender = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="sent_messages")
+    recipients = models.JSONField(default=list)
+    recipient_count = models.PositiveIntegerField(default=0)
+    internal_count = models.PositiveIntegerField(default=0)
+    external_count = models.PositiveIntegerField(default=0)
+    external_domains = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=1000, blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict, blank=True)
+    urls = models.JSONField(default=list, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    internet_message_id = models.CharField(max_length=998, blank=True)
+    body_hash = models.CharField(max_length=128, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    objects = MessageEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="message_event_unique")]
+        indexes = [
+            models.Index(fields=["tenant", "sender", "time"]),
+            models.Index(fields=["tenant", "time"]),
+            models.Index(fields=["time"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.time:%Y-%m-%d %H:%M} → {self.recipient_count}"

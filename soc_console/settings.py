@@ -225,14 +225,27 @@ CELERY_TASK_ROUTES = (
 )
 CELERY_BEAT_SCHEDULE = {
     "core.beat_heartbeat": {"task": "core.beat_heartbeat", "schedule": 60.0},
+    "restricted_users.beat_tidy": {"task": "restricted_users.beat_tidy", "schedule": 60.0},
+    "restricted_users.beat_resync_redis": {"task": "restricted_users.beat_resync_redis", "schedule": 60.0},
+    "investigations.beat_reap_leases": {"task": "investigations.beat_reap_leases", "schedule": 60.0},
+    "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
 }
 # /healthz reports beat as stale when its heartbeat is older than this.
 BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
+
+# Releases of a restricted user per account before an override reason is required (DESIGN section 5).
+RELEASE_CAP_COUNT = env_int("RELEASE_CAP_COUNT", 3)
+RELEASE_CAP_DAYS = env_int("RELEASE_CAP_DAYS", 30)
 
 # Tenant connector kinds -> dotted paths, so investigations never imports a platform connector.
 CONNECTOR_KINDS = {
     "builtin": "investigations.connectors.BuiltinConnector",
 }
+# Remediation actions: a Running action whose worker has not finished within the lease is returned to Approved
+# by the beat reaper; transient connector errors are retried with exponential backoff up to the attempt cap.
+ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 300)
+ACTION_MAX_ATTEMPTS = env_int("ACTION_MAX_ATTEMPTS", 5)
+ACTION_RETRY_BACKOFF_SECONDS = env_int("ACTION_RETRY_BACKOFF_SECONDS", 10)
 
 LOGGING = {
     "version": 1,
@@ -242,3 +255,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Ingest API limits per request (DESIGN section 4); above them POST /api/v1/events/ answers 413.
+INGEST_MAX_EVENTS = env_int("INGEST_MAX_EVENTS", 10_000)
+INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 10 * 1024 * 1024)

@@ -7,6 +7,9 @@ from .health import healthz
 
 api_v1 = [
     path("", include("mailflow.api.urls")),
+    path("", include("restricted_users.api.urls")),
+    path("", include("alerts.api.urls")),
+    path("", include("investigations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 

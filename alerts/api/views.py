@@ -1,0 +1,186 @@
+"""``/api/v1/alerts/`` and ``/api/v1/policies/``: reads for every role (and read tokens, limited to their
+tenant), triage for operators, policy changes for administrators. Every write goes through
+:mod:`alerts.services`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.exceptions import DomainError
+from core.models import Tenant
+from core.permissions import RolePermission, tenant_of
+
+from .. import services
+from ..exceptions import PolicyValidationError
+from ..filtersets import AlertFilterSet
+from ..models import Alert, AlertComment, AlertPolicy, PolicyOverride
+from . import serializers as s
+
+TRIAGE = "alerts.triage_alert"
+CHANGE_POLICY = "alerts.change_alertpolicy"
+
+
+def _bad_request(detail: str) -> Response:
+    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts, newest activity first, filtered by :class:`AlertFilterSet`; triage needs the operator role."""
+
+    permission_classes = [RolePermission]
+    read_permission = "alerts.view_alert"
+    action_permissions = {"status": TRIAGE, "assign": TRIAGE, "comment": TRIAGE, "resolve": TRIAGE}
+    filterset_class = AlertFilterSet
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        queryset = Alert.objects.with_related().select_related("resolved_by")
+        if self.action != "list":
+            queryset = queryset.prefetch_related(
+                Prefetch("comments", queryset=AlertComment.objects.select_related("author"))
+            )
+        tenant = tenant_of(self.request)
+        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+
+    def get_serializer_class(self):
+        return s.AlertSerializer if self.action == "list" else s.AlertDetailSerializer
+
+    def _done(self, alert: Alert) -> Response:
+        return Response(s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data)
+
+    def _input(self, serializer_class, request: Request) -> dict:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(request=s.AlertStatusInputSerializer, responses=s.AlertDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def status(self, request: Request, pk: str | None = None) -> Response:
+        """Set the status to ``new`` or ``in_progress`` (resolving has its own action)."""
+        data = self._input(s.AlertStatusInputSerializer, request)
+        try:
+            alert = services.set_alert_status(self.get_object(), actor=request.user, status=data["status"])
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(alert)
+
+    @extend_schema(request=s.AlertAssignInputSerializer, responses=s.AlertDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        """Assign to a person who may triage (``"me"`` for the caller), or unassign with null."""
+        name = self._input(s.AlertAssignInputSerializer, request)["assignee"]
+        assignee = None
+        if name:
+            assignee = (
+                request.user if name == "me" else get_user_model().objects.filter(username=name).first()
+            )
+            if assignee is None or not assignee.is_active or not assignee.has_perm(TRIAGE):
+                return _bad_request(f"{name!r} is not a person who may triage alerts.")
+        alert = services.assign_alert(self.get_object(), actor=request.user, assignee=assignee)
+        return self._done(alert)
+
+    @extend_schema(request=s.AlertCommentInputSerializer, responses=s.AlertDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def comment(self, request: Request, pk: str | None = None) -> Response:
+        body = self._input(s.AlertCommentInputSerializer, request)["body"]
+        try:
+            services.comment_on_alert(self.get_object(), actor=request.user, body=body)
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(self.get_object())
+
+    @extend_schema(request=s.AlertResolveInputSerializer, responses=s.AlertDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        """Resolve with a classification, an optional comment and an optional suppression (minutes)."""
+        data = self._input(s.AlertResolveInputSerializer, request)
+        minutes = data["suppress_minutes"]
+        try:
+            alert = services.resolve_alert(
+                self.get_object(),
+                actor=request.user,
+                classification=data["classification"],
+                comment=data["comment"],
+                suppress_for=timedelta(minutes=minutes) if minutes is not None else None,
+            )
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(alert)
+
+
+class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The alert policies of each tenant (created on first read), edited with PATCH; per-mailbox overrides.
+
+    Bad values answer 400 ``{"errors": {field: message}}`` with the fields named as the service names them
+    (``thresholds.<key>`` for a threshold).
+    """
+
+    permission_classes = [RolePermission]
+    read_permission = "alerts.view_alertpolicy"
+    action_permissions = {
+        "partial_update": CHANGE_POLICY,
+        "overrides": CHANGE_POLICY,
+        "remove_override": CHANGE_POLICY,
+    }
+    serializer_class = s.AlertPolicySerializer
+    http_method_names = ["get", "patch", "post", "delete", "head", "options"]
+
+    def _tenants(self) -> QuerySet[Tenant]:
+        tenant = tenant_of(self.request)
+        return Tenant.objects.filter(pk=tenant.pk) if tenant is not None else Tenant.objects.all()
+
+    def get_queryset(self) -> QuerySet[AlertPolicy]:
+        tenants = self._tenants()
+        if self.action == "list":
+            for tenant in tenants:
+                services.ensure_default_policies(tenant)
+        queryset = AlertPolicy.objects.filter(tenant__in=tenants).select_related("tenant")
+        if tenant_id := self.request.query_params.get("tenant"):
+            queryset = queryset.filter(tenant_id=tenant_id) if tenant_id.isdigit() else queryset.none()
+        return queryset.prefetch_related("overrides").order_by("tenant__name", "name")
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Change some settings; every value is validated and the change audited by the service."""
+        if not isinstance(request.data, dict):
+            return Response({"errors": {"non_field_errors": "send a JSON object"}}, status=400)
+        try:
+            services.update_policy(self.get_object(), actor=request.user, **dict(request.data))
+        except PolicyValidationError as exc:
+            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(request=s.PolicyOverrideInputSerializer, responses=s.PolicyOverrideSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def overrides(self, request: Request, pk: str | None = None) -> Response:
+        """List the policy's per-mailbox overrides, or set one (replacing the mailbox's previous override)."""
+        policy = self.get_object()
+        if request.method == "GET":
+            return Response(s.PolicyOverrideSerializer(policy.overrides.all(), many=True).data)
+        serializer = s.PolicyOverrideInputSerializer(data=request.data)
+        if not serializer.is_valid():
+            errors = {
+                field: " ".join(str(m) for m in messages) for field, messages in serializer.errors.items()
+            }
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            override = services.set_policy_override(policy, actor=request.user, **serializer.validated_data)
+        except PolicyValidationError as exc:
+            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(s.PolicyOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"overrides/(?P<override_id>\d+)")
+    def remove_override(
+        self, request: Request, pk: str | None = None, override_id: str | None = None
+    ) -> Response:
+        override = get_object_or_404(PolicyOverride, pk=override_id, policy=self.get_object())
+        services.remove_policy_override(override, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

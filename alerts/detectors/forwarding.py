@@ -1,0 +1,97 @@
+"""Suspicious email forwarding activity (DESIGN section 5).
+
+Rule: a change in the batch's event-time range that makes mail leave the tenant: mailbox (SMTP) forwarding set
+to an address outside the tenant's accepted domains, or an inbox rule created or updated, enabled, whose
+``forward_to`` / ``redirect_to`` names such an address. Internal forwarding is not suspicious here (it still
+raises "Creation of forwarding/redirect rule" for rules).
+
+Evidence: the directory changes by their ingest event id (kind ``forwarding`` / ``inbox_rule``); details name
+the kind (mailbox / inbox rule) and the external addresses. Two bulk queries for the whole batch (accepted
+domains, directory history); deterministic and idempotent because evidence is named by event id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from mailboxes.models import DirectoryChange, Mailbox
+
+from ..detection import Detection
+from ..models import AlertPolicy
+from .common import (
+    Change,
+    accepted_domains,
+    addresses_in,
+    directory_changes,
+    is_external,
+    rule_forward_targets,
+    rule_is_enabled,
+)
+
+MAILBOX = "mailbox"
+INBOX_RULE = "inbox rule"
+
+
+def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
+    accepted = accepted_domains(policy)
+    changes = directory_changes(
+        policy,
+        mailboxes,
+        start,
+        end,
+        kinds=(DirectoryChange.Kind.FORWARDING, DirectoryChange.Kind.INBOX_RULE),
+    )
+    detections = []
+    for mailbox in mailboxes:
+        evidence = []
+        findings = []
+        for change in changes.get(mailbox.pk, []):
+            finding = _external_forwarding(change, accepted)
+            if finding is not None:
+                evidence.append(change.evidence())
+                findings.append(finding)
+        if evidence:
+            detections.append(
+                Detection(
+                    mailbox_id=mailbox.pk,
+                    evidence=evidence,
+                    details={
+                        "kinds": sorted({f["kind"] for f in findings}),
+                        "addresses": sorted({a for f in findings for a in f["addresses"]}),
+                        "forwarding": findings,
+                    },
+                )
+            )
+    return detections
+
+
+def _external_forwarding(change: Change, accepted: set[str]) -> dict | None:
+    """What a forwarding or rule change sends outside the tenant, or None when it keeps mail inside."""
+    if change.kind == DirectoryChange.Kind.FORWARDING:
+        external = [a for a in addresses_in(change.state.get("forward_to")) if is_external(a, accepted)]
+        if not external:
+            return None
+        return {
+            "kind": MAILBOX,
+            "addresses": external,
+            "keep_copy": bool(change.state.get("keep_copy")),
+            "at": change.at.isoformat(),
+        }
+    if not rule_is_enabled(change.state):
+        return None
+    external: dict[str, list[str]] = {}
+    for action, addresses in rule_forward_targets(change.state.get("actions") or {}).items():
+        outside = [a for a in addresses if is_external(a, accepted)]
+        if outside:
+            external[action] = outside
+    if not external:
+        return None
+    return {
+        "kind": INBOX_RULE,
+        "rule_id": change.key or change.state.get("rule_id", ""),
+        "rule_name": change.state.get("name", ""),
+        "operation": change.operation,
+        "actions": sorted(external),
+        "addresses": sorted({a for addresses in external.values() for a in addresses}),
+        "at": change.at.isoformat(),
+    }

@@ -1,0 +1,192 @@
+"""Suspicious email sending patterns detected (DESIGN section 5). Two rules, each over rolling windows that
+end at the user's message times:
+
+(a) **volume spike**: the recipients of a rolling hour ending at ``t`` exceed both ``hourly_floor`` and
+    ``baseline_multiplier`` × the user's busiest rolling hour ending in ``(t − 7 d, t − 1 h]`` (the previous 7
+    days, not overlapping the hour itself). It needs ``learning_days`` of history: the user's first message is
+    at least that old at ``t`` (a learning period). A floor of 0 turns the rule off.
+(b) **malicious share**: of the messages the user sent in the rolling 24 hours ending at ``t`` (internal or
+    external), at least ``bad_share_percent`` % are verdicted spam, phish or malware, and at least
+    ``bad_min_count`` of them are.
+
+Which windows: those ending from the batch's ``start`` up to an hour (a) or a day (b) after its ``end``, since
+a late message also fills the windows after it. Evidence = the messages of the anomalous hours (a) and the
+bad messages of the qualifying days (b), by event id; details list each rule's first window. Thresholds are
+the mailbox's (``thresholds_for``). Two bulk queries for the whole batch: the messages around the range and
+each user's first message.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Min, prefetch_related_objects
+
+from mailboxes.models import Mailbox
+from mailflow.models import MessageEvent
+from mailflow.ratewindow import DAY, HOUR, Sample, WindowSum, rolling_sums, union_of
+
+from ..detection import Detection, Evidence
+from ..models import AlertPolicy
+
+BASELINE_SPAN = timedelta(days=7)
+VOLUME_SPIKE = "volume_spike"
+MALICIOUS_SHARE = "malicious_share"
+
+
+@dataclass(frozen=True)
+class _Sent:
+    event_id: str
+    at: datetime
+    recipients: int
+    bad: bool
+
+
+def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
+    if not mailboxes:
+        return []
+    prefetch_related_objects([policy], "overrides")
+    ids = [m.pk for m in mailboxes]
+    messages = MessageEvent.objects.filter(tenant_id=policy.tenant_id, sender_id__in=ids)
+    sent: dict[int, list[_Sent]] = defaultdict(list)
+    rows = (
+        messages.filter(time__gte=start - BASELINE_SPAN - HOUR, time__lte=end + DAY)
+        .order_by("sender_id", "time", "event_id")
+        .values_list("sender_id", "event_id", "time", "recipient_count", "verdict")
+    )
+    for sender_id, event_id, at, recipients, verdict in rows:
+        sent[sender_id].append(_Sent(event_id, at, recipients, verdict in MessageEvent.BAD_VERDICTS))
+    first_sent = dict(
+        messages.values("sender_id").annotate(first=Min("time")).values_list("sender_id", "first")
+    )
+
+    detections = []
+    for mailbox in mailboxes:
+        history = sent.get(mailbox.pk)
+        if not history:
+            continue
+        thresholds = policy.thresholds_for(mailbox.address, end)
+        by_id = {m.event_id: m for m in history}
+        reasons: list[dict] = []
+        chosen: set[str] = set()
+        for rule in (_volume_spikes, _malicious_share):
+            found = rule(history, thresholds, first_sent.get(mailbox.pk), start, end)
+            if found is not None:
+                reason, event_ids = found
+                reasons.append(reason)
+                chosen.update(event_ids)
+        if chosen:
+            evidence = sorted((by_id[i] for i in chosen), key=lambda m: (m.at, m.event_id))
+            detections.append(
+                Detection(
+                    mailbox_id=mailbox.pk,
+                    evidence=[Evidence("message", m.event_id, m.at) for m in evidence],
+                    details={"reasons": reasons},
+                )
+            )
+    return detections
+
+
+def _window(current: WindowSum) -> dict[str, str]:
+    return {"start": current.start.isoformat(), "end": current.end.isoformat()}
+
+
+def _busiest_before(hours: list[WindowSum], candidates: list[WindowSum]) -> Iterator[tuple[WindowSum, int]]:
+    """For each candidate hour ending at ``t`` (in time order), the busiest hour ending in
+    ``(t - 7 d, t - 1 h]``.
+
+    A sliding-window maximum: ``hours`` enter the deque as ``t - 1 h`` passes their end and leave as
+    ``t - 7 d`` does; the deque keeps decreasing totals, so its head is the maximum. O(n) overall.
+    """
+    peak: deque[WindowSum] = deque()
+    entered = 0
+    for candidate in candidates:
+        while entered < len(hours) and hours[entered].end <= candidate.end - HOUR:
+            while peak and peak[-1].total <= hours[entered].total:
+                peak.pop()
+            peak.append(hours[entered])
+            entered += 1
+        while peak and peak[0].end <= candidate.end - BASELINE_SPAN:
+            peak.popleft()
+        yield candidate, peak[0].total if peak else 0
+
+
+def _volume_spikes(
+    history: list[_Sent],
+    thresholds: dict[str, int],
+    first_sent: datetime | None,
+    start: datetime,
+    end: datetime,
+) -> tuple[dict, list[str]] | None:
+    """Rule (a): hours above the floor and the multiple of the user's busiest hour of the previous 7 days."""
+    floor, multiplier = thresholds["hourly_floor"], thresholds["baseline_multiplier"]
+    learning = timedelta(days=thresholds["learning_days"])
+    if floor <= 0 or first_sent is None:
+        return None
+    hours = list(rolling_sums((Sample(m.at, m.event_id, m.recipients) for m in history), HOUR))
+    candidates = [
+        h for h in hours if start <= h.end < end + HOUR and h.total > floor and first_sent <= h.end - learning
+    ]
+    anomalous = [
+        (hour, baseline)
+        for hour, baseline in _busiest_before(hours, candidates)
+        if hour.total > multiplier * baseline
+    ]
+    if not anomalous:
+        return None
+    first, baseline = anomalous[0]
+    reason = {
+        "rule": VOLUME_SPIKE,
+        "recipients": first.total,
+        "baseline": baseline,
+        "multiplier": multiplier,
+        "floor": floor,
+        "window": _window(first),
+        "anomalous_hours": len(anomalous),
+    }
+    return reason, [s.key for s in union_of(hour for hour, _ in anomalous)]
+
+
+def _malicious_share(
+    history: list[_Sent],
+    thresholds: dict[str, int],
+    first_sent: datetime | None,
+    start: datetime,
+    end: datetime,
+) -> tuple[dict, list[str]] | None:
+    """Rule (b): days in which enough of the user's mail, and enough messages, were verdicted malicious."""
+    percent, minimum = thresholds["bad_share_percent"], thresholds["bad_min_count"]
+    if minimum <= 0:
+        return None
+    bad = {m.event_id for m in history if m.bad}
+    if len(bad) < minimum:
+        return None
+    days = rolling_sums(
+        (Sample(m.at, m.event_id) for m in history), DAY, ends_from=start, ends_before=end + DAY
+    )
+    prefix: list[int] = []
+    qualifying: list[tuple[WindowSum, int]] = []
+    for day in days:
+        if not prefix:  # bad counts over the scan's sorted samples, built once
+            prefix = [0]
+            for sample in day.samples:
+                prefix.append(prefix[-1] + (sample.key in bad))
+        bad_count = prefix[day.hi] - prefix[day.lo]
+        if bad_count >= minimum and bad_count * 100 >= percent * day.total:
+            qualifying.append((day, bad_count))
+    if not qualifying:
+        return None
+    first, bad_count = qualifying[0]
+    reason = {
+        "rule": MALICIOUS_SHARE,
+        "bad": bad_count,
+        "sent": first.total,
+        "share_percent": round(100 * bad_count / first.total, 1),
+        "threshold_percent": percent,
+        "min_count": minimum,
+        "window": _window(first),
+    }
+    return reason, [s.key for s in union_of(day for day, _ in qualifying) if s.key in bad]

@@ -1,0 +1,170 @@
+"""Activity from infrequent country / impossible travel (DESIGN section 5).
+
+Rules, over the user's *successful* sign-ins, for each one with event time in the batch's range:
+
+- **infrequent country**: its country had no successful sign-in of the user in the ``lookback_days`` before
+  it, and the user's successful sign-in history began at least ``learning_days`` before it (a learning
+  period: a new user's every country is new);
+- **impossible travel**: it and the user's previous (or next) successful sign-in are in different countries
+  whose centroids are further apart than ``max_speed_kmh`` allows for the time between them (same-country
+  pairs and countries without a centroid are skipped);
+- **legacy protocol**: it authenticated over IMAP, POP or SMTP (no modern authentication, no MFA).
+
+Evidence: the sign-ins by their ingest event id (kind ``sign_in``; of an impossible pair, the later one, the
+sign-in that could not have happened, while the details name both); details list each reason. Thresholds
+per mailbox (``thresholds_for``). Three bulk queries for the whole batch: the overrides, the sign-ins around
+the range and each user's first successful sign-in. Deterministic: sign-ins are ordered by (time, id).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Min, prefetch_related_objects
+
+from mailboxes.models import Mailbox, SignIn
+
+from ..detection import Detection, Evidence
+from ..models import AlertPolicy
+from .geo import MAX_DISTANCE_KM, country_distance_km
+
+INFREQUENT_COUNTRY = "infrequent_country"
+IMPOSSIBLE_TRAVEL = "impossible_travel"
+LEGACY_PROTOCOL = "legacy_protocol"
+
+
+@dataclass(frozen=True)
+class _SignIn:
+    event_id: str
+    at: datetime
+    country: str
+    client_app: str
+
+    def evidence(self) -> Evidence:
+        return Evidence("sign_in", self.event_id, self.at)
+
+
+def _travel_horizon(max_speed_kmh: int) -> timedelta:
+    """Sign-ins further apart than this can never be impossible travel (no two places are further apart)."""
+    return timedelta(hours=MAX_DISTANCE_KM / max(max_speed_kmh, 1))
+
+
+def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
+    if not mailboxes:
+        return []
+    prefetch_related_objects([policy], "overrides")
+    thresholds = {m.pk: policy.thresholds_for(m.address, end) for m in mailboxes}
+    ahead = max(_travel_horizon(t["max_speed_kmh"]) for t in thresholds.values())
+    reach = max(ahead, *(timedelta(days=t["lookback_days"]) for t in thresholds.values()))
+    successful = SignIn.objects.filter(
+        tenant_id=policy.tenant_id, mailbox_id__in=list(thresholds), result=SignIn.Result.SUCCESS
+    )
+    history: dict[int, list[_SignIn]] = defaultdict(list)
+    rows = (
+        successful.filter(time__gte=start - reach, time__lte=end + ahead)
+        .order_by("mailbox_id", "time", "event_id")
+        .values_list("mailbox_id", "event_id", "time", "country", "client_app")
+    )
+    for mailbox_id, event_id, at, country, client_app in rows:
+        history[mailbox_id].append(_SignIn(event_id, at, (country or "").upper(), client_app))
+    first_seen = dict(
+        successful.values("mailbox_id").annotate(first=Min("time")).values_list("mailbox_id", "first")
+    )
+
+    detections = []
+    for mailbox in mailboxes:
+        sign_ins = history.get(mailbox.pk, [])
+        if not sign_ins:
+            continue
+        evidence: dict[str, Evidence] = {}
+        reasons: list[dict] = []
+        limits = thresholds[mailbox.pk]
+        for reason, involved in _findings(sign_ins, limits, first_seen.get(mailbox.pk), start, end):
+            reasons.append(reason)
+            for item in involved:
+                evidence.setdefault(item.event_id, item.evidence())
+        if evidence:
+            detections.append(
+                Detection(
+                    mailbox_id=mailbox.pk,
+                    evidence=sorted(evidence.values(), key=lambda e: (e.at, e.event_id)),
+                    details={"reasons": reasons},
+                )
+            )
+    return detections
+
+
+def _findings(
+    sign_ins: list[_SignIn],
+    limits: dict[str, int],
+    first_seen: datetime | None,
+    start: datetime,
+    end: datetime,
+) -> Iterator[tuple[dict, list[_SignIn]]]:
+    """Yield ``(reason, sign-ins involved)`` for one user's successful sign-ins, oldest first."""
+    lookback = timedelta(days=limits["lookback_days"])
+    learning = timedelta(days=limits["learning_days"])
+    max_speed = limits["max_speed_kmh"]
+    in_range = [s for s in sign_ins if start <= s.at <= end]
+
+    # Infrequent country: the countries seen in the lookback before each sign-in, with two pointers.
+    seen: dict[str, int] = defaultdict(int)
+    left = right = 0
+    for current in in_range:
+        while right < len(sign_ins) and sign_ins[right].at < current.at:
+            seen[sign_ins[right].country] += 1
+            right += 1
+        while left < right and sign_ins[left].at < current.at - lookback:
+            seen[sign_ins[left].country] -= 1
+            left += 1
+        learned = first_seen is not None and first_seen <= current.at - learning
+        if current.country and learned and seen[current.country] <= 0:
+            yield (
+                {
+                    "rule": INFREQUENT_COUNTRY,
+                    "sign_in": current.event_id,
+                    "country": current.country,
+                    "at": current.at.isoformat(),
+                    "lookback_days": limits["lookback_days"],
+                },
+                [current],
+            )
+        if current.client_app in SignIn.LEGACY_CLIENT_APPS:
+            yield (
+                {
+                    "rule": LEGACY_PROTOCOL,
+                    "sign_in": current.event_id,
+                    "client_app": current.client_app,
+                    "at": current.at.isoformat(),
+                },
+                [current],
+            )
+
+    # Impossible travel: consecutive sign-ins with a country, at least one of the pair in the range.
+    located = [s for s in sign_ins if s.country]
+    for before, after in zip(located, located[1:], strict=False):
+        if before.country == after.country or not (start <= before.at <= end or start <= after.at <= end):
+            continue
+        distance = country_distance_km(before.country, after.country)
+        if distance is None:
+            continue
+        hours = (after.at - before.at).total_seconds() / 3600
+        if hours > 0 and distance / hours <= max_speed:
+            continue
+        yield (
+            {
+                "rule": IMPOSSIBLE_TRAVEL,
+                "sign_ins": [before.event_id, after.event_id],
+                "from": before.country,
+                "to": after.country,
+                "distance_km": round(distance),
+                "hours": round(hours, 2),
+                "speed_kmh": round(distance / hours) if hours > 0 else None,
+                "max_speed_kmh": max_speed,
+                "at": after.at.isoformat(),
+            },
+            [after],
+        )

@@ -1,0 +1,116 @@
+"""Filters of the alert list, shared by the console page (and its CSV) and ``GET /api/v1/alerts/``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_filters
+from django import forms
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from core.models import Tenant
+
+from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
+from .policies import DEFAULT_POLICIES
+
+OPEN = "open"
+STATUS_CHOICES = [(OPEN, "Open (not resolved)"), *Alert.Status.choices]
+CATEGORY_CHOICES = [(category, category) for category in sorted({p.category for p in DEFAULT_POLICIES})]
+POLICY_CHOICES = [("", "Any policy"), *((p.kind, p.name) for p in DEFAULT_POLICIES)]
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PERIOD_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+
+
+def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+    """Annotate ``severity_rank`` (high 3 to informational 0) so severity sorts by meaning, not spelling."""
+    return queryset.annotate(
+        severity_rank=Case(
+            *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
+            default=Value(-1),
+            output_field=IntegerField(),
+        )
+    )
+
+
+class AlertFilterSet(django_filters.FilterSet):
+    """Status (or all open alerts), severity, policy (kind or id), category, user, tenant, activity range.
+
+    ``user`` matches an address exactly when given a whole address, else any part of the address or name.
+    """
+
+    status = django_filters.ChoiceFilter(
+        choices=STATUS_CHOICES, method="filter_status", label="Status", empty_label="Any status"
+    )
+    severity = django_filters.ChoiceFilter(
+        choices=Severity.choices, label="Severity", empty_label="Any severity"
+    )
+    policy = django_filters.CharFilter(
+        method="filter_policy", label="Policy", widget=forms.Select(choices=POLICY_CHOICES)
+    )
+    category = django_filters.ChoiceFilter(
+        choices=CATEGORY_CHOICES, label="Category", empty_label="Any category"
+    )
+    user = django_filters.CharFilter(method="filter_user", label="User")
+    tenant = django_filters.ModelChoiceFilter(
+        queryset=Tenant.objects.all(), label="Tenant", empty_label="Any tenant"
+    )
+    last = django_filters.ChoiceFilter(
+        choices=PERIOD_CHOICES, method="filter_last", label="Last activity", empty_label="Any time"
+    )
+    since = django_filters.IsoDateTimeFilter(
+        field_name="last_activity_at",
+        lookup_expr="gte",
+        label="Active since",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="last_activity_at",
+        lookup_expr="lt",
+        label="Active before",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("last_activity_at", "last_activity"),
+            ("first_activity_at", "first_activity"),
+            ("created_at", "created"),
+            ("severity_rank", "severity"),
+            ("status", "status"),
+            ("evidence_count", "count"),
+            ("mailbox__address", "user"),
+            ("title", "title"),
+        ),
+        field_labels={"severity_rank": "Severity", "evidence_count": "Count", "mailbox__address": "User"},
+        label="Sort",
+        empty_label="Latest activity first",
+    )
+
+    class Meta:
+        model = Alert
+        fields = ["status", "severity", "policy", "category", "user", "tenant", "last", "since", "until"]
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+        if queryset is None:
+            queryset = Alert.objects.all()
+        super().__init__(data, with_severity_rank(queryset), request=request, prefix=prefix)
+
+    def filter_status(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+        return queryset.open() if value == OPEN else queryset.filter(status=value)
+
+    def filter_policy(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+        value = value.strip()
+        if value.isdigit():
+            return queryset.filter(policy_id=int(value))
+        return queryset.filter(policy__kind=value) if value in AlertPolicy.Kind.values else queryset.none()
+
+    def filter_user(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+        value = value.strip()
+        if "@" in value:
+            return queryset.filter(mailbox__address__iexact=value)
+        return queryset.filter(
+            Q(mailbox__address__icontains=value) | Q(mailbox__display_name__icontains=value)
+        )
+
+    def filter_last(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+        return queryset.filter(last_activity_at__gte=timezone.now() - PERIODS[value])

@@ -1,0 +1,548 @@
+"""Writes of the alerts app: policies (validated, audited), alerts folded per user and policy, containment by
+policy action, triage. Every function that changes state records an audit row in the same transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import Tenant
+from core.services import record_audit
+from mailboxes.models import Mailbox
+from restricted_users import services as restrictions
+
+from .detection import Detection
+from .exceptions import AlertStateError, PolicyValidationError
+from .models import (
+    SEVERITY_RANK,
+    Alert,
+    AlertComment,
+    AlertEvidence,
+    AlertPolicy,
+    PolicyOverride,
+    Suppression,
+)
+from .policies import DEFAULT_POLICIES, DEFAULTS_BY_KIND
+
+logger = logging.getLogger(__name__)
+
+RESTRICT_ONLY_IF_BREACH_WITHIN = timedelta(hours=24)
+INVESTIGATE_WHEN_OTHER_OPEN_WITHIN = timedelta(hours=24)
+
+# ------------------------------------------------------------------------------------------------ policies
+
+
+def ensure_default_policies(tenant: Tenant) -> dict[str, AlertPolicy]:
+    """The tenant's policies by kind, creating any default policy it lacks (idempotent)."""
+    existing = {p.kind: p for p in AlertPolicy.objects.filter(tenant=tenant).prefetch_related("overrides")}
+    missing = [
+        AlertPolicy(
+            tenant=tenant,
+            kind=d.kind,
+            name=d.name,
+            description=d.description,
+            severity=d.severity,
+            category=d.category,
+            action=d.action,
+            investigate_mode=d.investigate,
+            thresholds={key: t.default for key, t in d.thresholds.items()},
+        )
+        for d in DEFAULT_POLICIES
+        if d.kind not in existing
+    ]
+    if missing:
+        AlertPolicy.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {
+            p.kind: p for p in AlertPolicy.objects.filter(tenant=tenant).prefetch_related("overrides")
+        }
+    return existing
+
+
+def _clean_thresholds(kind: str, thresholds: dict) -> dict[str, int]:
+    spec = DEFAULTS_BY_KIND[kind].thresholds
+    errors: dict[str, str] = {}
+    cleaned: dict[str, int] = {}
+    for key, value in thresholds.items():
+        if key not in spec:
+            errors[f"thresholds.{key}"] = "unknown threshold for this policy"
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors[f"thresholds.{key}"] = "must be a whole number"
+            continue
+        if not spec[key].minimum <= value <= spec[key].maximum:
+            errors[f"thresholds.{key}"] = f"must be between {spec[key].minimum} and {spec[key].maximum}"
+            continue
+        cleaned[key] = value
+    if errors:
+        raise PolicyValidationError(errors)
+    return cleaned
+
+
+POLICY_EDITABLE = (
+    "enabled",
+    "severity",
+    "thresholds",
+    "aggregation_minutes",
+    "action",
+    "investigate_mode",
+    "rerestrict_after_release",
+    "notify_recipients",
+    "scope",
+    "include_mailboxes",
+    "include_departments",
+    "exclude_mailboxes",
+    "exclude_departments",
+)
+
+
+def _policy_state(policy: AlertPolicy) -> dict:
+    return {field: getattr(policy, field) for field in POLICY_EDITABLE}
+
+
+def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) -> AlertPolicy:
+    """Change a policy's settings after validating every value; the before / after are audited."""
+    from django.core.validators import validate_email
+
+    errors: dict[str, str] = {}
+    for field in changes:
+        if field not in POLICY_EDITABLE:
+            errors[field] = "cannot be changed"
+    if "thresholds" in changes:
+        try:
+            changes["thresholds"] = {
+                **policy.thresholds,
+                **_clean_thresholds(policy.kind, changes["thresholds"]),
+            }
+        except PolicyValidationError as exc:
+            errors.update(exc.errors)
+    choices = {
+        "severity": AlertPolicy._meta.get_field("severity").choices,
+        "action": AlertPolicy.Action.choices,
+        "investigate_mode": AlertPolicy.InvestigateMode.choices,
+        "scope": AlertPolicy.Scope.choices,
+    }
+    for field, field_choices in choices.items():
+        if field in changes and changes[field] not in {value for value, _ in field_choices}:
+            errors[field] = f"must be one of {', '.join(value for value, _ in field_choices)}"
+    if "aggregation_minutes" in changes and not (
+        isinstance(changes["aggregation_minutes"], int)
+        and not isinstance(changes["aggregation_minutes"], bool)
+        and 1 <= changes["aggregation_minutes"] <= 24 * 60
+    ):
+        errors["aggregation_minutes"] = "must be between 1 and 1440 minutes"
+    if policy.kind != AlertPolicy.Kind.SENDING_LIMIT and changes.get(
+        "action", AlertPolicy.Action.ALERT_ONLY
+    ) != (AlertPolicy.Action.ALERT_ONLY):
+        errors["action"] = "only the sending limit policy can restrict users"
+    for field in ("enabled", "rerestrict_after_release"):
+        if field in changes and not isinstance(changes[field], bool):
+            errors[field] = "must be true or false"
+    for field in ("notify_recipients", "include_mailboxes", "exclude_mailboxes"):
+        if field in changes:
+            values = changes[field]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                errors[field] = "must be a list of email addresses"
+                continue
+            changes[field] = sorted({v.strip().lower() for v in values if v.strip()})
+            for value in changes[field]:
+                try:
+                    validate_email(value)
+                except Exception:  # noqa: BLE001 - Django raises ValidationError; the message is ours
+                    errors[field] = f"{value!r} is not an email address"
+    for field in ("include_departments", "exclude_departments"):
+        if field in changes:
+            values = changes[field]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                errors[field] = "must be a list of department names"
+            else:
+                changes[field] = sorted({v.strip() for v in values if v.strip()})
+    if errors:
+        raise PolicyValidationError(errors)
+    with transaction.atomic():
+        policy = AlertPolicy.objects.select_for_update().get(pk=policy.pk)
+        before = _policy_state(policy)
+        for field, value in changes.items():
+            setattr(policy, field, value)
+        after = _policy_state(policy)
+        if after == before:
+            return policy
+        policy.save()
+        changed = {k for k in after if after[k] != before[k]}
+        record_audit(
+            "alerts.policy.updated",
+            target=policy,
+            actor=actor,
+            before={k: before[k] for k in sorted(changed)},
+            after={k: after[k] for k in sorted(changed)},
+        )
+    return policy
+
+
+def set_policy_override(
+    policy: AlertPolicy,
+    *,
+    actor: AbstractBaseUser,
+    mailbox_address: str,
+    thresholds: dict,
+    expires_at: datetime | None = None,
+    note: str = "",
+) -> PolicyOverride:
+    """Give one mailbox its own thresholds on a policy (replacing any it had), optionally expiring."""
+    address = mailbox_address.strip().lower()
+    if not Mailbox.objects.filter(tenant=policy.tenant, address=address).exists():
+        raise PolicyValidationError({"mailbox_address": f"{address!r} is not a mailbox of {policy.tenant}"})
+    if not thresholds:
+        raise PolicyValidationError({"thresholds": "give at least one threshold"})
+    cleaned = _clean_thresholds(policy.kind, thresholds)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise PolicyValidationError({"expires_at": "must be in the future"})
+    with transaction.atomic():
+        existing = PolicyOverride.objects.filter(policy=policy, mailbox_address=address).first()
+        before = (
+            {"thresholds": existing.thresholds, "expires_at": _iso(existing.expires_at)} if existing else None
+        )
+        override, _ = PolicyOverride.objects.update_or_create(
+            policy=policy,
+            mailbox_address=address,
+            defaults={"thresholds": cleaned, "expires_at": expires_at, "note": note.strip()},
+        )
+        record_audit(
+            "alerts.policy.override_set",
+            target=policy,
+            actor=actor,
+            before=before,
+            after={"mailbox": address, "thresholds": cleaned, "expires_at": _iso(expires_at)},
+            comment=note,
+        )
+    return override
+
+
+def remove_policy_override(override: PolicyOverride, *, actor: AbstractBaseUser) -> None:
+    """Drop a mailbox's own thresholds: the policy's apply to it again at once."""
+    with transaction.atomic():
+        record_audit(
+            "alerts.policy.override_removed",
+            target=override.policy,
+            actor=actor,
+            before={"mailbox": override.mailbox_address, "thresholds": override.thresholds},
+            after=None,
+        )
+        override.delete()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# ------------------------------------------------------------------------------------------------ alerts
+
+
+def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | None = None) -> list[Alert]:
+    """Fold a detection into the user's aggregating alert for the policy, or open a new one (DESIGN 5).
+
+    Evidence already attached to any alert of this policy and user is ignored, so re-running a detector adds
+    nothing; a suppressed (policy, user) pair raises nothing. Returns the alerts that gained evidence.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        mailbox = Mailbox.objects.select_for_update().get(pk=detection.mailbox_id)
+        known = set(
+            AlertEvidence.objects.filter(alert__policy=policy, alert__mailbox=mailbox).values_list(
+                "kind", "event_id"
+            )
+        )
+        fresh = sorted(
+            {
+                (e.kind, e.event_id): e for e in detection.evidence if (e.kind, e.event_id) not in known
+            }.values(),
+            key=lambda e: e.at,
+        )
+        if not fresh:
+            return []
+        if Suppression.objects.active(now).filter(policy=policy, mailbox=mailbox).exists():
+            logger.info("Suppressed %s for %s: %d events not alerted", policy.name, mailbox, len(fresh))
+            return []
+        # A detection folds as one unit (a 24 h breach or a travel pair is one story): into the newest
+        # open alert whose activity it touches within the aggregation window, else into one new alert.
+        window = policy.aggregation_window
+        alert = (
+            Alert.objects.open().filter(policy=policy, mailbox=mailbox).order_by("-last_activity_at").first()
+        )
+        created: list[Alert] = []
+        if alert is None or not (
+            alert.first_activity_at - window <= fresh[-1].at
+            and fresh[0].at <= alert.last_activity_at + window
+        ):
+            alert = Alert.objects.create(
+                tenant=policy.tenant,
+                policy=policy,
+                mailbox=mailbox,
+                title=policy.name,
+                severity=policy.severity,
+                category=policy.category,
+                first_activity_at=fresh[0].at,
+                last_activity_at=fresh[-1].at,
+                details=detection.details,
+            )
+            created.append(alert)
+        alert.first_activity_at = min(alert.first_activity_at, fresh[0].at)
+        alert.last_activity_at = max(alert.last_activity_at, fresh[-1].at)
+        AlertEvidence.objects.bulk_create(
+            [AlertEvidence(alert=alert, kind=e.kind, event_id=e.event_id, at=e.at) for e in fresh],
+            ignore_conflicts=True,
+            batch_size=2000,
+        )
+        before = alert.evidence_count
+        alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
+        alert.details = {**alert.details, **detection.details}
+        if SEVERITY_RANK.get(policy.severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
+            alert.severity = policy.severity
+        alert.save(
+            update_fields=[
+                "first_activity_at",
+                "last_activity_at",
+                "evidence_count",
+                "details",
+                "severity",
+                "updated_at",
+            ]
+        )
+        if created:
+            record_audit(
+                "alerts.alert.raised",
+                target=alert,
+                after={"evidence_count": alert.evidence_count, "details": alert.details},
+            )
+        else:
+            record_audit(
+                "alerts.alert.folded",
+                target=alert,
+                before={"evidence_count": before},
+                after={"evidence_count": alert.evidence_count},
+            )
+        if detection.breach is not None:
+            _contain(policy, mailbox, detection, [alert], now)
+        if created:
+            _maybe_investigate(alert, now)
+    return [alert]
+
+
+def _contain(policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime):
+    """Apply the policy's action to a sending-limit breach (DESIGN 5: recent breaches only, same-day rule)."""
+    breach = detection.breach
+    if policy.action == AlertPolicy.Action.ALERT_ONLY:
+        return
+    if breach.window_end < now - RESTRICT_ONLY_IF_BREACH_WITHIN:
+        for alert in alerts:
+            alert.details = {
+                **alert.details,
+                "not_restricted": "the breach is older than 24 hours (replayed)",
+            }
+            alert.save(update_fields=["details", "updated_at"])
+        return
+    if not policy.rerestrict_after_release and restrictions.released_since(
+        mailbox, restrictions.utc_midnight_before(now), policy_name=policy.name
+    ):
+        for alert in alerts:
+            alert.details = {
+                **alert.details,
+                "not_restricted": "released today; the policy does not re-restrict",
+            }
+            alert.save(update_fields=["details", "updated_at"])
+        return
+    until_released = policy.action == AlertPolicy.Action.RESTRICT_UNTIL_RELEASED
+    restriction, _ = restrictions.restrict_user(
+        mailbox,
+        policy_name=policy.name,
+        reason=breach.as_reason(),
+        expires_at=None if until_released else restrictions.next_utc_midnight(now),
+        source="policy",
+        actor_label=f"policy: {policy.name}",
+    )
+    for alert in alerts:
+        if alert.restriction_id is None:
+            alert.restriction = restriction
+            alert.save(update_fields=["restriction", "updated_at"])
+
+
+def _maybe_investigate(alert: Alert, now: datetime) -> None:
+    """Start (or correlate into) an investigation per the policy's investigate mode, after commit."""
+    mode = alert.policy.investigate_mode
+    if mode == AlertPolicy.InvestigateMode.NEVER:
+        return
+    if mode == AlertPolicy.InvestigateMode.WHEN_OTHER_ALERT_OPEN and not (
+        Alert.objects.open()
+        .filter(mailbox=alert.mailbox, last_activity_at__gte=now - INVESTIGATE_WHEN_OTHER_OPEN_WITHIN)
+        .exclude(pk=alert.pk)
+        .exists()
+    ):
+        return
+    if "investigations.start" not in current_app.tasks:
+        return  # the investigations app is not installed in this build
+    alert_id = alert.pk
+    transaction.on_commit(
+        lambda: current_app.signature("investigations.start", args=(alert_id,)).apply_async()
+    )
+
+
+def raise_restriction_alert(restriction_id: int) -> Alert | None:
+    """Raise or fold "User restricted from sending email" for a placed restriction (idempotent)."""
+    from restricted_users.models import Restriction
+
+    from .detection import Evidence
+
+    restriction = Restriction.objects.select_related("mailbox__tenant").filter(pk=restriction_id).first()
+    if restriction is None:
+        return None
+    policy = ensure_default_policies(restriction.mailbox.tenant)[AlertPolicy.Kind.RESTRICTION]
+    if not policy.enabled:
+        return None
+    detection = Detection(
+        mailbox_id=restriction.mailbox_id,
+        evidence=[Evidence("restriction", str(restriction.pk), restriction.placed_at)],
+        details={
+            "restriction": restriction.reason,
+            "placed_by": restriction.placed_by_label,
+            "policy_name": restriction.policy_name,
+        },
+    )
+    alerts = raise_alert(policy, detection)
+    for alert in alerts:
+        if alert.restriction_id != restriction.pk:
+            alert.restriction = restriction
+            alert.save(update_fields=["restriction", "updated_at"])
+    return alerts[0] if alerts else None
+
+
+def evaluate_mailboxes(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime) -> int:
+    """Run every enabled detector for the users a batch touched; returns how many alerts gained evidence."""
+    from .detectors import DETECTORS
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    policies = ensure_default_policies(tenant)
+    mailboxes = list(Mailbox.objects.filter(tenant=tenant, pk__in=list(mailbox_ids)))
+    touched = 0
+    for kind, detect in DETECTORS.items():
+        policy = policies.get(kind)
+        if policy is None or not policy.enabled:
+            continue
+        in_scope = [m for m in mailboxes if policy.covers(m.address, m.department)]
+        if not in_scope:
+            continue
+        for detection in detect(policy, in_scope, start, end):
+            touched += len(raise_alert(policy, detection))
+    return touched
+
+
+# ------------------------------------------------------------------------------------------------ triage
+
+
+def _locked(alert: Alert) -> Alert:
+    return Alert.objects.select_for_update().select_related("policy", "mailbox").get(pk=alert.pk)
+
+
+def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> Alert:
+    """New ↔ In progress. Resolving goes through :func:`resolve_alert` (it needs a classification)."""
+    if status not in (Alert.Status.NEW, Alert.Status.IN_PROGRESS):
+        raise AlertStateError("Use resolve to resolve an alert (it needs a classification).")
+    with transaction.atomic():
+        alert = _locked(alert)
+        if alert.status == status:
+            return alert
+        before = alert.status
+        alert.status = status
+        alert.resolved_at = None
+        alert.resolved_by = None
+        alert.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
+        record_audit(
+            "alerts.alert.status_changed",
+            target=alert,
+            actor=actor,
+            before={"status": before},
+            after={"status": status},
+        )
+    return alert
+
+
+def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+    with transaction.atomic():
+        alert = _locked(alert)
+        before = alert.assigned_to.get_username() if alert.assigned_to else None
+        alert.assigned_to = assignee
+        if assignee is not None and alert.status == Alert.Status.NEW:
+            alert.status = Alert.Status.IN_PROGRESS
+        alert.save(update_fields=["assigned_to", "status", "updated_at"])
+        record_audit(
+            "alerts.alert.assigned",
+            target=alert,
+            actor=actor,
+            before={"assignee": before},
+            after={"assignee": assignee.get_username() if assignee else None},
+        )
+    return alert
+
+
+def comment_on_alert(alert: Alert, *, actor: AbstractBaseUser, body: str) -> AlertComment:
+    body = body.strip()
+    if not body:
+        raise AlertStateError("A comment cannot be empty.")
+    with transaction.atomic():
+        comment = AlertComment.objects.create(alert=alert, author=actor, body=body)
+        record_audit("alerts.alert.commented", target=alert, actor=actor, after={"comment": body})
+    return comment
+
+
+def resolve_alert(
+    alert: Alert,
+    *,
+    actor: AbstractBaseUser | None,
+    classification: str,
+    comment: str = "",
+    suppress_for: timedelta | None = None,
+    actor_label: str = "",
+) -> Alert:
+    """Resolve with a classification; optionally suppress the (policy, user) pair for a while."""
+    if classification not in Alert.Classification.values:
+        raise AlertStateError(f"Unknown classification {classification!r}.")
+    if suppress_for is not None and not timedelta(0) < suppress_for <= timedelta(days=365):
+        raise AlertStateError("A suppression lasts between a minute and a year.")
+    with transaction.atomic():
+        alert = _locked(alert)
+        if alert.status == Alert.Status.RESOLVED:
+            return alert
+        before = {"status": alert.status}
+        alert.status = Alert.Status.RESOLVED
+        alert.classification = classification
+        alert.resolved_at = timezone.now()
+        alert.resolved_by = actor if actor is not None and actor.is_authenticated else None
+        alert.save(update_fields=["status", "classification", "resolved_at", "resolved_by", "updated_at"])
+        if comment.strip():
+            AlertComment.objects.create(alert=alert, author=alert.resolved_by, body=comment.strip())
+        after = {"status": alert.status, "classification": classification}
+        if suppress_for is not None:
+            until = alert.resolved_at + suppress_for
+            Suppression.objects.create(
+                tenant=alert.tenant,
+                policy=alert.policy,
+                mailbox=alert.mailbox,
+                until=until,
+                reason=comment.strip(),
+                created_by=alert.resolved_by,
+            )
+            after["suppressed_until"] = until.isoformat()
+        record_audit(
+            "alerts.alert.resolved",
+            target=alert,
+            actor=actor,
+            actor_label=actor_label,
+            before=before,
+            after=after,
+            comment=comment.strip(),
+        )
+    return alert

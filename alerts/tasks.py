@@ -1,0 +1,32 @@
+from datetime import datetime
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(
+    name="alerts.evaluate",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str) -> None:
+    """Run the detectors for the users one ingested batch touched (one task per batch, never per event)."""
+    services.evaluate_mailboxes(
+        tenant_id, mailbox_ids, datetime.fromisoformat(start), datetime.fromisoformat(end)
+    )
+
+
+@shared_task(
+    name="alerts.restriction_placed",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def restriction_placed(restriction_id: int) -> None:
+    """Raise or fold "User restricted from sending email" for a new restriction."""
+    services.raise_restriction_alert(restriction_id)

@@ -1,0 +1,55 @@
+"""Triage forms of the alert detail page; each maps to one service of :mod:`alerts.services`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+
+from alerts.models import Alert
+
+SUPPRESSION_CHOICES = [
+    ("", "Don't suppress"),
+    ("60", "1 hour"),
+    ("1440", "1 day"),
+    ("10080", "7 days"),
+    ("43200", "30 days"),
+    ("129600", "90 days"),
+]
+
+
+class AlertStatusForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[
+            (Alert.Status.NEW, Alert.Status.NEW.label),
+            (Alert.Status.IN_PROGRESS, Alert.Status.IN_PROGRESS.label),
+        ]
+    )
+
+
+class AlertAssignForm(forms.Form):
+    """``me`` assigns the alert to the person submitting; ``nobody`` unassigns it."""
+
+    assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+
+
+class AlertCommentForm(forms.Form):
+    body = forms.CharField(label="Comment", max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class AlertResolveForm(forms.Form):
+    """Resolve with a classification; optionally suppress new alerts of this policy for this user."""
+
+    classification = forms.ChoiceField(choices=[("", "Choose…"), *Alert.Classification.choices])
+    suppress_minutes = forms.TypedChoiceField(
+        label="Suppress new alerts for this user and policy",
+        choices=SUPPRESSION_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def suppress_for(self) -> timedelta | None:
+        minutes = self.cleaned_data["suppress_minutes"]
+        return timedelta(minutes=minutes) if minutes else None

@@ -1,0 +1,74 @@
+"""Forms of the Restricted users pages; each maps to one service of :mod:`restricted_users.services`."""
+
+from __future__ import annotations
+
+from django import forms
+
+from mailboxes.models import Mailbox
+from restricted_users.models import CHECKLIST_ITEMS
+
+ATTEST_PREFIX = "attest_"
+
+
+class ReleaseForm(forms.Form):
+    """The release: a reason, a checkbox per checklist item not already ticked automatically, and the override
+    reason only when the account is past its release cap. The service decides; the form only carries input."""
+
+    reason = forms.CharField(
+        label="Reason for release",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text="Why the account is clean now. Kept in the audit log.",
+    )
+    override_reason = forms.CharField(
+        label="Override reason",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        required=False,
+        help_text="The account is past its release cap: say why it is released again. It will be flagged.",
+    )
+
+    def __init__(self, *args, auto_ticks: dict[str, str], past_cap: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.auto_ticks = auto_ticks
+        for item, label in CHECKLIST_ITEMS.items():
+            if item not in auto_ticks:
+                self.fields[ATTEST_PREFIX + item] = forms.BooleanField(
+                    label=f"I confirm: {label}", required=False
+                )
+        if not past_cap:
+            del self.fields["override_reason"]
+
+    def attestations(self) -> dict[str, bool]:
+        return {
+            name.removeprefix(ATTEST_PREFIX): bool(value)
+            for name, value in self.cleaned_data.items()
+            if name.startswith(ATTEST_PREFIX)
+        }
+
+    def resubmission(self) -> list[tuple[str, str]]:
+        """The cleaned input as (name, value) pairs, for the hidden fields of the confirmation step."""
+        pairs = []
+        for name, value in self.cleaned_data.items():
+            if isinstance(value, bool):
+                if value:
+                    pairs.append((self.add_prefix(name), "on"))
+            elif value:
+                pairs.append((self.add_prefix(name), value))
+        return pairs
+
+    def attest_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith(ATTEST_PREFIX)]
+
+
+class RestrictByHandForm(forms.Form):
+    """Posted from a mailbox's page: ``mailbox`` (id), ``reason``, ``until`` (``released``/``next_day``)."""
+
+    UNTIL_CHOICES = [("released", "Until released"), ("next_day", "Until the next 00:00 UTC")]
+
+    mailbox = forms.ModelChoiceField(queryset=Mailbox.objects.select_related("tenant"))
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    until = forms.ChoiceField(choices=UNTIL_CHOICES, required=False)
+
+    def until_released(self) -> bool:
+        return self.cleaned_data.get("until") != "next_day"

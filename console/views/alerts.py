@@ -1,0 +1,193 @@
+"""The alert list, the alert detail page and its triage forms. Every change goes through
+:mod:`alerts.services`; readers see the same pages without the forms, and the server refuses their POSTs
+(403)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from alerts import services
+from alerts.filtersets import AlertFilterSet
+from alerts.models import Alert, AlertComment, AlertEvidence
+from core.exceptions import DomainError
+from core.models import AuditEvent, Tenant
+from mailflow.models import MessageEvent
+
+from ..alert_details import describe_details
+from ..forms_alerts import AlertAssignForm, AlertCommentForm, AlertResolveForm, AlertStatusForm
+from ..lists import FilteredListView
+
+TRIAGE = "alerts.triage_alert"
+EVIDENCE_CAP = 200
+OTHER_ALERTS_CAP = 20
+HISTORY_CAP = 100
+
+
+class AlertListView(FilteredListView):
+    """Alerts across tenants, filtered in the URL (the same filters as the API), sortable, exportable."""
+
+    model = Alert
+    permission_required = "alerts.view_alert"
+    template_name = "console/alerts.html"
+    filterset_class = AlertFilterSet
+    csv_filename = "alerts.csv"
+    csv_columns = (
+        ("id", lambda a: a.pk),
+        ("tenant", lambda a: a.tenant.slug),
+        ("title", lambda a: a.title),
+        ("severity", lambda a: a.severity),
+        ("status", lambda a: a.status),
+        ("classification", lambda a: a.classification),
+        ("policy", lambda a: a.policy.kind),
+        ("category", lambda a: a.category),
+        ("user", lambda a: a.mailbox.address),
+        ("first_activity", lambda a: a.first_activity_at.isoformat()),
+        ("last_activity", lambda a: a.last_activity_at.isoformat()),
+        ("events", lambda a: a.evidence_count),
+        ("assigned_to", lambda a: a.assigned_to.get_username() if a.assigned_to else ""),
+        ("restriction", lambda a: a.restriction_id or ""),
+    )
+
+    def base_queryset(self):
+        return Alert.objects.with_related()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if Tenant.objects.count() < 2:
+            self.filterset.form.fields.pop("tenant", None)
+            context["single_tenant"] = True
+        return context
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One evidence event; for a message, the stored message event it names (None when not retained)."""
+
+    evidence: AlertEvidence
+    message: MessageEvent | None = None
+
+
+def evidence_rows(alert: Alert) -> list[EvidenceRow]:
+    """The alert's first :data:`EVIDENCE_CAP` evidence events, messages joined by (tenant, event id)."""
+    items = list(alert.evidence.all()[:EVIDENCE_CAP])
+    ids = [e.event_id for e in items if e.kind == AlertEvidence.Kind.MESSAGE]
+    found = {m.event_id: m for m in MessageEvent.objects.filter(tenant_id=alert.tenant_id, event_id__in=ids)}
+    return [
+        EvidenceRow(e, found.get(e.event_id) if e.kind == AlertEvidence.Kind.MESSAGE else None) for e in items
+    ]
+
+
+def _detail_context(alert: Alert, request: HttpRequest) -> dict:
+    others = Alert.objects.with_related().filter(mailbox_id=alert.mailbox_id).exclude(pk=alert.pk)
+    can_triage = request.user.has_perm(TRIAGE)
+    return {
+        "alert": alert,
+        "details": describe_details(alert.details),
+        "evidence": evidence_rows(alert),
+        "evidence_cap": EVIDENCE_CAP,
+        "other_alerts": others[:OTHER_ALERTS_CAP],
+        "other_alert_count": others.count(),
+        "comments": alert.comments.all(),
+        "history": AuditEvent.objects.for_target(alert)[:HISTORY_CAP],
+        "can_triage": can_triage,
+        "single_tenant": Tenant.objects.count() < 2,
+        "status_form": AlertStatusForm(initial={"status": alert.status}) if can_triage else None,
+        "comment_form": AlertCommentForm() if can_triage else None,
+        "resolve_form": AlertResolveForm() if can_triage else None,
+    }
+
+
+@require_safe
+@permission_required("alerts.view_alert", raise_exception=True)
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The alert with its details, evidence, the user's other alerts, comments and history; triage forms for
+    people who may triage."""
+    queryset = Alert.objects.with_related().select_related("resolved_by")
+    queryset = queryset.prefetch_related(Prefetch("comments", AlertComment.objects.select_related("author")))
+    alert = get_object_or_404(queryset, pk=pk)
+    return render(request, "console/alert_detail.html", _detail_context(alert, request))
+
+
+def _triage(request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Alert], object], done: str):
+    """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect."""
+    alert = get_object_or_404(Alert, pk=pk)
+    if not form.is_valid():
+        errors = "; ".join(
+            f"{form[name].label if name in form.fields else 'Form'}: {' '.join(errs)}"
+            for name, errs in form.errors.items()
+        )
+        messages.error(request, f"Nothing changed. {errors}")
+        return redirect("console:alert_detail", pk=alert.pk)
+    try:
+        change(alert)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("console:alert_detail", pk=alert.pk)
+
+
+@require_POST
+@permission_required(TRIAGE, raise_exception=True)
+def alert_status(request: HttpRequest, pk: int) -> HttpResponse:
+    form = AlertStatusForm(request.POST)
+    return _triage(
+        request,
+        pk,
+        form,
+        lambda alert: services.set_alert_status(
+            alert, actor=request.user, status=form.cleaned_data["status"]
+        ),
+        "Status changed.",
+    )
+
+
+@require_POST
+@permission_required(TRIAGE, raise_exception=True)
+def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    form = AlertAssignForm(request.POST)
+
+    def assign(alert: Alert) -> Alert:
+        assignee = request.user if form.cleaned_data["assignee"] == "me" else None
+        return services.assign_alert(alert, actor=request.user, assignee=assignee)
+
+    return _triage(request, pk, form, assign, "Assignment changed.")
+
+
+@require_POST
+@permission_required(TRIAGE, raise_exception=True)
+def alert_comment(request: HttpRequest, pk: int) -> HttpResponse:
+    form = AlertCommentForm(request.POST)
+    return _triage(
+        request,
+        pk,
+        form,
+        lambda alert: services.comment_on_alert(alert, actor=request.user, body=form.cleaned_data["body"]),
+        "Comment added.",
+    )
+
+
+@require_POST
+@permission_required(TRIAGE, raise_exception=True)
+def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    form = AlertResolveForm(request.POST)
+
+    def resolve(alert: Alert) -> Alert:
+        return services.resolve_alert(
+            alert,
+            actor=request.user,
+            classification=form.cleaned_data["classification"],
+            comment=form.cleaned_data["comment"],
+            suppress_for=form.suppress_for(),
+        )
+
+    return _triage(request, pk, form, resolve, "Alert resolved.")

@@ -1,0 +1,209 @@
+"""Investigations: the list, an investigation's page (summary and graph, alerts, mailbox, evidence, clusters,
+analyzer log, pending actions and history), its status panel polled by htmx while the analyzers run, and the
+operators' stop. Every change goes through :mod:`investigations.services` / :mod:`investigations.actions`;
+readers see the same pages without the buttons, and the server refuses their POSTs (403)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
+
+from alerts.models import Alert
+from core.exceptions import DomainError
+from core.models import AuditEvent, Tenant
+from investigations import services
+from investigations.actions import DECIDE_PERMISSION, UNDO_PERMISSION
+from investigations.filtersets import InvestigationFilterSet
+from investigations.models import Finding, Investigation, RemediationAction
+from mailboxes.models import Delegation, InboxRule, MailboxForwarding
+from restricted_users.models import Restriction
+
+from ..forms_actions import StopInvestigationForm
+from ..investigation_graph import build_graph
+from ..lists import FilteredListView
+from .actions import confirm_page, safe_next
+
+VIEW = "investigations.view_investigation"
+STOP = services.STOP_PERMISSION
+HISTORY_CAP = 200
+IN_PROGRESS = (Investigation.Status.QUEUED, Investigation.Status.RUNNING)
+VERDICT_ORDER = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
+
+
+def _duration_seconds(investigation: Investigation) -> str:
+    duration = investigation.duration
+    return f"{duration.total_seconds():.0f}" if duration is not None else ""
+
+
+class InvestigationListView(FilteredListView):
+    """Investigations with their threat and action counts (annotated), filtered in the URL (the same
+    filters as the API), sortable, exportable."""
+
+    model = Investigation
+    permission_required = VIEW
+    template_name = "console/investigations.html"
+    filterset_class = InvestigationFilterSet
+    csv_filename = "investigations.csv"
+    csv_columns = (
+        ("id", lambda i: i.pk),
+        ("tenant", lambda i: i.tenant.slug),
+        ("status", lambda i: i.status),
+        ("verdict", lambda i: i.verdict),
+        ("risk_score", lambda i: i.risk_score),
+        ("user", lambda i: i.mailbox.address),
+        ("trigger", lambda i: i.trigger_alert.title if i.trigger_alert else "started by hand"),
+        ("created", lambda i: i.created_at.isoformat()),
+        ("last_changed", lambda i: i.updated_at.isoformat()),
+        ("threats", lambda i: i.threat_count),
+        ("actions", lambda i: i.action_count),
+        ("pending_actions", lambda i: i.pending_count),
+        ("duration_seconds", _duration_seconds),
+    )
+
+    def base_queryset(self):
+        return Investigation.objects.with_related()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if Tenant.objects.count() < 2:
+            self.filterset.form.fields.pop("tenant", None)
+            context["single_tenant"] = True
+        return context
+
+
+def _reasons(finding: Finding) -> list[str]:
+    """A finding's reasons as sentences, whether the analyzer stored strings or small objects."""
+    texts = []
+    for reason in finding.reasons or []:
+        if isinstance(reason, dict):
+            texts.append(str(reason.get("reason") or reason.get("text") or reason))
+        else:
+            texts.append(str(reason))
+    return texts
+
+
+def _optional_url(name: str, *args) -> str:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def _detail_context(request: HttpRequest, investigation: Investigation) -> dict:
+    mailbox = investigation.mailbox
+    alerts = list(
+        Alert.objects.with_related()
+        .filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
+        .distinct()
+        .order_by("-last_activity_at", "-id")
+    )
+    findings = sorted(
+        investigation.findings.all(), key=lambda f: (VERDICT_ORDER.get(f.verdict, 3), f.entity_type)
+    )
+    for finding in findings:
+        finding.reason_texts = _reasons(finding)
+    actions = list(
+        investigation.actions.with_related().select_related("undone_by").order_by("proposed_at", "id")
+    )
+    open_actions = [a for a in actions if a.status in RemediationAction.OPEN_STATUSES]
+    decided_actions = [a for a in actions if a.status not in RemediationAction.OPEN_STATUSES]
+    history = AuditEvent.objects.filter(
+        Q(target_type=Investigation._meta.label_lower, target_id=str(investigation.pk))
+        | Q(target_type=RemediationAction._meta.label_lower, target_id__in=[str(a.pk) for a in actions])
+    )[:HISTORY_CAP]
+    restriction = Restriction.objects.active().for_mailbox(mailbox).first()
+    graph_urls = {f"alert-{a.pk}": reverse("console:alert_detail", args=[a.pk]) for a in alerts}
+    return {
+        "investigation": investigation,
+        "in_progress": investigation.status in IN_PROGRESS,
+        "single_tenant": Tenant.objects.count() < 2,
+        "alerts": alerts,
+        "findings": findings,
+        "threat_count": sum(1 for f in findings if f.verdict != Finding.Verdict.CLEAN),
+        "clusters": list(investigation.clusters.all()),
+        "runs": list(investigation.runs.all()),
+        "open_actions": open_actions,
+        "decided_actions": decided_actions,
+        "action_count": len(actions),
+        "history": history,
+        "graph": build_graph(
+            investigation, alerts=alerts, findings=findings, actions=actions, urls=graph_urls
+        ),
+        "mailbox_url": _optional_url("console:mailbox_detail", mailbox.pk),
+        "forwarding": MailboxForwarding.objects.filter(mailbox=mailbox).first(),
+        "inbox_rules": list(InboxRule.objects.present().for_mailbox(mailbox)),
+        "delegations": list(Delegation.objects.present().for_mailbox(mailbox)),
+        "restriction": restriction,
+        "offer_release": restriction is not None and investigation.status == Investigation.Status.REMEDIATED,
+        "can_decide": request.user.has_perm(DECIDE_PERMISSION),
+        "can_undo": request.user.has_perm(UNDO_PERMISSION),
+        "can_stop": request.user.has_perm(STOP) and investigation.status in Investigation.OPEN_STATUSES,
+        "next": request.get_full_path(),
+    }
+
+
+def _investigation(pk: int) -> Investigation:
+    queryset = Investigation.objects.with_related().select_related("stopped_by", "trigger_alert__policy")
+    return get_object_or_404(queryset, pk=pk)
+
+
+@permission_required(VIEW, raise_exception=True)
+def investigation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    investigation = _investigation(pk)
+    return render(request, "console/investigation_detail.html", _detail_context(request, investigation))
+
+
+@permission_required(VIEW, raise_exception=True)
+def investigation_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status panel alone, polled every 2 s by htmx while the analyzers run. Once they have finished, htmx
+    is told to reload the page, so the findings and proposed actions appear without a frozen page."""
+    investigation = _investigation(pk)
+    if request.htmx and investigation.status not in IN_PROGRESS:
+        return HttpResponseClientRefresh()
+    context = {
+        "investigation": investigation,
+        "in_progress": investigation.status in IN_PROGRESS,
+        "runs": list(investigation.runs.all()),
+    }
+    return render(request, "console/_investigation_status.html", context)
+
+
+@require_POST
+@permission_required(STOP, raise_exception=True)
+def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    """First POST: a confirmation asking for the reason. With ``confirm``: stop, back to the page."""
+    investigation = _investigation(pk)
+    back = reverse("console:investigation_detail", args=[investigation.pk])
+    form = StopInvestigationForm(request.POST)
+    form.is_valid()
+    comment = form.cleaned_data.get("comment", "")
+    page = {
+        "heading": f"Stop investigation #{investigation.pk}?",
+        "lede": f"The investigation of {investigation.mailbox.address} ends as “Terminated by user”; its "
+        "undecided actions (pending, approved, manual) are rejected with your comment. Actions already "
+        "running finish and say so.",
+        "items": [a for a in investigation.actions.with_related() if a.status in services.STOP_REJECTS],
+        "post_url": reverse("console:investigation_stop", args=[investigation.pk]),
+        "hidden": [],
+        "comment": comment,
+        "comment_label": "Why is it stopped? (required)",
+        "button_label": "Stop investigation",
+        "button_class": "danger",
+        "cancel_url": back,
+    }
+    if request.POST.get("confirm") != "yes":
+        return confirm_page(request, page)
+    try:
+        services.stop_investigation(investigation, actor=request.user, comment=comment)
+    except DomainError as exc:
+        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    messages.success(
+        request, f"Investigation #{investigation.pk} stopped; its undecided actions were rejected."
+    )
+    return redirect(safe_next(request, back))

@@ -1,0 +1,168 @@
+"""``/api/v1/investigations/`` and ``/api/v1/actions/``: reads for every role (and read tokens, limited to
+their tenant); stopping an investigation and deciding, undoing and closing manual steps for operators. Every
+write goes through :mod:`investigations.actions` / :mod:`investigations.services`; domain errors answer 400
+``{"detail": …}``."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from alerts.models import Alert
+from core.exceptions import DomainError
+from core.permissions import RolePermission, tenant_of
+
+from .. import actions as action_services
+from .. import services as investigation_services
+from ..filtersets import InvestigationFilterSet, RemediationActionFilterSet, with_counts
+from ..models import Investigation, RemediationAction
+from . import serializers as s
+
+DECIDE = action_services.DECIDE_PERMISSION
+UNDO = action_services.UNDO_PERMISSION
+STOP = "investigations.stop_investigation"
+
+
+def _bad_request(detail: str) -> Response:
+    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _input(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Investigations, newest first, filtered by :class:`InvestigationFilterSet`; the detail carries findings,
+    clusters, the analyzer log and the actions. ``POST …/stop/`` (operators) rejects its open actions."""
+
+    permission_classes = [RolePermission]
+    read_permission = "investigations.view_investigation"
+    action_permissions = {"stop": STOP}
+    filterset_class = InvestigationFilterSet
+
+    def get_queryset(self) -> QuerySet[Investigation]:
+        queryset = with_counts(Investigation.objects.with_related())
+        if self.action != "list":
+            queryset = queryset.select_related("stopped_by").prefetch_related(
+                "findings",
+                "clusters",
+                "runs",
+                Prefetch("alerts", queryset=Alert.objects.order_by("-last_activity_at")),
+                Prefetch(
+                    "actions", queryset=RemediationAction.objects.with_related().select_related("undone_by")
+                ),
+            )
+        tenant = tenant_of(self.request)
+        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+
+    def get_serializer_class(self):
+        return s.InvestigationSerializer if self.action == "list" else s.InvestigationDetailSerializer
+
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Stop an open investigation with a comment: its undecided actions become Rejected."""
+        comment = _input(s.CommentInputSerializer, request)["comment"]
+        try:
+            investigation_services.stop_investigation(self.get_object(), actor=request.user, comment=comment)
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
+
+
+class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Remediation actions across investigations (the action center), filtered by
+    :class:`RemediationActionFilterSet` (``status=pending`` / ``open`` / ``history`` or one status)."""
+
+    permission_classes = [RolePermission]
+    read_permission = "investigations.view_remediationaction"
+    action_permissions = {
+        "approve": DECIDE,
+        "reject": DECIDE,
+        "decide": DECIDE,
+        "manual": DECIDE,
+        "undo": UNDO,
+    }
+    filterset_class = RemediationActionFilterSet
+    serializer_class = s.RemediationActionSerializer
+
+    def get_queryset(self) -> QuerySet[RemediationAction]:
+        queryset = (
+            RemediationAction.objects.with_related()
+            .select_related("undone_by")
+            .order_by("-proposed_at", "-id")
+        )
+        tenant = tenant_of(self.request)
+        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+
+    def _done(self, pks: list[int], code: int = status.HTTP_200_OK) -> Response:
+        rows = self.get_queryset().filter(pk__in=pks)
+        if len(pks) == 1:
+            return Response(self.get_serializer(rows.get()).data, status=code)
+        return Response(self.get_serializer(rows, many=True).data, status=code)
+
+    def _decide(self, request: Request, approve: bool) -> Response:
+        comment = _input(s.CommentInputSerializer, request)["comment"]
+        target = self.get_object()
+        try:
+            action_services.decide_actions(target, actor=request.user, approve=approve, comment=comment)
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done([target.pk])
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve a Pending action (optional comment); a worker executes it."""
+        return self._decide(request, approve=True)
+
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Reject a Pending action; ``comment`` is required."""
+        return self._decide(request, approve=False)
+
+    @action(detail=False, methods=["post"])
+    def decide(self, request: Request) -> Response:
+        """Bulk: ``{"ids": […], "decision": "approve"|"reject", "comment": …}`` for actions of one type,
+        all or nothing."""
+        data = _input(s.BulkDecisionInputSerializer, request)
+        chosen = list(self.get_queryset().filter(pk__in=data["ids"]))
+        missing = sorted(set(data["ids"]) - {a.pk for a in chosen})
+        if missing:
+            return _bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
+        try:
+            decided = action_services.decide_actions(
+                chosen, actor=request.user, approve=data["decision"] == "approve", comment=data["comment"]
+            )
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return Response(
+            self.get_serializer(self.get_queryset().filter(pk__in=[a.pk for a in decided]), many=True).data
+        )
+
+    @action(detail=True, methods=["post"])
+    def undo(self, request: Request, pk: str | None = None) -> Response:
+        """Undo a completed reversible action (``comment`` required): 202, carried out by a worker."""
+        comment = _input(s.UndoInputSerializer, request)["comment"]
+        target = self.get_object()
+        try:
+            action_services.request_undo(target, actor=request.user, comment=comment)
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done([target.pk], status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"], url_path="manual-complete")
+    def manual(self, request: Request, pk: str | None = None) -> Response:
+        """Close a "Manual step required" action: ``done`` true → Completed, false → Failed (commented)."""
+        data = _input(s.ManualInputSerializer, request)
+        target = self.get_object()
+        try:
+            action_services.mark_manual_action(
+                target, actor=request.user, done=data["done"], comment=data["comment"]
+            )
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done([target.pk])

@@ -1,0 +1,277 @@
+"""Writes of the playbook side of investigations (DESIGN section 6): opening an investigation for an alert or
+correlating the alert into the user's open one, starting one by hand, stopping one.
+
+Invariants: a user has at most one *open* investigation (Queued, Running, Pending action, Partially
+remediated). Every opener takes the mailbox row lock first (``select_for_update``), so two concurrent
+triggers for one user open one investigation and the second correlates into it. Every change writes its audit
+row in the same transaction; runs are enqueued on commit, so a worker never sees an investigation that was
+rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from alerts.detection import Detection, Evidence
+from alerts.models import Alert, AlertEvidence, AlertPolicy
+from alerts.services import ensure_default_policies, raise_alert
+from core.services import record_audit
+from mailboxes.models import Mailbox
+from restricted_users.models import Restriction
+
+from .exceptions import InvestigationError, InvestigationPermissionError
+from .models import Investigation, RemediationAction
+from .status import derive_status
+
+logger = logging.getLogger(__name__)
+
+START_PERMISSION = "investigations.start_investigation"
+STOP_PERMISSION = "investigations.stop_investigation"
+# Open actions a stop withdraws. A Running action is already being carried out by a worker: it finishes
+# (Completed / Failed) and says so, rather than showing Rejected for a change that was in fact made.
+STOP_REJECTS = (
+    RemediationAction.Status.PENDING,
+    RemediationAction.Status.APPROVED,
+    RemediationAction.Status.MANUAL,
+)
+
+
+def start_investigation_for_alert(alert_id: int) -> Investigation:
+    """Open an investigation for the alert's user, or add the alert to the user's open one and re-run it.
+
+    Idempotent: an alert already attached to an investigation returns that investigation and enqueues nothing
+    (a redelivered task, or the by-hand path that already handled its own alert). An alert reporting a
+    restriction placed by an investigation's ``block_sender`` action is attached to that investigation and
+    starts nothing (DESIGN section 5). Raises ``Alert.DoesNotExist`` for an unknown id.
+    """
+    with transaction.atomic():
+        alert = Alert.objects.select_related("mailbox").get(pk=alert_id)
+        mailbox = _lock_mailbox(alert.mailbox_id)
+        attached = alert.investigations.order_by("-created_at", "-id").first()
+        if attached is not None:
+            return attached
+        owner = _investigation_behind_block_sender(alert)
+        if owner is not None:
+            owner.alerts.add(alert)
+            record_audit(
+                "investigations.investigation.alert_attached",
+                target=owner,
+                actor_label="playbook",
+                after={"alert": alert.pk, "title": alert.title},
+                comment="The restriction this alert reports was placed by the investigation's block sender.",
+            )
+            return owner
+        return _open_or_correlate(mailbox, alert, actor=None, comment="")
+
+
+def start_investigation_by_hand(
+    mailbox: Mailbox, *, actor: AbstractBaseUser, comment: str = ""
+) -> Investigation:
+    """An operator starts a compromised-user investigation on a mailbox.
+
+    Raises the "Admin triggered user compromise investigation" alert (a manual evidence event with a fresh
+    id, so two requests are two events) and opens an investigation for it, or correlates it into the user's
+    open one and re-runs the analyzers. A suppressed or disabled admin policy raises no alert; the operator's
+    request still opens (or re-runs) the investigation.
+    """
+    if not actor.has_perm(START_PERMISSION):
+        raise InvestigationPermissionError(
+            "Only security operators and administrators may start an investigation."
+        )
+    comment = comment.strip()
+    now = timezone.now()
+    with transaction.atomic():
+        mailbox = _lock_mailbox(mailbox.pk)
+        policy = ensure_default_policies(mailbox.tenant)[AlertPolicy.Kind.ADMIN_INVESTIGATION]
+        alert = None
+        if policy.enabled:
+            detection = Detection(
+                mailbox_id=mailbox.pk,
+                evidence=[Evidence(AlertEvidence.Kind.MANUAL, f"manual:{uuid.uuid4().hex}", now)],
+                details={"requested_by": actor.get_username(), **({"comment": comment} if comment else {})},
+            )
+            raised = raise_alert(policy, detection, now=now)
+            alert = raised[-1] if raised else None
+        return _open_or_correlate(mailbox, alert, actor=actor, comment=comment)
+
+
+def stop_investigation(
+    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
+) -> Investigation:
+    """An operator stops an open investigation: its undecided actions become Rejected with the comment, and
+    the investigation ends "Terminated by user". Audited, the investigation and each action."""
+    if not actor.has_perm(STOP_PERMISSION):
+        raise InvestigationPermissionError(
+            "Only security operators and administrators may stop an investigation."
+        )
+    comment = comment.strip()
+    if not comment:
+        raise InvestigationError("Say why the investigation is stopped.")
+    now = timezone.now()
+    with transaction.atomic():
+        investigation = Investigation.objects.select_for_update().get(pk=investigation.pk)
+        if investigation.status not in Investigation.OPEN_STATUSES:
+            raise InvestigationError(
+                "Only an open investigation can be stopped; "
+                f"this one is {investigation.get_status_display().lower()}."
+            )
+        before = investigation.status
+        for action in investigation.actions.select_for_update().filter(status__in=STOP_REJECTS):
+            previous = action.status
+            action.status = RemediationAction.Status.REJECTED
+            action.decided_by = actor
+            action.decided_at = now
+            action.decision_comment = comment
+            action.save(update_fields=["status", "decided_by", "decided_at", "decision_comment"])
+            record_audit(
+                "investigations.action.rejected",
+                target=action,
+                actor=actor,
+                before={"status": previous},
+                after={"status": action.status},
+                comment=comment,
+            )
+        investigation.stopped_by = actor
+        investigation.stop_comment = comment
+        investigation.status = derive_status(
+            analyzers_finished=True,
+            run_failed=False,
+            threats_found=investigation.findings.exclude(verdict="clean").exists(),
+            action_statuses=investigation.actions.values_list("status", flat=True),
+            stopped=True,
+        )
+        investigation.ended_at = now
+        investigation.running_since = None
+        investigation.save(
+            update_fields=["stopped_by", "stop_comment", "status", "ended_at", "running_since", "updated_at"]
+        )
+        record_audit(
+            "investigations.investigation.stopped",
+            target=investigation,
+            actor=actor,
+            before={"status": before},
+            after={"status": investigation.status},
+            comment=comment,
+        )
+    return investigation
+
+
+def request_run(investigation: Investigation) -> None:
+    """Ask for a (re-)run of the analyzers once the current transaction commits."""
+    Investigation.objects.filter(pk=investigation.pk).update(run_requested_at=timezone.now())
+    investigation_id = investigation.pk
+    transaction.on_commit(lambda: _enqueue_run(investigation_id))
+
+
+def _enqueue_run(investigation_id: int) -> None:
+    from .tasks import run
+
+    run.delay(investigation_id)
+
+
+def _lock_mailbox(mailbox_id: int) -> Mailbox:
+    return Mailbox.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=mailbox_id)
+
+
+def _open_or_correlate(
+    mailbox: Mailbox, alert: Alert | None, *, actor: AbstractBaseUser | None, comment: str
+) -> Investigation:
+    """With the mailbox locked: add the alert to the user's open investigation and re-run it, or open one."""
+    # FOR UPDATE waits for a run that holds the row and re-checks "open" on its outcome, so an investigation
+    # that a finishing run just closed (e.g. No threats found) is not re-opened by a late alert.
+    current = (
+        Investigation.objects.open()
+        .select_for_update()
+        .filter(mailbox=mailbox)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if current is not None:
+        if alert is not None:
+            current.alerts.add(alert)
+        record_audit(
+            "investigations.investigation.correlated",
+            target=current,
+            actor=actor,
+            actor_label="playbook",
+            after={"alert": alert.pk if alert else None, "status": current.status},
+            comment=comment or "A new trigger for the user: alert added, analyzers re-run.",
+        )
+        request_run(current)
+        return current
+    investigation = Investigation.objects.create(
+        tenant=mailbox.tenant,
+        mailbox=mailbox,
+        trigger_alert=alert,
+        started_by=actor if actor is not None and actor.is_authenticated else None,
+        status=Investigation.Status.QUEUED,
+    )
+    if alert is not None:
+        investigation.alerts.add(alert)
+    record_audit(
+        "investigations.investigation.opened",
+        target=investigation,
+        actor=actor,
+        actor_label="playbook",
+        after={
+            "status": investigation.status,
+            "trigger_alert": alert.pk if alert else None,
+            "by_hand": actor is not None,
+        },
+        comment=comment,
+    )
+    request_run(investigation)
+    return investigation
+
+
+def _investigation_behind_block_sender(alert: Alert) -> Investigation | None:
+    """The investigation whose ``block_sender`` action placed a restriction this alert reports, if any.
+
+    The restriction is found through the alert's evidence (written with the alert, unlike
+    ``alert.restriction`` which its raiser sets afterwards). The owner is the investigation named in the
+    restriction's reason, else the mailbox's newest investigation with an approved / running / completed
+    ``block_sender`` action.
+    """
+    restriction_ids = [
+        int(event_id)
+        for event_id in alert.evidence.filter(kind=AlertEvidence.Kind.RESTRICTION).values_list(
+            "event_id", flat=True
+        )
+        if event_id.isdigit()
+    ]
+    if alert.restriction_id is not None:
+        restriction_ids.append(alert.restriction_id)
+    reasons = list(
+        Restriction.objects.filter(
+            pk__in=restriction_ids, mailbox_id=alert.mailbox_id, source=Restriction.Source.INVESTIGATION
+        ).values_list("reason", flat=True)
+    )
+    if not reasons:
+        return None
+    candidates = Investigation.objects.filter(mailbox_id=alert.mailbox_id)
+    for reason in reasons:
+        named = (
+            reason.get("investigation_id") or reason.get("investigation")
+            if isinstance(reason, dict)
+            else None
+        )
+        if isinstance(named, int) or (isinstance(named, str) and named.isdigit()):
+            found = candidates.filter(pk=int(named)).first()
+            if found is not None:
+                return found
+    blocking = candidates.filter(
+        actions__action_type=RemediationAction.Type.BLOCK_SENDER,
+        actions__status__in=(
+            RemediationAction.Status.APPROVED,
+            RemediationAction.Status.RUNNING,
+            RemediationAction.Status.COMPLETED,
+        ),
+    )
+    return (
+        blocking.order_by("-created_at", "-id").first() or candidates.order_by("-created_at", "-id").first()
+    )

@@ -1,0 +1,43 @@
+"""Address and domain syntax, shared by the directory services and the ingest validation.
+
+Addresses are case-insensitive: they are lowercased before they are checked, stored or compared.
+Internationalised domains are accepted in their ASCII (``xn--``) form.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ADDRESS_LENGTH = 254
+MAX_DOMAIN_LENGTH = 253
+
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_TLD = r"(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})"
+DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+{_TLD}$")
+ADDRESS_RE = re.compile(rf"^(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.)+{_TLD})$")
+
+
+def normalize_address(address: str) -> str:
+    """The stored form of an address: surrounding space removed, lowercased."""
+    return address.strip().lower()
+
+
+def domain_of(address: str) -> str:
+    """The domain part of an address, lowercased."""
+    return address.rpartition("@")[2].lower()
+
+
+def is_valid_domain(domain: str) -> bool:
+    """A DNS name with at least two labels (``example.com``), already lowercased."""
+    return len(domain) <= MAX_DOMAIN_LENGTH and DOMAIN_RE.match(domain) is not None
+
+
+def is_valid_address(address: str) -> bool:
+    """``local@domain`` in its lowercased form: a dot-atom local part of at most 64 characters and a valid
+    domain.
+    """
+    if len(address) > MAX_ADDRESS_LENGTH:
+        return False
+    match = ADDRESS_RE.match(address)
+    return match is not None and len(match["local"]) <= 64 and len(match["domain"]) <= MAX_DOMAIN_LENGTH

@@ -1,0 +1,313 @@
+"""The ingest service (contract v1, DESIGN section 4): one entry point for the API, ``import_events``, the
+simulator, the Postfix policy service and connectors.
+
+``ingest_events`` validates a batch, then stores it in one transaction:
+
+- *strict* mode (API, ``import_events``): any invalid event and nothing is stored;
+- *lenient* mode (connectors, the policy service): invalid events are rejected alone and reported.
+
+Identity is the event id, unique per tenant, kept for every type in the ``IngestedEvent`` ledger with a hash of
+the event's normal form: same id and same content is a duplicate (counted, nothing written), same id and other
+content a conflict (counted, reported, not stored), a repeated id inside one batch a duplicate. Directory events
+are applied in event-time order by the ``mailboxes`` services, so the newest event is the state whatever order
+events arrive in. Writes are bulk: a batch costs a fixed number of queries, not one per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.models import Tenant
+from mailboxes.addresses import domain_of
+from mailboxes.models import Mailbox, SignIn
+from mailboxes.services import (
+    MAILBOX_ATTRIBUTES,
+    DelegationChange,
+    ForwardingChange,
+    InboxRuleChange,
+    MailboxChange,
+    apply_delegation_changes,
+    apply_inbox_rule_changes,
+    declare_accepted_domains,
+    set_forwardings,
+    upsert_mailboxes,
+)
+
+from .models import EventType, IngestedEvent, MessageEvent
+from .validation import ValidationReport, ValidEvent, validate_events
+
+__all__ = ["IngestResult", "ValidationReport", "ValidEvent", "ingest_events", "validate_events"]
+
+STRICT = "strict"
+LENIENT = "lenient"
+MODES = (STRICT, LENIENT)
+BULK_BATCH_SIZE = 2000
+LEDGER_LOOKUP_CHUNK = 10_000
+# A concurrent batch may store the same new ids (or mailboxes) first; the batch is then sorted again.
+_ATTEMPTS = 3
+
+
+@dataclass
+class IngestResult:
+    """What one call stored and found.
+
+    ``accepted`` events were stored; ``duplicates`` were already stored (or repeated in the batch); ``conflicts``
+    lists the ids already stored with other content (not stored). ``errors`` / ``warnings`` are those of
+    validation (in strict mode any error means nothing was stored); ``rejected`` counts the invalid events.
+    ``affected_mailbox_ids`` and ``time_range`` (earliest, latest event time) describe the stored events, for
+    the detection step.
+    """
+
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    rejected: int = 0
+    affected_mailbox_ids: set[int] = field(default_factory=set)
+    time_range: tuple[datetime, datetime] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict[str, Any]:
+        """The counts an API caller or an operator reads."""
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "conflicts": len(self.conflicts),
+            "conflicting_ids": self.conflicts,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class _Stored:
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    affected_mailbox_ids: set[int] = field(default_factory=set)
+    time_range: tuple[datetime, datetime] | None = None
+
+
+def ingest_events(
+    tenant: Tenant,
+    events: Sequence[Any],
+    *,
+    mode: str = STRICT,
+    source: str = "api",
+    base_index: int = 0,
+) -> IngestResult:
+    """Validate and store a batch of events for ``tenant``, atomically; see the module docstring.
+
+    ``source`` names the channel (``api``, ``import``, ``simulator``, ``postfix``, ``connector``) in the
+    directory history. Error and warning indexes are ``base_index`` + position in ``events``. Enqueues nothing
+    itself: :func:`_after_commit` runs once the batch is committed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    report = validate_events(tenant, events, base_index=base_index)
+    result = IngestResult(
+        errors=report.errors, warnings=report.warnings, rejected=len(report.invalid_indexes)
+    )
+    if (report.errors and mode == STRICT) or not report.events:
+        return result
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                stored = _store(tenant, report, source=source)
+                result.accepted, result.duplicates = stored.accepted, stored.duplicates
+                result.conflicts = stored.conflicts
+                result.affected_mailbox_ids = stored.affected_mailbox_ids
+                result.time_range = stored.time_range
+                if stored.accepted:
+                    transaction.on_commit(partial(_after_commit, tenant, result))
+            break
+        except IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+    return result
+
+
+def _after_commit(tenant: Tenant, result: IngestResult) -> None:
+    """Runs once a batch that stored something is committed.
+
+    Nothing yet: the detection issue wires ``alerts.evaluate`` here (one task per batch, with
+    ``result.affected_mailbox_ids`` and ``result.time_range``), by task name so mailflow never imports alerts.
+    """
+
+
+def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> list[ValidEvent]:
+    """The events not stored yet; counts duplicates (in the batch or the ledger) and conflicts. One query."""
+    unique: dict[str, ValidEvent] = {}
+    for event in events:
+        if event.id in unique:
+            stored.duplicates += 1
+        else:
+            unique[event.id] = event
+    ids = list(unique)
+    known: dict[str, str] = {}
+    for start in range(0, len(ids), LEDGER_LOOKUP_CHUNK):
+        chunk = ids[start : start + LEDGER_LOOKUP_CHUNK]
+        known.update(
+            IngestedEvent.objects.filter(tenant=tenant, event_id__in=chunk).values_list(
+                "event_id", "content_hash"
+            )
+        )
+    new = []
+    for event in unique.values():
+        content_hash = known.get(event.id)
+        if content_hash is None:
+            new.append(event)
+        elif content_hash == event.content_hash:
+            stored.duplicates += 1
+        else:
+            stored.conflicts.append(event.id)
+    return new
+
+
+def _store(tenant: Tenant, report: ValidationReport, *, source: str) -> _Stored:
+    stored = _Stored()
+    new = _split_known(tenant, report.events, stored)
+    if not new:
+        return stored
+    now = timezone.now()
+    by_type: dict[str, list[ValidEvent]] = {t: [] for t in EventType.values}
+    for event in new:
+        by_type[event.type].append(event)
+
+    declared = {domain_of(e.owner) for e in by_type[EventType.MAILBOX]}
+    if declared - report.stored_domains:
+        # Re-reads the stored domains: a concurrent batch may have declared some since validation.
+        declare_accepted_domains(tenant, declared, source_label=source)
+    accepted_domains = report.stored_domains | declared
+
+    mailboxes = upsert_mailboxes(
+        tenant,
+        [
+            MailboxChange(
+                e.owner,
+                e.time,
+                {k: e.data[k] for k in MAILBOX_ATTRIBUTES if k in e.data}
+                if e.type == EventType.MAILBOX
+                else None,
+                e.id,
+            )
+            for e in new
+        ],
+        source=source,
+    )
+    MessageEvent.objects.bulk_create(
+        [_message(tenant, e, mailboxes[e.owner], accepted_domains, now) for e in by_type[EventType.MESSAGE]],
+        batch_size=BULK_BATCH_SIZE,
+    )
+    SignIn.objects.bulk_create(
+        [_sign_in(tenant, e, mailboxes[e.owner], now) for e in by_type[EventType.SIGN_IN]],
+        batch_size=BULK_BATCH_SIZE,
+    )
+    apply_inbox_rule_changes(
+        tenant,
+        [
+            InboxRuleChange(
+                mailbox_id=mailboxes[e.owner].pk,
+                rule_id=e.data["rule_id"],
+                operation=e.data["operation"],
+                at=e.time,
+                name=e.data["name"],
+                conditions=e.data["conditions"],
+                actions=e.data["actions"],
+                enabled=e.data["enabled"],
+                event_id=e.id,
+            )
+            for e in by_type[EventType.INBOX_RULE]
+        ],
+        source=source,
+    )
+    set_forwardings(
+        tenant,
+        [
+            ForwardingChange(mailboxes[e.owner].pk, e.time, e.data["forward_to"], e.data["keep_copy"], e.id)
+            for e in by_type[EventType.FORWARDING]
+        ],
+        source=source,
+    )
+    apply_delegation_changes(
+        tenant,
+        [
+            DelegationChange(
+                mailboxes[e.owner].pk, e.data["delegate"], e.data["access"], e.data["operation"], e.time, e.id
+            )
+            for e in by_type[EventType.DELEGATION]
+        ],
+        source=source,
+    )
+    IngestedEvent.objects.bulk_create(
+        [
+            IngestedEvent(
+                tenant=tenant,
+                event_id=e.id,
+                type=e.type,
+                content_hash=e.content_hash,
+                time=e.time,
+                received_at=now,
+            )
+            for e in new
+        ],
+        batch_size=BULK_BATCH_SIZE,
+    )
+    stored.accepted = len(new)
+    stored.affected_mailbox_ids = {mailboxes[e.owner].pk for e in new}
+    times = [e.time for e in new]
+    stored.time_range = (min(times), max(times))
+    return stored
+
+
+def _message(
+    tenant: Tenant, event: ValidEvent, sender: Mailbox, accepted_domains: set[str], now: datetime
+) -> MessageEvent:
+    data = event.data
+    recipients: list[str] = data["recipients"]
+    external_domains = [d for d in map(domain_of, recipients) if d not in accepted_domains]
+    return MessageEvent(
+        tenant=tenant,
+        event_id=event.id,
+        time=event.time,
+        sender=sender,
+        recipients=recipients,
+        recipient_count=len(recipients),
+        internal_count=len(recipients) - len(external_domains),
+        external_count=len(external_domains),
+        external_domains=sorted(set(external_domains)),
+        subject=data.get("subject", ""),
+        verdict=data.get("verdict", ""),
+        urls=data.get("urls", []),
+        size=data.get("size"),
+        client_ip=data.get("client_ip"),
+        internet_message_id=data.get("internet_message_id", ""),
+        body_hash=data.get("body_hash", ""),
+        received_at=now,
+    )
+
+
+def _sign_in(tenant: Tenant, event: ValidEvent, user: Mailbox, now: datetime) -> SignIn:
+    data = event.data
+    return SignIn(
+        tenant=tenant,
+        event_id=event.id,
+        mailbox=user,
+        time=event.time,
+        ip=data["ip"],
+        country=data.get("country", ""),
+        client_app=data.get("client_app", ""),
+        result=data.get("result", ""),
+        user_agent=data.get("user_agent", ""),
+        received_at=now,
+    )

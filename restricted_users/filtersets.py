@@ -1,0 +1,64 @@
+"""Filters of restrictions, shared by the console's Restricted users list and the API."""
+
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+
+from core.models import Tenant
+
+from .models import Restriction
+
+
+class RestrictionFilterSet(django_filters.FilterSet):
+    """Search by address or name, state (restricted now / expired / released), mailbox, tenant, ordering."""
+
+    q = django_filters.CharFilter(method="search", label="Search")
+    state = django_filters.ChoiceFilter(
+        choices=Restriction.State.choices, method="filter_state", label="State", empty_label="All states"
+    )
+    source = django_filters.ChoiceFilter(
+        choices=Restriction.Source.choices, label="Placed by", empty_label="Any"
+    )
+    mailbox = django_filters.NumberFilter(field_name="mailbox_id", label="Mailbox id")
+    tenant = django_filters.ModelChoiceFilter(
+        queryset=Tenant.objects.all(),
+        field_name="tenant",
+        to_field_name="slug",
+        label="Tenant",
+        empty_label="All",
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("placed_at", "placed"),
+            ("expires_at", "expires"),
+            ("released_at", "released"),
+            ("mailbox__address", "address"),
+            ("policy_name", "policy"),
+        ),
+        label="Sort",
+        empty_label="Newest first",
+    )
+
+    class Meta:
+        model = Restriction
+        fields = ["q", "state", "source", "mailbox", "tenant"]
+
+    def __init__(self, *args, show_tenant: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not show_tenant:
+            del self.filters["tenant"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(
+            Q(mailbox__address__icontains=value.strip()) | Q(mailbox__display_name__icontains=value.strip())
+        )
+
+    def filter_state(self, queryset, name, value):
+        now = timezone.now()
+        if value == Restriction.State.ACTIVE:
+            return queryset.active(now)
+        if value == Restriction.State.EXPIRED:
+            return queryset.expired(now)
+        if value == Restriction.State.RELEASED:
+            return queryset.released()
+        return queryset

@@ -1,0 +1,157 @@
+"""Telemetry for the playbook tests, built as ingest events (contract v1) and stored through the real ingest
+service, then run through the real detectors, so investigations see exactly what production stores.
+
+    t = Telemetry(tenant)
+    t.mailbox(ALICE)
+    t.message(ALICE, at=hours_ago(2), external=3, verdict="phish", urls=["https://evil.example/login"])
+    t.ingest()
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from alerts.services import evaluate_mailboxes
+from investigations.models import Investigation
+from mailboxes.models import Mailbox
+from mailflow.ingest import IngestResult, ingest_events
+
+HOME = "contoso.example"
+OUTSIDE = "fabrikam.example"
+ALICE = f"alice@{HOME}"
+BOB = f"bob@{HOME}"
+CAROL = f"carol@{HOME}"
+# A Tuesday, 12:00 UTC: the playbook's "now" in every test that travels in time.
+NOW = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
+PERIOD_START = NOW - timedelta(days=30)
+
+
+def hours_ago(hours: float) -> datetime:
+    return NOW - timedelta(hours=hours)
+
+
+def days_ago(days: float, hour: int = 10) -> datetime:
+    return (NOW - timedelta(days=days)).replace(hour=hour, minute=0)
+
+
+class Telemetry:
+    """Collects events with unique ids; :meth:`ingest` stores them in one strict batch through the ingest
+    service and fails loudly on any error, so no test runs on telemetry that was silently dropped."""
+
+    def __init__(self, tenant) -> None:
+        self.tenant = tenant
+        self.events: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+
+    def _add(self, event: dict[str, Any], prefix: str) -> str:
+        event["id"] = f"{prefix}-{next(self._ids)}"
+        event["time"] = event["time"].isoformat()
+        self.events.append(event)
+        return event["id"]
+
+    def mailbox(self, address: str, *, at: datetime = PERIOD_START, **fields: Any) -> str:
+        return self._add({"type": "mailbox", "time": at, "address": address, **fields}, "mbx")
+
+    def message(
+        self,
+        sender: str,
+        *,
+        at: datetime,
+        external: int = 0,
+        internal: int = 0,
+        verdict: str = "clean",
+        subject: str = "Quarterly update",
+        external_domain: str = OUTSIDE,
+        **fields: Any,
+    ) -> str:
+        """A message to ``external`` recipients at ``external_domain`` and ``internal`` colleagues."""
+        recipients = [f"ext{i}@{external_domain}" for i in range(external)]
+        recipients += [f"int{i}@{HOME}" for i in range(internal)]
+        event = {
+            "type": "message",
+            "time": at,
+            "sender": sender,
+            "recipients": recipients,
+            "subject": subject,
+            "verdict": verdict,
+            **fields,
+        }
+        return self._add(event, "msg")
+
+    def rule(self, mailbox: str, rule_id: str, *, at: datetime, operation: str = "created", **state: Any) -> str:
+        event = {"type": "inbox_rule", "time": at, "mailbox": mailbox, "rule_id": rule_id, "operation": operation}
+        return self._add({**event, **state}, "rule")
+
+    def forwarding(self, mailbox: str, forward_to: str | None, *, at: datetime, keep_copy: bool = False) -> str:
+        event = {"type": "forwarding", "time": at, "mailbox": mailbox, "forward_to": forward_to}
+        return self._add({**event, "keep_copy": keep_copy}, "fwd")
+
+    def delegation(
+        self, mailbox: str, delegate: str, *, at: datetime, access: str = "full_access", operation: str = "added"
+    ) -> str:
+        event = {"type": "delegation", "time": at, "mailbox": mailbox, "delegate": delegate}
+        return self._add({**event, "access": access, "operation": operation}, "dlg")
+
+    def sign_in(
+        self,
+        user: str,
+        *,
+        at: datetime,
+        ip: str = "198.51.100.7",
+        country: str = "GB",
+        client_app: str = "browser",
+        result: str = "success",
+    ) -> str:
+        event = {"type": "sign_in", "time": at, "user": user, "ip": ip, "country": country}
+        return self._add({**event, "client_app": client_app, "result": result}, "sgn")
+
+    def everyday(self, address: str, *, days: int = 8, per_day: int = 4, sign_ins: bool = True) -> None:
+        """An ordinary user: a few clean mails a working day to colleagues and one partner, a morning sign-in
+        from home (GB) for the last ``days`` days before today."""
+        for day in range(days, 0, -1):
+            for n in range(per_day):
+                self.message(
+                    address, at=days_ago(day, 9 + n), internal=2, external=1, subject=f"Project note {n}"
+                )
+            if sign_ins:
+                self.sign_in(address, at=days_ago(day, 8))
+
+    def ingest(self) -> IngestResult:
+        result = ingest_events(self.tenant, self.events)
+        assert result.ok, result.summary()
+        self.events = []
+        return result
+
+    def ingest_and_detect(self) -> IngestResult:
+        """Store the batch, then run the detectors over it as ``alerts.evaluate`` does for a committed batch."""
+        result = self.ingest()
+        if result.time_range is not None:
+            evaluate_mailboxes(self.tenant.pk, result.affected_mailbox_ids, *result.time_range)
+        return result
+
+
+def mailbox(address: str) -> Mailbox:
+    return Mailbox.objects.get(address=address)
+
+
+def investigation_of(address: str) -> Investigation:
+    """The user's only investigation (the tests assert there is exactly one)."""
+    investigations = list(Investigation.objects.filter(mailbox__address=address))
+    assert len(investigations) == 1, f"{address} has {len(investigations)} investigations"
+    return investigations[0]
+
+
+def proposals(investigation: Investigation) -> dict[str, list[dict]]:
+    """Action type -> targets of the investigation's actions."""
+    found: dict[str, list[dict]] = {}
+    for action in investigation.actions.order_by("pk"):
+        found.setdefault(action.action_type, []).append(action.target)
+    return found
+
+
+def now() -> datetime:
+    return timezone.now()
