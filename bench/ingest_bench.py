@@ -1,20 +1,21 @@
-"""Ingest benchmark: ``import_events`` on 100k realistic events against a raw PostgreSQL COPY of the same messages.
+"""Ingest benchmark: ``import_events`` on 100k realistic events against a raw PostgreSQL COPY of the same
+messages.
 
-Run by ``make bench`` (``bench/run.py`` calls :func:`main`) or alone: ``python bench/ingest_bench.py``. It uses the
-PostgreSQL server of ``DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/``) but always a database of
-its own, ``soc_console_bench``, which it drops, creates and migrates first and drops again at the end.
+Run by ``make bench`` (``bench/run.py`` calls :func:`main`) or alone: ``python bench/ingest_bench.py``. It
+uses the PostgreSQL server of ``DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/``) but always a
+database of its own, ``soc_console_bench``, which it drops, creates and migrates first and drops at the end.
 
-1. Generate ``BENCH_EVENTS`` (default 100,000) events with a simple seeded generator: 500 mailboxes declared by
-   ``mailbox`` events, then mostly messages (1-6 recipients, a third external, some with URLs and bad verdicts),
-   some sign-ins and a few inbox rule / forwarding / delegation changes, over a week. Written as NDJSON to a
-   temporary file.
+1. Generate ``BENCH_EVENTS`` (default 100,000) events with a simple seeded generator: 500 mailboxes declared
+   by ``mailbox`` events, then mostly messages (1-6 recipients, a third external, some with URLs and bad
+   verdicts), some sign-ins and a few inbox rule / forwarding / delegation changes, over a week. Written as
+   NDJSON to a temporary file.
 2. ``call_command("import_events", file)``: the full path (validate the whole file, then store it in batches
    through the ingest service: ledger, mailboxes, messages, sign-ins, directory state and history).
 3. The reference: ``TRUNCATE`` the message table and ``COPY`` the same message rows into it with psycopg's
-   ``cursor.copy`` (rows prepared beforehand; only the COPY and its commit are timed) — the fastest a message
+   ``cursor.copy`` (rows prepared beforehand; only the COPY and its commit are timed): the fastest a message
    row can get into PostgreSQL, with no validation, ledger or directory work.
 
-Prints both rates and their ratio.
+Prints both rates and their ratio. ``BENCH_EVENTS`` and ``BENCH_BATCH_SIZE`` change the size and batches.
 """
 
 from __future__ import annotations
@@ -286,7 +287,8 @@ def main() -> None:
         import_rate = count / import_seconds
         copy_rate = len(rows) / copy_seconds
         print(
-            f"events: {count:,} ({messages:,} messages; {size_mb:.1f} MB of NDJSON), batch size {batch_size:,}"
+            f"events: {count:,} ({messages:,} messages; {size_mb:.1f} MB of NDJSON), "
+            f"batch size {batch_size:,}"
         )
         print(
             f"import_events (validate file, then store: ledger, messages, directory): {import_seconds:.2f} s"

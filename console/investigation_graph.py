@@ -18,7 +18,7 @@ ROW_GAP = 12
 HEADER = 26
 MARGIN = 8
 MAX_PER_COLUMN = 7
-LABEL_CHARS = 26
+LABEL_CHARS = 22
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from celery import shared_task
 from django.db import OperationalError
 
 from . import actions
-from .connectors import TransientConnectorError
 
 
 @shared_task(
@@ -31,14 +30,15 @@ def execute_action(action_id: int) -> None:
     name="investigations.undo_action",
     acks_late=True,
     ignore_result=True,
-    autoretry_for=(OperationalError, TransientConnectorError),
+    autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,
 )
-def undo_action(action_id: int, actor_id: int, comment: str) -> None:
-    """Undo a completed reversible action an operator asked to undo (the service re-checks everything under
-    the row lock, so a duplicate delivery changes nothing)."""
-    actions.perform_requested_undo(action_id, actor_id, comment)
+def undo_action(action_id: int, actor_id: int, comment: str, attempt: int = 1) -> None:
+    """Undo a completed reversible action an operator asked to undo. The service re-checks everything under
+    the row locks (a duplicate delivery changes nothing) and schedules the next attempt itself after a
+    transient connector error."""
+    actions.perform_requested_undo(action_id, actor_id, comment, attempt)
 
 
 @shared_task(

@@ -16,8 +16,9 @@ The action state table, as enforced here:
 
 Invariants: every change is audited in its own transaction and followed by ``recompute_status`` of the
 investigation; an investigation that becomes Remediated resolves its open alerts. Locks are always taken in
-the same order — the investigation row, then its action rows by id — so one action of an investigation
-executes at a time and concurrent decisions cannot deadlock. Tasks are enqueued on commit, by name.
+the same order — the mailbox row (when the change touches the directory), the investigation row, then its
+action rows by id — so one action of an investigation executes at a time and concurrent decisions, runs and
+executions cannot deadlock. Tasks are enqueued on commit, by name.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from alerts.models import Alert
 from alerts.services import resolve_alert
 from core.exceptions import DomainError
 from core.services import SYSTEM_ACTOR, record_audit
+from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
 
@@ -107,17 +109,45 @@ def _enqueue(task: str, args: tuple, countdown: int | None = None) -> None:
     transaction.on_commit(lambda: current_app.signature(task, args=args).apply_async(countdown=countdown))
 
 
+def _lock_investigations(
+    investigation_ids: Iterable[int], *, skip_locked: bool = False
+) -> list[Investigation]:
+    """Lock the investigations' mailboxes, then the investigations (by id): the project's lock order. Inside
+    ``transaction.atomic``. With ``skip_locked``, rows another process holds are left out."""
+    ids = sorted(set(investigation_ids))
+    mailbox_ids = sorted(set(Investigation.objects.filter(pk__in=ids).values_list("mailbox_id", flat=True)))
+    held = set(
+        Mailbox.objects.select_for_update(skip_locked=skip_locked)
+        .filter(pk__in=mailbox_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return list(
+        Investigation.objects.select_for_update(skip_locked=skip_locked)
+        .filter(pk__in=ids, mailbox_id__in=held)
+        .order_by("pk")
+    )
+
+
 def _lock_action(
     action_id: int, *, skip_locked: bool = False
 ) -> tuple[Investigation, RemediationAction] | None:
-    """Lock the action's investigation, then the action (the one lock order). Inside ``transaction.atomic``.
+    """Lock the action's mailbox, its investigation, then the action: the project's lock order (the playbook
+    and the restriction services also lock the mailbox before the rows that hang from it). Inside
+    ``transaction.atomic``.
 
-    With ``skip_locked``, None when another process holds either row (a worker executing it).
+    With ``skip_locked``, None when another process holds one of the rows (a worker executing it).
     """
-    investigation_id = (
-        RemediationAction.objects.filter(pk=action_id).values_list("investigation_id", flat=True).first()
+    ids = (
+        RemediationAction.objects.filter(pk=action_id)
+        .values_list("investigation_id", "investigation__mailbox_id")
+        .first()
     )
-    if investigation_id is None:
+    if ids is None:
+        return None
+    investigation_id, mailbox_id = ids
+    locked_mailbox = Mailbox.objects.select_for_update(skip_locked=skip_locked).filter(pk=mailbox_id)
+    if not list(locked_mailbox.values_list("pk", flat=True)):
         return None
     investigation = (
         Investigation.objects.select_for_update(skip_locked=skip_locked).filter(pk=investigation_id).first()
@@ -135,10 +165,10 @@ def _lock_action(
     return investigation, action
 
 
-def _settle(investigation: Investigation) -> str:
-    """Re-derive the investigation's status (its row locked by the caller); audit a change, and when it
-    becomes Remediated resolve its open alerts (true positive: compromised when the verdict says so, else
-    other)."""
+def settle_investigation(investigation: Investigation) -> str:
+    """Re-derive the investigation's status (its row locked by the caller, after its mailbox); audit a
+    change, and when it becomes Remediated resolve its open alerts (true positive: compromised when the
+    verdict says so, else other). Every action change ends with it."""
     before = investigation.status
     status = recompute_status(investigation)
     if status != before:
@@ -250,11 +280,8 @@ def decide_actions(
     comment = comment.strip()
     now = timezone.now()
     with transaction.atomic():
-        investigation_ids = sorted(
-            set(RemediationAction.objects.filter(pk__in=ids).values_list("investigation_id", flat=True))
-        )
-        investigations = list(
-            Investigation.objects.select_for_update().filter(pk__in=investigation_ids).order_by("pk")
+        investigations = _lock_investigations(
+            RemediationAction.objects.filter(pk__in=ids).values_list("investigation_id", flat=True)
         )
         locked = list(
             RemediationAction.objects.select_for_update(of=("self",))
@@ -291,7 +318,7 @@ def decide_actions(
             if approve:
                 _enqueue(EXECUTE_TASK, (action.pk,))
         for investigation in investigations:
-            _settle(investigation)
+            settle_investigation(investigation)
     return locked
 
 
@@ -381,7 +408,7 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
         if action.manual_step
         else _snapshot(action),
     )
-    _settle(investigation)
+    settle_investigation(investigation)
 
 
 def _reclaim(action_id: int, claimed_at: datetime) -> tuple[Investigation, RemediationAction] | None:
@@ -512,7 +539,7 @@ def mark_manual_action(
             after=_snapshot(action),
             comment=comment,
         )
-        _settle(investigation)
+        settle_investigation(investigation)
     return action
 
 
@@ -583,38 +610,59 @@ def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: 
             after=_snapshot(action),
             comment=comment,
         )
-        _settle(investigation)
+        settle_investigation(investigation)
     return action
 
 
-def perform_requested_undo(action_id: int, actor_id: int, comment: str) -> str | None:
+def perform_requested_undo(action_id: int, actor_id: int, comment: str, attempt: int = 1) -> str | None:
     """The worker side of :func:`request_undo`; returns the action's status, or None when it is gone.
 
-    An undo that can no longer happen (already undone by a duplicate delivery, a permanent connector error) is
-    recorded in the audit trail as ``undo_failed`` with the reason; transient errors propagate for a retry.
+    A transient connector error enqueues the next attempt with backoff (the attempt number travels with the
+    task) up to ``ACTION_MAX_ATTEMPTS``. An undo that cannot happen (a permanent connector error, the action
+    changed meanwhile, transient errors to the last attempt) is recorded in the audit trail as ``undo_failed``
+    with the reason, and the action stays Completed. A duplicate delivery finds it Undone and does nothing.
     """
     action = RemediationAction.objects.select_related("tenant").filter(pk=action_id).first()
     actor = get_user_model().objects.filter(pk=actor_id).first()
     if action is None:
         return None
+    if action.status == Status.UNDONE:
+        return Status.UNDONE
     try:
         if actor is None:
             raise ActionError("The person who asked for the undo no longer exists.")
         return undo_action(action, actor=actor, comment=comment).status
-    except (ActionError, ConnectorError) as exc:
-        if action.status == Status.UNDONE or (
-            RemediationAction.objects.filter(pk=action_id, status=Status.UNDONE).exists()
-        ):
-            return Status.UNDONE  # a duplicate delivery: the first one did it
-        with transaction.atomic():
-            record_audit(
-                "investigations.action.undo_failed",
-                target=action,
-                actor=actor,
-                actor_label=SYSTEM_ACTOR,
-                comment=str(exc),
-            )
+    except TransientConnectorError as exc:
+        reason = str(exc) or exc.__class__.__name__
+        if attempt >= max_attempts():
+            record_undo_failure(action_id, actor_id, f"Gave up after {attempt} attempts: {reason}")
+        else:
+            with transaction.atomic():
+                _enqueue(
+                    UNDO_TASK, (action_id, actor_id, comment, attempt + 1), countdown=retry_delay(attempt)
+                )
         return action.status
+    except (ActionError, ConnectorError) as exc:
+        current = RemediationAction.objects.values_list("status", flat=True).get(pk=action_id)
+        if current != Status.UNDONE:
+            record_undo_failure(action_id, actor_id, str(exc))
+        return current
+
+
+def record_undo_failure(action_id: int, actor_id: int | None, reason: str) -> None:
+    """Audit that a requested undo could not be carried out (the action stays Completed), with the reason."""
+    action = RemediationAction.objects.select_related("tenant").filter(pk=action_id).first()
+    if action is None:
+        return
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    with transaction.atomic():
+        record_audit(
+            "investigations.action.undo_failed",
+            target=action,
+            actor=actor,
+            actor_label=SYSTEM_ACTOR,
+            comment=reason,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ beat
@@ -695,11 +743,10 @@ def expire_pending_actions(now: datetime | None = None) -> int:
     expired = 0
     for investigation_id, ids in sorted(due.items()):
         with transaction.atomic():
-            investigation = (
-                Investigation.objects.select_for_update(skip_locked=True).filter(pk=investigation_id).first()
-            )
-            if investigation is None:
+            locked = _lock_investigations([investigation_id], skip_locked=True)
+            if not locked:
                 continue
+            investigation = locked[0]
             actions = (
                 RemediationAction.objects.select_for_update(of=("self",))
                 .select_related("tenant")
@@ -719,57 +766,9 @@ def expire_pending_actions(now: datetime | None = None) -> int:
                     after=_snapshot(action),
                 )
                 expired += 1
-            _settle(investigation)
+            settle_investigation(investigation)
     return expired
 
 
 def _days(action: RemediationAction) -> int:
     return max(1, round((action.expires_at - action.proposed_at).total_seconds() / 86400))
-
-
-# -------------------------------------------------------------------------------------------- release flow
-
-
-def release_checklist_ticks(restriction: Restriction) -> dict[str, str]:
-    """Release checklist items proven by completed remediation actions on the restricted user (registered with
-    ``restricted_users.services.register_checklist_source``). An action counts when it completed after the
-    restriction was placed, or belongs to the investigation whose block sender placed it."""
-    related = Q(completed_at__gte=restriction.placed_at)
-    investigation_id = (restriction.reason or {}).get("investigation")
-    if isinstance(investigation_id, int):
-        related |= Q(investigation_id=investigation_id)
-    completed = (
-        RemediationAction.objects.filter(
-            investigation__mailbox_id=restriction.mailbox_id, status=Status.COMPLETED
-        )
-        .filter(related)
-        .order_by("completed_at")
-    )
-    ticks: dict[str, str] = {}
-    proofs = {
-        Type.FORCE_PASSWORD_RESET: ("password_reset", "password reset forced"),
-        Type.REVOKE_SESSIONS: ("sessions_revoked", "sessions revoked"),
-    }
-    for action in completed.filter(action_type__in=proofs):
-        item, what = proofs[action.action_type]
-        ticks.setdefault(
-            item,
-            f"Investigation #{action.investigation_id}: {what} at {action.completed_at:%Y-%m-%d %H:%M} UTC",
-        )
-    since = Q(updated_at__gte=restriction.placed_at)
-    if isinstance(investigation_id, int):
-        since |= Q(pk=investigation_id)
-    remediated = (
-        Investigation.objects.filter(
-            mailbox_id=restriction.mailbox_id, status=Investigation.Status.REMEDIATED
-        )
-        .filter(since)
-        .order_by("-updated_at")
-        .first()
-    )
-    if remediated is not None:
-        ticks["forwarding_rules_delegates_reviewed"] = (
-            f"Investigation #{remediated.pk} reviewed forwarding, inbox rules and delegates, and every "
-            "action it proposed was completed"
-        )
-    return ticks

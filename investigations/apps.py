@@ -11,7 +11,7 @@ class InvestigationsConfig(AppConfig):
         from restricted_users.services import register_checklist_source
 
         from . import action_tasks, tasks  # noqa: F401 - the playbook's tasks too (start, run)
-        from .actions import release_checklist_ticks
+        from .release_checklist import release_checklist_ticks
 
         # Completed remediation actions tick the Restricted Users release checklist.
         register_checklist_source(release_checklist_ticks)

@@ -53,6 +53,8 @@ def _count(queryset: QuerySet) -> Coalesce:
 def with_counts(queryset: QuerySet[Investigation]) -> QuerySet[Investigation]:
     """Annotate ``threat_count`` (malicious or suspicious findings), ``action_count``, ``pending_count``
     (actions awaiting a decision), ``open_action_count`` and ``elapsed`` (run time so far, to sort by)."""
+    if "threat_count" in queryset.query.annotations:
+        return queryset  # already annotated (the API's queryset, then its filter set)
     findings = Finding.objects.filter(investigation=OuterRef("pk"))
     actions = RemediationAction.objects.filter(investigation=OuterRef("pk"))
     return queryset.annotate(

@@ -10,7 +10,7 @@ from .models import MessageEvent
 
 
 class MessageEventFilterSet(django_filters.FilterSet):
-    """Search (subject, event id, Message-ID), sender address, verdict, event-time range, external only, tenant."""
+    """Search (subject, event id, Message-ID), sender, verdict, event-time range, external only, tenant."""
 
     q = django_filters.CharFilter(method="search", label="Search")
     sender = django_filters.CharFilter(method="filter_sender", label="Sender address")

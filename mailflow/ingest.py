@@ -6,11 +6,12 @@ simulator, the Postfix policy service and connectors.
 - *strict* mode (API, ``import_events``): any invalid event and nothing is stored;
 - *lenient* mode (connectors, the policy service): invalid events are rejected alone and reported.
 
-Identity is the event id, unique per tenant, kept for every type in the ``IngestedEvent`` ledger with a hash of
-the event's normal form: same id and same content is a duplicate (counted, nothing written), same id and other
-content a conflict (counted, reported, not stored), a repeated id inside one batch a duplicate. Directory events
-are applied in event-time order by the ``mailboxes`` services, so the newest event is the state whatever order
-events arrive in. Writes are bulk: a batch costs a fixed number of queries, not one per event.
+Identity is the event id, unique per tenant, kept for every type in the ``IngestedEvent`` ledger with a hash
+of the event's normal form: same id and same content is a duplicate (counted, nothing written), same id and
+other content a conflict (counted, reported, not stored), a repeated id inside one batch a duplicate.
+Directory events are applied in event-time order by the ``mailboxes`` services, so the newest event is the
+state whatever order events arrive in. Writes are bulk: a batch costs a fixed number of queries, not one per
+event.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -58,11 +60,11 @@ _ATTEMPTS = 3
 class IngestResult:
     """What one call stored and found.
 
-    ``accepted`` events were stored; ``duplicates`` were already stored (or repeated in the batch); ``conflicts``
-    lists the ids already stored with other content (not stored). ``errors`` / ``warnings`` are those of
-    validation (in strict mode any error means nothing was stored); ``rejected`` counts the invalid events.
-    ``affected_mailbox_ids`` and ``time_range`` (earliest, latest event time) describe the stored events, for
-    the detection step.
+    ``accepted`` events were stored; ``duplicates`` were already stored (or repeated in the batch);
+    ``conflicts`` lists the ids already stored with other content (not stored). ``errors`` / ``warnings`` are
+    those of validation (in strict mode any error means nothing was stored); ``rejected`` counts the invalid
+    events. ``affected_mailbox_ids`` and ``time_range`` (earliest, latest event time) describe the stored
+    events, for the detection step.
     """
 
     accepted: int = 0
@@ -138,11 +140,17 @@ def ingest_events(
 
 
 def _after_commit(tenant: Tenant, result: IngestResult) -> None:
-    """Runs once a batch that stored something is committed.
+    """Once a batch that stored something is committed: one ``alerts.evaluate`` task for the whole batch.
 
-    Nothing yet: the detection issue wires ``alerts.evaluate`` here (one task per batch, with
-    ``result.affected_mailbox_ids`` and ``result.time_range``), by task name so mailflow never imports alerts.
+    Enqueued by task name, so mailflow never imports alerts (a higher layer); in embedded mode it runs in-process.
     """
+    if not result.affected_mailbox_ids or result.time_range is None:
+        return
+    start, end = result.time_range
+    current_app.signature(
+        "alerts.evaluate",
+        args=(tenant.pk, sorted(result.affected_mailbox_ids), start.isoformat(), end.isoformat()),
+    ).apply_async()
 
 
 def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> list[ValidEvent]:

@@ -1,8 +1,8 @@
 """Layer 2: message events and the ledger of every ingested event id.
 
 ``IngestedEvent`` holds one row per (tenant, event id) for *all* event types, with the hash of the event's
-canonical content: finding the duplicates and conflicts of a batch is one query against it. ``MessageEvent`` is
-the sent-mail telemetry the detectors read, indexed for per-sender and per-tenant time windows.
+canonical content: finding the duplicates and conflicts of a batch is one query against it. ``MessageEvent``
+is the sent-mail telemetry the detectors read, indexed for per-sender and per-tenant time windows.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class EventType(models.TextChoices):
 class IngestedEvent(models.Model):
     """The id ledger: every event stored for a tenant, whatever its type. Unique per (tenant, event id).
 
-    ``content_hash`` is the SHA-256 of the event's canonical JSON (known fields only, normalised), so re-sending
-    the same event is recognised as a duplicate and the same id with other content as a conflict.
+    ``content_hash`` is the SHA-256 of the event's canonical JSON (known fields only, normalised), so
+    re-sending the same event is recognised as a duplicate and the same id with other content as a conflict.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -71,8 +71,8 @@ class MessageEventQuerySet(models.QuerySet):
 class MessageEvent(models.Model):
     """One message a mailbox of the tenant sent (``message`` event), with its recipients split by direction.
 
-    Recipients are lowercased and de-duplicated; a recipient is internal when its domain is an accepted domain of
-    the tenant at ingest time. ``verdict`` blank means unknown.
+    Recipients are lowercased and de-duplicated; a recipient is internal when its domain is an accepted domain
+    of the tenant at ingest time. ``verdict`` blank means unknown.
     """
 
     class Verdict(models.TextChoices):

@@ -579,6 +579,11 @@ class _Generator:
     def _baseline(self, users: list[SimulatedMailbox]) -> None:
         rng, tenant, emit = self.rng, self.tenant, self.emit
         weekend_chance = _WEEKEND_SENDING[0]
+        for mailbox in users:
+            # Every account's sign-in history starts with the period (a phone's token refresh), so with 8 days
+            # or more the detectors' 7-day learning period is over before the last day's attacks.
+            at = self.start + rng.randint(MINUTE, 20 * MINUTE)
+            emit(at, tenant.home_sign_in(mailbox, at))
         for midnight, working in self._days():
             for mailbox in users:
                 if working:
@@ -852,17 +857,14 @@ class LiveFeed:
             at = start + rng.expovariate(rate) if rate > 0 else math.inf
             while at <= stop:
                 mailbox = tenant.users[bisect.bisect(self.sender_cum, rng.random() * self.sender_cum[-1])]
-                epoch = max(math.floor(at), math.floor(start) + 1)
-                event = (
-                    tenant.baseline_message(mailbox, epoch)
-                    if kind == "message"
-                    else tenant.home_sign_in(mailbox, epoch)
-                )
-                drawn.append((epoch, event))
+                if kind == "message":
+                    drawn.append((at, tenant.baseline_message(mailbox, int(at))))
+                else:
+                    drawn.append((at, tenant.home_sign_in(mailbox, int(at))))
                 at += rng.expovariate(rate)
         drawn.sort(key=itemgetter(0))
-        for epoch, event in drawn:
+        for at, event in drawn:
             self.count += 1
             event["id"] = f"{self.prefix}{self.count}"
-            event["time"] = _iso(int(epoch))
+            event["time"] = datetime.fromtimestamp(at, UTC).isoformat()  # sub-second: stays inside the span
         return [event for _, event in drawn]

@@ -1,14 +1,14 @@
 """Validation of ingest contract v1 (DESIGN section 4): every field of every event type, and its normal form.
 
-An event passes when its type is known and every field has the documented shape; unknown fields are ignored and
-reported as warnings. The normal form (``ValidEvent.data``) keeps the known fields only, with addresses
-lowercased, times in UTC, optional fields that were null or absent left out and defaults filled in; its SHA-256
-is the event's content hash, so re-sending the same event in another spelling (``Bob@X.com``, ``+02:00``) is a
-duplicate, not a conflict.
+An event passes when its type is known and every field has the documented shape; unknown fields are ignored
+and reported as warnings. The normal form (``ValidEvent.data``) keeps the known fields only, with addresses
+lowercased, times in UTC, optional fields that were null or absent left out and defaults filled in; its
+SHA-256 is the event's content hash, so re-sending the same event in another spelling (``Bob@X.com``,
+``+02:00``) is a duplicate, not a conflict.
 
 The addresses that own an event (a ``mailbox`` event's address, a message's sender, the mailbox of a rule /
-forwarding / delegation, a sign-in's user) must be in an accepted domain of the tenant — its stored domains plus
-those declared by ``mailbox`` events of the same batch — or already be a known mailbox.
+forwarding / delegation, a sign-in's user) must be in an accepted domain of the tenant — its stored domains
+plus those declared by ``mailbox`` events of the same batch — or already be a known mailbox.
 """
 
 from __future__ import annotations
@@ -183,7 +183,10 @@ def _time(value: Any, warn: Warn) -> datetime:
         raise Invalid(f"is not an ISO 8601 date-time (e.g. 2025-01-31T09:30:00Z): {_show(value)}")
     if parsed.utcoffset() is None:
         raise Invalid(f"must carry a UTC offset (e.g. Z or +02:00): {_show(value)}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"is out of range: {_show(value)}") from None
 
 
 def _event_id(value: Any, warn: Warn) -> str:
@@ -210,7 +213,7 @@ _CONDITION_TEXT = _one_or_many(_text(1000, nonblank=True))
 
 
 def _rule_actions(value: Any, warn: Warn) -> dict:
-    """The documented actions; addresses stored as lowercased arrays. Unknown actions are ignored with a warning."""
+    """The documented actions; addresses stored as lowercased arrays. Unknown actions: ignored, warned."""
     if not isinstance(value, dict):
         raise Invalid(f"must be an object, got {_json_type(value)}")
     result = {}
@@ -315,7 +318,7 @@ _TYPES = ", ".join(SCHEMAS)
 
 @dataclass(slots=True)
 class ValidEvent:
-    """An event that passed validation, in normal form. ``data`` is JSON-ready (``time`` as a UTC ISO string)."""
+    """An event that passed validation, in normal form. ``data`` is JSON-ready (``time``: UTC ISO string)."""
 
     index: int
     id: str
@@ -338,9 +341,9 @@ class ValidEvent:
 class ValidationReport:
     """What validation found. ``events`` are the valid events in input order.
 
-    ``errors`` are ``{"index", "field", "error"}``, ``warnings`` ``{"index", "field", "warning"}`` (``field`` is
-    None when the whole event is meant). With ``defer_domain_check``, the owner addresses outside the accepted
-    domains are left in ``outside_addresses`` (address → [(index, field)]) for the caller to settle.
+    ``errors`` are ``{"index", "field", "error"}``, ``warnings`` ``{"index", "field", "warning"}`` (``field``
+    is None when the whole event is meant). With ``defer_domain_check``, the owner addresses outside the
+    accepted domains are left in ``outside_addresses`` (address → [(index, field)]) for the caller to settle.
     """
 
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -426,9 +429,9 @@ def validate_events(
 ) -> ValidationReport:
     """Check every event of a batch; report errors and warnings by index (``base_index`` + position).
 
-    ``accepted_domains`` replaces the tenant's stored ones (``import_events`` passes them once for a whole file);
-    the domains of the batch's valid ``mailbox`` events are always added. Queries: one for the stored domains
-    (unless given), one for known mailboxes when some owner address is outside them.
+    ``accepted_domains`` replaces the tenant's stored ones (``import_events`` passes them once for a whole
+    file); the domains of the batch's valid ``mailbox`` events are always added. Queries: one for the stored
+    domains (unless given), one for known mailboxes when some owner address is outside them.
     """
     report = ValidationReport()
     stored = (
@@ -464,6 +467,7 @@ def validate_events(
 
 def outside_domain_message(address: str) -> str:
     return (
-        f"{address} is not a mailbox of the tenant: its domain {domain_of(address)} is not an accepted domain "
+        f"{address} is not a mailbox of the tenant: its domain {domain_of(address)} "
+        "is not an accepted domain "
         "(declare it with a mailbox event or add it as an accepted domain)"
     )

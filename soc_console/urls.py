@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from .health import healthz
 
 api_v1 = [
+    path("", include("mailboxes.api.urls")),
     path("", include("mailflow.api.urls")),
     path("", include("restricted_users.api.urls")),
     path("", include("alerts.api.urls")),

@@ -141,7 +141,9 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         "post_url": reverse("console:action_decide"),
         "hidden": [("decision", form.cleaned_data["decision"]), *(("ids", a.pk) for a in chosen)],
         "comment": comment,
-        "comment_label": "Comment (optional)" if approve else "Why are they rejected? (required)",
+        "comment_label": "Comment (optional)"
+        if approve
+        else f"Why {'is it' if count == 1 else 'are they'} rejected? (required)",
         "button_label": "Approve" if approve else "Reject",
         "button_class": "" if approve else "danger",
         "cancel_url": back,

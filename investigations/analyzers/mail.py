@@ -38,7 +38,7 @@ SPAM_MIN_SHARE = 0.10
 # Mail clusters: how many clean clusters are kept as rows (the rest fold into one "other clean mail" row);
 # a cluster is a cause of a sending-limit breach when it holds this share of the breach's recipients.
 CLEAN_CLUSTERS_KEPT = 50
-# A spam / bulk majority makes a cluster suspicious from this many such messages (one stray bulk mail is noise).
+# A spam / bulk majority makes a cluster suspicious from this many such messages (a stray bulk mail is noise).
 SPAMMY_CLUSTER_MIN = 5
 BREACH_CAUSE_SHARE = 0.10
 EVENT_IDS_KEPT = 10_000
@@ -235,27 +235,33 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
     """Mail clusters: the user's sent mail of the last 7 days grouped by URL, else body fingerprint, else
     normalised subject.
 
-    A message joins the cluster of its first URL outside the tenant's domains (scheme, ``www.``, query and
-    fragment dropped: per-recipient tracking tokens do not split a campaign), else of its first URL, else of
-    its ``body_hash``, else of its subject with reply prefixes stripped, digits folded and case ignored.
+    Grouping: a message joins the cluster of its first URL outside the tenant's domains (else its first URL;
+    scheme, ``www.``, query and fragment dropped, so per-recipient tracking tokens do not split a campaign);
+    without a URL, of its ``body_hash`` when another message shares it (a unique body groups nothing); else of
+    its subject with reply prefixes stripped, digit runs folded and case ignored.
+
     Verdicts: *malicious* when any message is phish or malware; *suspicious* when spam and bulk are the
-    majority (and at least 5 messages), or when the cluster holds at least 10% of the recipients of a
+    majority (at least 5 such messages), or when the cluster holds at least 10% of the recipients of a
     sending-limit breach (the messages a sending-limit alert names, or those inside a restriction's breach
-    window): these clusters show which
-    mail caused a restriction; else *clean*. Recipient counts are deliveries (internal / external).
+    window): these clusters show which mail caused a restriction; else *clean*. Recipient counts are
+    deliveries (internal / external).
 
     Rows: one ``MailCluster`` per malicious / suspicious cluster and the 50 largest clean ones (the rest are
-    summed into one "other clean mail" row), updated in place by fingerprint on a re-run. Findings: one per
+    summed into one "Other clean mail" row), updated in place by fingerprint on a re-run. Findings: one per
     malicious / suspicious cluster. Proposals: ``soft_delete_messages`` for every *malicious* cluster that
-    reached internal recipients (target: its event ids and internal recipient count); none for a malicious
-    cluster sent only outside, since there is nothing to delete here.
+    reached internal recipients, targeting its event ids and internal recipient count. A cluster grouped by
+    URL or body is one campaign, so all its messages are targeted (copies the filter let through included);
+    one grouped only by subject targets just its phish / malware messages, since a subject is too weak a
+    fingerprint to delete unverdicted mail. A malicious cluster sent only outside proposes nothing: there is
+    nothing here to delete.
     """
     name = "mail_clusters"
     sent = ctx.sent_between(ctx.since)
     breach_ids, windows = _breach_evidence(ctx)
+    shared_bodies = {h for h, n in Counter(m.body_hash for m in sent if m.body_hash).items() if n > 1}
     clusters: dict[tuple[str, str], _Cluster] = {}
     for m in sent:
-        basis, key, label = _cluster_key(m, ctx.accepted_domains)
+        basis, key, label = _cluster_key(m, ctx.accepted_domains, shared_bodies)
         cluster = clusters.get((basis, key))
         if cluster is None:
             cluster = clusters[(basis, key)] = _Cluster(basis, key, label)
@@ -329,7 +335,9 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
             },
         )
         findings.append(finding)
-        if verdict == Finding.Verdict.MALICIOUS and row.internal_recipients:
+        targeted = _soft_delete_targets(cluster)
+        internal = sum(m.internal for m in targeted)
+        if verdict == Finding.Verdict.MALICIOUS and internal:
             action = ctx.propose(
                 RemediationAction.Type.SOFT_DELETE_MESSAGES,
                 f"cluster:{row.fingerprint}",
@@ -337,14 +345,13 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
                     "mailbox_id": ctx.mailbox.pk,
                     "cluster_id": row.pk,
                     "fingerprint": row.fingerprint,
-                    "event_ids": row.event_ids,
-                    "message_count": row.message_count,
-                    "internal_recipients": row.internal_recipients,
+                    "event_ids": [m.event_id for m in targeted],
+                    "message_count": len(targeted),
+                    "internal_recipients": internal,
                 },
                 label=(
-                    f"{row.message_count} message{'s' if row.message_count != 1 else ''} “{row.label[:120]}” "
-                    f"from {row.internal_recipients} internal recipient mailbox"
-                    f"{'es' if row.internal_recipients != 1 else ''}"
+                    f"{len(targeted)} message{'s' if len(targeted) != 1 else ''} “{row.label[:120]}” "
+                    f"from {internal} internal recipient mailbox{'es' if internal != 1 else ''}"
                 ),
                 finding=finding,
             )
@@ -356,6 +363,13 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
         f"{counts[Finding.Verdict.SUSPICIOUS]} suspicious, {counts[Finding.Verdict.CLEAN]} clean"
     )
     return AnalyzerResult(summary, findings, actions)
+
+
+def _soft_delete_targets(cluster: _Cluster) -> list[SentMessage]:
+    """The messages a soft delete of a malicious cluster takes back (see :func:`mail_clusters`)."""
+    if cluster.basis in ("url", "body"):
+        return cluster.messages
+    return [m for m in cluster.messages if m.verdict in MALICIOUS_VERDICTS]
 
 
 _RANK = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
@@ -380,14 +394,14 @@ def normalise_url(url: str) -> tuple[str, str]:
     return host, f"{host}{path}"
 
 
-def _cluster_key(m: SentMessage, accepted_domains: set[str]) -> tuple[str, str, str]:
+def _cluster_key(m: SentMessage, accepted_domains: set[str], shared_bodies: set[str]) -> tuple[str, str, str]:
     if m.urls:
         normalised = [normalise_url(u) for u in m.urls]
         outside = [n for n in normalised if n[0] and not _in_domains(n[0], accepted_domains)]
         host, key = (outside or normalised)[0]
         if key:
             return "url", key, key
-    if m.body_hash:
+    if m.body_hash in shared_bodies:
         subject = (m.subject or "(no subject)").strip()
         return "body", m.body_hash, f"{subject[:200]} (body {m.body_hash[:12]})"
     subject = normalise_subject(m.subject)

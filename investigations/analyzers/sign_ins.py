@@ -174,7 +174,9 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
             )
         )
     recent_successes = sum(1 for s in recent if s.success)
-    found = f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
+    found = (
+        f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
+    )
     learning = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
     summary = (
         f"{recent_successes} successful and {len(recent) - recent_successes} failed sign-ins in 7 days from "

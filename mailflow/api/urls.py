@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import EventIngestView, MessageEventViewSet
@@ -9,6 +9,4 @@ router.register("messages", MessageEventViewSet, basename="messageevent")
 urlpatterns = [
     path("events/", EventIngestView.as_view(), name="event-ingest"),
     *router.urls,
-    # The directory's read API (layer 1) is mounted here until the root URLconf includes it itself.
-    path("", include("mailboxes.api.urls")),
 ]

@@ -41,7 +41,8 @@ def _too_large(limit_name: str, limit: int, unit: str) -> RequestRefused:
     return RequestRefused(
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         {
-            "detail": f"The request is above the ingest limit {limit_name} = {limit} {unit}; split it into batches.",
+            "detail": f"The request is above the ingest limit {limit_name} = {limit} {unit}; "
+            "split it into batches.",
             "limit": limit_name,
             "max": limit,
         },
@@ -66,7 +67,7 @@ def target_tenant(request: Request) -> Tenant:
 
 
 def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refused past ``max_bytes`` (read from the stream: Django's upload limit does not apply)."""
+    """The raw body, refused past ``max_bytes`` (read from the stream: Django's upload limit is not used)."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -108,7 +109,8 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], list[int] |
         raise RequestRefused(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             {
-                "detail": f"Send application/json (an array of events) or application/x-ndjson, not {content_type!r}."
+                "detail": "Send application/json (an array of events) or application/x-ndjson, "
+                f"not {content_type!r}."
             },
         )
     try:
@@ -125,7 +127,8 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], list[int] |
         raise RequestRefused(
             status.HTTP_400_BAD_REQUEST,
             {
-                "detail": "Expected a JSON array of events (or NDJSON with Content-Type: application/x-ndjson)."
+                "detail": "Expected a JSON array of events "
+                "(or NDJSON with Content-Type: application/x-ndjson)."
             },
         )
     return events, None
@@ -182,7 +185,7 @@ def _with_lines(items: list[dict[str, Any]], lines: list[int] | None) -> list[di
 
 
 class MessageEventViewSet(viewsets.ReadOnlyModelViewSet):
-    """Stored message events; a token sees its own tenant's only, a person every tenant (``?tenant=<slug>``)."""
+    """Stored message events; a token sees its own tenant's only, a person every tenant (``?tenant=``)."""
 
     serializer_class = MessageEventSerializer
     permission_classes = [RolePermission]

@@ -82,16 +82,32 @@ class Telemetry:
         }
         return self._add(event, "msg")
 
-    def rule(self, mailbox: str, rule_id: str, *, at: datetime, operation: str = "created", **state: Any) -> str:
-        event = {"type": "inbox_rule", "time": at, "mailbox": mailbox, "rule_id": rule_id, "operation": operation}
+    def rule(
+        self, mailbox: str, rule_id: str, *, at: datetime, operation: str = "created", **state: Any
+    ) -> str:
+        event = {
+            "type": "inbox_rule",
+            "time": at,
+            "mailbox": mailbox,
+            "rule_id": rule_id,
+            "operation": operation,
+        }
         return self._add({**event, **state}, "rule")
 
-    def forwarding(self, mailbox: str, forward_to: str | None, *, at: datetime, keep_copy: bool = False) -> str:
+    def forwarding(
+        self, mailbox: str, forward_to: str | None, *, at: datetime, keep_copy: bool = False
+    ) -> str:
         event = {"type": "forwarding", "time": at, "mailbox": mailbox, "forward_to": forward_to}
         return self._add({**event, "keep_copy": keep_copy}, "fwd")
 
     def delegation(
-        self, mailbox: str, delegate: str, *, at: datetime, access: str = "full_access", operation: str = "added"
+        self,
+        mailbox: str,
+        delegate: str,
+        *,
+        at: datetime,
+        access: str = "full_access",
+        operation: str = "added",
     ) -> str:
         event = {"type": "delegation", "time": at, "mailbox": mailbox, "delegate": delegate}
         return self._add({**event, "access": access, "operation": operation}, "dlg")
@@ -127,7 +143,7 @@ class Telemetry:
         return result
 
     def ingest_and_detect(self) -> IngestResult:
-        """Store the batch, then run the detectors over it as ``alerts.evaluate`` does for a committed batch."""
+        """Store the batch, then run the detectors over it as ``alerts.evaluate`` does after a commit."""
         result = self.ingest()
         if result.time_range is not None:
             evaluate_mailboxes(self.tenant.pk, result.affected_mailbox_ids, *result.time_range)

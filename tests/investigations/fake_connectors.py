@@ -70,3 +70,13 @@ class SlowConnector(BuiltinConnector):
         Path(os.environ["SLOW_CONNECTOR_MARKER"]).write_text(str(action.pk))
         time.sleep(120)
         return result
+
+
+class UnreachableForUndoConnector(BuiltinConnector):
+    """Applies like the built-in connector; every undo times out."""
+
+    undo_calls = 0
+
+    def undo(self, action, prior_state):
+        type(self).undo_calls += 1
+        raise TransientConnectorError("timed out talking to the platform")

@@ -36,7 +36,7 @@ from .action_builders import (
     make_mailbox,
     sent_messages,
 )
-from .fake_connectors import FlakyConnector
+from .fake_connectors import FlakyConnector, UnreachableForUndoConnector
 
 pytestmark = pytest.mark.django_db
 
@@ -303,9 +303,7 @@ def test_a_platform_without_an_api_asks_for_the_exact_manual_step(investigation,
     )
     investigation.refresh_from_db()
     assert investigation.status == Investigation.Status.PENDING_ACTION  # a manual step is still open
-    actions.mark_manual_action(
-        action, actor=operator, done=True, comment="Done in Entra"
-    )
+    actions.mark_manual_action(action, actor=operator, done=True, comment="Done in Entra")
     action.refresh_from_db()
     assert action.status == Status.COMPLETED and "Done in Entra" in action.result
     investigation.refresh_from_db()
@@ -518,6 +516,25 @@ def test_a_requested_undo_runs_in_the_worker_task(
     assert forwarding_of(investigation.mailbox).forward_to == EVIL
     # A duplicate delivery finds it undone and changes nothing.
     assert actions.perform_requested_undo(action.pk, operator.pk, "again") == Status.UNDONE
+
+
+def test_an_undo_the_platform_keeps_timing_out_is_retried_then_audited_as_failed(
+    investigation, operator, settings, django_capture_on_commit_callbacks
+):
+    forward(investigation.mailbox)
+    action = approve_now(make_action(investigation, Type.TURN_OFF_FORWARDING), operator)
+    actions.run_approved_action(action.pk)
+    action.refresh_from_db()
+    use_connector(settings, "UnreachableForUndoConnector")
+    UnreachableForUndoConnector.undo_calls = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.request_undo(action, actor=operator, comment="Legitimate after all")
+    assert UnreachableForUndoConnector.undo_calls == settings.ACTION_MAX_ATTEMPTS == 5
+    action.refresh_from_db()
+    assert action.status == Status.COMPLETED
+    failed = AuditEvent.objects.for_target(action).get(action="investigations.action.undo_failed")
+    assert failed.comment == "Gave up after 5 attempts: timed out talking to the platform"
+    assert forwarding_of(investigation.mailbox).forward_to is None
 
 
 # ---------------------------------------------------------------------------------- expiry, status, alerts

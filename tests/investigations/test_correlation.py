@@ -55,7 +55,9 @@ def test_two_alerts_on_one_user_make_one_investigation_run_twice(telemetry, run_
     assert set(investigation.actions.values_list("action_type", flat=True)) >= {
         "turn_off_forwarding", "remove_inbox_rule",
     }  # fmt: skip
-    assert AuditEvent.objects.filter(action="investigations.investigation.correlated", target_id=str(first.pk))
+    assert AuditEvent.objects.filter(
+        action="investigations.investigation.correlated", target_id=str(first.pk)
+    )
 
 
 def test_a_new_alert_after_the_investigation_closed_opens_another(telemetry, operator, run_on_commit):
@@ -88,7 +90,9 @@ def test_a_redelivered_start_changes_nothing(telemetry, run_on_commit):
     assert investigation.run_count == 1
 
 
-def test_the_alert_for_our_own_block_sender_is_attached_and_starts_nothing(telemetry, operator, run_on_commit):
+def test_the_alert_for_our_own_block_sender_is_attached_and_starts_nothing(
+    telemetry, operator, run_on_commit
+):
     telemetry.mailbox(ALICE)
     telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
     with run_on_commit():
@@ -124,7 +128,9 @@ def test_a_by_hand_start_raises_the_admin_alert_and_records_who(telemetry, opera
     assert alert.evidence.get().kind == "manual"
     assert alert.details["requested_by"] == operator.username
     assert investigation.started_by == operator
-    opened = AuditEvent.objects.get(action="investigations.investigation.opened", target_id=str(investigation.pk))
+    opened = AuditEvent.objects.get(
+        action="investigations.investigation.opened", target_id=str(investigation.pk)
+    )
     assert opened.actor == operator and opened.comment == "user called in"
     # Asking again while it is open correlates: a second manual event, the same investigation, run again.
     investigation.refresh_from_db()
@@ -170,7 +176,9 @@ def test_only_operators_stop_investigations_and_only_open_ones(telemetry, operat
     with pytest.raises(InvestigationError, match="Only an open investigation"):
         stop_investigation(investigation, actor=operator, comment="again")
     stopped = AuditEvent.objects.get(action="investigations.investigation.stopped")
-    assert stopped.before == {"status": "pending_action"} and stopped.after == {"status": "terminated_by_user"}
+    assert stopped.before == {"status": "pending_action"} and stopped.after == {
+        "status": "terminated_by_user"
+    }
     assert AuditEvent.objects.filter(action="investigations.action.rejected").count() == 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from investigations import analyzers, playbook
@@ -17,7 +17,18 @@ from mailflow.ingest import ingest_events
 from mailflow.simulator import Scenario, SimulationConfig, simulate
 from restricted_users.services import next_utc_midnight, restrict_user
 
-from .builders import ALICE, BOB, HOME, NOW, OUTSIDE, days_ago, hours_ago, investigation_of, mailbox, proposals
+from .builders import (
+    ALICE,
+    BOB,
+    HOME,
+    NOW,
+    OUTSIDE,
+    days_ago,
+    hours_ago,
+    investigation_of,
+    mailbox,
+    proposals,
+)
 
 pytestmark = pytest.mark.django_db
 S = Investigation.Status
@@ -43,8 +54,14 @@ def phish_burst(telemetry, *, internal: int, copies: int = 12, at=None) -> list[
     at = at or hours_ago(3)
     return [
         telemetry.message(
-            ALICE, at=at + timedelta(minutes=n), external=3, internal=internal, verdict="phish",
-            subject=f"Action required: mailbox quota {n}", urls=[f"{PHISH_URL}?token={n}"], body_hash="lure-1",
+            ALICE,
+            at=at + timedelta(minutes=n),
+            external=3,
+            internal=internal,
+            verdict="phish",
+            subject=f"Action required: mailbox quota {n}",
+            urls=[f"{PHISH_URL}?token={n}"],
+            body_hash="lure-1",
         )  # fmt: skip
         for n in range(copies)
     ]
@@ -86,6 +103,20 @@ def test_a_phish_campaign_sent_only_outside_proposes_no_soft_delete(telemetry, s
     investigation = start()
     assert investigation.clusters.get(verdict="malicious").internal_recipients == 0
     assert "soft_delete_messages" not in proposals(investigation)
+
+
+def test_a_cluster_grouped_only_by_subject_soft_deletes_just_its_verdicted_messages(telemetry, start):
+    telemetry.mailbox(ALICE)
+    clean = [
+        telemetry.message(ALICE, at=hours_ago(10 + n), internal=2, subject=f"Invoice {n}") for n in range(3)
+    ]
+    lure = telemetry.message(ALICE, at=hours_ago(2), internal=4, subject="RE: Invoice 9912", verdict="phish")
+    telemetry.ingest()
+    investigation = start()
+    cluster = investigation.clusters.get(verdict="malicious")
+    assert cluster.basis == "subject" and sorted(cluster.event_ids) == sorted([*clean, lure])
+    soft_delete = investigation.actions.get(action_type="soft_delete_messages")
+    assert soft_delete.target["event_ids"] == [lure] and soft_delete.target["internal_recipients"] == 4
 
 
 def test_mail_is_clustered_by_url_then_body_then_normalised_subject(telemetry, start):
@@ -137,10 +168,22 @@ def test_the_clusters_behind_a_sending_limit_breach_are_suspicious(telemetry, ru
 
 def test_a_hiding_rule_on_finance_words_is_malicious_and_a_filing_rule_is_not(telemetry, start):
     telemetry.mailbox(ALICE)
-    telemetry.rule(ALICE, "r-hide", at=hours_ago(4), name="..",
-                   conditions={"subject_contains": ["invoice"]}, actions={"move_to_folder": "RSS Feeds"})
-    telemetry.rule(ALICE, "r-news", at=days_ago(3), name="Newsletters",
-                   conditions={"from": "news@vendor.example"}, actions={"move_to_folder": "Newsletters"})
+    telemetry.rule(
+        ALICE,
+        "r-hide",
+        at=hours_ago(4),
+        name="..",
+        conditions={"subject_contains": ["invoice"]},
+        actions={"move_to_folder": "RSS Feeds"},
+    )
+    telemetry.rule(
+        ALICE,
+        "r-news",
+        at=days_ago(3),
+        name="Newsletters",
+        conditions={"from": "news@vendor.example"},
+        actions={"move_to_folder": "Newsletters"},
+    )
     telemetry.rule(ALICE, "r-out", at=hours_ago(4), name="fw",
                    conditions={}, actions={"redirect_to": f"x@{OUTSIDE}"}, enabled=False)  # fmt: skip
     telemetry.ingest()
@@ -199,7 +242,9 @@ def test_external_forwarding_set_and_removed_is_history_without_a_proposal(telem
     assert "turn_off_forwarding" not in proposals(investigation)
 
 
-def test_a_compromised_verdict_proposes_the_account_actions_and_every_point_names_its_reason(telemetry, start):
+def test_a_compromised_verdict_proposes_the_account_actions_and_every_point_names_its_reason(
+    telemetry, start
+):
     telemetry.mailbox(ALICE)
     telemetry.everyday(ALICE)
     phish_burst(telemetry, internal=1)
@@ -217,9 +262,9 @@ def test_a_compromised_verdict_proposes_the_account_actions_and_every_point_name
         assert found[action_type] == [{"mailbox_id": mailbox(ALICE).pk, "address": ALICE}], action_type
     verdict = investigation.findings.get(analyzer="verdict")
     assert verdict.entity_type == "mailbox" and verdict.verdict == "malicious"
-    assert set(investigation.actions.filter(action_type="block_sender").values_list("finding", flat=True)) == {
-        verdict.pk
-    }
+    assert set(
+        investigation.actions.filter(action_type="block_sender").values_list("finding", flat=True)
+    ) == {verdict.pk}
     assert all(action.finding_id for action in investigation.actions.all())
 
 
@@ -309,7 +354,9 @@ def test_a_rerun_updates_findings_and_actions_instead_of_duplicating_them(teleme
     )
     assert after == before
     assert investigation.run_count == 2
-    assert AnalyzerRun.objects.filter(investigation=investigation, run_number=2).count() == len(analyzers.ANALYZERS)
+    assert AnalyzerRun.objects.filter(investigation=investigation, run_number=2).count() == len(
+        analyzers.ANALYZERS
+    )
 
 
 def test_a_rerun_never_proposes_again_what_was_decided(telemetry, start, operator):
@@ -323,7 +370,9 @@ def test_a_rerun_never_proposes_again_what_was_decided(telemetry, start, operato
     )
     playbook.run_investigation(investigation.pk)
     investigation.refresh_from_db()
-    assert list(investigation.actions.values_list("action_type", "status")) == [("turn_off_forwarding", "rejected")]
+    assert list(investigation.actions.values_list("action_type", "status")) == [
+        ("turn_off_forwarding", "rejected")
+    ]
     assert investigation.status == S.TERMINATED_BY_USER  # all rejected
 
 
@@ -337,6 +386,43 @@ def test_a_run_is_skipped_while_another_holds_a_live_lease_and_taken_over_after(
     assert playbook.run_investigation(investigation.pk) is not None
     investigation.refresh_from_db()
     assert investigation.status == S.NO_THREATS and investigation.run_count == 2
+
+
+def test_a_database_outage_hands_the_run_back_for_a_retry_instead_of_failing_it(
+    telemetry, start, monkeypatch
+):
+    telemetry.mailbox(ALICE)
+    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
+    telemetry.ingest()
+    investigation = start()
+
+    def outage(ctx):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(analyzers, "forwarding", outage)
+    with pytest.raises(OperationalError):  # the task's autoretry takes it from here
+        playbook.run_investigation(investigation.pk)
+    investigation.refresh_from_db()
+    assert (investigation.status, investigation.running_since) == (S.QUEUED, None)
+    assert not investigation.runs.filter(run_number=2).exists()  # the half-done run left nothing behind
+    monkeypatch.undo()
+    playbook.run_investigation(investigation.pk)
+    investigation.refresh_from_db()
+    assert investigation.status == S.PENDING_ACTION and investigation.run_count == 3
+
+
+def test_beat_requeues_a_run_whose_worker_died(telemetry, start):
+    telemetry.mailbox(ALICE)
+    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
+    telemetry.ingest()
+    investigation = start()
+    Investigation.objects.filter(pk=investigation.pk).update(
+        status=S.RUNNING, running_since=NOW - playbook.RUN_LEASE - timedelta(minutes=1)
+    )
+    assert playbook.requeue_stalled_runs() == 1  # tasks run in-process here: the run happens now
+    investigation.refresh_from_db()
+    assert investigation.status == S.PENDING_ACTION and investigation.run_count == 2
+    assert playbook.requeue_stalled_runs() == 0
 
 
 def test_the_cost_of_a_run_does_not_grow_with_the_mail_volume(telemetry, start):
@@ -417,11 +503,15 @@ def test_each_simulated_attack_is_investigated_with_the_right_findings_and_propo
     assert delegation.findings.filter(analyzer="sign_ins").count() == 1
 
     # A clean user, started by hand, ends "No threats found".
-    clean = next(m.address for m in simulation.mailboxes if m.address not in investigated and "newsletter" not in
-                 m.address)  # fmt: skip
+    newsletter = simulation.ground_truth.newsletter_owner
+    clean = next(m.address for m in simulation.mailboxes if m.address not in investigated | {newsletter})
     with run_on_commit():
         investigation = start_investigation_by_hand(mailbox(clean), actor=operator)
     investigation.refresh_from_db()
-    assert (investigation.status, investigation.verdict, investigation.risk_score) == (S.NO_THREATS, "clean", 0)
+    assert (investigation.status, investigation.verdict, investigation.risk_score) == (
+        S.NO_THREATS,
+        "clean",
+        0,
+    )
     assert not MailCluster.objects.filter(investigation=investigation).exclude(verdict="clean").exists()
     assert not Finding.objects.filter(investigation=investigation).exclude(verdict="clean").exists()

@@ -302,3 +302,36 @@ def test_a_batch_runs_a_bounded_number_of_queries_whatever_its_size(
         result = ingest_events(accepted, _mixed_batch(size, f"b{size}"))
     assert result.accepted == size
     assert result.errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_batches_with_the_same_ids_store_each_event_once(tenant):
+    import threading
+
+    from django.db import connection
+
+    from core.models import Tenant
+    from mailboxes.services import declare_accepted_domains
+
+    declare_accepted_domains(tenant, ["example.com"])
+    batch = messages(2000)
+    start = threading.Barrier(2)
+    results, failures = [], []
+
+    def ingest() -> None:
+        try:
+            start.wait()
+            results.append(ingest_events(Tenant.objects.get(pk=tenant.pk), batch))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ingest) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted((r.accepted, r.duplicates) for r in results) == [(0, 2000), (2000, 0)]
+    assert MessageEvent.objects.count() == 2000

@@ -1,4 +1,6 @@
-"""``GET /api/v1/messages/`` and ``/api/v1/mailboxes/``: readers and read tokens see; an ingest token reads nothing."""
+"""``GET /api/v1/messages/`` and ``/api/v1/mailboxes/``: readers and read tokens see; an ingest token reads
+nothing.
+"""
 
 from __future__ import annotations
 

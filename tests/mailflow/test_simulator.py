@@ -37,8 +37,8 @@ BAD_VERDICTS = {"spam", "phish", "malware"}
 
 @pytest.fixture(scope="module")
 def simulation() -> Simulation:
-    """80 users over 9 days, 8 of them compromised: every scenario twice."""
-    return simulate(SimulationConfig(end=END, mailboxes=80, days=9, compromised=8, seed=7))
+    """80 users over 8 days (the demo's length), 8 of them compromised: every scenario twice."""
+    return simulate(SimulationConfig(end=END, mailboxes=80, days=8, compromised=8, seed=7))
 
 
 @pytest.fixture(scope="module")
@@ -313,8 +313,11 @@ def test_scenarios_go_round_robin_and_start_on_the_last_day(simulation):
     for entry in truth.compromised:
         assert END - timedelta(hours=24) < entry.starts_at < END
         assert entry.attacker_country != "GB"
-        first = min(epoch(e) for e in events_of(simulation, entry.address, "sign_in") if e["country"] != "GB")
+        sign_ins = events_of(simulation, entry.address, "sign_in")
+        first = min(epoch(e) for e in sign_ins if e["country"] != "GB")
         assert first == entry.starts_at.timestamp()  # the attacker's sign-in is the first malicious event
+        history = entry.starts_at.timestamp() - min(epoch(e) for e in sign_ins)
+        assert history > 7 * DAY  # the detectors' learning period is over when the attack starts
 
 
 def test_the_phishing_burst_sends_one_lure_to_over_500_external_recipients_in_an_hour(simulation):
@@ -344,7 +347,8 @@ def test_the_slow_spam_run_stays_under_both_hourly_limits_but_breaks_the_daily_o
 
 def test_the_bec_account_hides_finance_mail_in_rss_feeds_and_forwards_outside(simulation):
     for entry in compromised(simulation, Scenario.BEC_FORWARDING):
-        (rule,) = events_of(simulation, entry.address, "inbox_rule")
+        rules = events_of(simulation, entry.address, "inbox_rule")  # the victim may also have a benign rule
+        (rule,) = [e for e in rules if e["rule_id"] == entry.details["rule_id"]]
         assert rule["operation"] == "created" and rule["enabled"] is True
         assert rule["actions"] == {"move_to_folder": "RSS Feeds", "mark_as_read": True}
         words = " ".join(rule["conditions"]["subject_contains"] + rule["conditions"]["body_contains"])
@@ -360,7 +364,8 @@ def test_the_bec_account_hides_finance_mail_in_rss_feeds_and_forwards_outside(si
 def test_the_delegation_account_grants_full_access_after_a_new_country_sign_in_and_uses_imap(simulation):
     mailboxes = {e["address"] for e in simulation.events if e["type"] == "mailbox"}
     for entry in compromised(simulation, Scenario.DELEGATION_IMAP):
-        (delegation,) = events_of(simulation, entry.address, "delegation")
+        delegations = events_of(simulation, entry.address, "delegation")  # an executive may also have one
+        (delegation,) = [e for e in delegations if e["delegate"] == entry.details["delegate"]]
         assert (delegation["access"], delegation["operation"]) == ("full_access", "added")
         assert delegation["delegate"] in mailboxes and delegation["delegate"] != entry.address
         sign_ins = events_of(simulation, entry.address, "sign_in")
@@ -455,7 +460,7 @@ def test_the_baseline_looks_like_an_office_week(simulation):
     assert 0.55 < internal < 0.8
     noisy = sum(e["verdict"] in {"spam", "bulk"} for e in mail) / len(mail)
     assert 0.002 < noisy < 0.025
-    per_user_day = len(mail) / len(benign) / 7  # about 7 working days in 9
+    per_user_day = len(mail) / len(benign) / 7  # 6 working days and two halves
     assert 8 < per_user_day < 40
     departments = {e["department"] for e in simulation.events if e["type"] == "mailbox"}
     assert departments == {
@@ -490,8 +495,10 @@ def test_the_live_feed_draws_valid_baseline_events_inside_each_span(simulation):
     events = first + second
     assert len(first) > 5 and len(second) > 5
     assert [e for e in events if contract_errors(e)] == []
-    assert all(since.timestamp() < epoch(e) <= since.timestamp() + 600 for e in first)
-    assert [epoch(e) for e in events] == sorted(epoch(e) for e in events)
+    moments = [datetime.fromisoformat(e["time"]) for e in events]
+    assert all(since < moment <= since + timedelta(minutes=10) for moment in moments[: len(first)])
+    assert all(since + timedelta(minutes=10) < moment for moment in moments[len(first) :])
+    assert moments == sorted(moments)
     ids = [e["id"] for e in events]
     assert len(set(ids)) == len(ids) and all(i.startswith("sim-7-live-42-") for i in ids)
     assert {e["type"] for e in events} <= {"message", "sign_in"}

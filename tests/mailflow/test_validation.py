@@ -111,6 +111,7 @@ BAD_FORMS = [
     ({**A, "time": "yesterday"}, "time", "ISO 8601"),
     ({**A, "time": "2025-13-03T09:00:00Z"}, "time", "ISO 8601"),
     ({**A, "time": 1741000000}, "time", "ISO 8601"),
+    ({**A, "time": "0001-01-01T00:00:00+05:00"}, "time", "out of range"),
     # message
     (without(A, "sender"), "sender", "is required"),
     ({**A, "sender": "alice"}, "sender", "not a valid email address"),

@@ -1,9 +1,10 @@
 """``manage.py import_events FILE|-``: import NDJSON events (contract v1) of any size into a tenant.
 
-First the whole file is validated, streamed line by line (errors by line number, non-zero exit, nothing stored);
-then it is stored in batches through the ingest service in strict mode. Each batch commits on its own, so an
-interrupted import is completed by running the same command again: event ids make it idempotent (what was
-stored counts as duplicates). Standard input (``-``) is spooled to a temporary file for the second pass.
+First the whole file is validated, streamed line by line (errors by line number, non-zero exit, nothing
+stored); then it is stored in batches through the ingest service in strict mode. Each batch commits on its
+own, so an interrupted import is completed by running the same command again: event ids make it idempotent
+(what was stored counts as duplicates). Standard input (``-``) is spooled to a temporary file for the second
+pass.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def read_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any, str | None]]:
 
 class Command(BaseCommand):
     help = (
-        "Import NDJSON events (one JSON event per line; '-' reads standard input) into a tenant. The whole file "
+        "Import NDJSON events (one JSON event per line; '-' reads standard input) into a tenant. "
+        "The whole file "
         "is validated first and nothing is stored if any line is invalid; then it is stored in batches. "
         "Re-running after an interruption completes the import (event ids make it idempotent)."
     )
@@ -110,7 +112,8 @@ class Command(BaseCommand):
             if check.error_count:
                 self._report_errors(check)
                 raise CommandError(
-                    f"{check.error_count} error(s) in {path}: nothing was imported. Fix the lines above and re-run."
+                    f"{check.error_count} error(s) in {path}: nothing was imported. "
+                    "Fix the lines above and re-run."
                 )
             declare_accepted_domains(tenant, check.declared_domains, source_label="import")
             handle.seek(0)
@@ -118,8 +121,9 @@ class Command(BaseCommand):
         finished = time.monotonic()
         elapsed = max(finished - started, 1e-9)
         self.stdout.write(
-            f"Imported {path} into tenant {tenant.slug}: {totals.accepted} accepted, {totals.duplicates} duplicate, "
-            f"{totals.conflict_count} conflicting ({check.events} events, {totals.batches} batches; validated in "
+            f"Imported {path} into tenant {tenant.slug}: {totals.accepted} accepted, "
+            f"{totals.duplicates} duplicate, {totals.conflict_count} conflicting "
+            f"({check.events} events, {totals.batches} batches; validated in "
             f"{validated - started:.1f} s, stored in {finished - validated:.1f} s; "
             f"{check.events / elapsed:.0f} events/s)."
         )
@@ -153,8 +157,9 @@ class Command(BaseCommand):
         return spool
 
     def _validate(self, tenant: Tenant, handle: IO[bytes], batch_size: int) -> FileCheck:
-        """Pass 1: every line, in chunks; owner addresses outside the domains known so far are settled at the end,
-        once every ``mailbox`` event of the file has declared its domain."""
+        """Pass 1: every line, in chunks; owner addresses outside the domains known so far are settled at the
+        end, once every ``mailbox`` event of the file has declared its domain.
+        """
         check = FileCheck()
         stored = AcceptedDomain.objects.domains_of(tenant)
         chunk: list[Any] = []
@@ -222,7 +227,8 @@ class Command(BaseCommand):
                     f"line {lines[e['index']]}: {e['field']}: {e['error']}" for e in result.errors[:5]
                 )
                 raise CommandError(
-                    f"A batch was refused while storing (did the file or the accepted domains change?): {shown}. "
+                    "A batch was refused while storing (did the file or the accepted domains change?): "
+                    f"{shown}. "
                     f"{totals.accepted} events were stored before it; re-run to complete the import."
                 )
             totals.accepted += result.accepted
