@@ -315,8 +315,8 @@ class SoftDeletedMessageQuerySet(models.QuerySet):
 
 
 class SoftDeletedMessage(models.Model):
-    """One copy of a sent message (event id, internal recipient) soft-deleted from the recipient's mailbox by a
-    ``soft_delete_messages`` action under the built-in connector; an undo restores it (``restored_at``).
+    """One copy of a sent message (event id, internal recipient) soft-deleted from the recipient's mailbox by
+    a ``soft_delete_messages`` action under the built-in connector; an undo restores it (``restored_at``).
 
     At most one *active* row per (tenant, event id, recipient): a copy is deleted once, by one action.
     """

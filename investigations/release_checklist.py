@@ -1,7 +1,7 @@
 """What completed remediation actions prove for the Restricted Users release checklist (DESIGN section 5).
 
-Registered with ``restricted_users.services.register_checklist_source`` from ``InvestigationsConfig.ready``, so
-the restriction app (a lower layer) never imports this one.
+Registered with ``restricted_users.services.register_checklist_source`` from ``InvestigationsConfig.ready``,
+so the restriction app (a lower layer) never imports this one.
 """
 
 from __future__ import annotations

@@ -199,7 +199,29 @@ def real_worker(celery_worker_process):
 
     app.conf.task_always_eager = False
     yield celery_worker_process
+    # A test's assertions can pass while the chain it started is still running (alert → restriction →
+    # investigation runs ...). Let the worker finish before the database is flushed, or the flush's TRUNCATE
+    # and the worker's queries deadlock, and the next test starts with the previous one's tasks.
+    _wait_until_worker_idle(app)
     app.conf.task_always_eager = True
+
+
+def _wait_until_worker_idle(app, timeout: float = 30.0) -> None:
+    """Poll until no queue holds a message and the worker runs or holds none, twice in a row."""
+    import time
+
+    from django.conf import settings
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    with app.connection_for_write() as conn:
+        redis_client = conn.default_channel.client
+        while time.monotonic() < deadline and quiet < 2:
+            queued = sum(redis_client.llen(queue) for queue in settings.TASK_QUEUES)
+            inspect = app.control.inspect(timeout=1.0, limit=1)  # one worker: answer on its reply
+            busy = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+            quiet = quiet + 1 if queued == 0 and not any(busy) else 0
+            time.sleep(0.1)
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
