@@ -2,8 +2,8 @@
 
 1. Latency with a real worker: for each of ``BENCH_SAMPLES`` (default 40) new users, one API-sized batch of
    a phishing burst (51 messages x 10 external recipients = 510 in the last hour) is stored by the ingest
-   service; the clock starts when its transaction commits and stops when the worker's "Email sending limit exceeded"
-   alert row is visible. Prints p50 / p95 / max.
+   service; the clock starts when its transaction commits and stops when the worker's "Email sending limit
+   exceeded" alert row is visible. Prints p50 / p95 / max.
 2. Accuracy on a simulated tenant (``BENCH_MAILBOXES`` 1,000, 7 days, 5 compromised, seed 1), ingested in
    5,000-event batches with detection in-process: which compromised users were detected (and by which
    alerts), and how many benign users were alerted or restricted.

@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark in bench/ and print its figures beside the reference measured in the same run.
+"""`make bench`: run every benchmark in bench/; each prints its figures beside a reference measured in the
+same run.
 
 Each module ``bench/<name>_bench.py`` exposes ``main() -> None`` and prints its own figures. ``make bench
 BENCH=ingest`` runs one.

@@ -10,4 +10,4 @@ class CoreConfig(AppConfig):
         from .roles import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="core.sync_roles")
-        from . import tasks  # noqa: F401 - register tasks in every process, not only workers
+        from . import schema, tasks  # noqa: F401 - register tasks in every process; the OpenAPI auth scheme

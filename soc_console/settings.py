@@ -229,6 +229,10 @@ CELERY_BEAT_SCHEDULE = {
     "restricted_users.beat_resync_redis": {"task": "restricted_users.beat_resync_redis", "schedule": 60.0},
     "investigations.beat_reap_leases": {"task": "investigations.beat_reap_leases", "schedule": 60.0},
     "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
+    "investigations.beat_requeue_stalled_runs": {
+        "task": "investigations.beat_requeue_stalled_runs",
+        "schedule": 300.0,
+    },
 }
 # /healthz reports beat as stale when its heartbeat is older than this.
 BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
