@@ -180,11 +180,12 @@ def settle_investigation(investigation: Investigation) -> str:
             after={"status": status},
         )
         if status == Investigation.Status.REMEDIATED:
-            _resolve_alerts(investigation)
+            resolve_investigation_alerts(investigation)
     return status
 
 
-def _resolve_alerts(investigation: Investigation) -> None:
+def resolve_investigation_alerts(investigation: Investigation) -> None:
+    """Resolve a remediated investigation's open alerts as true positives (audited by resolve_alert)."""
     classification = (
         Alert.Classification.TP_COMPROMISED
         if investigation.verdict == Investigation.Verdict.COMPROMISED

@@ -206,6 +206,11 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
             "failed_analyzers": failed,
         },
     )
+    if status == S.REMEDIATED:
+        # A re-run found every action already done: the alerts close as they would after the last action.
+        from .actions import resolve_investigation_alerts
+
+        resolve_investigation_alerts(investigation)
     requested = Investigation.objects.filter(pk=investigation.pk).values_list("run_requested_at", flat=True)[
         0
     ]

@@ -332,6 +332,7 @@ class DirectoryChange(models.Model):
         POSTFIX = "postfix", "Postfix policy service"
         CONNECTOR = "connector", "Connector"
         CONSOLE = "console", "Console"
+        INVESTIGATION = "investigation", "Investigation action"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="directory_changes")

@@ -151,7 +151,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log = Path(settings.BASE_DIR, "var", "test-worker.log")
+    log = Path(settings.BASE_DIR, "var", f"test-worker-{os.getpid()}.log")
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as log_file:
         process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
