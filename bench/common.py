@@ -36,18 +36,34 @@ def recreate_database(url: str, *, drop_only: bool = False) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def use_database(url: str) -> None:
-    """Point Django (set up now, or already) at ``url``'s database and migrate it."""
+@contextmanager
+def bench_database(name: str):
+    """A fresh, migrated PostgreSQL database ``name`` on ``DATABASE_URL``'s server for the block's duration.
+
+    Django is set up (or, when another benchmark already did, re-pointed) on it; it is dropped afterwards.
+    Yields its URL (for a worker process).
+    """
     import django
 
+    url = bench_url(name)
+    recreate_database(url)
     os.environ["DATABASE_URL"] = url
     django.setup()
     from django.core.management import call_command
     from django.db import connection
 
+    if connection.vendor != "postgresql":
+        raise SystemExit(f"The benchmarks need PostgreSQL, not {connection.vendor}.")
+    original_name = connection.settings_dict["NAME"]
     connection.close()
-    connection.settings_dict["NAME"] = urlsplit(url).path.lstrip("/")
-    call_command("migrate", verbosity=0)
+    connection.settings_dict["NAME"] = name
+    try:
+        call_command("migrate", verbosity=0)
+        yield url
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = original_name
+        recreate_database(url, drop_only=True)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from bench.common import ROOT, bench_url, celery_worker, percentile, recreate_database, use_database  # noqa: E402
+from bench.common import ROOT, bench_database, celery_worker, percentile  # noqa: E402
 
 DATABASE = "soc_console_bench_detect"
 
@@ -137,10 +137,7 @@ def measure_accuracy(mailboxes: int) -> None:
 
 
 def main() -> None:
-    url = bench_url(DATABASE)
-    recreate_database(url)
-    try:
-        use_database(url)
+    with bench_database(DATABASE) as url:
         samples = int(os.environ.get("BENCH_SAMPLES", "40"))
         latencies = measure_latency(url, samples)
         print(
@@ -149,11 +146,6 @@ def main() -> None:
             f"max {max(latencies) * 1000:.0f} ms"
         )
         measure_accuracy(int(os.environ.get("BENCH_MAILBOXES", "1000")))
-    finally:
-        from django.db import connection
-
-        connection.close()
-        recreate_database(url, drop_only=True)
 
 
 if __name__ == "__main__":

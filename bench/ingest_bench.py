@@ -30,15 +30,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
+from bench.common import bench_database  # noqa: E402
+
 BENCH_DB = "soc_console_bench"
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/"
 DOMAIN = "bench.example"
 MAILBOXES = 500
 EXTERNAL_DOMAINS = [f"partner{n}.example.net" for n in range(40)]
@@ -73,27 +73,6 @@ MESSAGE_COLUMNS = (
     "body_hash",
     "received_at",
 )
-
-
-def bench_url() -> str:
-    """``DATABASE_URL``'s server with the benchmark's own database name (never the configured database)."""
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        raise SystemExit(f"The ingest benchmark needs PostgreSQL; DATABASE_URL is {parts.scheme!r}.")
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
-
-
-def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    """Drop (and unless ``drop_only`` create) the benchmark database, through the server's ``postgres`` db."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    maintenance = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(maintenance.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
 
 
 def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -223,30 +202,16 @@ def message_rows(events: list[dict[str, Any]], tenant_id: int, sender_ids: dict[
 
 
 def main() -> None:
-    import django
-
     count = int(os.environ.get("BENCH_EVENTS", "100000"))
     batch_size = int(os.environ.get("BENCH_BATCH_SIZE", "5000"))
-    url = bench_url()
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    django.setup()
+    with bench_database(BENCH_DB):
+        from django.core.management import call_command
+        from django.db import connection
 
-    from django.core.management import call_command
-    from django.db import connection
+        from core.models import Tenant
+        from mailboxes.models import Mailbox
+        from mailflow.models import IngestedEvent, MessageEvent
 
-    from core.models import Tenant
-    from mailboxes.models import Mailbox
-    from mailflow.models import IngestedEvent, MessageEvent
-
-    # If another benchmark set Django up first, point the connection at the benchmark database anyway.
-    if connection.vendor != "postgresql":
-        raise SystemExit(f"The ingest benchmark needs PostgreSQL, not {connection.vendor}.")
-    original_name = connection.settings_dict["NAME"]
-    connection.close()
-    connection.settings_dict["NAME"] = BENCH_DB
-    try:
-        call_command("migrate", verbosity=0)
         events = generate(count)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.ndjson"
@@ -298,10 +263,6 @@ def main() -> None:
         print(f"  -> {copy_rate:,.0f} rows/s")
         print(f"ratio: COPY is {copy_rate / import_rate:.1f}x import_events (per row/event)")
         print(f"import_events said: {output.getvalue().strip()}")
-    finally:
-        connection.close()
-        connection.settings_dict["NAME"] = original_name
-        recreate_database(url, drop_only=True)
 
 
 if __name__ == "__main__":

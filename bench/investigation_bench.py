@@ -26,41 +26,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
+from bench.common import bench_database  # noqa: E402
+
 BENCH_DB = "soc_console_bench_inv"
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/"
 DOMAIN = "bench.example"
 USER = f"victim@{DOMAIN}"
 COLLEAGUES = [f"user{n:02d}@{DOMAIN}" for n in range(40)]
 PARTNERS = [f"partner{n}.example.net" for n in range(30)]
 BATCH = 5_000
-
-
-def bench_url() -> str:
-    """``DATABASE_URL``'s server with the benchmark's own database name (never the configured database)."""
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        raise SystemExit(f"The investigation benchmark needs PostgreSQL; DATABASE_URL is {parts.scheme!r}.")
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", "", ""))
-
-
-def recreate_database(url: str, *, drop_only: bool = False) -> None:
-    """Drop (and unless ``drop_only`` create) the benchmark database, through the server's ``postgres`` db."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    maintenance = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(maintenance.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
-        if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
 
 
 def generate(now, messages: int, seed: int = 11) -> list[dict[str, Any]]:
@@ -160,30 +139,20 @@ def generate(now, messages: int, seed: int = 11) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    import django
-
     runs = int(os.environ.get("BENCH_RUNS", "3"))
     messages = int(os.environ.get("BENCH_MESSAGES", "10000"))
-    url = bench_url()
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    django.setup()
+    with bench_database(BENCH_DB):
+        _measure(runs, messages)
 
+
+def _measure(runs: int, messages: int) -> None:
     from celery import current_app
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
 
-    if connection.vendor != "postgresql":
-        raise SystemExit(f"The investigation benchmark needs PostgreSQL, not {connection.vendor}.")
-    # If another benchmark set Django up first, point the connection at this benchmark's database anyway.
-    original_name = connection.settings_dict["NAME"]
-    connection.close()
-    connection.settings_dict["NAME"] = BENCH_DB
     eager = current_app.conf.task_always_eager
     current_app.conf.task_always_eager = True  # detection and its follow-ups run here, nothing is sent
     try:
-        call_command("migrate", verbosity=0)
         from alerts.services import evaluate_mailboxes
         from core.models import Tenant
         from investigations.models import Investigation
@@ -257,9 +226,6 @@ def main() -> None:
         print(f"ratio: the investigation is {median_seconds / scan_seconds:.1f}x the bare scan of the mail")
     finally:
         current_app.conf.task_always_eager = eager
-        connection.close()
-        connection.settings_dict["NAME"] = original_name
-        recreate_database(url, drop_only=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ urlpatterns = [
     path("restricted-users/<int:pk>/release/", restricted.restriction_release, name="restriction_release"),
     path("restricted-users/restrict/", restricted.restrict_by_hand, name="restrict_by_hand"),
     path("investigations/", investigations.InvestigationListView.as_view(), name="investigations"),
+    path("investigations/start/", investigations.investigation_start, name="investigation_start"),
     path("investigations/<int:pk>/", investigations.investigation_detail, name="investigation_detail"),
     path("investigations/<int:pk>/status/", investigations.investigation_status, name="investigation_status"),
     path("investigations/<int:pk>/stop/", investigations.investigation_stop, name="investigation_stop"),

@@ -207,3 +207,21 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
         request, f"Investigation #{investigation.pk} stopped; its undecided actions were rejected."
     )
     return redirect(safe_next(request, back))
+
+
+@require_POST
+@permission_required("investigations.start_investigation", raise_exception=True)
+def investigation_start(request: HttpRequest) -> HttpResponse:
+    """An operator starts ("Admin triggered user compromise investigation") on the posted mailbox."""
+    from mailboxes.models import Mailbox
+
+    mailbox = get_object_or_404(Mailbox, pk=request.POST.get("mailbox") or 0)
+    try:
+        investigation = services.start_investigation_by_hand(
+            mailbox, actor=request.user, comment=request.POST.get("comment", "")
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("console:mailbox_detail", pk=mailbox.pk)
+    messages.success(request, f"Investigation #{investigation.pk} of {mailbox.address} started.")
+    return redirect("console:investigation_detail", pk=investigation.pk)
