@@ -52,5 +52,8 @@ bench: $(STAMP)
 	SECRET_KEY=bench-only-secret DEBUG=false ALLOWED_HOSTS='*' \
 	$(BIN)/python bench/run.py
 
+screenshots: $(STAMP)
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(BIN)/python docs/screenshots.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -66,6 +66,10 @@ class AlertPolicy(models.Model):
     )
     rerestrict_after_release = models.BooleanField(default=False)
     notify_recipients = models.JSONField(default=list, blank=True)
+    # Email to notify_recipients for new alerts at or above this severity, at most this many a UTC day (then
+    # one summary mail); sent by notifications/.
+    notify_min_severity = models.CharField(max_length=16, choices=Severity, default=Severity.MEDIUM)
+    notify_daily_limit = models.PositiveIntegerField(default=20)
     scope = models.CharField(max_length=16, choices=Scope, default=Scope.ALL)
     include_mailboxes = models.JSONField(default=list, blank=True)
     include_departments = models.JSONField(default=list, blank=True)
@@ -196,6 +200,8 @@ class Alert(models.Model):
             models.Index(fields=["tenant", "policy", "mailbox", "status"]),
             models.Index(fields=["tenant", "status", "severity"]),
             models.Index(fields=["mailbox", "created_at"]),
+            # The alert list's default order: the newest 50 without sorting every alert.
+            models.Index(fields=["-last_activity_at", "-id"], name="alert_recent_idx"),
         ]
 
     def __str__(self) -> str:

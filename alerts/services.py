@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import Tenant
-from core.services import record_audit
+from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
 
@@ -98,6 +98,8 @@ POLICY_EDITABLE = (
     "include_departments",
     "exclude_mailboxes",
     "exclude_departments",
+    "notify_min_severity",
+    "notify_daily_limit",
 )
 
 
@@ -123,6 +125,7 @@ def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) ->
             errors.update(exc.errors)
     choices = {
         "severity": AlertPolicy._meta.get_field("severity").choices,
+        "notify_min_severity": AlertPolicy._meta.get_field("notify_min_severity").choices,
         "action": AlertPolicy.Action.choices,
         "investigate_mode": AlertPolicy.InvestigateMode.choices,
         "scope": AlertPolicy.Scope.choices,
@@ -140,6 +143,9 @@ def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) ->
         "action", AlertPolicy.Action.ALERT_ONLY
     ) != (AlertPolicy.Action.ALERT_ONLY):
         errors["action"] = "only the sending limit policy can restrict users"
+    limit = changes.get("notify_daily_limit", 0)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
+        errors["notify_daily_limit"] = "must be between 0 and 10000 notifications a day"
     for field in ("enabled", "rerestrict_after_release"):
         if field in changes and not isinstance(changes[field], bool):
             errors[field] = "must be true or false"
@@ -319,6 +325,7 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 target=alert,
                 after={"evidence_count": alert.evidence_count, "details": alert.details},
             )
+            publish_change("alert.raised", target=alert, payload=_alert_change(alert))
         else:
             record_audit(
                 "alerts.alert.folded",
@@ -326,6 +333,7 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 before={"evidence_count": before},
                 after={"evidence_count": alert.evidence_count},
             )
+            publish_change("alert.updated", target=alert, payload=_alert_change(alert))
         if detection.breach is not None:
             _contain(policy, mailbox, detection, [alert], now)
         if created:
@@ -467,6 +475,7 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
             before={"status": before},
             after={"status": status},
         )
+        publish_change("alert.updated", target=alert, payload=_alert_change(alert))
     return alert
 
 
@@ -545,4 +554,21 @@ def resolve_alert(
             after=after,
             comment=comment.strip(),
         )
+        publish_change("alert.resolved", target=alert, payload=_alert_change(alert))
     return alert
+
+
+def _alert_change(alert: Alert) -> dict:
+    """The change-feed ``data`` of an alert (no telemetry: the console link shows the evidence)."""
+    return {
+        "alert_id": alert.pk,
+        "title": alert.title,
+        "severity": alert.severity,
+        "status": alert.status,
+        "classification": alert.classification,
+        "policy_id": alert.policy_id,
+        "user": alert.mailbox.address,
+        "evidence_count": alert.evidence_count,
+        "first_activity_at": alert.first_activity_at.isoformat(),
+        "last_activity_at": alert.last_activity_at.isoformat(),
+    }

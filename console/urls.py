@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import actions, alerts, dashboard, investigations, mailboxes, policies, restricted
+from .views import actions, alerts, dashboard, investigations, mailboxes, notifications, policies, restricted
 from .views import pages as views
 
 app_name = "console"
@@ -43,4 +43,15 @@ urlpatterns = [
     path("audit/", views.AuditLogView.as_view(), name="audit_log"),
     path("settings/tokens/", views.api_tokens, name="api_tokens"),
     path("settings/tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("settings/notifications/", notifications.NotificationsView.as_view(), name="notifications"),
+    path(
+        "settings/notifications/<int:pk>/disable/",
+        notifications.endpoint_disable,
+        name="notification_endpoint_disable",
+    ),
+    path(
+        "settings/notifications/<int:pk>/test/",
+        notifications.endpoint_test,
+        name="notification_endpoint_test",
+    ),
 ]

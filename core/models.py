@@ -161,3 +161,114 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class ChangeFeedQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # type: ignore[override]
+        raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
+
+    def delete(self):  # type: ignore[override]
+        raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
+
+    def sequenced(self) -> ChangeFeedQuerySet:
+        """Entries the feed may serve: those given their commit-ordered position, in that order."""
+        return self.filter(position__isnull=False).order_by("position")
+
+
+class ChangeFeedEntry(models.Model):
+    """One change a person or a SIEM should hear about (an alert raised, a restriction placed, ...).
+
+    Append-only: written once by :func:`core.services.publish_change` in the transaction of the change; the
+    app never edits its content. ``id`` is the row's identity; ``position`` is the feed cursor, given after
+    commit by :func:`core.services.sequence_changes` in commit order (see its docstring), so a reader paging
+    by position never skips a row whose transaction committed after a higher-id one.
+
+    The document a consumer sees (:meth:`as_document`) has one schema for every kind::
+
+        {"schema": 1, "id": 41, "kind": "alert.raised", "at": "2026-11-23T12:00:00+00:00",
+         "tenant": "default", "target": {"type": "alerts.alert", "id": "7"}, "data": {...kind-specific}}
+    """
+
+    SCHEMA_VERSION = 1
+
+    kind = models.CharField(max_length=64, db_index=True)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    position = models.BigIntegerField(null=True, blank=True, unique=True)
+
+    objects = ChangeFeedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "change feed entries"
+        indexes = [
+            models.Index(
+                fields=["id"], condition=models.Q(position__isnull=True), name="changefeed_unsequenced"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
+
+    def as_document(self, tenant_slug: str | None = None) -> dict:
+        """The entry as the feed, webhooks and the outbox carry it (one documented schema)."""
+        if tenant_slug is None and self.tenant_id is not None:
+            tenant_slug = self.tenant.slug
+        return {
+            "schema": self.SCHEMA_VERSION,
+            "id": self.pk,
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "tenant": tenant_slug,
+            "target": {"type": self.target_type, "id": self.target_id},
+            "data": self.payload,
+        }
+
+
+class OutboxMessageQuerySet(models.QuerySet):
+    def pending(self) -> OutboxMessageQuerySet:
+        return self.filter(state=OutboxMessage.State.PENDING)
+
+
+class OutboxMessage(models.Model):
+    """A change waiting to be sent (email, webhooks) by ``notifications.dispatch``.
+
+    Written with its change-feed entry in the transaction of the change, so a rolled-back change sends
+    nothing and a committed one is sent even if the broker was down at commit (beat picks up pending rows).
+    The dispatcher claims rows with ``select_for_update(skip_locked=True)`` and marks them dispatched once
+    their deliveries exist; it never sends from inside the claim.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DISPATCHED = "dispatched", "Dispatched"
+
+    kind = models.CharField(max_length=64)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    change = models.OneToOneField(ChangeFeedEntry, on_delete=models.PROTECT, related_name="outbox")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State, default=State.PENDING)
+
+    objects = OutboxMessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(state="pending"), name="outbox_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox #{self.pk} {self.kind} ({self.state})"

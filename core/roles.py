@@ -15,7 +15,16 @@ OPERATOR = "Security operator"
 ADMINISTRATOR = "Security administrator"
 ROLE_NAMES = (READER, OPERATOR, ADMINISTRATOR)
 
-PROJECT_APPS = ("core", "mailboxes", "mailflow", "restricted_users", "alerts", "investigations", "console")
+PROJECT_APPS = (
+    "core",
+    "mailboxes",
+    "mailflow",
+    "restricted_users",
+    "alerts",
+    "investigations",
+    "console",
+    "notifications",
+)
 
 _READER = (
     "core.view_console",
@@ -43,6 +52,8 @@ _ADMINISTRATOR = _OPERATOR + (
     "auth.add_user",
     "auth.change_user",
     "mailflow.add_messageevent",
+    "notifications.add_webhookendpoint",
+    "notifications.change_webhookendpoint",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -79,6 +90,10 @@ def sync_roles() -> None:
 
 
 def sync_roles_after_migrate(sender, using="default", **kwargs) -> None:
-    # Runs once per migrated app; only the last app's signal sees every permission, so sync on each.
-    if sender.name == "console" or sender.label == "console":
+    # Runs once per app in INSTALLED_APPS order, each app creating its own permissions first: sync after the
+    # last project app, when every permission exists.
+    from django.apps import apps
+
+    installed = [config.label for config in apps.get_app_configs() if config.label in PROJECT_APPS]
+    if installed and sender.label == installed[-1]:
         sync_roles()

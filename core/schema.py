@@ -11,5 +11,5 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token created by an administrator (Settings → API tokens), bound to one tenant.",
+            "description": "An API token created by an administrator (API tokens page), bound to a tenant.",
         }

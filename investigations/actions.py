@@ -41,7 +41,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import resolve_alert
 from core.exceptions import DomainError
-from core.services import SYSTEM_ACTOR, record_audit
+from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
@@ -178,6 +178,18 @@ def settle_investigation(investigation: Investigation) -> str:
             actor_label=SYSTEM_ACTOR,
             before={"status": before},
             after={"status": status},
+        )
+        publish_change(
+            "investigation.status_changed",
+            target=investigation,
+            payload={
+                "investigation_id": investigation.pk,
+                "user": investigation.mailbox.address,
+                "before": before,
+                "status": status,
+                "verdict": investigation.verdict,
+                "risk_score": investigation.risk_score,
+            },
         )
         if status == Investigation.Status.REMEDIATED:
             resolve_investigation_alerts(investigation)
@@ -316,6 +328,18 @@ def decide_actions(
                 after=_snapshot(action),
                 comment=comment,
             )
+            publish_change(
+                "action.decided",
+                target=action,
+                payload={
+                    "investigation_id": action.investigation_id,
+                    "user": action.investigation.mailbox.address,
+                    "action_type": action.action_type,
+                    "target": action.target_label,
+                    "status": action.status,
+                    "decided_by": actor.get_username(),
+                },
+            )
             if approve:
                 _enqueue(EXECUTE_TASK, (action.pk,))
         for investigation in investigations:
@@ -408,6 +432,18 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
         after={**_snapshot(action), "manual_step": action.manual_step}
         if action.manual_step
         else _snapshot(action),
+    )
+    publish_change(
+        "action.completed" if outcome.status == Status.COMPLETED else "action.updated",
+        target=action,
+        payload={
+            "investigation_id": investigation.pk,
+            "user": investigation.mailbox.address,
+            "action_type": action.action_type,
+            "target": action.target_label,
+            "status": action.status,
+            "result": action.result[:500],
+        },
     )
     settle_investigation(investigation)
 

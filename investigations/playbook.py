@@ -31,7 +31,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.services import record_audit
+from core.services import publish_change, record_audit
 
 from . import analyzers
 from .models import AnalyzerRun, Finding, Investigation
@@ -206,6 +206,18 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
             "failed_analyzers": failed,
         },
     )
+    publish_change(
+        "investigation.status_changed",
+        target=investigation,
+        payload={
+            "investigation_id": investigation.pk,
+            "user": investigation.mailbox.address,
+            "before": S.RUNNING,
+            "status": status,
+            "verdict": investigation.verdict,
+            "risk_score": investigation.risk_score,
+        },
+    )
     if status == S.REMEDIATED:
         # A re-run found every action already done: the alerts close as they would after the last action.
         from .actions import resolve_investigation_alerts
@@ -247,6 +259,18 @@ def _mark_failed(investigation_id: int, run_number: int, claimed_at: datetime, e
             actor_label=ACTOR,
             before={"status": S.RUNNING},
             after={"status": S.FAILED, "run": run_number, "error": f"{type(exc).__name__}: {exc}"[:500]},
+        )
+        publish_change(
+            "investigation.status_changed",
+            target=investigation,
+            payload={
+                "investigation_id": investigation.pk,
+                "user": investigation.mailbox.address,
+                "before": S.RUNNING,
+                "status": S.FAILED,
+                "verdict": investigation.verdict,
+                "risk_score": investigation.risk_score,
+            },
         )
 
 

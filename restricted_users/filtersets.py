@@ -1,5 +1,7 @@
 """Filters of restrictions, shared by the console's Restricted users list and the API."""
 
+from datetime import timedelta
+
 import django_filters
 from django.db.models import Q
 from django.utils import timezone
@@ -8,9 +10,13 @@ from core.models import Tenant
 
 from .models import Restriction
 
+PLACED_PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PLACED_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+
 
 class RestrictionFilterSet(django_filters.FilterSet):
-    """Search by address or name, state (restricted now / expired / released), mailbox, tenant, ordering."""
+    """Search by address or name, state (restricted now / expired / released), source, placement period,
+    mailbox, tenant, ordering."""
 
     q = django_filters.CharFilter(method="search", label="Search")
     state = django_filters.ChoiceFilter(
@@ -18,6 +24,9 @@ class RestrictionFilterSet(django_filters.FilterSet):
     )
     source = django_filters.ChoiceFilter(
         choices=Restriction.Source.choices, label="Placed by", empty_label="Any"
+    )
+    placed = django_filters.ChoiceFilter(
+        choices=PLACED_CHOICES, method="filter_placed", label="Placed", empty_label="Any time"
     )
     mailbox = django_filters.NumberFilter(field_name="mailbox_id", label="Mailbox id")
     tenant = django_filters.ModelChoiceFilter(
@@ -41,7 +50,7 @@ class RestrictionFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Restriction
-        fields = ["q", "state", "source", "mailbox", "tenant"]
+        fields = ["q", "state", "source", "placed", "mailbox", "tenant"]
 
     def __init__(self, *args, show_tenant: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -52,6 +61,9 @@ class RestrictionFilterSet(django_filters.FilterSet):
         return queryset.filter(
             Q(mailbox__address__icontains=value.strip()) | Q(mailbox__display_name__icontains=value.strip())
         )
+
+    def filter_placed(self, queryset, name, value):
+        return queryset.filter(placed_at__gte=timezone.now() - PLACED_PERIODS[value])
 
     def filter_state(self, queryset, name, value):
         now = timezone.now()

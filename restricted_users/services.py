@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.models import Tenant
-from core.services import SYSTEM_ACTOR, record_audit
+from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Delegation, InboxRule, Mailbox, MailboxForwarding
 
 from . import state
@@ -132,6 +132,11 @@ def restrict_user(
             actor=actor,
             actor_label=label,
             after={**_snapshot(restriction), "reason": reason},
+        )
+        publish_change(
+            "restriction.placed",
+            target=restriction,
+            payload={**_snapshot(restriction), "user": mailbox.address, "reason": reason, "placed_by": label},
         )
         restriction_id, mailbox_id = restriction.pk, mailbox.pk
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
@@ -390,6 +395,17 @@ def release_user(
                 "override_reason": restriction.release_override_reason,
             },
             comment=restriction.release_reason,
+        )
+        publish_change(
+            "restriction.released",
+            target=restriction,
+            payload={
+                **_snapshot(restriction),
+                "user": restriction.mailbox.address,
+                "flagged": plan.past_cap,
+                "releases_in_window": plan.releases_in_window + 1,
+                "released_by": actor.get_username(),
+            },
         )
         mailbox_id = restriction.mailbox_id
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))

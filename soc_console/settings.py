@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "alerts",
     "investigations",
     "console",
+    "enforcement",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestIdMiddleware",
+    "core.middleware.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -177,6 +180,12 @@ SECURE_CSP = {
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sent by core.middleware.PermissionsPolicyMiddleware: the console uses none of these browser features.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+    "payment=(), usb=()"
+)
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG and not EMBEDDED)
@@ -228,6 +237,7 @@ CELERY_BEAT_SCHEDULE = {
     "restricted_users.beat_tidy": {"task": "restricted_users.beat_tidy", "schedule": 60.0},
     "restricted_users.beat_resync_redis": {"task": "restricted_users.beat_resync_redis", "schedule": 60.0},
     "investigations.beat_reap_leases": {"task": "investigations.beat_reap_leases", "schedule": 60.0},
+    "notifications.beat_retry": {"task": "notifications.beat_retry", "schedule": 30.0},
     "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
     "investigations.beat_requeue_stalled_runs": {
         "task": "investigations.beat_requeue_stalled_runs",
@@ -236,6 +246,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 # /healthz reports beat as stale when its heartbeat is older than this.
 BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
+
+# The Postfix policy service (DESIGN section 9): networks whose clients send outbound mail without SASL, and
+# SASL logins that are not addresses mapped to mailboxes ("login=address,login2=address2").
+ENFORCEMENT_TRUSTED_NETWORKS = env_str("ENFORCEMENT_TRUSTED_NETWORKS", "")
+ENFORCEMENT_SASL_LOGINS = env_str("ENFORCEMENT_SASL_LOGINS", "")
 
 # Releases of a restricted user per account before an override reason is required (DESIGN section 5).
 RELEASE_CAP_COUNT = env_int("RELEASE_CAP_COUNT", 3)
@@ -267,3 +282,35 @@ LOGGING = {
 # Ingest API limits per request (DESIGN section 4); above them POST /api/v1/events/ answers 413.
 INGEST_MAX_EVENTS = env_int("INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 10 * 1024 * 1024)
+
+# Notifications (notifications/): mail through Django's mailers, webhooks signed with HMAC-SHA256.
+# No EMAIL_HOST -> mails are printed to the log (the demo); set it to send through an SMTP relay.
+_smtp_host = env_str("EMAIL_HOST")  # Django 6.1 deprecates the EMAIL_* settings in favour of MAILERS
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": _smtp_host,
+            "port": env_int("EMAIL_PORT", 25),
+            "username": env_str("EMAIL_HOST_USER"),
+            "password": env_str("EMAIL_HOST_PASSWORD"),
+            "use_tls": env_bool("EMAIL_USE_TLS"),
+            "use_ssl": env_bool("EMAIL_USE_SSL"),
+            "timeout": env_int("EMAIL_TIMEOUT", 10),
+        },
+    }
+    if _smtp_host
+    else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SOC console <soc-console@localhost>")
+# Absolute base of the links in mails and webhook bodies.
+CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# Who hears about restrictions and investigations when the sending-limit policy names no recipient.
+SOC_NOTIFY_EMAILS = env_list("SOC_NOTIFY_EMAILS")
+SOC_NOTIFY_DAILY_LIMIT = env_int("SOC_NOTIFY_DAILY_LIMIT", 20)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhooks and mails: attempts before "failed", first retry delay (doubling, capped at an hour), and how long
+# a claimed send may stay "sending" before beat hands it back.
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
+NOTIFY_RETRY_BACKOFF_SECONDS = env_int("NOTIFY_RETRY_BACKOFF_SECONDS", 30)
+NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 120)

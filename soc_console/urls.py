@@ -6,11 +6,13 @@ from drf_spectacular.views import SpectacularAPIView
 from .health import healthz
 
 api_v1 = [
+    path("", include("core.api.urls")),
     path("", include("mailboxes.api.urls")),
     path("", include("mailflow.api.urls")),
     path("", include("restricted_users.api.urls")),
     path("", include("alerts.api.urls")),
     path("", include("investigations.api.urls")),
+    path("", include("notifications.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 

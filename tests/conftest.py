@@ -190,6 +190,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
+    log.unlink(missing_ok=True)  # one per test process: keep var/ from filling up
 
 
 @pytest.fixture

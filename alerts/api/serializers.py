@@ -54,6 +54,8 @@ class AlertPolicySerializer(serializers.ModelSerializer):
             "investigate_mode",
             "rerestrict_after_release",
             "notify_recipients",
+            "notify_min_severity",
+            "notify_daily_limit",
             "scope",
             "include_mailboxes",
             "include_departments",

@@ -144,6 +144,7 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         "comment_label": "Comment (optional)"
         if approve
         else f"Why {'is it' if count == 1 else 'are they'} rejected? (required)",
+        "comment_required": not approve,
         "button_label": "Approve" if approve else "Reject",
         "button_class": "" if approve else "danger",
         "cancel_url": back,
@@ -186,6 +187,7 @@ def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
         "hidden": [],
         "comment": comment,
         "comment_label": "Why is it undone? (required)",
+        "comment_required": True,
         "button_label": "Undo",
         "button_class": "danger",
         "cancel_url": back,
@@ -231,6 +233,7 @@ def action_manual(request: HttpRequest, pk: int) -> HttpResponse:
         "hidden": [("outcome", form.cleaned_data["outcome"])],
         "comment": form.cleaned_data["comment"],
         "comment_label": "Comment (optional)" if done else "What went wrong? (required)",
+        "comment_required": not done,
         "button_label": "Mark done" if done else "Mark failed",
         "button_class": "" if done else "danger",
         "cancel_url": back,

@@ -1,19 +1,26 @@
-"""The Alerts dashboard: open alerts by severity, alerts by status, the 24-hour and 7-day trends, restricted
-users and the most-alerted users. A fixed handful of aggregate queries, whatever the number of alerts."""
+"""The Alerts dashboard: open alerts by severity, alerts by status, the 24-hour and 7-day trends,
+investigations by status, pending actions (and the oldest one's wait), restricted users (the *Other alerts*
+widget), the most-alerted users and the time-to-restrict / time-to-remediate medians. A fixed handful of
+aggregate queries, whatever the number of alerts; every number links to the list it counts. An htmx request
+(the 30-second self-refresh) gets the widgets alone."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from statistics import median
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.filtersets import PERIODS
+from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
 from core.models import Tenant
+from investigations.filtersets import PENDING, PERIODS
+from investigations.models import Investigation, RemediationAction
+from restricted_users.filtersets import PLACED_PERIODS
 from restricted_users.models import Restriction
 
 from ..charts import BarChart, bar_chart, buckets
@@ -21,12 +28,20 @@ from .pages import ConsolePage
 
 TOP_USERS = 10
 TOP_USERS_PERIOD = "7d"
+RESTRICT_PERIOD = "7d"  # time to restrict: restrictions placed by a policy in the last 7 days
+REMEDIATE_PERIOD = "30d"  # time to remediate: remediated investigations created in the last 30 days
+MEDIAN_SAMPLE = 5000  # the medians read at most this many rows (the newest)
+
+
+def list_url(name: str, **params: object) -> str:
+    """The list page ``name`` filtered by ``params`` (``None`` left out; ``""`` kept: it means "any")."""
+    query = urlencode({key: value for key, value in params.items() if value is not None})
+    return reverse(name) + (f"?{query}" if query else "")
 
 
 def alert_list_url(**params: object) -> str:
     """The alert list filtered by ``params`` (empty values left out)."""
-    query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
-    return reverse("console:alert_list") + (f"?{query}" if query else "")
+    return list_url("console:alert_list", **{k: v for k, v in params.items() if v != ""})
 
 
 def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> BarChart:
@@ -65,15 +80,100 @@ def _counts(queryset: QuerySet[Alert], field: str, choices, **filters: object) -
 def _top_users(alerts: QuerySet[Alert], now: datetime, tenant_id: int | None) -> list[dict]:
     """The users with the most alerts active in the last 7 days, each linking to those alerts."""
     rows = (
-        alerts.filter(last_activity_at__gte=now - PERIODS[TOP_USERS_PERIOD])
+        alerts.filter(last_activity_at__gte=now - ALERT_PERIODS[TOP_USERS_PERIOD])
         .values("mailbox__address", "mailbox__display_name")
         .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
         .order_by("-n", "mailbox__address")[:TOP_USERS]
     )
+    filters = {"last": TOP_USERS_PERIOD, "tenant": tenant_id}
     return [
-        {**row, "url": alert_list_url(user=row["mailbox__address"], last=TOP_USERS_PERIOD, tenant=tenant_id)}
+        {
+            **row,
+            "url": alert_list_url(user=row["mailbox__address"], **filters),
+            "open_url": alert_list_url(user=row["mailbox__address"], status="open", **filters),
+        }
         for row in rows
     ]
+
+
+def _investigation_counts(investigations: QuerySet[Investigation], tenant_id: int | None) -> list[dict]:
+    counts = dict(investigations.order_by().values_list("status").annotate(n=Count("id")))
+    return [
+        {
+            "value": value,
+            "label": label,
+            "count": counts.get(value, 0),
+            "url": list_url("console:investigations", status=value, tenant=tenant_id),
+        }
+        for value, label in Investigation.Status.choices
+    ]
+
+
+def _pending_actions(actions: QuerySet[RemediationAction], now: datetime, tenant_id: int | None) -> dict:
+    """How many actions wait for a decision, and since when the oldest has waited."""
+    row = actions.pending().aggregate(count=Count("id"), oldest=Min("proposed_at"))
+    return {
+        **row,
+        "waiting": now - row["oldest"] if row["oldest"] else None,
+        "url": list_url("console:action_center", status=PENDING, tenant=tenant_id, ordering="proposed"),
+    }
+
+
+def _time_to_restrict(alerts: QuerySet[Alert], now: datetime, tenant_slug: str | None) -> dict:
+    """Median of (restriction placed − first activity of its earliest alert) over the restrictions placed by
+    a policy in the last 7 days."""
+    rows = (
+        alerts.filter(
+            restriction__source=Restriction.Source.POLICY,
+            restriction__placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD],
+        )
+        .values("restriction_id", "restriction__placed_at")
+        .annotate(first=Min("first_activity_at"))
+        .order_by("-restriction__placed_at")[:MEDIAN_SAMPLE]
+    )
+    delays = [max(row["restriction__placed_at"] - row["first"], timedelta(0)) for row in rows]
+    return {
+        "median": _median(delays),
+        "count": len(delays),
+        "url": list_url(
+            "console:restricted_users",
+            state="",
+            source=Restriction.Source.POLICY,
+            placed=RESTRICT_PERIOD,
+            tenant=tenant_slug,
+        ),
+    }
+
+
+def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, tenant_id: int | None) -> dict:
+    """Median of (remediated − created) over the remediated investigations created in the last 30 days. An
+    investigation is remediated when its last action completed (or, without one, when its run ended)."""
+    rows = (
+        investigations.filter(
+            status=Investigation.Status.REMEDIATED, created_at__gte=now - PERIODS[REMEDIATE_PERIOD]
+        )
+        .values("pk", "created_at", "ended_at", "updated_at")
+        .annotate(done=Max("actions__completed_at"))
+        .order_by("-created_at")[:MEDIAN_SAMPLE]
+    )
+    delays = [
+        max((row["done"] or row["ended_at"] or row["updated_at"]) - row["created_at"], timedelta(0))
+        for row in rows
+    ]
+    return {
+        "median": _median(delays),
+        "count": len(delays),
+        "url": list_url(
+            "console:investigations",
+            status=Investigation.Status.REMEDIATED,
+            last=REMEDIATE_PERIOD,
+            tenant=tenant_id,
+        ),
+    }
+
+
+def _median(delays: list[timedelta]) -> timedelta | None:
+    return timedelta(seconds=round(median(d.total_seconds() for d in delays))) if delays else None
 
 
 class DashboardView(ConsolePage):
@@ -82,13 +182,21 @@ class DashboardView(ConsolePage):
     template_name = "console/dashboard.html"
     permission_required = "alerts.view_alert"
 
+    def get_template_names(self) -> list[str]:
+        if self.request.htmx and not self.request.htmx.boosted:
+            return [f"{self.template_name}#widgets"]
+        return [self.template_name]
+
     def get_context_data(self, **kwargs):
         now = timezone.now()
         tenants = list(Tenant.objects.all())
         tenant = next((t for t in tenants if str(t.pk) == self.request.GET.get("tenant")), None)
-        alerts = Alert.objects.filter(tenant=tenant) if tenant else Alert.objects.all()
-        restrictions = Restriction.objects.active().filter(**({"tenant": tenant} if tenant else {}))
+        by_tenant = {"tenant": tenant} if tenant else {}
+        alerts = Alert.objects.filter(**by_tenant)
+        investigations = Investigation.objects.filter(**by_tenant)
+        restrictions = Restriction.objects.active().filter(**by_tenant)
         tenant_id = tenant.pk if tenant else None
+        tenant_slug = tenant.slug if tenant else None
         severities = _counts(alerts.open(), "severity", Severity.choices, status="open", tenant=tenant_id)
         return super().get_context_data(
             title="Alerts dashboard",
@@ -101,6 +209,13 @@ class DashboardView(ConsolePage):
             hourly=_trend(alerts, now, hourly=True),
             daily=_trend(alerts, now, hourly=False),
             restricted_count=restrictions.count(),
+            restricted_url=list_url("console:restricted_users", tenant=tenant_slug),
+            newest_restriction=restrictions.select_related("mailbox").order_by("-placed_at", "-id").first(),
+            investigations=_investigation_counts(investigations, tenant_id),
+            pending=_pending_actions(RemediationAction.objects.filter(**by_tenant), now, tenant_id),
+            time_to_restrict=_time_to_restrict(alerts, now, tenant_slug),
+            time_to_remediate=_time_to_remediate(investigations, now, tenant_id),
             top_users=_top_users(alerts, now, tenant_id),
+            refreshed_at=now,
             **kwargs,
         )

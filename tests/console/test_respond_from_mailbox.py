@@ -1,4 +1,4 @@
-"""From a mailbox's page an operator starts an investigation and an administrator restricts the user by hand."""
+"""From a mailbox's page an operator starts an investigation; an administrator restricts by hand."""
 
 import pytest
 from django.urls import reverse

@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 def _burst(sender: str, messages: int, recipients_each: int) -> list[dict]:
     now = datetime.now(UTC).replace(microsecond=0)
-    events = [{"type": "mailbox", "id": "mbx-1", "time": (now - timedelta(days=1)).isoformat(), "address": sender}]
+    events = [
+        {"type": "mailbox", "id": "mbx-1", "time": (now - timedelta(days=1)).isoformat(), "address": sender}
+    ]
     for n in range(messages):
         events.append(
             {
@@ -31,12 +33,14 @@ def _burst(sender: str, messages: int, recipients_each: int) -> list[dict]:
     return events
 
 
-def test_posted_events_raise_the_alert_and_the_restriction_with_no_manual_step(real_worker, client, tenant,
-                                                                                  administrator):
+def test_posted_events_raise_the_alert_and_the_restriction_with_no_manual_step(
+    real_worker, client, tenant, administrator
+):
     _, raw = create_api_token(tenant, actor=administrator, name="gateway", scope="ingest")
     events = _burst("mallory@contoso.example", messages=51, recipients_each=10)  # 510 external in an hour
-    response = client.post("/api/v1/events/", events, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.post(
+        "/api/v1/events/", events, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
     assert response.status_code == 201, response.content
     restriction = wait_for(
         lambda: Restriction.objects.active().filter(mailbox__address="mallory@contoso.example").first(),
@@ -57,8 +61,9 @@ def test_posted_events_raise_the_alert_and_the_restriction_with_no_manual_step(r
 def test_a_batch_under_the_limit_raises_nothing(real_worker, client, tenant, administrator):
     _, raw = create_api_token(tenant, actor=administrator, name="gateway", scope="ingest")
     events = _burst("alice@contoso.example", messages=50, recipients_each=10)  # exactly 500: not over
-    response = client.post("/api/v1/events/", events, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.post(
+        "/api/v1/events/", events, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
     assert response.status_code == 201
     # The evaluation ran (the worker is idle again) yet placed nothing.
     from core.models import Heartbeat

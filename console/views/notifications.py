@@ -1,0 +1,95 @@
+"""The Notifications page (administrators): webhook endpoints (create, disable, test) and the delivery log.
+
+A new endpoint's signing secret is rendered once, in the response to its creation, and never again.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from core.exceptions import DomainError
+from notifications.filtersets import WebhookDeliveryFilterSet
+from notifications.models import WebhookDelivery, WebhookEndpoint
+from notifications.services import create_endpoint, disable_endpoint, send_test_delivery
+
+from ..forms_notifications import WebhookEndpointForm
+from ..lists import FilteredListView
+
+MANAGE = "notifications.change_webhookendpoint"
+
+
+class NotificationsView(FilteredListView):
+    """Endpoints with their create form above the filtered, paged delivery log (POST creates an endpoint)."""
+
+    model = WebhookDelivery
+    permission_required = MANAGE
+    template_name = "console/notifications.html"
+    filterset_class = WebhookDeliveryFilterSet
+    csv_filename = "webhook-deliveries.csv"
+    csv_columns = (
+        ("created", lambda d: d.created_at.isoformat()),
+        ("endpoint", lambda d: d.endpoint.name),
+        ("event", lambda d: d.kind),
+        ("delivery_id", lambda d: d.delivery_id),
+        ("status", lambda d: d.status),
+        ("attempts", lambda d: d.attempts),
+        ("response_code", lambda d: d.last_response_code),
+        ("last_error", lambda d: d.last_error),
+    )
+    form = None
+    new_secret = ""
+
+    def base_queryset(self):
+        return WebhookDelivery.objects.select_related("endpoint").defer("body")
+
+    def post(self, request, *args, **kwargs):
+        if not request.user.has_perm("notifications.add_webhookendpoint"):
+            return self.handle_no_permission()
+        self.form = WebhookEndpointForm(request.POST)
+        if self.form.is_valid():
+            try:
+                endpoint, self.new_secret = create_endpoint(
+                    self.form.cleaned_data["tenant"],
+                    actor=request.user,
+                    name=self.form.cleaned_data["name"],
+                    url=self.form.cleaned_data["url"],
+                    event_kinds=self.form.cleaned_data["event_kinds"],
+                )
+            except DomainError as exc:
+                self.form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Endpoint “{endpoint.name}” added. Copy its secret now.")
+                self.form = None
+        return self.get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            endpoints=WebhookEndpoint.objects.select_related("tenant", "created_by").only(
+                "name", "url", "secret_prefix", "event_kinds", "enabled", "created_at", "tenant", "created_by"
+            ),
+            form=self.form or WebhookEndpointForm(),
+            new_secret=self.new_secret,
+            **kwargs,
+        )
+
+
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def endpoint_disable(request, pk: int):
+    endpoint = disable_endpoint(get_object_or_404(WebhookEndpoint, pk=pk), actor=request.user)
+    messages.success(request, f"Endpoint “{endpoint.name}” disabled.")
+    return redirect("console:notifications")
+
+
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def endpoint_test(request, pk: int):
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    try:
+        delivery = send_test_delivery(endpoint, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Test delivery {delivery.delivery_id} queued to “{endpoint.name}”.")
+    return redirect("console:notifications")

@@ -1,0 +1,45 @@
+"""The database side of the policy service: a breach's restriction, accepted messages (thin wrappers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(
+    name="enforcement.place_restriction",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def place_restriction(
+    tenant_id: int, address: str, policy_name: str, reason: dict, expires_at: str | None
+) -> None:
+    """Record the restriction the policy service already enforces in Redis (idempotent: ``restrict_user``
+    keeps one active restriction per mailbox, so a redelivery or the detector finding the same breach adds
+    nothing)."""
+    services.place_restriction(
+        tenant_id,
+        address,
+        policy_name=policy_name,
+        reason=reason,
+        expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
+    )
+
+
+@shared_task(
+    name="enforcement.ingest_messages",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def ingest_messages(tenant_id: int, events: list[dict]) -> None:
+    """Store one batch of messages the policy service accepted as ``message`` events (lenient ingest:
+    idempotent by event id, so a redelivered batch stores nothing twice)."""
+    services.ingest_messages(tenant_id, events)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class NotificationsConfig(AppConfig):
+    name = "notifications"
+    verbose_name = "Notifications: email and webhooks"
+
+    def ready(self) -> None:
+        from . import tasks  # noqa: F401 - register the notifications.* tasks in every process

@@ -1,0 +1,510 @@
+"""Writes of notifications: webhook endpoints (audited), the dispatcher that turns outbox messages into
+webhook deliveries and mails, and the senders that claim one delivery at a time and retry with backoff.
+
+Delivery semantics: every attempt first claims its row with a conditional update (``pending`` → ``sending``),
+so two workers, a retry and beat never send the same delivery twice. A worker killed between the send and
+the bookkeeping leaves the row ``sending``; beat returns it to ``pending`` after ``NOTIFY_LEASE_SECONDS`` and
+it is sent again with the same ``X-SOC-Delivery`` id, which receivers use to drop the repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import EmailMultiAlternatives
+from django.core.validators import URLValidator, validate_email
+from django.db import transaction
+from django.db.models import F, Model
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.models import SEVERITY_RANK, AlertPolicy, Severity
+from core.models import OutboxMessage, Tenant
+from core.services import record_audit, sequence_changes
+
+from .exceptions import EndpointError
+from .models import (
+    EVENT_KINDS,
+    TEST_KIND,
+    Attempted,
+    EmailBudget,
+    EmailNotification,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+DELIVER_WEBHOOK_TASK = "notifications.deliver_webhook"
+SEND_EMAIL_TASK = "notifications.send_email"
+DISPATCH_TASK = "notifications.dispatch"
+S = Attempted.Status
+SUBJECT_MAX = 150
+VALUE_MAX = 200
+
+# ------------------------------------------------------------------------------------------------ endpoints
+
+
+def create_endpoint(
+    tenant: Tenant, *, actor: AbstractBaseUser, name: str, url: str, event_kinds: Iterable[str] = ()
+) -> tuple[WebhookEndpoint, str]:
+    """Add a webhook receiver for ``tenant``; returns it with its signing secret, shown to the caller once."""
+    name, url, kinds = name.strip(), url.strip(), sorted(set(event_kinds))
+    if not name:
+        raise EndpointError("A webhook endpoint needs a name.")
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except Exception as exc:  # noqa: BLE001 - Django's ValidationError; the message is ours
+        raise EndpointError("Give an http:// or https:// URL.") from exc
+    unknown = sorted(set(kinds) - {kind for kind, _ in EVENT_KINDS})
+    if unknown:
+        raise EndpointError(f"Unknown event kind(s): {', '.join(unknown)}.")
+    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant,
+            name=name,
+            url=url,
+            secret=secret,
+            secret_prefix=secret[:10],
+            event_kinds=kinds,
+            created_by=actor,
+        )
+        record_audit(
+            "notifications.webhook.created",
+            target=endpoint,
+            actor=actor,
+            after={"name": name, "url": url, "event_kinds": kinds, "secret_prefix": endpoint.secret_prefix},
+        )
+    return endpoint, secret
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookEndpoint:
+    """Stop sending to an endpoint at once (pending deliveries fail on their next attempt); idempotent."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if not endpoint.enabled:
+            return endpoint
+        endpoint.enabled = False
+        endpoint.disabled_at = timezone.now()
+        endpoint.save(update_fields=["enabled", "disabled_at"])
+        record_audit(
+            "notifications.webhook.disabled",
+            target=endpoint,
+            actor=actor,
+            before={"enabled": True},
+            after={"enabled": False},
+        )
+    return endpoint
+
+
+def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookDelivery:
+    """Queue a signed ``webhook.test`` delivery to an endpoint, to check the receiver and its secret."""
+    if not endpoint.enabled:
+        raise EndpointError("This endpoint is disabled.")
+    document = {
+        "schema": 1,
+        "id": None,
+        "kind": TEST_KIND,
+        "at": timezone.now().isoformat(),
+        "tenant": endpoint.tenant.slug,
+        "target": {"type": "notifications.webhookendpoint", "id": str(endpoint.pk)},
+        "data": {"message": "Test delivery from the SOC console.", "requested_by": actor.get_username()},
+    }
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(endpoint=endpoint, kind=TEST_KIND, body=_body(document))
+        record_audit("notifications.webhook.tested", target=endpoint, actor=actor)
+        _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+    return delivery
+
+
+# ------------------------------------------------------------------------------------------------ dispatch
+
+
+def dispatch_outbox(batch: int = 100) -> int:
+    """Turn every pending outbox message into webhook deliveries and mails; returns how many were handled.
+
+    Rows are claimed with ``SKIP LOCKED`` so concurrent dispatchers share the work; a message is marked
+    dispatched in the transaction that creates its deliveries, and the sends are enqueued after commit.
+    """
+    sequence_changes()
+    handled = 0
+    while True:
+        with transaction.atomic():
+            messages = list(
+                OutboxMessage.objects.pending().select_for_update(skip_locked=True).order_by("id")[:batch]
+            )
+            if not messages:
+                return handled
+            endpoints = _endpoints_by_tenant({m.tenant_id for m in messages})
+            for message in messages:
+                for endpoint in endpoints.get(message.tenant_id, []):
+                    if endpoint.wants(message.kind):
+                        delivery, created = WebhookDelivery.objects.get_or_create(
+                            endpoint=endpoint,
+                            outbox=message,
+                            defaults={
+                                "change_id": message.change_id,
+                                "kind": message.kind,
+                                "body": _body(message.payload),
+                            },
+                        )
+                        if created:
+                            _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+                mail = _plan_email(message)
+                if mail is not None and mail.status == S.PENDING:
+                    _enqueue(SEND_EMAIL_TASK, mail.pk)
+            OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+                state=OutboxMessage.State.DISPATCHED, dispatched_at=timezone.now()
+            )
+        handled += len(messages)
+
+
+def _endpoints_by_tenant(tenant_ids: set[int | None]) -> dict[int | None, list[WebhookEndpoint]]:
+    found: dict[int | None, list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(tenant_id__in=tenant_ids - {None}, enabled=True):
+        found.setdefault(endpoint.tenant_id, []).append(endpoint)
+    return found
+
+
+def _body(document: dict[str, Any]) -> str:
+    """The exact bytes (as text) a delivery signs and sends: the change document plus its console link."""
+    return json.dumps({**document, "console_url": console_url_for(document)}, sort_keys=True)
+
+
+def _enqueue(task: str, pk: int, countdown: float | None = None) -> None:
+    transaction.on_commit(lambda: current_app.signature(task, args=(pk,)).apply_async(countdown=countdown))
+
+
+def console_url_for(document: dict[str, Any]) -> str:
+    """The console page of a change's target (absolute, from ``CONSOLE_BASE_URL``)."""
+    data, target = document.get("data") or {}, document.get("target") or {}
+    kind = document.get("kind", "")
+    if kind.startswith("alert."):
+        path = reverse("console:alert_detail", args=[target.get("id")])
+    elif kind.startswith("restriction."):
+        path = reverse("console:restricted_user_detail", args=[target.get("id")])
+    elif data.get("investigation_id"):
+        path = reverse("console:investigation_detail", args=[data["investigation_id"]])
+    else:
+        path = reverse("console:dashboard")
+    return settings.CONSOLE_BASE_URL.rstrip("/") + path
+
+
+# ------------------------------------------------------------------------------------------------ mail
+
+
+def _plan_email(message: OutboxMessage) -> EmailNotification | None:
+    """The mail an outbox message calls for (or its suppression record), within the day's budget."""
+    rule = _mail_rule(message)
+    if rule is None:
+        return None
+    recipients, budget_key, limit, label = rule
+    data = message.payload.get("data") or {}
+    budget = _budget(budget_key, limit)
+    if EmailBudget.objects.filter(pk=budget.pk, sent__lt=F("limit")).update(sent=F("sent") + 1):
+        subject, context = _describe(message.kind, data)
+        context["url"] = console_url_for(message.payload)
+        return _mail(message, recipients, subject, context, summary=False)
+    EmailBudget.objects.filter(pk=budget.pk).update(suppressed=F("suppressed") + 1)
+    if EmailBudget.objects.filter(pk=budget.pk, summary_sent=False).update(summary_sent=True):
+        subject = f"Daily notification limit reached: {label}"
+        context = {
+            "headline": subject,
+            "lines": [
+                ("Limit", f"{limit} mails per UTC day"),
+                ("What happens now", "No more mails for this today; the console lists everything."),
+            ],
+            "url": settings.CONSOLE_BASE_URL.rstrip("/") + reverse("console:alert_list"),
+        }
+        return _mail(message, recipients, subject, context, summary=True)
+    return EmailNotification.objects.create(
+        tenant_id=message.tenant_id,
+        outbox=message,
+        kind=message.kind,
+        recipients=recipients,
+        subject=_subject(_describe(message.kind, data)[0]),
+        status=S.SUPPRESSED,
+        finished_at=timezone.now(),
+    )
+
+
+def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None:
+    """(recipients, budget key, daily limit, budget label) for a message that notifies by mail, else None.
+
+    New alerts go to their policy's recipients from its notification severity up; restrictions placed and
+    released and investigations remediated or failed go to the sending-limit policy's recipients, else to
+    ``SOC_NOTIFY_EMAILS``.
+    """
+    data = message.payload.get("data") or {}
+    if message.kind == "alert.raised":
+        policy = AlertPolicy.objects.filter(pk=data.get("policy_id")).first()
+        if policy is None or not policy.notify_recipients:
+            return None
+        if SEVERITY_RANK.get(data.get("severity"), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
+            return None
+        return list(policy.notify_recipients), f"policy:{policy.pk}", policy.notify_daily_limit, policy.name
+    soc_kind = message.kind in ("restriction.placed", "restriction.released") or (
+        message.kind == "investigation.status_changed" and data.get("status") in ("remediated", "failed")
+    )
+    if not soc_kind:
+        return None
+    policy = AlertPolicy.objects.filter(
+        tenant_id=message.tenant_id, kind=AlertPolicy.Kind.SENDING_LIMIT
+    ).first()
+    recipients = list(policy.notify_recipients) if policy and policy.notify_recipients else []
+    recipients = recipients or list(settings.SOC_NOTIFY_EMAILS)
+    if not recipients:
+        return None
+    limit = policy.notify_daily_limit if policy else settings.SOC_NOTIFY_DAILY_LIMIT
+    return recipients, f"soc:{message.tenant_id}", limit, "restrictions and investigations"
+
+
+def _budget(key: str, limit: int) -> EmailBudget:
+    budget, _ = EmailBudget.objects.get_or_create(
+        key=key, day=timezone.now().date(), defaults={"limit": limit}
+    )
+    if budget.limit != limit:  # the policy's limit was edited today: the new one applies at once
+        EmailBudget.objects.filter(pk=budget.pk).update(limit=limit)
+    return budget
+
+
+def _clip(value: Any) -> str:
+    """A single-line value of bounded length (addresses, titles and action targets come from telemetry)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= VALUE_MAX else text[: VALUE_MAX - 1] + "…"
+
+
+def _when(value: str | None) -> str:
+    """An ISO timestamp as an analyst reads it (minutes, UTC)."""
+    if not value:
+        return ""
+    try:
+        return f"{datetime.fromisoformat(value).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    except ValueError:
+        return _clip(value)
+
+
+def _subject(text: str) -> str:
+    text = " ".join(f"[SOC] {text}".split())
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "…"
+
+
+def _describe(kind: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The subject and the template context of a change's mail: what an analyst needs, nothing more."""
+    user = _clip(data.get("user", ""))
+    if kind == "alert.raised":
+        severity = Severity(data["severity"]).label if data.get("severity") in Severity.values else ""
+        headline = f"{severity} alert: {_clip(data.get('title', ''))} for {user}"
+        lines = [
+            ("User", user),
+            ("Severity", severity),
+            ("Events", data.get("evidence_count")),
+            ("First activity", _when(data.get("first_activity_at"))),
+        ]
+    elif kind == "restriction.placed":
+        headline = f"User restricted from sending: {user}"
+        lines = [
+            ("User", user),
+            ("By", _clip(data.get("placed_by") or data.get("policy_name", ""))),
+            ("Until", _when(data.get("expires_at")) or "released by an administrator"),
+        ]
+    elif kind == "restriction.released":
+        flagged = bool(data.get("flagged"))
+        headline = f"Restriction released{' past the release cap' if flagged else ''}: {user}"
+        lines = [
+            ("User", user),
+            ("Released by", _clip(data.get("released_by", ""))),
+            ("Releases in the cap window", data.get("releases_in_window")),
+        ]
+        if flagged:
+            lines.append(("Flagged", "past the release cap: an override reason was given"))
+    else:
+        status = str(data.get("status", "")).replace("_", " ")
+        headline = f"Investigation #{data.get('investigation_id')} {status}: {user}"
+        lines = [("User", user), ("Status", status), ("Verdict", data.get("verdict") or "—")]
+    return _subject(headline), {"headline": headline, "lines": [(k, _clip(v)) for k, v in lines if v]}
+
+
+def _mail(
+    message: OutboxMessage, recipients: list[str], subject: str, context: dict[str, Any], *, summary: bool
+) -> EmailNotification:
+    valid = []
+    for address in recipients:
+        try:
+            validate_email(address)
+        except Exception:  # noqa: BLE001 - Django's ValidationError: an invalid address is skipped, logged
+            logger.warning("Skipping invalid notification recipient %r", address)
+        else:
+            valid.append(address)
+    return EmailNotification.objects.create(
+        tenant_id=message.tenant_id,
+        outbox=message,
+        kind=message.kind,
+        recipients=valid,
+        subject=_subject(subject.removeprefix("[SOC] ")),
+        text_body=render_to_string("notifications/email.txt", context),
+        html_body=render_to_string("notifications/email.html", context),
+        is_summary=summary,
+        status=S.PENDING if valid else S.FAILED,
+        last_error="" if valid else "no valid recipient",
+    )
+
+
+def send_email(notification_id: int) -> str | None:
+    """Send one notification mail (claimed first, so it goes once); retried with backoff on SMTP errors."""
+    claimed_at = _claim(EmailNotification, notification_id)
+    if claimed_at is None:
+        return None
+    mail = EmailNotification.objects.get(pk=notification_id)
+    message = EmailMultiAlternatives(
+        mail.subject, mail.text_body, settings.DEFAULT_FROM_EMAIL, mail.recipients
+    )
+    message.attach_alternative(mail.html_body, "text/html")
+    try:
+        message.send()
+    except Exception as exc:  # noqa: BLE001 - any SMTP / socket error is recorded and retried, never lost
+        return _failed(EmailNotification, mail, claimed_at, f"{type(exc).__name__}: {exc}", SEND_EMAIL_TASK)
+    return _succeeded(EmailNotification, mail, claimed_at)
+
+
+# ------------------------------------------------------------------------------------------------ webhooks
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The ``X-SOC-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new destination: a signed POST is never replayed elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
+    """POST a delivery's body once; returns (HTTP status or None, error text)."""
+    body = delivery.body.encode()
+    request = urllib.request.Request(  # noqa: S310 - the URL was validated as http(s) on creation
+        delivery.endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "soc-console-webhooks/1",
+            "X-SOC-Signature": signature(delivery.endpoint.secret, body),
+            "X-SOC-Delivery": str(delivery.delivery_id),
+            "X-SOC-Event": delivery.kind,
+        },
+    )
+    try:
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return None, f"{type(exc).__name__}: {reason}"[:500]
+
+
+def deliver_webhook(delivery_id: int) -> str | None:
+    """Send one webhook delivery (claimed first, so never twice at once); 2xx succeeds, else retry later."""
+    claimed_at = _claim(WebhookDelivery, delivery_id)
+    if claimed_at is None:
+        return None
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if not delivery.endpoint.enabled:
+        return _failed(WebhookDelivery, delivery, claimed_at, "endpoint disabled", None, final=True)
+    code, error = post_webhook(delivery)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(last_response_code=code)
+    if code is not None and 200 <= code < 300:
+        return _succeeded(WebhookDelivery, delivery, claimed_at)
+    return _failed(WebhookDelivery, delivery, claimed_at, error or f"HTTP {code}", DELIVER_WEBHOOK_TASK)
+
+
+# ------------------------------------------------------------------------------------------------ attempts
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff after the ``attempts``-th failure, capped at an hour."""
+    return min(settings.NOTIFY_RETRY_BACKOFF_SECONDS * 2 ** (attempts - 1), 3600)
+
+
+def _claim(model: type[Attempted], pk: int) -> datetime | None:
+    now = timezone.now()
+    claimed = model.objects.filter(pk=pk, status=S.PENDING, next_attempt_at__lte=now).update(
+        status=S.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    return now if claimed else None
+
+
+def _succeeded(model: type[Attempted], row: Attempted, claimed_at: datetime) -> str:
+    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+        status=S.SUCCEEDED, finished_at=timezone.now(), last_error=""
+    )
+    return S.SUCCEEDED
+
+
+def _failed(
+    model: type[Attempted],
+    row: Model,
+    claimed_at: datetime,
+    error: str,
+    task: str | None,
+    *,
+    final: bool = False,
+) -> str:
+    attempts = model.objects.filter(pk=row.pk).values_list("attempts", flat=True)[0]
+    if final or attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+        model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+            status=S.FAILED, finished_at=timezone.now(), last_error=error
+        )
+        logger.warning(
+            "%s #%s failed for good after %s attempts: %s", model.__name__, row.pk, attempts, error
+        )
+        return S.FAILED
+    delay = retry_delay(attempts)
+    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+        status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error
+    )
+    if task is not None:
+        current_app.signature(task, args=(row.pk,)).apply_async(countdown=delay)
+    return S.PENDING
+
+
+def retry_due(now: datetime | None = None) -> int:
+    """Beat: return lapsed claims, re-send due deliveries and mails, dispatch outbox rows left behind.
+
+    Returns how many sends were enqueued. The countdown retries usually get there first; this catches a lost
+    broker message, a restarted worker and a change committed while the broker was down.
+    """
+    now = now or timezone.now()
+    lapsed = now - timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
+    enqueued = 0
+    for model, task in ((WebhookDelivery, DELIVER_WEBHOOK_TASK), (EmailNotification, SEND_EMAIL_TASK)):
+        model.objects.filter(status=S.SENDING, claimed_at__lt=lapsed).update(status=S.PENDING)
+        for pk in model.objects.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
+            "pk", flat=True
+        )[:1000]:
+            current_app.signature(task, args=(pk,)).apply_async()
+            enqueued += 1
+    if OutboxMessage.objects.pending().exists():
+        current_app.signature(DISPATCH_TASK).apply_async()
+    return enqueued
