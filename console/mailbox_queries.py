@@ -4,7 +4,6 @@ and directory history. Every read is a fixed number of queries, whatever the num
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, QuerySe
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from mailboxes.addresses import domain_of, normalize_address
+from mailboxes.addresses import FORWARD_ACTIONS, addresses_in, is_external, rule_forward_targets
 from mailboxes.filtersets import DEFAULT_ORDER_LABEL, MailboxFilterSet, NullsLastOrderingFilter
 from mailboxes.models import AcceptedDomain, Delegation, DirectoryChange, InboxRule, Mailbox, SignIn
 from mailflow.models import MessageEvent
@@ -40,30 +39,6 @@ ACTION_LABELS = {
     "delete": "Delete",
     "mark_as_read": "Mark as read",
 }
-FORWARD_ACTIONS = ("forward_to", "redirect_to")
-
-
-def addresses_in(value: Any) -> list[str]:
-    """Addresses named by a forwarding value: one address (or a ``;``/``,`` separated list), a list of them,
-    or ``{"address": …}`` objects; lowercased."""
-    if isinstance(value, str):
-        return [normalize_address(part) for part in re.split(r"[;,]", value) if part.strip()]
-    if isinstance(value, dict):
-        return addresses_in(value.get("address") or value.get("email"))
-    if isinstance(value, list | tuple):
-        return [address for item in value for address in addresses_in(item)]
-    return []
-
-
-def rule_forward_targets(actions: dict[str, Any]) -> dict[str, list[str]]:
-    """The addresses a rule forwards or redirects to, by action (only the actions present)."""
-    targets = {action: addresses_in(actions.get(action)) for action in FORWARD_ACTIONS}
-    return {action: addresses for action, addresses in targets.items() if addresses}
-
-
-def is_external(address: str, accepted: set[str]) -> bool:
-    """Whether mail to ``address`` leaves the tenant (its domain is not accepted)."""
-    return domain_of(address) not in accepted
 
 
 def _label(key: str, labels: dict[str, str]) -> str:

@@ -41,3 +41,30 @@ def is_valid_address(address: str) -> bool:
         return False
     match = ADDRESS_RE.match(address)
     return match is not None and len(match["local"]) <= 64 and len(match["domain"]) <= MAX_DOMAIN_LENGTH
+
+
+# Inbox-rule actions that send mail elsewhere (DESIGN section 4).
+FORWARD_ACTIONS = ("forward_to", "redirect_to")
+
+
+def addresses_in(value: object) -> list[str]:
+    """Addresses named by a forwarding value: one address (or a ``;``/``,`` separated list), a list of
+    them, or ``{"address": …}`` objects; normalised. Anything else names none."""
+    if isinstance(value, str):
+        return [normalize_address(part) for part in re.split(r"[;,]", value) if part.strip()]
+    if isinstance(value, dict):
+        return addresses_in(value.get("address") or value.get("email"))
+    if isinstance(value, list | tuple):
+        return [address for item in value for address in addresses_in(item)]
+    return []
+
+
+def rule_forward_targets(actions: dict) -> dict[str, list[str]]:
+    """The addresses a rule forwards or redirects to, by action (only the actions present)."""
+    targets = {action: addresses_in(actions.get(action)) for action in FORWARD_ACTIONS}
+    return {action: addresses for action, addresses in targets.items() if addresses}
+
+
+def is_external(address: str, accepted_domains: set[str]) -> bool:
+    """Whether mail to ``address`` leaves the tenant (its domain is not one of the accepted domains)."""
+    return domain_of(address) not in accepted_domains

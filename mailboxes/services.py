@@ -20,7 +20,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from core.models import Tenant
@@ -108,6 +108,39 @@ class DelegationChange:
 
 def _audited(source: str, actor: AbstractBaseUser | None) -> bool:
     return actor is not None or source == CONSOLE
+
+
+def _save_directory_batch(
+    model: type[models.Model],
+    new: dict,
+    changed: dict,
+    fields: list[str],
+    history: list[DirectoryChange],
+    audits: list[tuple[models.Model, str, Any, Any]],
+    *,
+    audit_prefix: str,
+    source: str,
+    actor: AbstractBaseUser | None,
+    tenant: Tenant,
+) -> None:
+    """Write one batch of directory state (new and changed rows), its history, and — for a person's or the
+    console's change — one audit row per change (``audits``: target, operation, before, after)."""
+    if new:
+        model.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
+    if changed:
+        model.objects.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
+    DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
+    if _audited(source, actor):
+        for row, operation, before, after in audits:
+            record_audit(
+                f"{audit_prefix}.{operation}",
+                target=row,
+                actor=actor,
+                actor_label=source,
+                tenant=tenant,
+                before=before,
+                after=after,
+            )
 
 
 def _history(
@@ -597,26 +630,18 @@ def apply_inbox_rule_changes(
             touched.append(rule)
             if newer:
                 audits.append((rule, change.operation, before, rule.state() if rule.is_present else None))
-        if new:
-            InboxRule.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
-        if changed:
-            InboxRule.objects.bulk_update(
-                list(changed.values()),
-                ["name", "conditions", "actions", "enabled", "created_at", "changed_at", "removed_at"],
-                batch_size=BULK_BATCH_SIZE,
-            )
-        DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
-        if _audited(source, actor):
-            for rule, operation, before, after in audits:
-                record_audit(
-                    f"mailboxes.inbox_rule.{operation}",
-                    target=rule,
-                    actor=actor,
-                    actor_label=source,
-                    tenant=tenant,
-                    before=before,
-                    after=after,
-                )
+        _save_directory_batch(
+            InboxRule,
+            new,
+            changed,
+            ["name", "conditions", "actions", "enabled", "created_at", "changed_at", "removed_at"],
+            history,
+            audits,
+            audit_prefix="mailboxes.inbox_rule",
+            source=source,
+            actor=actor,
+            tenant=tenant,
+        )
     return touched
 
 
@@ -712,24 +737,18 @@ def set_forwardings(
                 )
             )
             touched.append(rows[change.mailbox_id])
-        if new:
-            MailboxForwarding.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
-        if changed:
-            MailboxForwarding.objects.bulk_update(
-                list(changed.values()), ["forward_to", "keep_copy", "changed_at"], batch_size=BULK_BATCH_SIZE
-            )
-        DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
-        if _audited(source, actor):
-            for row, operation, before, after in audits:
-                record_audit(
-                    f"mailboxes.forwarding.{operation}",
-                    target=row,
-                    actor=actor,
-                    actor_label=source,
-                    tenant=tenant,
-                    before=before,
-                    after=after,
-                )
+        _save_directory_batch(
+            MailboxForwarding,
+            new,
+            changed,
+            ["forward_to", "keep_copy", "changed_at"],
+            history,
+            audits,
+            audit_prefix="mailboxes.forwarding",
+            source=source,
+            actor=actor,
+            tenant=tenant,
+        )
     return touched
 
 
@@ -845,25 +864,26 @@ def apply_delegation_changes(
                 )
             )
             touched.append(row)
-        if new:
-            Delegation.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
-        if changed:
-            Delegation.objects.bulk_update(
-                list(changed.values()), ["added_at", "changed_at", "removed_at"], batch_size=BULK_BATCH_SIZE
-            )
-        DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
-        if _audited(source, actor):
-            for row, operation in audits:
-                present = operation == Operation.ADDED
-                record_audit(
-                    f"mailboxes.delegation.{operation}",
-                    target=row,
-                    actor=actor,
-                    actor_label=source,
-                    tenant=tenant,
-                    before={**row.state(), "present": not present},
-                    after={**row.state(), "present": present},
+        _save_directory_batch(
+            Delegation,
+            new,
+            changed,
+            ["added_at", "changed_at", "removed_at"],
+            history,
+            [
+                (
+                    row,
+                    op,
+                    {**row.state(), "present": op != Operation.ADDED},
+                    {**row.state(), "present": op == Operation.ADDED},
                 )
+                for row, op in audits
+            ],
+            audit_prefix="mailboxes.delegation",
+            source=source,
+            actor=actor,
+            tenant=tenant,
+        )
     return touched
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailboxes.models import AcceptedDomain, DirectoryChange, Mailbox, domain_of, normalize_address
+from mailboxes.models import AcceptedDomain, DirectoryChange, Mailbox
 
 from ..detection import Detection, Evidence
 from ..models import AlertPolicy
@@ -20,7 +20,6 @@ from ..policies import FINANCE_WORDS, RARE_FOLDERS
 
 Detector = Callable[[AlertPolicy, list[Mailbox], datetime, datetime], list[Detection]]
 
-FORWARD_ACTIONS = ("forward_to", "redirect_to")
 # Operations whose recorded state is the new, present state (a deletion records the state that was removed).
 PRESENT_OPERATIONS = (
     DirectoryChange.Operation.CREATED,
@@ -89,29 +88,6 @@ def directory_changes(
 def accepted_domains(policy: AlertPolicy) -> set[str]:
     """The policy's tenant's accepted domains (one query; mail to them is internal)."""
     return set(AcceptedDomain.objects.filter(tenant_id=policy.tenant_id).values_list("domain", flat=True))
-
-
-def addresses_in(value: Any) -> list[str]:
-    """Addresses named by an action value: one address, a list of them, or ``{"address": …}`` objects."""
-    if value is None or value is False:
-        return []
-    if isinstance(value, str):
-        return [normalize_address(part) for part in re.split(r"[;,]", value) if part.strip()]
-    if isinstance(value, dict):
-        return addresses_in(value.get("address") or value.get("email"))
-    if isinstance(value, list | tuple):
-        return [address for item in value for address in addresses_in(item)]
-    return []
-
-
-def rule_forward_targets(actions: dict[str, Any]) -> dict[str, list[str]]:
-    """The addresses a rule forwards or redirects to, by action (only the actions present)."""
-    targets = {action: addresses_in(actions.get(action)) for action in FORWARD_ACTIONS}
-    return {action: addresses for action, addresses in targets.items() if addresses}
-
-
-def is_external(address: str, accepted_domains: set[str]) -> bool:
-    return domain_of(address) not in accepted_domains
 
 
 def rule_is_enabled(state: dict[str, Any]) -> bool:

@@ -14,19 +14,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mailboxes.addresses import addresses_in, is_external, rule_forward_targets
 from mailboxes.models import DirectoryChange, Mailbox
 
 from ..detection import Detection
 from ..models import AlertPolicy
-from .common import (
-    Change,
-    accepted_domains,
-    addresses_in,
-    directory_changes,
-    is_external,
-    rule_forward_targets,
-    rule_is_enabled,
-)
+from .common import Change, accepted_domains, directory_changes, rule_is_enabled
 
 MAILBOX = "mailbox"
 INBOX_RULE = "inbox rule"

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mailboxes.addresses import is_external, rule_forward_targets
 from mailboxes.models import DirectoryChange, Mailbox
 
 from ..detection import Detection
 from ..models import AlertPolicy
-from .common import accepted_domains, directory_changes, is_external, rule_forward_targets, rule_is_enabled
+from .common import accepted_domains, directory_changes, rule_is_enabled
 
 RULE_OPERATIONS = (DirectoryChange.Operation.CREATED, DirectoryChange.Operation.UPDATED)
 

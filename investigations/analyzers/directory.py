@@ -10,13 +10,8 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from alerts.detectors.common import (
-    addresses_in,
-    finance_keywords,
-    is_external,
-    manipulation_actions,
-    rule_forward_targets,
-)
+from alerts.detectors.common import finance_keywords, manipulation_actions
+from mailboxes.addresses import addresses_in, is_external, rule_forward_targets
 from mailboxes.models import Delegation, DirectoryChange, InboxRule, MailboxForwarding
 
 from ..models import Finding, RemediationAction
