@@ -67,6 +67,16 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
     notify_recipients = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Email addresses, one per line."
     )
+    notify_min_severity = forms.ChoiceField(
+        choices=Severity.choices,
+        label="Notify from severity",
+        help_text="Alerts of this severity or higher are mailed to the recipients.",
+    )
+    notify_daily_limit = forms.IntegerField(
+        label="Daily mail limit",
+        help_text="Mails per UTC day under this policy (0–10,000); past it one summary mail says so.",
+        widget=forms.NumberInput(attrs={"min": 0, "max": 10_000, "step": 1}),
+    )
     scope = forms.ChoiceField(choices=AlertPolicy.Scope.choices)
     include_mailboxes = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Addresses, one per line."
@@ -101,6 +111,8 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
             "action": policy.action,
             "investigate_mode": policy.investigate_mode,
             "rerestrict_after_release": policy.rerestrict_after_release,
+            "notify_min_severity": policy.notify_min_severity,
+            "notify_daily_limit": policy.notify_daily_limit,
             "scope": policy.scope,
             **{name: "\n".join(getattr(policy, name)) for name in self.LIST_FIELDS},
             **{THRESHOLD_PREFIX + key: value for key, value in policy.thresholds.items()},
@@ -127,6 +139,8 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
                 "action",
                 "investigate_mode",
                 "rerestrict_after_release",
+                "notify_min_severity",
+                "notify_daily_limit",
                 "scope",
             )
         }

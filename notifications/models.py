@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import ChangeFeedEntry, OutboxMessage, Tenant
+from investigations.models import RemediationAction
 
 # The change kinds services publish (core.services.publish_change); an endpoint subscribes to some or all.
 EVENT_KINDS = (
@@ -22,6 +23,7 @@ EVENT_KINDS = (
     ("action.decided", "Remediation action approved / rejected"),
     ("action.completed", "Remediation action completed"),
     ("action.updated", "Remediation action failed / needs a manual step"),
+    ("action.waiting", "Remediation action waiting for approval past the threshold"),
 )
 TEST_KIND = "webhook.test"
 
@@ -120,10 +122,20 @@ class EmailNotification(Attempted):
     text_body = models.TextField()
     html_body = models.TextField()
     is_summary = models.BooleanField(default=False)
+    # Mail threading: ``thread`` is the deterministic root Message-ID of the alert / restriction /
+    # investigation the mail is about; the first mail of a thread sends it as its own ``message_id`` (unique,
+    # so only one mail ever claims it), the others send it as In-Reply-To and References.
+    thread = models.CharField(max_length=200, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id"], condition=~models.Q(message_id=""), name="one_mail_per_message_id"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.status})"
@@ -148,3 +160,17 @@ class EmailBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.day}: {self.sent}/{self.limit} (+{self.suppressed} suppressed)"
+
+
+class WaitingActionNotice(models.Model):
+    """A remediation action announced as waiting for approval past ``NOTIFY_ACTION_WAITING_MINUTES``.
+
+    One row per action ever (``action_id`` is unique), written in the transaction that publishes the
+    ``action.waiting`` change, so beat never announces the same action twice.
+    """
+
+    action = models.OneToOneField(RemediationAction, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"action #{self.action_id} waiting (announced {self.created_at:%Y-%m-%d %H:%M})"

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import urllib.error
 import urllib.request
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import URLValidator, validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Model
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -33,7 +34,8 @@ from django.utils import timezone
 
 from alerts.models import SEVERITY_RANK, AlertPolicy, Severity
 from core.models import OutboxMessage, Tenant
-from core.services import record_audit, sequence_changes
+from core.services import publish_change, record_audit, sequence_changes
+from investigations.models import RemediationAction
 
 from .exceptions import EndpointError
 from .models import (
@@ -42,6 +44,7 @@ from .models import (
     Attempted,
     EmailBudget,
     EmailNotification,
+    WaitingActionNotice,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -54,6 +57,8 @@ DISPATCH_TASK = "notifications.dispatch"
 S = Attempted.Status
 SUBJECT_MAX = 150
 VALUE_MAX = 200
+WAITING_KIND = "action.waiting"
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9-]+")
 
 # ------------------------------------------------------------------------------------------------ endpoints
 
@@ -218,7 +223,7 @@ def _plan_email(message: OutboxMessage) -> EmailNotification | None:
     if EmailBudget.objects.filter(pk=budget.pk, sent__lt=F("limit")).update(sent=F("sent") + 1):
         subject, context = _describe(message.kind, data)
         context["url"] = console_url_for(message.payload)
-        return _mail(message, recipients, subject, context, summary=False)
+        return _mail(message, recipients, subject, context, summary=False, thread=thread_of(message.payload))
     EmailBudget.objects.filter(pk=budget.pk).update(suppressed=F("suppressed") + 1)
     if EmailBudget.objects.filter(pk=budget.pk, summary_sent=False).update(summary_sent=True):
         subject = f"Daily notification limit reached: {label}"
@@ -246,8 +251,8 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
     """(recipients, budget key, daily limit, budget label) for a message that notifies by mail, else None.
 
     New alerts go to their policy's recipients from its notification severity up; restrictions placed and
-    released and investigations remediated or failed go to the sending-limit policy's recipients, else to
-    ``SOC_NOTIFY_EMAILS``.
+    released, investigations remediated or failed and actions waiting for approval past the threshold go to
+    the sending-limit policy's recipients, else to ``SOC_NOTIFY_EMAILS``.
     """
     data = message.payload.get("data") or {}
     if message.kind == "alert.raised":
@@ -257,7 +262,7 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
         if SEVERITY_RANK.get(data.get("severity"), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
             return None
         return list(policy.notify_recipients), f"policy:{policy.pk}", policy.notify_daily_limit, policy.name
-    soc_kind = message.kind in ("restriction.placed", "restriction.released") or (
+    soc_kind = message.kind in ("restriction.placed", "restriction.released", WAITING_KIND) or (
         message.kind == "investigation.status_changed" and data.get("status") in ("remediated", "failed")
     )
     if not soc_kind:
@@ -332,6 +337,21 @@ def _describe(kind: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ]
         if flagged:
             lines.append(("Flagged", "past the release cap: an override reason was given"))
+    elif kind == WAITING_KIND:
+        action_type = data.get("action_type")
+        label = (
+            RemediationAction.Type(action_type).label
+            if action_type in RemediationAction.Type.values
+            else _clip(action_type or "")
+        )
+        headline = f"Action waiting for approval: {label} for {user}"
+        lines = [
+            ("User", user),
+            ("Action", label),
+            ("Target", data.get("target", "")),
+            ("Proposed", _when(data.get("proposed_at"))),
+            ("Investigation", f"#{data.get('investigation_id')}"),
+        ]
     else:
         status = str(data.get("status", "")).replace("_", " ")
         headline = f"Investigation #{data.get('investigation_id')} {status}: {user}"
@@ -339,9 +359,38 @@ def _describe(kind: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return _subject(headline), {"headline": headline, "lines": [(k, _clip(v)) for k, v in lines if v]}
 
 
+def thread_of(document: dict[str, Any]) -> str:
+    """The deterministic root Message-ID of the thread a change's mail belongs to, or "" for none.
+
+    One thread per alert (``alert.*``), per restriction (``restriction.*``) and per investigation (its status
+    changes and its actions), e.g. ``<alert-7@default.soc-console>``.
+    """
+    kind, data = document.get("kind", ""), document.get("data") or {}
+    target_id = (document.get("target") or {}).get("id")
+    if kind.startswith("alert.") and target_id is not None:
+        key = f"alert-{target_id}"
+    elif kind.startswith("restriction.") and target_id is not None:
+        key = f"restriction-{target_id}"
+    elif data.get("investigation_id") is not None:
+        key = f"investigation-{data['investigation_id']}"
+    else:
+        return ""
+    tenant = _UNSAFE_ID_CHARS.sub("-", str(document.get("tenant") or "")).strip("-")
+    domain = f"{tenant}.soc-console" if tenant else "soc-console"
+    return f"<{_UNSAFE_ID_CHARS.sub('-', key)}@{domain}>"
+
+
 def _mail(
-    message: OutboxMessage, recipients: list[str], subject: str, context: dict[str, Any], *, summary: bool
+    message: OutboxMessage,
+    recipients: list[str],
+    subject: str,
+    context: dict[str, Any],
+    *,
+    summary: bool,
+    thread: str = "",
 ) -> EmailNotification:
+    """Record one mail. In a thread, the first mail claims the root Message-ID (unique: exactly one mail ever
+    does, even with concurrent dispatchers); later ones reply to it and keep its subject, with "Re: "."""
     valid = []
     for address in recipients:
         try:
@@ -350,18 +399,30 @@ def _mail(
             logger.warning("Skipping invalid notification recipient %r", address)
         else:
             valid.append(address)
-    return EmailNotification.objects.create(
-        tenant_id=message.tenant_id,
-        outbox=message,
-        kind=message.kind,
-        recipients=valid,
-        subject=_subject(subject.removeprefix("[SOC] ")),
-        text_body=render_to_string("notifications/email.txt", context),
-        html_body=render_to_string("notifications/email.html", context),
-        is_summary=summary,
-        status=S.PENDING if valid else S.FAILED,
-        last_error="" if valid else "no valid recipient",
-    )
+    fields: dict[str, Any] = {
+        "tenant_id": message.tenant_id,
+        "outbox": message,
+        "kind": message.kind,
+        "recipients": valid,
+        "subject": _subject(subject.removeprefix("[SOC] ")),
+        "text_body": render_to_string("notifications/email.txt", context),
+        "html_body": render_to_string("notifications/email.html", context),
+        "is_summary": summary,
+        "status": S.PENDING if valid else S.FAILED,
+        "last_error": "" if valid else "no valid recipient",
+    }
+    if not thread:
+        return EmailNotification.objects.create(**fields)
+    root = EmailNotification.objects.filter(message_id=thread).only("subject").first()
+    if root is None:
+        try:
+            with transaction.atomic():
+                return EmailNotification.objects.create(**fields, thread=thread, message_id=thread)
+        except IntegrityError:  # a concurrent dispatcher sent the thread's first mail
+            root = EmailNotification.objects.filter(message_id=thread).only("subject").first()
+    if root is not None:
+        fields["subject"] = f"Re: {root.subject}"
+    return EmailNotification.objects.create(**fields, thread=thread)
 
 
 def send_email(notification_id: int) -> str | None:
@@ -370,8 +431,13 @@ def send_email(notification_id: int) -> str | None:
     if claimed_at is None:
         return None
     mail = EmailNotification.objects.get(pk=notification_id)
+    headers = {}
+    if mail.message_id:
+        headers["Message-ID"] = mail.message_id
+    elif mail.thread:
+        headers["In-Reply-To"] = headers["References"] = mail.thread
     message = EmailMultiAlternatives(
-        mail.subject, mail.text_body, settings.DEFAULT_FROM_EMAIL, mail.recipients
+        mail.subject, mail.text_body, settings.DEFAULT_FROM_EMAIL, mail.recipients, headers=headers
     )
     message.attach_alternative(mail.html_body, "text/html")
     try:
@@ -379,6 +445,59 @@ def send_email(notification_id: int) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any SMTP / socket error is recorded and retried, never lost
         return _failed(EmailNotification, mail, claimed_at, f"{type(exc).__name__}: {exc}", SEND_EMAIL_TASK)
     return _succeeded(EmailNotification, mail, claimed_at)
+
+
+# ------------------------------------------------------------------------------------------ waiting actions
+
+
+def announce_waiting_actions(now: datetime | None = None) -> int:
+    """Beat: publish one ``action.waiting`` change per remediation action still Pending more than
+    ``NOTIFY_ACTION_WAITING_MINUTES`` after it was proposed; returns how many were announced.
+
+    Each action is announced once ever: its :class:`WaitingActionNotice` (unique per action) is written in the
+    transaction of the change, with the action locked and re-checked, so repeated or concurrent runs and an
+    action decided meanwhile announce nothing.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.NOTIFY_ACTION_WAITING_MINUTES)
+    due = (
+        RemediationAction.objects.pending()
+        .filter(proposed_at__lt=cutoff)
+        .exclude(pk__in=WaitingActionNotice.objects.values("action_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:500]
+    )
+    announced = 0
+    for pk in list(due):
+        with transaction.atomic():
+            action = (
+                RemediationAction.objects.pending()
+                .select_for_update(of=("self",))
+                .select_related("investigation__mailbox")
+                .filter(pk=pk, proposed_at__lt=cutoff)
+                .first()
+            )
+            if action is None:
+                continue
+            _, created = WaitingActionNotice.objects.get_or_create(action=action)
+            if not created:
+                continue
+            publish_change(
+                WAITING_KIND,
+                target=action,
+                payload={
+                    "action_id": action.pk,
+                    "investigation_id": action.investigation_id,
+                    "user": action.investigation.mailbox.address,
+                    "action_type": action.action_type,
+                    "target": action.target_label,
+                    "status": action.status,
+                    "proposed_at": action.proposed_at.isoformat(),
+                    "waiting_minutes": int((now - action.proposed_at).total_seconds() // 60),
+                },
+            )
+            announced += 1
+    return announced
 
 
 # ------------------------------------------------------------------------------------------------ webhooks

@@ -34,3 +34,9 @@ def send_email(notification_id: int) -> None:
 def beat_retry() -> None:
     """Periodic: re-send due retries, return lapsed claims, dispatch outbox rows left behind."""
     services.retry_due()
+
+
+@shared_task(name="notifications.beat_waiting_actions", ignore_result=True)
+def beat_waiting_actions() -> None:
+    """Periodic: announce, once each, remediation actions waiting for approval past the threshold."""
+    services.announce_waiting_actions()

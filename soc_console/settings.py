@@ -238,6 +238,7 @@ CELERY_BEAT_SCHEDULE = {
     "restricted_users.beat_resync_redis": {"task": "restricted_users.beat_resync_redis", "schedule": 60.0},
     "investigations.beat_reap_leases": {"task": "investigations.beat_reap_leases", "schedule": 60.0},
     "notifications.beat_retry": {"task": "notifications.beat_retry", "schedule": 30.0},
+    "notifications.beat_waiting_actions": {"task": "notifications.beat_waiting_actions", "schedule": 300.0},
     "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
     "investigations.beat_requeue_stalled_runs": {
         "task": "investigations.beat_requeue_stalled_runs",
@@ -314,3 +315,5 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
 NOTIFY_RETRY_BACKOFF_SECONDS = env_int("NOTIFY_RETRY_BACKOFF_SECONDS", 30)
 NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 120)
+# A remediation action still Pending this long after it was proposed is announced once (``action.waiting``).
+NOTIFY_ACTION_WAITING_MINUTES = env_int("NOTIFY_ACTION_WAITING_MINUTES", 60)

@@ -30,6 +30,8 @@ def _form_data(policy: AlertPolicy, **changes) -> dict:
         "investigate_mode": policy.investigate_mode,
         "scope": policy.scope,
         "notify_recipients": "",
+        "notify_min_severity": policy.notify_min_severity,
+        "notify_daily_limit": policy.notify_daily_limit,
         "include_mailboxes": "",
         "include_departments": "",
         "exclude_mailboxes": "",
@@ -136,6 +138,55 @@ def test_an_administrator_changes_thresholds_and_the_change_is_audited(
     assert event.after["thresholds"]["external_per_hour"] == 200
     assert event.before["severity"] == "medium" and event.after["severity"] == "high"
     assert "enabled" not in event.after  # only what changed is recorded
+
+
+def test_an_administrator_changes_the_mail_settings_and_the_change_is_audited(
+    administrator_client, administrator, tenant
+):
+    policy = policy_of(tenant)
+    assert (policy.notify_min_severity, policy.notify_daily_limit) == ("medium", 20)
+    url = reverse("console:policy_detail", args=[policy.pk])
+    form_page = administrator_client.get(url).content.decode()
+    assert 'name="notify_min_severity"' in form_page and 'name="notify_daily_limit"' in form_page
+
+    response = administrator_client.post(
+        url, _form_data(policy, notify_min_severity="high", notify_daily_limit=5)
+    )
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert (policy.notify_min_severity, policy.notify_daily_limit) == ("high", 5)
+    event = _updates(policy).get()
+    assert event.actor == administrator
+    assert event.before == {"notify_daily_limit": 20, "notify_min_severity": "medium"}
+    assert event.after == {"notify_daily_limit": 5, "notify_min_severity": "high"}
+    page = administrator_client.get(url).content.decode()
+    assert "5 per UTC day" in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "error"),
+    [
+        (
+            {"notify_daily_limit": 10_001},
+            "notify_daily_limit",
+            "must be between 0 and 10000 notifications a day",
+        ),
+        ({"notify_daily_limit": -1}, "notify_daily_limit", "must be between 0 and 10000 notifications a day"),
+        ({"notify_min_severity": "urgent"}, "notify_min_severity", None),
+    ],
+)
+def test_bad_mail_settings_are_refused_on_their_field(administrator_client, tenant, changes, field, error):
+    policy = policy_of(tenant)
+    response = administrator_client.post(
+        reverse("console:policy_detail", args=[policy.pk]), _form_data(policy, **changes)
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors[field]
+    if error is not None:
+        assert errors == [error]
+    policy.refresh_from_db()
+    assert (policy.notify_min_severity, policy.notify_daily_limit) == ("medium", 20)
+    assert not _updates(policy).exists()
 
 
 @pytest.mark.parametrize(("value", "accepted"), [(0, True), (10_000, True), (10_001, False), (-1, False)])
