@@ -1,4 +1,4 @@
-"""Playwright's Python API driving Debian's Chromium (/usr/bin/chromium). Never `playwright install`."""
+"""Playwright's Python API driving Debian's Chromium (/usr/bin/chromium); never its own browser download."""
 
 import os
 
