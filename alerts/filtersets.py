@@ -9,6 +9,7 @@ from django import forms
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from core.filters import since_filter, until_filter
 from core.models import Tenant
 
 from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
@@ -58,18 +59,8 @@ class AlertFilterSet(django_filters.FilterSet):
     last = django_filters.ChoiceFilter(
         choices=PERIOD_CHOICES, method="filter_last", label="Last activity", empty_label="Any time"
     )
-    since = django_filters.IsoDateTimeFilter(
-        field_name="last_activity_at",
-        lookup_expr="gte",
-        label="Active since",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="last_activity_at",
-        lookup_expr="lt",
-        label="Active before",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
+    since = since_filter("last_activity_at", "Active since")
+    until = until_filter("last_activity_at", "Active before")
     ordering = django_filters.OrderingFilter(
         fields=(
             ("last_activity_at", "last_activity"),

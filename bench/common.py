@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -69,49 +66,13 @@ def bench_database(name: str):
 @contextmanager
 def celery_worker(url: str, log: Path):
     """A real worker process on every queue, against ``url``'s database and the configured broker."""
-    from django.conf import settings
+    from soc_console.worker_process import WorkerDidNotStart, worker_process
 
-    from soc_console.celery import app
-
-    with app.connection_for_write() as conn:
-        for queue in settings.TASK_QUEUES:
-            conn.default_channel.queue_purge(queue)
-    env = {**os.environ, "DATABASE_URL": url, "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "soc_console",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "info",
-                "-Q",
-                ",".join(settings.TASK_QUEUES),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while "ready" not in log.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"the worker did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
     try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        with worker_process(url, log) as process:
+            yield process
+    except WorkerDidNotStart as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -1,6 +1,7 @@
 import django_filters
 from django.db.models import Q
 
+from core.filters import since_filter, until_filter
 from core.models import AuditEvent
 
 
@@ -10,8 +11,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     action = django_filters.CharFilter(lookup_expr="icontains", label="Action")
     actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains", label="Actor")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", label="From")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", label="Until")
+    since = since_filter("at", "From")
+    until = until_filter("at", "Until")
     ordering = django_filters.OrderingFilter(
         fields=(("at", "at"), ("action", "action"), ("actor_label", "actor"))
     )

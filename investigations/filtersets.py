@@ -26,6 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from core.filters import since_filter, until_filter
 from core.models import Tenant
 
 from .models import Finding, Investigation, RemediationAction
@@ -93,18 +94,8 @@ class InvestigationFilterSet(django_filters.FilterSet):
         widget=forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")]),
     )
     last = django_filters.ChoiceFilter(choices=PERIOD_CHOICES, method="filter_last", label="Created")
-    since = django_filters.IsoDateTimeFilter(
-        field_name="created_at",
-        lookup_expr="gte",
-        label="Created since",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="created_at",
-        lookup_expr="lt",
-        label="Created before",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
+    since = since_filter("created_at", "Created since")
+    until = until_filter("created_at", "Created before")
     ordering = django_filters.OrderingFilter(
         fields=(
             ("created_at", "created"),
@@ -166,18 +157,8 @@ class RemediationActionFilterSet(django_filters.FilterSet):
     investigation = django_filters.NumberFilter(field_name="investigation_id", label="Investigation")
     user = django_filters.CharFilter(method="filter_user", label="User")
     tenant = django_filters.ModelChoiceFilter(queryset=Tenant.objects.all(), label="Tenant")
-    since = django_filters.IsoDateTimeFilter(
-        field_name="proposed_at",
-        lookup_expr="gte",
-        label="Proposed since",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    until = django_filters.IsoDateTimeFilter(
-        field_name="proposed_at",
-        lookup_expr="lt",
-        label="Proposed before",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
+    since = since_filter("proposed_at", "Proposed since")
+    until = until_filter("proposed_at", "Proposed before")
     ordering = django_filters.OrderingFilter(
         fields=(
             ("proposed_at", "proposed"),

@@ -2,6 +2,8 @@
 
 import django_filters
 
+from core.filters import since_filter
+
 from .models import EVENT_KINDS, TEST_KIND, Attempted, WebhookDelivery, WebhookEndpoint
 
 
@@ -9,7 +11,7 @@ class WebhookDeliveryFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Attempted.Status.choices, label="Status")
     endpoint = django_filters.ModelChoiceFilter(queryset=WebhookEndpoint.objects.all(), label="Endpoint")
     kind = django_filters.ChoiceFilter(choices=(*EVENT_KINDS, (TEST_KIND, "Test delivery")), label="Event")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="From")
+    since = since_filter("created_at", "From")
     ordering = django_filters.OrderingFilter(
         fields=(("created_at", "created"), ("attempts", "attempts"), ("status", "status"))
     )

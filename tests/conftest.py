@@ -134,62 +134,21 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     Tests using it need ``@pytest.mark.django_db(transaction=True)`` so that their writes are committed and
     ``delay_on_commit`` actually sends. Poll for effects with :func:`wait_for`.
     """
-    import subprocess
-    import sys
-    import time
     from pathlib import Path
 
     from django.conf import settings
     from django.db import connection
 
-    from soc_console.celery import app
-
-    with app.connection_for_write() as conn:
-        for queue in settings.TASK_QUEUES:
-            conn.default_channel.queue_purge(queue)
+    from soc_console.worker_process import WorkerDidNotStart, worker_process
 
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
     log = Path(settings.BASE_DIR, "var", f"test-worker-{os.getpid()}.log")
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as log_file:
-        process = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "soc_console",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "info",
-                "-Q",
-                ",".join(settings.TASK_QUEUES),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                "test-worker@%h",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while "ready" not in log.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield process
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        with worker_process(database_url, log, name="test-worker@%h", timeout=30) as process:
+            yield process
+    except WorkerDidNotStart as exc:
+        pytest.fail(str(exc))
     log.unlink(missing_ok=True)  # one per test process: keep var/ from filling up
 
 

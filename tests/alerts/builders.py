@@ -10,7 +10,7 @@ service, so the rows the detectors read are exactly what production stores.
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailboxes.models import Mailbox
@@ -18,6 +18,16 @@ from mailflow.ingest import ingest_events
 
 HOME = "contoso.example"
 OUTSIDE = "fabrikam.example"
+# The detector tests' frozen "now": a Tuesday evening, so "today" has a working day behind it.
+NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
+
+
+def today(hh: int, mm: int = 0) -> datetime:
+    return NOW.replace(hour=hh, minute=mm)
+
+
+def days_ago(days: int, hh: int = 9) -> datetime:
+    return today(hh) - timedelta(days=days)
 
 
 def iso(at: datetime) -> str:

@@ -4,7 +4,7 @@ by their event ids."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -13,7 +13,17 @@ from alerts.detectors import forwarding, forwarding_rule, inbox_manipulation
 from alerts.models import Alert, AlertEvidence, AlertPolicy
 from alerts.services import ensure_default_policies
 
-from .builders import HOME, OUTSIDE, Telemetry, alerts_of, evaluate, evidence_ids, mailbox_of
+from .builders import (
+    HOME,
+    NOW,
+    OUTSIDE,
+    Telemetry,
+    alerts_of,
+    evaluate,
+    evidence_ids,
+    mailbox_of,
+    today,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +31,9 @@ SUSPICIOUS = AlertPolicy.Kind.FORWARDING
 CREATED = AlertPolicy.Kind.FORWARDING_RULE
 MANIPULATION = AlertPolicy.Kind.INBOX_MANIPULATION
 DELEGATION = AlertPolicy.Kind.DELEGATION
-NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
 MALLORY = f"mallory@{OUTSIDE}"
-
-
-def today(hh: int, mm: int = 0) -> datetime:
-    return NOW.replace(hour=hh, minute=mm)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ much of the user's mail is verdicted spam, phish or malware, with a minimum coun
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -13,22 +13,13 @@ from alerts.detectors import sending_pattern
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
 
-from .builders import HOME, Telemetry, alerts_of, evaluate, evidence_ids, mailbox_of
+from .builders import HOME, NOW, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
 pytestmark = pytest.mark.django_db
 
 PATTERN = AlertPolicy.Kind.SENDING_PATTERN
-NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 CAROL = f"carol@{HOME}"
 DAVE = f"dave@{HOME}"
-
-
-def today(hh: int, mm: int = 0) -> datetime:
-    return NOW.replace(hour=hh, minute=mm)
-
-
-def days_ago(days: int, hh: int = 9) -> datetime:
-    return today(hh) - timedelta(days=days)
 
 
 @pytest.fixture(autouse=True)

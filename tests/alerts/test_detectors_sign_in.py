@@ -4,8 +4,6 @@ protocols. Sign-ins arrive as ingest events; evidence is named by their event id
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 import time_machine
 
@@ -13,22 +11,13 @@ from alerts.detectors import geo, sign_in
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
 
-from .builders import HOME, Telemetry, alerts_of, evaluate, evidence_ids, mailbox_of
+from .builders import HOME, NOW, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
 pytestmark = pytest.mark.django_db
 
 SIGN_IN = AlertPolicy.Kind.SIGN_IN
-NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
-
-
-def today(hh: int, mm: int = 0) -> datetime:
-    return NOW.replace(hour=hh, minute=mm)
-
-
-def days_ago(days: int, hh: int = 9) -> datetime:
-    return today(hh) - timedelta(days=days)
 
 
 @pytest.fixture(autouse=True)
