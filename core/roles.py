@@ -24,6 +24,7 @@ PROJECT_APPS = (
     "investigations",
     "console",
     "notifications",
+    "m365",
 )
 
 _READER = (
@@ -54,6 +55,9 @@ _ADMINISTRATOR = _OPERATOR + (
     "mailflow.add_messageevent",
     "notifications.add_webhookendpoint",
     "notifications.change_webhookendpoint",
+    "m365.add_m365connection",
+    "m365.change_m365connection",
+    "m365.delete_m365connection",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {

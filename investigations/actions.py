@@ -356,6 +356,7 @@ class _Outcome:
     result: str
     prior_state: dict[str, Any] | None
     manual_step: str = ""
+    calls: tuple[dict[str, Any], ...] = ()
 
 
 def _block_sender(action: RemediationAction) -> _Outcome:
@@ -401,11 +402,20 @@ def _perform(action: RemediationAction) -> _Outcome:
     connector = connector_for(action.tenant)
     current = connector.read_state(action)
     if current.done:
-        return _Outcome(Status.COMPLETED, f"Already done: {current.summary}.", None)
+        return _Outcome(Status.COMPLETED, f"Already done: {current.summary}.", None, calls=_calls_of(current))
     result = connector.apply(action)
+    calls = _calls_of(result)
     if result.manual:
-        return _Outcome(Status.MANUAL, result.message, current.state, result.manual_step)
-    return _Outcome(Status.COMPLETED, result.message, current.state)
+        return _Outcome(Status.MANUAL, result.message, current.state, result.manual_step, calls=calls)
+    return _Outcome(Status.COMPLETED, result.message, current.state, calls=calls)
+
+
+def _calls_of(outcome: Any) -> tuple[dict[str, Any], ...]:
+    """The platform calls a connector reports with a result (``details["calls"]``) or an error (``calls``)."""
+    details = getattr(outcome, "details", None)
+    if isinstance(details, dict):
+        return tuple(details.get("calls") or ())
+    return tuple(getattr(outcome, "calls", None) or ())
 
 
 _OUTCOME_VERBS = {
@@ -421,9 +431,12 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
     action.result = outcome.result
     action.prior_state = outcome.prior_state
     action.manual_step = outcome.manual_step
+    action.connector_calls = [*action.connector_calls, *outcome.calls]
     if outcome.status in (Status.COMPLETED, Status.FAILED):
         action.completed_at = timezone.now()
-    action.save(update_fields=["status", "result", "prior_state", "manual_step", "completed_at"])
+    action.save(
+        update_fields=["status", "result", "prior_state", "manual_step", "completed_at", "connector_calls"]
+    )
     record_audit(
         f"investigations.action.{_OUTCOME_VERBS[outcome.status]}",
         target=action,
@@ -485,9 +498,11 @@ def run_approved_action(action_id: int) -> str | None:
             _finish(investigation, action, outcome)
             return action.status
     except TransientConnectorError as exc:
-        return _retry_or_give_up(action_id, claimed_at, str(exc) or exc.__class__.__name__)
+        return _retry_or_give_up(
+            action_id, claimed_at, str(exc) or exc.__class__.__name__, calls=_calls_of(exc)
+        )
     except ConnectorError as exc:
-        return _fail(action_id, claimed_at, str(exc))
+        return _fail(action_id, claimed_at, str(exc), calls=_calls_of(exc))
     except DatabaseError:
         raise  # the claim stays Running; the task retries, else the reaper returns it once the lease ends
     except Exception as exc:
@@ -497,17 +512,21 @@ def run_approved_action(action_id: int) -> str | None:
         )
 
 
-def _fail(action_id: int, claimed_at: datetime, reason: str) -> str | None:
+def _fail(
+    action_id: int, claimed_at: datetime, reason: str, *, calls: tuple[dict[str, Any], ...] = ()
+) -> str | None:
     with transaction.atomic():
         locked = _reclaim(action_id, claimed_at)
         if locked is None:
             return None
         investigation, action = locked
-        _finish(investigation, action, _Outcome(Status.FAILED, f"Failed: {reason}", None))
+        _finish(investigation, action, _Outcome(Status.FAILED, f"Failed: {reason}", None, calls=calls))
         return action.status
 
 
-def _retry_or_give_up(action_id: int, claimed_at: datetime, reason: str) -> str | None:
+def _retry_or_give_up(
+    action_id: int, claimed_at: datetime, reason: str, *, calls: tuple[dict[str, Any], ...] = ()
+) -> str | None:
     with transaction.atomic():
         locked = _reclaim(action_id, claimed_at)
         if locked is None:
@@ -515,7 +534,10 @@ def _retry_or_give_up(action_id: int, claimed_at: datetime, reason: str) -> str 
         investigation, action = locked
         if action.attempts >= max_attempts():
             outcome = _Outcome(
-                Status.FAILED, f"Failed after {action.attempts} attempts; the last error: {reason}", None
+                Status.FAILED,
+                f"Failed after {action.attempts} attempts; the last error: {reason}",
+                None,
+                calls=calls,
             )
             _finish(investigation, action, outcome)
             return action.status
@@ -527,7 +549,8 @@ def _retry_or_give_up(action_id: int, claimed_at: datetime, reason: str) -> str 
         action.result = (
             f"Attempt {action.attempts} of {max_attempts()} failed ({reason}); retrying in {delay} s."
         )
-        action.save(update_fields=["status", "running_since", "next_attempt_at", "result"])
+        action.connector_calls = [*action.connector_calls, *calls]
+        action.save(update_fields=["status", "running_since", "next_attempt_at", "result", "connector_calls"])
         record_audit(
             "investigations.action.retry_scheduled",
             target=action,
@@ -638,7 +661,8 @@ def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: 
         action.undone_by = actor
         action.undone_at = timezone.now()
         action.result = "\n".join(part for part in (action.result, f"Undone: {result.message}") if part)
-        action.save(update_fields=["status", "undone_by", "undone_at", "result"])
+        action.connector_calls = [*action.connector_calls, *_calls_of(result)]
+        action.save(update_fields=["status", "undone_by", "undone_at", "result", "connector_calls"])
         record_audit(
             "investigations.action.undone",
             target=action,

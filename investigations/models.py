@@ -268,6 +268,8 @@ class RemediationAction(models.Model):
     result = models.TextField(blank=True)
     manual_step = models.TextField(blank=True)
     prior_state = models.JSONField(null=True, blank=True)
+    # The platform calls a connector made for this action (method, URL, status, request id, error), in order.
+    connector_calls = models.JSONField(default=list, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     undone_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "console",
     "enforcement",
     "notifications",
+    "m365",
 ]
 
 MIDDLEWARE = [
@@ -219,7 +220,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "evaluate"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
-TASK_QUEUES = ("evaluate", "investigate", "act", "notify", "beat")
+TASK_QUEUES = ("evaluate", "investigate", "act", "notify", "pull", "beat")
 CELERY_TASK_QUEUES = [Queue(name) for name in TASK_QUEUES]
 # One ordered router: the first matching glob wins.
 CELERY_TASK_ROUTES = (
@@ -230,6 +231,7 @@ CELERY_TASK_ROUTES = (
         ("investigations.run", {"queue": "investigate"}),
         ("investigations.*", {"queue": "act"}),
         ("notifications.*", {"queue": "notify"}),
+        ("m365.*", {"queue": "pull"}),
     ],
 )
 CELERY_BEAT_SCHEDULE = {
@@ -240,6 +242,7 @@ CELERY_BEAT_SCHEDULE = {
     "notifications.beat_retry": {"task": "notifications.beat_retry", "schedule": 30.0},
     "notifications.beat_waiting_actions": {"task": "notifications.beat_waiting_actions", "schedule": 300.0},
     "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
+    "m365.beat_pull": {"task": "m365.beat_pull", "schedule": 60.0},
     "investigations.beat_requeue_stalled_runs": {
         "task": "investigations.beat_requeue_stalled_runs",
         "schedule": 300.0,
@@ -260,7 +263,34 @@ RELEASE_CAP_DAYS = env_int("RELEASE_CAP_DAYS", 30)
 # Tenant connector kinds -> dotted paths, so investigations never imports a platform connector.
 CONNECTOR_KINDS = {
     "builtin": "investigations.connectors.BuiltinConnector",
+    "m365": "m365.connector.M365Connector",
 }
+# Connector credentials (Microsoft 365 client secrets, certificate keys) are encrypted at rest with these
+# Fernet keys (comma-separated, the first encrypts); unset -> a key derived from SECRET_KEY.
+CONNECTOR_ENCRYPTION_KEYS = env_list("CONNECTOR_ENCRYPTION_KEYS")
+# Microsoft 365 (m365/): the endpoints are settings so tests point them at a local fake over HTTPS.
+M365_AUTHORITY_HOST = env_str("M365_AUTHORITY_HOST", "https://login.microsoftonline.com")
+M365_GRAPH_URL = env_str("M365_GRAPH_URL", "https://graph.microsoft.com")
+M365_MANAGEMENT_URL = env_str("M365_MANAGEMENT_URL", "https://manage.office.com")
+M365_CA_BUNDLE = env_str("M365_CA_BUNDLE")  # empty -> the system's trusted CAs
+M365_TIMEOUT_SECONDS = env_int("M365_TIMEOUT_SECONDS", 30)
+M365_MAX_RETRIES = env_int("M365_MAX_RETRIES", 4)
+# A Retry-After longer than this is not slept through: the pull stops and beat resumes it from its cursor.
+M365_MAX_RETRY_AFTER_SECONDS = env_int("M365_MAX_RETRY_AFTER_SECONDS", 60)
+# Pull cadence per source (seconds between pulls) and how far back a first pull reaches.
+M365_PULL_INTERVALS = {
+    "domains": env_int("M365_PULL_DOMAINS_SECONDS", 3600),
+    "users": env_int("M365_PULL_USERS_SECONDS", 900),
+    "message_trace": env_int("M365_PULL_MESSAGE_TRACE_SECONDS", 300),
+    "sign_ins": env_int("M365_PULL_SIGN_INS_SECONDS", 300),
+    "audit_exchange": env_int("M365_PULL_AUDIT_SECONDS", 300),
+    "inbox_rules": env_int("M365_PULL_INBOX_RULES_SECONDS", 3600),
+}
+M365_INITIAL_LOOKBACK_HOURS = env_int("M365_INITIAL_LOOKBACK_HOURS", 48)
+# Telemetry lands late at Microsoft (message trace and audit content by minutes): a pull reads up to this
+# far behind now, so a window is only closed once its events have arrived.
+M365_SETTLE_SECONDS = env_int("M365_SETTLE_SECONDS", 300)
+M365_PULL_LEASE_SECONDS = env_int("M365_PULL_LEASE_SECONDS", 900)
 # Remediation actions: a Running action whose worker has not finished within the lease is returned to Approved
 # by the beat reaper; transient connector errors are retried with exponential backoff up to the attempt cap.
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 300)

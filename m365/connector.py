@@ -1,0 +1,268 @@
+"""The Microsoft 365 remediation connector: the second implementation of the connector interface
+(:mod:`investigations.connectors`), chosen for tenants of kind ``m365`` through ``CONNECTOR_KINDS``.
+
+Where Microsoft offers an API the action is carried out in the tenant through Graph, then mirrored in the
+console's directory (the same history rows the built-in connector writes): remove an inbox rule (and undo:
+recreate it), soft-delete messages (move them to Recoverable Items), revoke sign-in sessions, force a
+password change at next sign-in, disable the account (and undo: enable it). Where it offers none (a
+mailbox's SMTP forwarding and mailbox permissions are Exchange PowerShell only; restoring from Recoverable
+Items too) the action ends in *Manual step required* with the exact step.
+
+Every Graph call (method, URL, status, ``request-id``) is returned with the result (``details["calls"]``) or
+attached to the error (``calls``), and kept on the action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from investigations.connectors import (
+    BuiltinConnector,
+    ConnectorError,
+    ConnectorResult,
+    TargetState,
+    TransientConnectorError,
+)
+from investigations.models import RemediationAction
+from mailflow.models import MessageEvent
+
+from .client import GraphError, M365Client
+from .exceptions import M365Error
+from .mapping import graph_rule_state
+from .models import DirectoryUser, M365Connection
+
+PLATFORM_NOTE = "in Microsoft 365"
+RECOVERABLE_ITEMS = "recoverableitemsdeletions"
+
+# Exchange Online PowerShell: what Graph cannot do.
+MANUAL = {
+    "turn_off_forwarding": (
+        "Microsoft Graph has no API for a mailbox's SMTP forwarding. In Exchange Online PowerShell run: "
+        "Set-Mailbox -Identity {address} -ForwardingSmtpAddress $null -ForwardingAddress $null "
+        "-DeliverToMailboxAndForward $false "
+        "(or Exchange admin center → Recipients → Mailboxes → {address} → Mail flow → Email forwarding "
+        "→ off)."
+    ),
+    "remove_delegation": (
+        "Microsoft Graph has no API for mailbox permissions. In Exchange Online PowerShell run: {commands}"
+    ),
+    "undo_soft_delete_messages": (
+        "Microsoft Graph cannot restore from Recoverable Items. In Exchange Online PowerShell, for each "
+        "recipient: Restore-RecoverableItems -Identity <recipient> -FilterItemType IPM.Note "
+        '-SubjectContains "{subject}" (messages of action #{action}).'
+    ),
+}
+ACCESS_COMMANDS = {
+    "full_access": "Remove-MailboxPermission -Identity {address} -User {delegate} -AccessRights FullAccess "
+    "-InheritanceType All -Confirm:$false",
+    "send_as": "Remove-RecipientPermission -Identity {address} -Trustee {delegate} -AccessRights SendAs "
+    "-Confirm:$false",
+    "send_on_behalf": 'Set-Mailbox -Identity {address} -GrantSendOnBehalfTo @{{Remove="{delegate}"}}',
+}
+
+
+def _with_calls(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Attach the Graph calls made so far to a connector error, so the action keeps them even on failure."""
+
+    def wrapper(self: M365Connector, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except (ConnectorError, TransientConnectorError, M365Error) as exc:
+            exc.calls = self.calls()  # type: ignore[attr-defined]
+            if isinstance(exc, M365Error) and not isinstance(exc, ConnectorError):
+                raise ConnectorError(str(exc)) from exc
+            raise
+
+    return wrapper
+
+
+class M365Connector(BuiltinConnector):
+    kind = "m365"
+    label = "Microsoft 365"
+
+    def __init__(self, tenant) -> None:
+        super().__init__(tenant)
+        try:
+            self.connection = M365Connection.objects.get(tenant=tenant)
+        except M365Connection.DoesNotExist as exc:
+            raise ConnectorError(
+                f"{tenant} is a Microsoft 365 tenant but no connection is registered for it."
+            ) from exc
+        if not self.connection.enabled:
+            raise ConnectorError(f"The Microsoft 365 connection of {tenant} is disabled.")
+        self.client = M365Client(self.connection)
+
+    # -- the interface, with the calls kept
+
+    read_state = _with_calls(BuiltinConnector.read_state)
+    apply = _with_calls(BuiltinConnector.apply)
+    undo = _with_calls(BuiltinConnector.undo)
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self.client.calls_since(0)
+
+    def _done(self, sentence: str, **details: Any) -> ConnectorResult:
+        return ConnectorResult(
+            message=f"{sentence} {PLATFORM_NOTE}.", details={**details, "calls": self.calls()}
+        )
+
+    def _user_id(self, address: str) -> str:
+        """Graph's object id of a mailbox's user (else its address, which Graph accepts as well)."""
+        graph_id = (
+            DirectoryUser.objects.filter(connection=self.connection, address=address.lower())
+            .values_list("graph_id", flat=True)
+            .first()
+        )
+        return graph_id or address
+
+    def _users_url(self, address: str, path: str = "") -> str:
+        return self.client.graph(f"/users/{self._user_id(address)}{path}")
+
+    # -- inbox rules
+
+    def _graph_rule(self, action: RemediationAction) -> dict[str, Any] | None:
+        mailbox = self._mailbox(action, lock=False)
+        rule = self._rule(action, mailbox)
+        rule_id = action.target.get("rule_id")
+        name = rule.name if rule else ""
+        url = self._users_url(mailbox.address, "/mailFolders/inbox/messageRules")
+        for page, _ in self.client.pages(url):
+            for item in page:
+                if item.get("id") == rule_id or (name and item.get("displayName") == name):
+                    return item
+        return None
+
+    def read_remove_inbox_rule(self, action: RemediationAction) -> TargetState:
+        found = self._graph_rule(action)
+        if found is None:
+            return TargetState(True, {}, "the inbox rule no longer exists in the mailbox")
+        state = {"graph_rule": found, **graph_rule_state(found), "rule_id": action.target.get("rule_id")}
+        return TargetState(False, state, f"inbox rule “{found.get('displayName')}” exists in the mailbox")
+
+    def apply_remove_inbox_rule(self, action: RemediationAction) -> ConnectorResult:
+        found = self._graph_rule(action)
+        mailbox = self._mailbox(action)
+        if found is not None:
+            url = self._users_url(mailbox.address, f"/mailFolders/inbox/messageRules/{found['id']}")
+            try:
+                self.client.request("DELETE", url)
+            except GraphError as exc:
+                if exc.status != 404:  # gone meanwhile: the goal is reached
+                    raise
+        if (rule := self._rule(action, mailbox)) is not None and rule.is_present:
+            super().apply_remove_inbox_rule(action)
+        name = (found or {}).get("displayName") or action.target_label
+        return self._done(f"Inbox rule “{name}” of {mailbox.address} removed")
+
+    def undo_remove_inbox_rule(self, action: RemediationAction, prior: dict[str, Any]) -> ConnectorResult:
+        graph_rule = prior.get("graph_rule")
+        if not graph_rule:
+            raise ConnectorError("The rule's Microsoft 365 definition was not recorded: nothing to restore.")
+        mailbox = self._mailbox(action)
+        body = {
+            key: graph_rule[key]
+            for key in ("displayName", "sequence", "isEnabled", "conditions", "actions", "exceptions")
+            if graph_rule.get(key) is not None
+        }
+        url = self._users_url(mailbox.address, "/mailFolders/inbox/messageRules")
+        self.client.request("POST", url, json_body=body)
+        super().undo_remove_inbox_rule(action, prior)
+        return self._done(f"Inbox rule “{body.get('displayName')}” of {mailbox.address} recreated")
+
+    # -- account state
+
+    def _patch_user(self, action: RemediationAction, body: dict[str, Any]) -> str:
+        mailbox = self._mailbox(action, lock=False)
+        self.client.request("PATCH", self._users_url(mailbox.address), json_body=body)
+        return mailbox.address
+
+    def read_disable_account(self, action: RemediationAction) -> TargetState:
+        mailbox = self._mailbox(action, lock=False)
+        user = self.client.get_json(self._users_url(mailbox.address), params={"$select": "id,accountEnabled"})
+        enabled = bool(user.get("accountEnabled", True))
+        if not enabled:
+            return TargetState(True, {"account_enabled": False}, "the account is already disabled")
+        return TargetState(False, {"account_enabled": True}, f"{mailbox.address} can sign in")
+
+    def apply_disable_account(self, action: RemediationAction) -> ConnectorResult:
+        address = self._patch_user(action, {"accountEnabled": False})
+        super().apply_disable_account(action)
+        return self._done(f"Account {address} disabled (sign-in blocked)")
+
+    def undo_disable_account(self, action: RemediationAction, prior: dict[str, Any]) -> ConnectorResult:
+        enabled = bool(prior.get("account_enabled", True))
+        address = self._patch_user(action, {"accountEnabled": enabled})
+        super().undo_disable_account(action, prior)
+        return self._done(f"Account {address} {'enabled' if enabled else 'left disabled'} again")
+
+    def apply_force_password_reset(self, action: RemediationAction) -> ConnectorResult:
+        address = self._patch_user(action, {"passwordProfile": {"forceChangePasswordNextSignIn": True}})
+        super().apply_force_password_reset(action)
+        return self._done(f"{address} must choose a new password at next sign-in")
+
+    def apply_revoke_sessions(self, action: RemediationAction) -> ConnectorResult:
+        mailbox = self._mailbox(action, lock=False)
+        self.client.request("POST", self._users_url(mailbox.address, "/revokeSignInSessions"))
+        super().apply_revoke_sessions(action)
+        return self._done(f"Every sign-in session (refresh token) of {mailbox.address} revoked")
+
+    # -- messages
+
+    def apply_soft_delete_messages(self, action: RemediationAction) -> ConnectorResult:
+        copies = sorted(self._message_copies(action) - self._already_deleted(self._message_copies(action)))
+        ids = dict(
+            MessageEvent.objects.filter(tenant=self.tenant, event_id__in={e for e, _ in copies}).values_list(
+                "event_id", "internet_message_id"
+            )
+        )
+        moved = missing = 0
+        for event_id, recipient in copies:
+            internet_id = ids.get(event_id) or ""
+            if not internet_id:
+                missing += 1
+                continue
+            url = self._users_url(recipient, "/messages")
+            escaped = internet_id.replace("'", "''")
+            params = {"$filter": f"internetMessageId eq '{escaped}'", "$select": "id,parentFolderId"}
+            try:
+                found = [m for page, _ in self.client.pages(url, params=params) for m in page]
+            except GraphError as exc:
+                if exc.status == 404:  # the recipient's mailbox is gone
+                    missing += 1
+                    continue
+                raise
+            for message in found:
+                self.client.request(
+                    "POST",
+                    self._users_url(recipient, f"/messages/{message['id']}/move"),
+                    json_body={"destinationId": RECOVERABLE_ITEMS},
+                )
+                moved += 1
+        super().apply_soft_delete_messages(action)
+        sentence = f"{moved} message copies moved to Recoverable Items"
+        if missing:
+            sentence += f" ({missing} copies were no longer in their recipient's mailbox)"
+        return self._done(sentence, moved=moved, missing=missing)
+
+    def undo_soft_delete_messages(self, action: RemediationAction, prior: dict[str, Any]) -> ConnectorResult:
+        return ConnectorResult.manual_step_required(
+            MANUAL["undo_soft_delete_messages"].format(subject=action.target_label, action=action.pk)
+        )
+
+    # -- what Graph cannot do
+
+    def apply_turn_off_forwarding(self, action: RemediationAction) -> ConnectorResult:
+        address = self._mailbox(action, lock=False).address
+        return ConnectorResult.manual_step_required(MANUAL["turn_off_forwarding"].format(address=address))
+
+    def apply_remove_delegation(self, action: RemediationAction) -> ConnectorResult:
+        mailbox = self._mailbox(action, lock=False)
+        rows = self._delegations(action, mailbox)
+        commands = "; ".join(
+            ACCESS_COMMANDS[row.access].format(address=mailbox.address, delegate=row.delegate) for row in rows
+        )
+        return ConnectorResult.manual_step_required(MANUAL["remove_delegation"].format(commands=commands))
+
+    undo_turn_off_forwarding = None  # type: ignore[assignment]
+    undo_remove_delegation = None  # type: ignore[assignment]

@@ -1,0 +1,379 @@
+"""Microsoft 365 records -> ingest contract v1 events (DESIGN section 4).
+
+Each ``*_event(s)`` function maps one platform record (or a page) and raises :class:`RecordError` for a
+record it cannot read; the pull stores the rest of the page and reports the record. Event ids are derived
+from the platform's ids (``m365:<kind>:<id>``), so reading a page again is a duplicate, never a second event.
+Telemetry the console has no use for (mail received from outside, guests' sign-ins) is skipped, not an
+error: the mapping returns ``None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from mailboxes.addresses import normalize_address as normalize
+
+# Graph signIn.clientAppUsed -> ingest client_app.
+CLIENT_APPS = {
+    "browser": "browser",
+    "imap4": "imap",
+    "imap": "imap",
+    "pop3": "pop",
+    "pop": "pop",
+    "authenticated smtp": "smtp",
+    "smtp": "smtp",
+    "exchange activesync": "eas",
+}
+# exchangeMessageTrace.status -> verdict, where the trace carries one (Delivered etc. carry none).
+TRACE_VERDICTS = {"filteredasspam": "spam", "quarantined": "spam"}
+# Folder ids Graph returns for inbox rules' moveToFolder are opaque; these well-known names are kept as is.
+RULE_TEXT_CONDITIONS = {
+    "subjectContains": "subject_contains",
+    "bodyContains": "body_contains",
+    "bodyOrSubjectContains": "body_or_subject_contains",
+    "senderContains": "from",
+}
+
+
+class RecordError(ValueError):
+    """A platform record the connector cannot map; the message names what is wrong (never a secret)."""
+
+
+Resolve = Callable[[str], str | None]
+
+
+def _need(record: dict[str, Any], *names: str) -> list[Any]:
+    values = []
+    for name in names:
+        value = record.get(name)
+        if value in (None, ""):
+            raise RecordError(f"has no {name}")
+        values.append(value)
+    return values
+
+
+def parse_time(value: Any) -> datetime:
+    """An ISO 8601 time as Graph (``…Z``) or the Management API (no offset, UTC) writes it."""
+    if not isinstance(value, str) or not value:
+        raise RecordError(f"has a time that is not a string: {value!r}")
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise RecordError(f"has an unreadable time {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str) or "@" not in value:
+        raise RecordError(f"has no usable address ({value!r})")
+    return normalize(value.removeprefix("smtp:").removeprefix("SMTP:"))
+
+
+# ------------------------------------------------------------------------------------------------ directory
+
+
+def verified_domains(records: Iterable[dict[str, Any]]) -> list[str]:
+    return sorted({str(r["id"]).lower() for r in records if r.get("isVerified") and r.get("id")})
+
+
+def is_member_with_mailbox(record: dict[str, Any]) -> bool:
+    """Members with a mail address; guests (userType Guest, ``#EXT#`` names) and contacts never."""
+    upn = str(record.get("userPrincipalName") or "")
+    return record.get("userType", "Member") == "Member" and bool(record.get("mail")) and "#EXT#" not in upn
+
+
+def mailbox_event(record: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A ``mailbox`` event for a member user; the id changes only when the mapped attributes do."""
+    graph_id, mail = _need(record, "id", "mail")
+    fields = {
+        "address": _address(mail),
+        "display_name": str(record.get("displayName") or "")[:200],
+        "department": str(record.get("department") or "")[:200],
+    }
+    return {"type": "mailbox", "id": f"m365:user:{graph_id}:{digest(fields)}", "time": iso(at), **fields}
+
+
+# ------------------------------------------------------------------------------------------------ mail
+
+
+def message_events(
+    records: list[dict[str, Any]], is_internal: Callable[[str], bool]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """``message`` events for the sent mail of one page of message trace, one per message (the trace has a
+    row per recipient; rows of one message on one page are one event). Mail whose sender is outside the
+    tenant is skipped. Returns (events, [(record id, error)])."""
+    errors: list[tuple[str, str]] = []
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for index, record in enumerate(records):
+        record_id = str(record.get("id") or f"#{index}")
+        try:
+            _, sender, recipient, received = _need(
+                record, "id", "senderAddress", "recipientAddress", "receivedDateTime"
+            )
+            sender, recipient = _address(sender), _address(recipient)
+            at = parse_time(received)
+        except RecordError as exc:
+            errors.append((record_id, f"message trace record {record_id} {exc}"))
+            continue
+        if not is_internal(sender):
+            continue
+        key = (str(record.get("messageId") or record_id), sender)
+        event = grouped.get(key)
+        if event is None:
+            event = grouped[key] = {
+                "type": "message",
+                "id": f"m365:trace:{record_id}",
+                "time": at,
+                "sender": sender,
+                "recipients": [],
+                "subject": str(record.get("subject") or "")[:1000],
+            }
+            if record.get("messageId"):
+                event["internet_message_id"] = str(record["messageId"])[:998]
+            if record.get("fromIP"):
+                event["client_ip"] = record["fromIP"]
+            if isinstance(record.get("size"), int) and record["size"] >= 0:
+                event["size"] = record["size"]
+        event["time"] = min(event["time"], at)
+        if recipient not in event["recipients"]:
+            event["recipients"].append(recipient)
+        verdict = TRACE_VERDICTS.get(str(record.get("status") or "").replace(" ", "").lower())
+        if verdict:
+            event["verdict"] = verdict
+    events = [{**event, "time": iso(event["time"])} for event in grouped.values()]
+    return events, errors
+
+
+def sign_in_event(record: dict[str, Any], resolve: Resolve) -> dict[str, Any] | None:
+    """A ``sign_in`` event; ``None`` for a user without a mailbox here (a guest, a service account)."""
+    record_id, created, upn = _need(record, "id", "createdDateTime", "userPrincipalName")
+    address = resolve(str(upn))
+    if address is None:
+        return None
+    ip = record.get("ipAddress")
+    if not ip:
+        raise RecordError("has no ipAddress")
+    status = record.get("status") or {}
+    if not isinstance(status, dict):
+        raise RecordError("has a status that is not an object")
+    event = {
+        "type": "sign_in",
+        "id": f"m365:signin:{record_id}",
+        "time": iso(parse_time(created)),
+        "user": address,
+        "ip": ip,
+        "client_app": CLIENT_APPS.get(str(record.get("clientAppUsed") or "").strip().lower(), "other"),
+        "result": "success" if status.get("errorCode", 0) == 0 else "failure",
+    }
+    country = ((record.get("location") or {}).get("countryOrRegion") or "").strip()
+    if country:
+        event["country"] = country.upper()
+    if record.get("userAgent"):
+        event["user_agent"] = str(record["userAgent"])[:1000]
+    return event
+
+
+# ------------------------------------------------------------------------------------------------ inbox rules
+
+
+def _recipients(value: Any) -> list[str]:
+    addresses = []
+    for item in value or []:
+        address = ((item or {}).get("emailAddress") or {}).get("address") if isinstance(item, dict) else item
+        if address:
+            addresses.append(_address(address))
+    return addresses
+
+
+def graph_rule_state(rule: dict[str, Any], folder_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ingest ``inbox_rule`` state (name, conditions, actions, enabled) of a Graph messageRule."""
+    conditions_in = rule.get("conditions") or {}
+    actions_in = rule.get("actions") or {}
+    if not isinstance(conditions_in, dict) or not isinstance(actions_in, dict):
+        raise RecordError("has conditions or actions that are not objects")
+    conditions = {
+        ours: list(conditions_in[theirs])
+        for theirs, ours in RULE_TEXT_CONDITIONS.items()
+        if conditions_in.get(theirs)
+    }
+    actions: dict[str, Any] = {}
+    forward = _recipients(actions_in.get("forwardTo")) + _recipients(actions_in.get("forwardAsAttachmentTo"))
+    if forward:
+        actions["forward_to"] = forward
+    if redirect := _recipients(actions_in.get("redirectTo")):
+        actions["redirect_to"] = redirect
+    if actions_in.get("delete") or actions_in.get("permanentDelete"):
+        actions["delete"] = True
+    if actions_in.get("markAsRead"):
+        actions["mark_as_read"] = True
+    if folder := actions_in.get("moveToFolder"):
+        actions["move_to_folder"] = (folder_names or {}).get(folder, folder)
+    return {
+        "name": str(rule.get("displayName") or "")[:255],
+        "conditions": conditions,
+        "actions": actions,
+        "enabled": bool(rule.get("isEnabled", True)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ audit log
+
+
+def _parameters(record: dict[str, Any]) -> dict[str, Any]:
+    params = record.get("Parameters") or []
+    if not isinstance(params, list):
+        raise RecordError("has Parameters that are not a list")
+    return {str(p.get("Name")): p.get("Value") for p in params if isinstance(p, dict) and p.get("Name")}
+
+
+def _words(value: Any) -> list[str]:
+    if not value:
+        return []
+    return [w.strip() for w in str(value).replace(";", ",").split(",") if w.strip()]
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in {"true", "1", "$true", "yes"}
+
+
+def _rule_from_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    conditions: dict[str, Any] = {}
+    for theirs, ours in (
+        ("SubjectContainsWords", "subject_contains"),
+        ("BodyContainsWords", "body_contains"),
+        ("SubjectOrBodyContainsWords", "body_or_subject_contains"),
+        ("From", "from"),
+    ):
+        if words := _words(params.get(theirs)):
+            conditions[ours] = words
+    actions: dict[str, Any] = {}
+    forward_words = _words(params.get("ForwardTo")) + _words(params.get("ForwardAsAttachmentTo"))
+    forward = [_address(a) for a in forward_words]
+    if forward:
+        actions["forward_to"] = forward
+    if redirect := [_address(a) for a in _words(params.get("RedirectTo"))]:
+        actions["redirect_to"] = redirect
+    if _truthy(params.get("DeleteMessage")) or _truthy(params.get("SoftDeleteMessage")):
+        actions["delete"] = True
+    if _truthy(params.get("MarkAsRead")):
+        actions["mark_as_read"] = True
+    if folder := params.get("MoveToFolder"):
+        # "alias:\RSS Feeds" -> "RSS Feeds"
+        actions["move_to_folder"] = str(folder).split("\\")[-1].lstrip(":") or str(folder)
+    return conditions, actions
+
+
+RULE_OPERATIONS = {"new-inboxrule": "created", "set-inboxrule": "updated", "remove-inboxrule": "deleted"}
+PERMISSION_OPERATIONS = {
+    "add-mailboxpermission": ("added", "User"),
+    "remove-mailboxpermission": ("removed", "User"),
+    "add-recipientpermission": ("added", "Trustee"),
+    "remove-recipientpermission": ("removed", "Trustee"),
+}
+ACCESS_RIGHTS = {"fullaccess": "full_access", "sendas": "send_as"}
+AUDIT_OPERATIONS = {*RULE_OPERATIONS, *PERMISSION_OPERATIONS, "set-mailbox"}
+
+
+def audit_events(
+    record: dict[str, Any], resolve: Resolve, rule_id_for: Callable[[str, str], str]
+) -> list[dict[str, Any]]:
+    """Events of one ``Audit.Exchange`` record: an inbox rule change, a forwarding change, a permission
+    change; ``[]`` for operations the console does not follow and for failed operations.
+
+    ``resolve`` turns an Exchange identity (address, UPN, alias or display name) into a mailbox address;
+    ``rule_id_for(mailbox, rule name)`` gives the id the console already knows the rule by (rules read from
+    Graph are keyed by Graph id, the audit log only names them).
+    """
+    operation = str(record.get("Operation") or "").lower()
+    if operation not in AUDIT_OPERATIONS:
+        return []
+    if str(record.get("ResultStatus") or "True").lower() in {"false", "failed"}:
+        return []
+    record_id, created = _need(record, "Id", "CreationTime")
+    at = iso(parse_time(created))
+    params = _parameters(record)
+    base = f"m365:audit:{record_id}"
+
+    def mailbox_of(*identities: Any) -> str:
+        for identity in identities:
+            if identity and (address := resolve(str(identity).split("\\")[0])):
+                return address
+        raise RecordError(f"names a mailbox that is not one of the tenant's ({identities[0]!r})")
+
+    if operation in RULE_OPERATIONS:
+        identity = params.get("Identity") or record.get("ObjectId") or ""
+        mailbox = mailbox_of(params.get("Mailbox"), identity, record.get("UserId"))
+        name = str(params.get("Name") or str(identity).split("\\")[-1]).strip()
+        if not name:
+            raise RecordError("names no inbox rule")
+        event = {
+            "type": "inbox_rule",
+            "id": base,
+            "time": at,
+            "mailbox": mailbox,
+            "operation": RULE_OPERATIONS[operation],
+            "rule_id": rule_id_for(mailbox, name),
+            "name": name[:255],
+        }
+        if operation != "remove-inboxrule":
+            conditions, actions = _rule_from_parameters(params)
+            event.update(conditions=conditions, actions=actions)
+            if "Enabled" in params:
+                event["enabled"] = _truthy(params["Enabled"])
+        return [event]
+
+    if operation == "set-mailbox":
+        keys = {"ForwardingSmtpAddress", "ForwardingAddress", "DeliverToMailboxAndForward"}
+        if not keys & params.keys():
+            return []
+        mailbox = mailbox_of(params.get("Identity"), record.get("ObjectId"))
+        target = params.get("ForwardingSmtpAddress") or params.get("ForwardingAddress")
+        forward_to = None
+        if target:
+            forward_to = resolve(str(target).removeprefix("smtp:").removeprefix("SMTP:")) or _address(target)
+        return [
+            {
+                "type": "forwarding",
+                "id": base,
+                "time": at,
+                "mailbox": mailbox,
+                "forward_to": forward_to,
+                "keep_copy": _truthy(params.get("DeliverToMailboxAndForward")),
+            }
+        ]
+
+    verb, delegate_key = PERMISSION_OPERATIONS[operation]
+    mailbox = mailbox_of(params.get("Identity"), record.get("ObjectId"))
+    delegate_identity = params.get(delegate_key)
+    if not delegate_identity:
+        raise RecordError(f"names no {delegate_key}")
+    delegate = resolve(str(delegate_identity)) or _address(delegate_identity)
+    events = []
+    for right in _words(params.get("AccessRights")):
+        access = ACCESS_RIGHTS.get(right.lower())
+        if access:
+            events.append(
+                {
+                    "type": "delegation",
+                    "id": f"{base}:{access}",
+                    "time": at,
+                    "mailbox": mailbox,
+                    "delegate": delegate,
+                    "access": access,
+                    "operation": verb,
+                }
+            )
+    return events

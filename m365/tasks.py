@@ -1,0 +1,32 @@
+"""Celery tasks of the Microsoft 365 connector (queue ``pull``; beat fans out every minute)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .models import M365Connection
+from .pull import pull_connection, pull_source
+
+
+@shared_task(name="m365.beat_pull", ignore_result=True)
+def beat_pull() -> int:
+    """Enqueue a pull of every enabled connection; each pulls only its sources that are due."""
+    ids = list(M365Connection.objects.enabled().values_list("pk", flat=True))
+    for connection_id in ids:
+        pull.delay(connection_id)
+    return len(ids)
+
+
+@shared_task(name="m365.pull", ignore_result=True, acks_late=True)
+def pull(connection_id: int, source: str = "", force: bool = False) -> None:
+    """Pull one source (or every due source) of a connection; a disabled or deleted one is skipped. The
+    cursor leases make a duplicate delivery a no-op."""
+    connection = (
+        M365Connection.objects.select_related("tenant").filter(pk=connection_id, enabled=True).first()
+    )
+    if connection is None:
+        return
+    if source:
+        pull_source(connection, source)
+    else:
+        pull_connection(connection, force=force)
