@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .views import actions, alerts, dashboard, investigations, mailboxes, notifications, policies, restricted
+from .views import (
+    actions,
+    alerts,
+    dashboard,
+    investigations,
+    m365,
+    mailboxes,
+    notifications,
+    policies,
+    restricted,
+)
 from .views import pages as views
 
 app_name = "console"
@@ -54,4 +64,12 @@ urlpatterns = [
         notifications.endpoint_test,
         name="notification_endpoint_test",
     ),
+    path("settings/m365/", m365.connection_list, name="m365_connections"),
+    path("settings/m365/connect/", m365.connection_connect, name="m365_connect"),
+    path("settings/m365/<int:pk>/", m365.ConnectionDetailView.as_view(), name="m365_connection"),
+    path("settings/m365/<int:pk>/test/", m365.connection_test, name="m365_connection_test"),
+    path("settings/m365/<int:pk>/pull/", m365.connection_pull, name="m365_connection_pull"),
+    path("settings/m365/<int:pk>/enabled/", m365.connection_enabled, name="m365_connection_enabled"),
+    path("settings/m365/<int:pk>/credential/", m365.connection_credential, name="m365_connection_credential"),
+    path("settings/m365/<int:pk>/disconnect/", m365.connection_disconnect, name="m365_connection_disconnect"),
 ]

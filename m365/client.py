@@ -209,12 +209,13 @@ class M365Client:
         """An app-only access token for ``api`` (GRAPH or MANAGEMENT), from MSAL's cache when still valid."""
         if not fresh and api in self._tokens:
             return self._tokens[api]
-        app = msal_app(self.connection)
         scopes = [f"{api}/.default"]
-        if fresh:
-            for entry in list(app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
-                app.token_cache.remove_at(entry)
         try:
+            # Building the MSAL client already asks the authority about the directory.
+            app = msal_app(self.connection)
+            if fresh:
+                for entry in list(app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                    app.token_cache.remove_at(entry)
             result = app.acquire_token_for_client(scopes=scopes)
         except requests.RequestException as exc:
             name = type(exc).__name__
