@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -324,14 +325,30 @@ class M365Client:
 
     def pages(self, url: str, *, params: dict[str, Any] | None = None) -> Iterator[tuple[list[Any], str]]:
         """Graph collection pages as (items, URL of the next page or ""), following ``@odata.nextLink``
-        (which already carries the query, so ``params`` apply to the first request only)."""
-        while url:
-            body = self.get_json(url, params=params)
-            if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-                raise GraphError(f"GET {_path(url)} answered no collection.", status=200)
-            url = body.get("@odata.nextLink") or ""
-            params = None
-            yield body["value"], url
+        (which already carries the query, so ``params`` apply to the first request only).
+
+        The next page is read ahead in a background thread while the caller stores the current one, so
+        Microsoft's latency and our database writes overlap. Only that thread uses the session meanwhile.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m365-read-ahead") as reader:
+            body = self._collection(url, params)
+            while True:
+                next_url = body.get("@odata.nextLink") or ""
+                ahead = reader.submit(self._collection, next_url, None) if next_url else None
+                try:
+                    yield body["value"], next_url
+                finally:
+                    if ahead is not None and not ahead.done():
+                        ahead.cancel()
+                if ahead is None:
+                    return
+                body = ahead.result()
+
+    def _collection(self, url: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        body = self.get_json(url, params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("value"), list):
+            raise GraphError(f"GET {_path(url)} answered no collection.", status=200)
+        return body
 
     # -- evidence
 

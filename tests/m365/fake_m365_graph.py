@@ -317,7 +317,7 @@ def page(
     if start + size < len(items):
         query = {**req.query, "$skiptoken": _skiptoken(start + size)}
         body["@odata.nextLink"] = f"{fake.base_url}{req.path}?{urlencode(query, quote_via=quote, safe='$,')}"
-    body["value"] = items[start : start + size]
+    body["value"] = copy.deepcopy(items[start : start + size])  # callers may mutate the state afterwards
     return Reply(200, body)
 
 
@@ -621,8 +621,7 @@ def list_message_traces(fake: FakeM365, req: Request) -> Reply:
     require_roles(req, TRACE_READ)
     check_options(req, {"$filter", "$top", "$skiptoken"})
     traces = _by_time(filtered(req, list(fake.message_traces), TRACE_FILTERS), "receivedDateTime")
-    items = [copy.deepcopy(trace) for trace in traces]
-    return page(fake, req, items, _context(fake, req, "admin/exchange/tracing/messageTraces"), max_top=5000)
+    return page(fake, req, traces, _context(fake, req, "admin/exchange/tracing/messageTraces"), max_top=5000)
 
 
 def list_sign_ins(fake: FakeM365, req: Request) -> Reply:
