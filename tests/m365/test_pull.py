@@ -231,8 +231,9 @@ def test_a_malformed_record_is_rejected_with_a_clear_error_and_the_rest_of_the_p
 
 
 def test_a_pull_interrupted_mid_way_resumes_at_the_page_it_stopped_without_loss_or_duplicates(
-    contoso, m365_connection
+    contoso, m365_connection, settings
 ):
+    settings.M365_MAX_RETRIES = 0  # the failure stops the pull at once
     pull_directory(m365_connection)
     contoso.page_size = 10
     contoso.message_traces = [
@@ -401,3 +402,53 @@ def test_a_sending_burst_pulled_from_the_tenant_restricts_the_user_like_any_othe
     carol = Mailbox.objects.get(tenant=m365_connection.tenant, address="carol@contoso.com")
     assert Alert.objects.filter(mailbox=carol, title="Email sending limit exceeded").exists()
     assert Restriction.objects.active().for_mailbox(carol).exists()
+
+
+def test_a_timeout_is_retried_and_the_pull_goes_on(contoso, m365_connection, settings):
+    pull_directory(m365_connection)
+    settings.M365_TIMEOUT_SECONDS = 1
+    contoso.sign_ins = [fake.sign_in("alice@contoso.com", ago(minutes=5), ip="192.0.2.77")]
+    contoso.delay(f"{GRAPH_PATH}/auditLogs/signIns", seconds=2, times=1)
+
+    run = pull_source(m365_connection, Source.SIGN_INS)
+
+    assert run.status == PullRun.Status.OK, run.error
+    assert SignIn.objects.filter(ip="192.0.2.77").exists()
+
+
+def test_an_audit_pull_interrupted_between_content_blobs_resumes_without_reading_a_blob_twice(
+    contoso, m365_connection, settings
+):
+    settings.M365_INITIAL_LOOKBACK_HOURS = 4  # one audit window
+    settings.M365_MAX_RETRIES = 0  # the failure stops the pull at once
+    pull_directory(m365_connection)
+    contoso.page_size = 5  # one record per content blob
+    contoso.audit_records = [
+        fake.audit(
+            "Add-MailboxPermission",
+            "admin@contoso.com",
+            ago(hours=3, minutes=-i),
+            object_id="carol@contoso.com",
+            parameters={
+                "Identity": "carol@contoso.com",
+                "User": f"user{i}@contoso.com",
+                "AccessRights": "FullAccess",
+            },
+        )
+        for i in range(6)
+    ]
+    contoso.fail("/manage/api/v1.0/", status=500, times=99, after=5)
+
+    assert pull_source(m365_connection, Source.AUDIT_EXCHANGE).status == PullRun.Status.FAILED
+    stored = Delegation.objects.filter(mailbox__address="carol@contoso.com").count()
+    assert 0 < stored < 6
+
+    contoso.clear_failures()
+    contoso.requests.clear()
+    resumed = pull_source(m365_connection, Source.AUDIT_EXCHANGE)
+
+    assert resumed.status == PullRun.Status.OK and resumed.resumed
+    assert Delegation.objects.filter(mailbox__address="carol@contoso.com").count() == 6
+    assert resumed.duplicates == 0
+    blob_reads = [r.path for r in contoso.requests if "/audit/" in r.path]
+    assert len(blob_reads) == len(set(blob_reads)) == 6 - stored
