@@ -356,7 +356,10 @@ def test_a_permanent_connector_error_fails_at_once_with_its_reason(investigation
     assert Mailbox.objects.get(pk=investigation.mailbox_id).account_enabled
 
 
-def test_an_unknown_connector_kind_fails_the_action_with_a_clear_reason(investigation, operator, tenant):
+def test_an_unknown_connector_kind_fails_the_action_with_a_clear_reason(
+    investigation, operator, tenant, settings
+):
+    settings.CONNECTOR_KINDS = {"builtin": "investigations.connectors.BuiltinConnector"}  # no m365 entry
     tenant.connector_kind = "m365"
     tenant.save(update_fields=["connector_kind"])
     action = approve_now(make_action(investigation, Type.DISABLE_ACCOUNT), operator)
