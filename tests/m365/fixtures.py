@@ -37,3 +37,14 @@ def m365_connection(m365_settings, db) -> M365Connection:
         credential_type=M365Connection.Credential.SECRET,
         secret=fake.client_secret,
     )
+
+
+def assert_no_credential(text: str, *secrets: str) -> None:
+    """Neither the given secrets nor any stored credential (whole, or a slice of its ciphertext) is in
+    ``text`` (a page, an API response, a CSV)."""
+    for secret in secrets:
+        assert secret not in text
+    assert "credential_ciphertext" not in text
+    for ciphertext in M365Connection.objects.values_list("credential_ciphertext", flat=True):
+        assert ciphertext not in text
+        assert ciphertext[12:44] not in text

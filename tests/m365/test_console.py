@@ -27,8 +27,7 @@ from tests.m365 import fixtures
 pytestmark = pytest.mark.django_db
 
 # The connector's Django fixtures (settings pointed at the fake, a connected Contoso).
-m365_settings = fixtures.m365_settings
-m365_connection = fixtures.m365_connection
+assert_no_credential = fixtures.assert_no_credential
 
 LIST = reverse("console:m365_connections")
 CONNECT = reverse("console:m365_connect")
@@ -76,14 +75,6 @@ def certificate_pem(*, with_key: bool = True) -> str:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
     return pem
-
-
-def assert_no_credential(text: str, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in text
-    for connection in M365Connection.objects.all():
-        assert connection.credential_ciphertext not in text
-        assert connection.credential_ciphertext[12:44] not in text
 
 
 # ------------------------------------------------------------------------------------------ permissions
