@@ -21,16 +21,26 @@ class WorkerDidNotStart(RuntimeError):
 
 
 @contextmanager
-def worker_process(database_url: str, log: Path, *, name: str = "", timeout: float = 60) -> Iterator:
-    """Purge the queues, start ``celery worker --pool=solo`` logging to ``log``, wait until it is ready, yield
-    the process, and stop it with SIGTERM afterwards."""
+def worker_process(
+    database_url: str,
+    log: Path,
+    *,
+    name: str = "",
+    timeout: float = 60,
+    queues: tuple[str, ...] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator:
+    """Purge the queues, start ``celery worker --pool=solo`` on them (default: every queue) logging to
+    ``log``, wait until it is ready, yield the process, and stop it with SIGTERM afterwards. ``env`` adds
+    environment variables (settings) for the worker."""
+    queues = queues or settings.TASK_QUEUES
     with app.connection_for_write() as conn:
-        for queue in settings.TASK_QUEUES:
+        for queue in queues:
             conn.default_channel.queue_purge(queue)
-    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
+    env = {**os.environ, **(env or {}), "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
     command = [
         sys.executable, "-m", "celery", "-A", "soc_console", "worker", "--pool=solo", "-l", "info",
-        "-Q", ",".join(settings.TASK_QUEUES), "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", ",".join(queues), "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
     if name:
         command += ["-n", name]

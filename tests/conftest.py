@@ -137,19 +137,24 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     from pathlib import Path
 
     from django.conf import settings
-    from django.db import connection
 
     from soc_console.worker_process import WorkerDidNotStart, worker_process
 
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     log = Path(settings.BASE_DIR, "var", f"test-worker-{os.getpid()}.log")
     try:
-        with worker_process(database_url, log, name="test-worker@%h", timeout=30) as process:
+        with worker_process(worker_database_url(), log, name="test-worker@%h", timeout=30) as process:
             yield process
     except WorkerDidNotStart as exc:
         pytest.fail(str(exc))
     log.unlink(missing_ok=True)  # one per test process: keep var/ from filling up
+
+
+def worker_database_url() -> str:
+    """The URL of the test database (what a worker process started by a test must use)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
