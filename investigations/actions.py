@@ -46,7 +46,7 @@ from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
 
-from .connectors import ConnectorError, TransientConnectorError, connector_for
+from .connectors import ConnectorError, ConnectorNotConfigured, TransientConnectorError, connector_for
 from .models import Investigation, RemediationAction
 from .status import recompute_status
 
@@ -360,7 +360,30 @@ class _Outcome:
 
 
 def _block_sender(action: RemediationAction) -> _Outcome:
-    """Restrict the user until released through the restriction services, whatever the connector."""
+    """Restrict the user until released through the restriction services, whatever the connector; where the
+    mail platform does not see the console's restrictions (Microsoft 365), the action then asks for the
+    platform's own block as a manual step, worded by the connector (``sender_block_step``)."""
+    outcome = _restrict_until_released(action)
+    try:
+        connector = connector_for(action.tenant)
+    except ConnectorNotConfigured:
+        return outcome
+    step_for = getattr(connector, "sender_block_step", None)
+    step = step_for(action) if step_for is not None else ""
+    if not step:
+        return outcome
+    return _Outcome(
+        Status.MANUAL,
+        f"{outcome.result} The mail platform does not enforce the console's restrictions: block the sender "
+        "there as well.",
+        outcome.prior_state,
+        step,
+        calls=outcome.calls,
+    )
+
+
+def _restrict_until_released(action: RemediationAction) -> _Outcome:
+    """Restrict the user until released through the restriction services."""
     investigation = action.investigation
     mailbox = investigation.mailbox
     active = Restriction.objects.active().for_mailbox(mailbox).first()

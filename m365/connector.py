@@ -47,6 +47,14 @@ MANUAL = {
     "remove_delegation": (
         "Microsoft Graph has no API for mailbox permissions. In Exchange Online PowerShell run: {commands}"
     ),
+    "block_sender": (
+        "Microsoft Graph has no API to stop a mailbox sending. In Exchange Online PowerShell run: "
+        'New-TransportRule -Name "SOC console: block {address}" -From {address} '
+        "-SentToScope NotInOrganization -RejectMessageEnhancedStatusCode 5.7.1 "
+        '-RejectMessageReasonText "Sending blocked by the security team" '
+        "(Microsoft Defender portal → Restricted entities blocks all sending instead). When the user is "
+        'released in the console, run Remove-TransportRule -Identity "SOC console: block {address}".'
+    ),
     "undo_soft_delete_messages": (
         "Microsoft Graph cannot restore from Recoverable Items. In Exchange Online PowerShell, for each "
         "recipient: Restore-RecoverableItems -Identity <recipient> -FilterItemType IPM.Note "
@@ -263,6 +271,12 @@ class M365Connector(BuiltinConnector):
             ACCESS_COMMANDS[row.access].format(address=mailbox.address, delegate=row.delegate) for row in rows
         )
         return ConnectorResult.manual_step_required(MANUAL["remove_delegation"].format(commands=commands))
+
+    def sender_block_step(self, action: RemediationAction) -> str:
+        """Exchange Online does not see the console's restrictions (Graph has no API for an outbound sender
+        block): the exact transport rule to create now, and to remove when the user is released."""
+        address = self._mailbox(action, lock=False).address
+        return MANUAL["block_sender"].format(address=address)
 
     undo_turn_off_forwarding = None  # type: ignore[assignment]
     undo_remove_delegation = None  # type: ignore[assignment]

@@ -223,3 +223,21 @@ def test_a_throttled_action_is_retried_later_not_failed(
     action.refresh_from_db()
     assert "3600" in action.result
     assert action.next_attempt_at > timezone.now() + timedelta(seconds=1)
+
+
+def test_block_sender_restricts_in_the_console_and_asks_for_the_exchange_block(
+    tenant_with_rule, m365_connection, operator
+):
+    from restricted_users.models import Restriction
+
+    mailbox = alice(m365_connection)
+    action = approve_now(make_action(make_investigation(mailbox), Type.BLOCK_SENDER), operator)
+
+    assert actions.run_approved_action(action.pk) == Status.MANUAL
+
+    action.refresh_from_db()
+    assert Restriction.objects.active().for_mailbox(mailbox).get().expires_at is None
+    assert 'New-TransportRule -Name "SOC console: block alice@contoso.com" -From alice@contoso.com' in (
+        action.manual_step
+    )
+    assert "Remove-TransportRule" in action.manual_step
