@@ -2,28 +2,41 @@
 
 Both services get the same request stream: per message, one ``RCPT`` request then the request each counts at
 (``END-OF-MESSAGE`` for ours, ``DATA`` for policyd-rate-limit's ``count_mode: 1``), from 1,000 SASL users,
-with
-limits far above the load so nothing is refused. Two measurements per service, the service pinned to CPU 0:
+with limits far above the load so nothing is refused. Two measurements per service, the service pinned to
+CPU 0:
 
 - **peak**: closed loop, 32 keep-alive connections, 200,000 requests (each connection sends its next request
   when the previous one is answered);
-- **latency**: open loop at 2,000 requests/s for 20 s (a request is sent at its scheduled time on an idle
-  connection, one outstanding request per connection as Postfix does); p50 / p99 from send to answer, and from
-  the scheduled time (which adds any wait for an idle connection or a late timer).
+- **latency**: open loop at 2,000 requests/s for 20 s after a 2 s warm-up on the same connections (a request
+  is sent at its scheduled time on an idle connection, one outstanding request per connection as Postfix
+  does); p50 / p99 from send to answer, and from the scheduled time (which adds any wait for an idle
+  connection or a late send).
 
 The load generator is a separate process pinned to CPU 1 with ``taskset``; it reports its own CPU use so a
-saturated generator is visible. Ours runs as ``manage.py run_policy_server`` with a fresh database (accepted
-messages are ingested as they would be in production) and Redis db 14. Environment: ``BENCH_POLICY_REQUESTS``,
-``BENCH_POLICY_RATE``, ``BENCH_POLICY_SECONDS``, ``BENCH_POLICY_PEER`` (the policyd-rate-limit venv,
-``/tmp/policyd-venv``).
+saturated generator is visible. Ours runs as ``manage.py run_policy_server`` (its event-forwarder child
+included) with a fresh database; accepted messages are handed to the ingest task as in production (no worker
+runs, so they wait in the broker). Its Redis is a private ``redis-server`` started for the run (no
+persistence), pinned to CPU 1 beside the generator: in production Redis is a service of its own, shared by
+the policy services (DESIGN section 11), and a shared development Redis would add other people's load to the
+tail. ``BENCH_POLICY_REDIS=redis://…`` uses that Redis instead (its database is flushed before and after).
+
+**Floor.** The same open loop against an asyncio server that answers ``DUNNO`` at once, pinned like the
+services: the latency this machine, the generator and asyncio add before any policy logic. Read the p99 goal
+against it; on a busy host it moves by milliseconds from one run to the next.
+
+Environment: ``BENCH_POLICY_REQUESTS``, ``BENCH_POLICY_RATE``, ``BENCH_POLICY_SECONDS``,
+``BENCH_POLICY_WARMUP``, ``BENCH_POLICY_REDIS``, ``BENCH_POLICY_PEER`` (the policyd-rate-limit venv,
+``/tmp/policyd-venv``), ``BENCH_POLICY_SKIP_PEER``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -31,6 +44,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -40,7 +56,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 from bench.common import ROOT, bench_database, percentile  # noqa: E402
 
 BENCH_DB = "soc_policy_bench"
-BENCH_REDIS = "redis://127.0.0.1:6379/14"
 USERS = 1000
 DOMAIN = "corp.example"
 SERVER_CPU = "0"
@@ -81,16 +96,12 @@ class _Client(asyncio.Protocol):
         self.index = index
         self.seq = 0
         self.buffer = b""
-        self.sent_at = 0.0
-        self.scheduled_at = 0.0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def send_next(self, scheduled_at: float | None = None) -> None:
-        self.sent_at = time.perf_counter()
-        self.scheduled_at = scheduled_at if scheduled_at is not None else self.sent_at
+    def send_next(self) -> None:
         self.transport.write(request_bytes(self.index, self.seq, self.generator.counting_state))
         self.seq += 1
 
@@ -105,26 +116,20 @@ class _Client(asyncio.Protocol):
 
 
 class _Generator:
+    """The closed loop: each connection sends its next request when the previous one is answered."""
+
     def __init__(self, counting_state: str) -> None:
         self.counting_state = counting_state
         self.answers: dict[str, int] = {}
-        self.latencies: list[float] = []
-        self.scheduled_latencies: list[float] = []
         self.lost = 0
         self.remaining = 0
+        self.total = 0
         self.done: asyncio.Future | None = None
-        self.idle: asyncio.Queue | None = None
-        self.open_loop = False
 
     def on_answer(self, client: _Client, answer: bytes) -> None:
-        now = time.perf_counter()
         key = answer.decode(errors="replace")
         self.answers[key] = self.answers.get(key, 0) + 1
-        if self.open_loop:
-            self.latencies.append(now - client.sent_at)
-            self.scheduled_latencies.append(now - client.scheduled_at)
-            self.idle.put_nowait(client)
-        elif self.remaining > 0:
+        if self.remaining > 0:
             self.remaining -= 1
             client.send_next()
         if sum(self.answers.values()) >= self.total and not self.done.done():
@@ -163,67 +168,151 @@ async def _closed_loop(host: str, port: int, connections: int, requests: int, co
     }
 
 
-async def _open_loop(
-    host: str, port: int, connections: int, rate: float, seconds: float, counting_state: str
+class _OpenConnection:
+    """One keep-alive connection of the open-loop generator (one outstanding request at most, as Postfix)."""
+
+    __slots__ = ("sock", "index", "seq", "buffer", "sent_at", "scheduled_at", "recorded")
+
+    def __init__(self, sock: socket.socket, index: int) -> None:
+        self.sock = sock
+        self.index = index
+        self.seq = 0
+        self.buffer = b""
+        self.sent_at = 0.0
+        self.scheduled_at = 0.0
+        self.recorded = False
+
+
+def _open_loop(
+    host: str, port: int, connections: int, rate: float, seconds: float, warmup: float, counting_state: str
 ) -> dict:
-    generator = _Generator(counting_state)
-    generator.open_loop = True
-    generator.done = asyncio.get_running_loop().create_future()
-    total = int(rate * seconds)
-    generator.total = total
-    generator.idle = asyncio.Queue()
-    clients = await _connect(generator, host, port, connections)
-    for client in clients:
-        generator.idle.put_nowait(client)
-    cpu0, start = time.process_time(), time.perf_counter()
+    """Requests at fixed times (``rate`` per second), each on an idle connection; latency from the send and
+    from the scheduled time. The first ``warmup`` seconds are sent the same way but not recorded.
+
+    A plain ``select`` loop, not asyncio: asyncio's timers have a resolution of one millisecond, so at 2,000/s
+    an asyncio generator sends in bursts of two and reads answers late, and that, not the service, made the
+    tail. ``select`` takes its timeout in microseconds: each request leaves at its time and each answer is
+    timed when it arrives."""
+    conns = []
+    for index in range(connections):  # one at a time: policyd-rate-limit listens with a backlog of 5
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(_OpenConnection(sock, index))
+    by_fd = {conn.sock.fileno(): conn for conn in conns}
+    fds = list(by_fd)
+    idle = deque(conns)
     interval = 1.0 / rate
-    for i in range(total):
-        scheduled = start + i * interval
-        delay = scheduled - time.perf_counter()
-        if delay > 0.0005:
-            await asyncio.sleep(delay)
-        client = await generator.idle.get()
-        client.send_next(scheduled_at=scheduled)
-    await asyncio.wait_for(generator.done, 120)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    for client in clients:
-        client.transport.close()
-    ms = [v * 1000 for v in generator.latencies]
-    sched = [v * 1000 for v in generator.scheduled_latencies]
+    warm = int(rate * warmup)
+    total = warm + int(rate * seconds)
+    latencies: list[float] = []
+    scheduled_latencies: list[float] = []
+    answers: dict[str, int] = {}
+    sent = answered = lost = 0
+    start = time.perf_counter() + 0.01
+    deadline = start + total * interval + 120
+    cpu0 = time.process_time()
+    recorded_from = start + warm * interval
+    while answered < total:
+        now = time.perf_counter()
+        while sent < total and idle and start + sent * interval <= now:
+            conn = idle.popleft()
+            conn.scheduled_at = start + sent * interval
+            conn.recorded = sent >= warm
+            data = request_bytes(conn.index, conn.seq, counting_state)
+            conn.sent_at = time.perf_counter()
+            conn.sock.sendall(data)
+            conn.seq += 1
+            sent += 1
+        timeout = max(0.0, start + sent * interval - time.perf_counter()) if sent < total and idle else 0.1
+        ready, _, _ = select.select(fds, [], [], timeout)
+        now = time.perf_counter()
+        for fd in ready:
+            conn = by_fd[fd]
+            data = conn.sock.recv(65536)
+            if not data:
+                lost += 1
+                fds.remove(fd)
+                continue
+            conn.buffer += data
+            while (end := conn.buffer.find(b"\n\n")) >= 0:
+                answer, conn.buffer = conn.buffer[:end], conn.buffer[end + 2 :]
+                key = answer.decode(errors="replace")
+                answers[key] = answers.get(key, 0) + 1
+                answered += 1
+                if conn.recorded:
+                    latencies.append(now - conn.sent_at)
+                    scheduled_latencies.append(now - conn.scheduled_at)
+                idle.append(conn)
+        if now > deadline or not fds:
+            raise SystemExit(f"open loop stalled: {answered} of {total} answered, {lost} connections lost")
+    wall, cpu = time.perf_counter() - recorded_from, time.process_time() - cpu0
+    for conn in conns:
+        conn.sock.close()
+    ms = [v * 1000 for v in latencies]
+    sched = [v * 1000 for v in scheduled_latencies]
     return {
-        "requests": total,
+        "requests": len(ms),
+        "warmup_requests": warm,
         "offered_per_second": rate,
-        "achieved_per_second": total / wall,
+        "achieved_per_second": len(ms) / wall,
         "p50_ms": percentile(ms, 50),
         "p99_ms": percentile(ms, 99),
         "p999_ms": percentile(ms, 99.9),
         "max_ms": max(ms),
         "from_schedule_p50_ms": percentile(sched, 50),
         "from_schedule_p99_ms": percentile(sched, 99),
-        "generator_cpu": cpu / wall,
-        "answers": generator.answers,
-        "lost": generator.lost,
+        "generator_cpu": cpu / (wall + warm * interval),
+        "answers": answers,
+        "lost": lost,
     }
+
+
+async def _serve_floor(port: int) -> None:
+    """The floor's server: answers every request ``DUNNO`` at once."""
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+            self.buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while (end := self.buffer.find(b"\n\n")) >= 0:
+                self.buffer = self.buffer[end + 2 :]
+                self.transport.write(b"action=DUNNO\n\n")
+
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", port)
+    await server.serve_forever()
 
 
 def generate(argv: list[str]) -> None:
     """The load generator process (``--generate``): prints one JSON line of results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["closed", "open"], required=True)
+    parser.add_argument("--mode", choices=["closed", "open", "floor-server"], required=True)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--counting-state", default="END-OF-MESSAGE")
     args = parser.parse_args(argv)
+    if args.mode == "floor-server":
+        asyncio.run(_serve_floor(args.port))
+        return
     if args.mode == "closed":
         result = asyncio.run(
             _closed_loop("127.0.0.1", args.port, args.connections, args.requests, args.counting_state)
         )
     else:
-        result = asyncio.run(
-            _open_loop("127.0.0.1", args.port, args.connections, args.rate, args.seconds, args.counting_state)
+        result = _open_loop(
+            "127.0.0.1",
+            args.port,
+            args.connections,
+            args.rate,
+            args.seconds,
+            args.warmup,
+            args.counting_state,
         )
     print(json.dumps(result))
 
@@ -280,6 +369,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def service_cpu(process: subprocess.Popen) -> float:
+    """CPU seconds of a service and its children (our event forwarder)."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a child that just exited
+            total += cpu_seconds(pid)
+    return total
+
+
 def measure(
     name: str,
     port: int,
@@ -288,33 +390,104 @@ def measure(
     requests: int,
     rate: float,
     seconds: float,
+    warmup: float,
 ) -> dict:
-    cpu0 = cpu_seconds(process.pid)
+    cpu0 = service_cpu(process)
     closed = run_generator(port, "closed", counting_state, connections=32, requests=requests)
-    closed["service_cpu"] = (cpu_seconds(process.pid) - cpu0) / closed["seconds"]
-    opened = run_generator(port, "open", counting_state, connections=32, rate=rate, seconds=seconds)
+    closed["service_cpu"] = (service_cpu(process) - cpu0) / closed["seconds"]
+    cpu0 = service_cpu(process)
+    opened = run_open_loop(port, counting_state, rate, seconds, warmup)
+    opened["service_cpu"] = (service_cpu(process) - cpu0) / (seconds + warmup)
     print(
         f"{name}: peak {closed['per_second']:,.0f} req/s (service CPU {closed['service_cpu']:.0%}, "
-        f"generator CPU "
-        f"{closed['generator_cpu']:.0%}); open loop {rate:,.0f}/s: p50 {opened['p50_ms']:.2f} ms, p99 "
-        f"{opened['p99_ms']:.2f} ms, p99.9 {opened['p999_ms']:.2f} ms (from schedule p99 "
-        f"{opened['from_schedule_p99_ms']:.2f} ms); answers {closed['answers']}",
+        f"generator CPU {closed['generator_cpu']:.0%}); {describe_open_loop(opened)}; "
+        f"answers {closed['answers']}",
         flush=True,
     )
     return {"closed": closed, "open": opened}
 
 
-def run_ours(url: str, requests: int, rate: float, seconds: float, workdir: Path) -> dict:
+def run_open_loop(port: int, counting_state: str, rate: float, seconds: float, warmup: float) -> dict:
+    return run_generator(
+        port, "open", counting_state, connections=32, rate=rate, seconds=seconds, warmup=warmup
+    )
+
+
+def describe_open_loop(opened: dict) -> str:
+    cpu = f", service CPU {opened['service_cpu']:.0%}" if "service_cpu" in opened else ""
+    return (
+        f"open loop {opened['offered_per_second']:,.0f}/s: p50 {opened['p50_ms']:.2f} ms, p99 "
+        f"{opened['p99_ms']:.2f} ms, p99.9 {opened['p999_ms']:.2f} ms (from schedule p99 "
+        f"{opened['from_schedule_p99_ms']:.2f} ms{cpu})"
+    )
+
+
+def run_floor(rate: float, seconds: float, warmup: float, workdir: Path) -> dict:
+    """The open loop against :func:`_serve_floor`, pinned to :data:`SERVER_CPU`."""
+    port = free_port()
+    log = workdir / "floor.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own script
+            [TASKSET, "-c", SERVER_CPU, sys.executable, str(Path(__file__).resolve()), "--generate"]
+            + ["--port", str(port), "--mode", "floor-server"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_listening(port, process, log)
+        opened = run_open_loop(port, "END-OF-MESSAGE", rate, seconds, warmup)
+        print(f"floor (a server answering DUNNO at once): {describe_open_loop(opened)}", flush=True)
+        return opened
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@contextmanager
+def bench_redis(workdir: Path) -> Iterator[str]:
+    """``BENCH_POLICY_REDIS`` (flushed before and after), else a private ``redis-server`` pinned to
+    :data:`LOAD_CPU` for the block's duration."""
     import redis
 
-    redis.Redis.from_url(BENCH_REDIS).flushdb()
+    url = os.environ.get("BENCH_POLICY_REDIS", "")
+    if url:
+        redis.Redis.from_url(url).flushdb()
+        try:
+            yield url
+        finally:
+            redis.Redis.from_url(url).flushdb()
+        return
+    program = shutil.which("redis-server")
+    if program is None:
+        raise SystemExit("redis-server is needed (or set BENCH_POLICY_REDIS=redis://…)")
+    port = free_port()
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    log = workdir / "redis.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [TASKSET, "-c", LOAD_CPU, program, *options, "--dir", str(workdir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_listening(port, process, log)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def run_ours(
+    url: str, redis_url: str, requests: int, rate: float, seconds: float, warmup: float, workdir: Path
+) -> dict:
     port, metrics_port = free_port(), free_port()
     log = workdir / "ours.log"
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "REDIS_URL": BENCH_REDIS,
-        "CELERY_BROKER_URL": BENCH_REDIS,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
         "DEBUG": "false",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret"),
         "LOG_LEVEL": "WARNING",
@@ -342,8 +515,8 @@ def run_ours(url: str, requests: int, rate: float, seconds: float, workdir: Path
         )
     try:
         wait_listening(port, process, log)
-        result = measure("ours", port, process, "END-OF-MESSAGE", requests, rate, seconds)
-        time.sleep(2)  # let the event sink hand over its last batch
+        result = measure("ours", port, process, "END-OF-MESSAGE", requests, rate, seconds, warmup)
+        time.sleep(2)  # let the event forwarder hand over its last batch
         metrics = (
             urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         )
@@ -355,7 +528,6 @@ def run_ours(url: str, requests: int, rate: float, seconds: float, workdir: Path
     finally:
         process.terminate()
         process.wait(30)
-        redis.Redis.from_url(BENCH_REDIS).flushdb()
 
 
 PEER_CONFIG = """debug: False
@@ -384,7 +556,7 @@ count_mode: 1
 """
 
 
-def run_peer(venv: Path, requests: int, rate: float, seconds: float, workdir: Path) -> dict:
+def run_peer(venv: Path, requests: int, rate: float, seconds: float, warmup: float, workdir: Path) -> dict:
     program = venv / "bin" / "policyd-rate-limit"
     if not program.exists():
         raise FileNotFoundError(
@@ -406,7 +578,7 @@ def run_peer(venv: Path, requests: int, rate: float, seconds: float, workdir: Pa
         )
     try:
         wait_listening(port, process, log)
-        return measure("policyd-rate-limit", port, process, "DATA", requests, rate, seconds)
+        return measure("policyd-rate-limit", port, process, "DATA", requests, rate, seconds, warmup)
     finally:
         process.terminate()
         process.wait(30)
@@ -416,6 +588,7 @@ def main() -> None:
     requests = int(os.environ.get("BENCH_POLICY_REQUESTS", "200000"))
     rate = float(os.environ.get("BENCH_POLICY_RATE", "2000"))
     seconds = float(os.environ.get("BENCH_POLICY_SECONDS", "20"))
+    warmup = float(os.environ.get("BENCH_POLICY_WARMUP", "2"))
     venv = Path(os.environ.get("BENCH_POLICY_PEER", "/tmp/policyd-venv"))  # noqa: S108 - RECIPES.md's path
     if not os.access(TASKSET, os.X_OK):
         raise SystemExit("taskset (util-linux) is needed to pin the service and the load generator")
@@ -438,11 +611,13 @@ def main() -> None:
             actor=admin,
             thresholds=dict.fromkeys(("external_per_hour", "internal_per_hour", "total_per_day"), HIGH_LIMIT),
         )
-        ours = run_ours(url, requests, rate, seconds, workdir)
+        with bench_redis(workdir) as redis_url:
+            ours = run_ours(url, redis_url, requests, rate, seconds, warmup, workdir)
+    floor = run_floor(rate, seconds, warmup, workdir)
     try:
         if os.environ.get("BENCH_POLICY_SKIP_PEER"):
             raise FileNotFoundError("skipped (BENCH_POLICY_SKIP_PEER)")
-        peer = run_peer(venv, requests, rate, seconds, workdir)
+        peer = run_peer(venv, requests, rate, seconds, warmup, workdir)
     except (FileNotFoundError, subprocess.CalledProcessError, SystemExit) as exc:
         peer = None
         print(f"policyd-rate-limit could not run: {exc}", flush=True)
@@ -453,6 +628,7 @@ def main() -> None:
                 f"{name:<20}{result['closed']['per_second']:>10,.0f}{result['open']['p50_ms']:>9.2f}"
                 f"{result['open']['p99_ms']:>9.2f}"
             )
+    print(f"{'floor':<20}{'':>10}{floor['p50_ms']:>9.2f}{floor['p99_ms']:>9.2f}   (answers DUNNO at once)")
     print(f"accepted messages ours handed to the ingest task: {ours['events_sent']:,} (no worker runs here)")
     if peer:
         ratio = ours["closed"]["per_second"] / peer["closed"]["per_second"]

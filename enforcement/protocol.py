@@ -50,6 +50,14 @@ class RequestReader:
         done: list[Request] = []
         buffer = self._buffer + data if self._buffer else data
         start = 0
+        if not (self._attributes or self._size or self._error or self._skipping_line):
+            # Whole requests from a clean state, the way Postfix sends them: one decode and split per request.
+            while (end := buffer.find(b"\n\n", start)) >= 0:
+                request = _whole_request(buffer[start:end])
+                if request is None:
+                    break  # an edge case: parsed line by line below, with its exact error
+                done.append(request)
+                start = end + 2
         while True:
             end = buffer.find(b"\n", start)
             if end < 0:
@@ -108,3 +116,21 @@ class RequestReader:
     def pending(self) -> bool:
         """Whether part of a request has arrived (a disconnect now cuts a request short)."""
         return bool(self._buffer or self._attributes or self._error or self._skipping_line)
+
+
+def _whole_request(block: bytes) -> Request | None:
+    """A complete, well-formed request (its lines without the blank one), or None for anything the line
+    parser must judge: a blank line, ``\\r``, a line without ``=``, a non-ASCII name, a block past the limits.
+    For the requests it accepts, the result is exactly the line parser's."""
+    if not block or len(block) > MAX_LINE or b"\r" in block or block.startswith(b"\n"):
+        return None
+    lines = block.decode("utf-8", "replace").split("\n")
+    if len(lines) > MAX_ATTRIBUTES:
+        return None
+    attributes: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if not sep or not name or not name.isascii():
+            return None
+        attributes[name.strip().lower()] = value
+    return Request(attributes)

@@ -10,12 +10,17 @@ recipients are counted (internal / external by the accepted domains) in the Redi
 once, refuses the message and enqueues ``enforcement.place_restriction`` (the database row, then the alert);
 under, it answers ``DUNNO`` and queues a ``message`` event (id ``postfix:<instance>``) for the ingest service.
 
-**Threads.** The event loop touches Redis and memory only. The ORM runs in worker threads: the snapshot of
-policy, domains, logins and releases (:mod:`enforcement.snapshot`, at start and every minute), the event sink
-(batches of accepted messages handed every second or 200 events to ``enforcement.ingest_messages``, which a
-worker stores through ``ingest_events``), enqueuing tasks, and on a breach one look-up of
-today's releases of that mailbox (a release must be honoured at once, not a minute later; breaches are rare:
-once restricted, a sender is refused at ``RCPT``).
+**Hot path.** The event loop touches Redis and memory only, through one pipelined connection
+(:mod:`enforcement.wire`): an ``RCPT`` costs one ``EXISTS``, an ``END-OF-MESSAGE`` one script call, and
+commands issued while others are in flight leave together. Decisions run in the reply's callbacks; only a
+breach goes through a task. Accepted messages are appended to a Redis list in bursts and forwarded to the
+ingest task by another process (:mod:`enforcement.events`), so no serialization for Celery competes with the
+loop for the GIL.
+
+**Threads.** The ORM runs in worker threads, off the loop: the snapshot of policy, domains, logins and
+releases (:mod:`enforcement.snapshot`, at start and every minute), enqueuing a restriction, and on a breach
+one look-up of today's releases of that mailbox (a release must be honoured at once, not a minute later;
+breaches are rare: once restricted, a sender is refused at ``RCPT``).
 
 **Never stops mail.** A malformed request, an overlong line, a disconnect, Redis or the database down: a
 logged ``DUNNO`` (and an error counter), never an exception out of the loop.
@@ -30,25 +35,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from mailflow.ratewindow import SendingLimits
 from restricted_users import state
 from restricted_users.services import next_utc_midnight
 
 from . import snapshot as snapshots
+from .events import BATCH as EVENTS_BATCH
+from .events import CAPACITY as EVENTS_CAPACITY
+from .events import (
+    Counters,
+    EventForwarder,
+    ForwarderProcess,
+    ForwarderThread,
+    encode_event,
+    events_key,
+    send_task,
+)
 from .protocol import DUNNO, Request, RequestReader, answer
 from .snapshot import Network, Snapshot
 from .windows import COUNT_SCRIPT, LIMIT_NAMES, first_over, script_args, window_keys
+from .wire import RedisWire, Reply, Script
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +74,8 @@ MAX_INSTANCES = 20_000
 MAX_RECIPIENTS_KEPT = 1_000
 RELEASE_LOOKUP_TIMEOUT = 1.0
 PLACE_TASK = "enforcement.place_restriction"
-INGEST_TASK = "enforcement.ingest_messages"
+EVENTS_PUSH_DELAY = 0.1  # accepted messages wait at most this long in memory before going to Redis
+COUNT = Script(COUNT_SCRIPT)
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -66,7 +83,7 @@ INGEST_TASK = "enforcement.ingest_messages"
 
 @dataclass
 class Metrics:
-    """Counters exposed at ``/metrics`` (touched only from the event loop, except the event sink's)."""
+    """Counters exposed at ``/metrics``: touched only from the event loop (the forwarder's: shared memory)."""
 
     requests: int = 0
     answers: dict[str, int] = field(default_factory=lambda: {"dunno": 0, "reject": 0})
@@ -76,7 +93,7 @@ class Metrics:
     restrictions_placed: int = 0
     events_queued: int = 0
     events_dropped: int = 0
-    events_sent: int = 0
+    forwarder: Counters = field(default_factory=Counters)
     snapshot_loaded: float = 0.0
 
     def error(self, reason: str) -> None:
@@ -98,8 +115,8 @@ class Metrics:
             f"soc_policy_restrictions_placed_total {self.restrictions_placed}",
             "# TYPE soc_policy_events_total counter",
             f'soc_policy_events_total{{state="queued"}} {self.events_queued}',
-            f'soc_policy_events_total{{state="dropped"}} {self.events_dropped}',
-            f'soc_policy_events_total{{state="sent"}} {self.events_sent}',
+            f'soc_policy_events_total{{state="dropped"}} {self.events_dropped + self.forwarder.lost.value}',
+            f'soc_policy_events_total{{state="sent"}} {self.forwarder.forwarded.value}',
             "# TYPE soc_policy_snapshot_age_seconds gauge",
             f"soc_policy_snapshot_age_seconds {time.time() - self.snapshot_loaded:.1f}"
             if self.snapshot_loaded
@@ -122,126 +139,52 @@ class _Throttled:
             logger.warning(message + "; answering DUNNO", *args)
 
 
-# ------------------------------------------------------------------------------------------------ event sink
-
-
-class EventSink:
-    """Queues accepted messages as ``message`` events and hands them, from a thread, in batches (every
-    ``interval`` seconds or ``batch_size`` events) to the ``enforcement.ingest_messages`` task, which stores
-    them through ``ingest_events`` (lenient mode, source ``postfix``) in a worker. Ingesting in this process
-    would make its CPU-bound ORM work compete with the event loop for the GIL. Bounded: past ``capacity``
-    waiting events new ones are dropped and counted, so a stalled broker never grows memory without end."""
-
-    def __init__(
-        self,
-        tenant_id: Callable[[], int | None],
-        metrics: Metrics,
-        send: Callable[[str, tuple], None],
-        *,
-        capacity: int = 100_000,
-        batch_size: int = 200,
-        interval: float = 1.0,
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.metrics = metrics
-        self.send = send
-        self.batch_size = batch_size
-        self.interval = interval
-        self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=capacity)
-        self._thread = threading.Thread(target=self._run, name="policy-event-sink", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def put(self, event: dict) -> None:
-        try:
-            self._queue.put_nowait(event)
-            self.metrics.events_queued += 1
-        except queue.Full:
-            self.metrics.events_dropped += 1
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Send what is queued and stop the thread."""
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(None, timeout=timeout)
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        batch: list[dict] = []
-        deadline = time.monotonic() + self.interval
-        stopping = False
-        while not stopping:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
-            except queue.Empty:
-                pass
-            if batch and (stopping or len(batch) >= self.batch_size or time.monotonic() >= deadline):
-                self._hand_over(batch)
-                batch = []
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self.interval
-
-    def _hand_over(self, batch: list[dict]) -> None:
-        from django.db import connections
-
-        try:
-            self.send(INGEST_TASK, (self.tenant_id(), batch))
-            self.metrics.events_sent += len(batch)
-        except Exception:
-            self.metrics.events_dropped += len(batch)
-            logger.exception("Could not hand %d message events to the ingest task", len(batch))
-        finally:
-            connections.close_all()  # in eager mode the task ran here, on this thread's connection
-
-
-# ------------------------------------------------------------------------------------------------ Redis
-
-
-class RestrictionLookups:
-    """Batches the restriction-key reads of one loop iteration into one ``MGET`` (32 connections asking at
-    once cost one round trip, not 32)."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
-        self._keys: list[str] = []
-        self._waiters: list[tuple[asyncio.Future, Callable[[str | None], bytes], Callable[[], bytes]]] = []
-
-    def lookup(
-        self, key: str, on_value: Callable[[str | None], bytes], on_error: Callable[[], bytes]
-    ) -> asyncio.Future:
-        """A future resolved with ``on_value(value)`` (None: no key) or ``on_error()``; it never raises."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if not self._keys:
-            loop.call_soon(self._flush)
-        self._keys.append(key)
-        self._waiters.append((future, on_value, on_error))
-        return future
-
-    def _flush(self) -> None:
-        keys, waiters = self._keys, self._waiters
-        self._keys, self._waiters = [], []
-        asyncio.get_running_loop().create_task(self._run(keys, waiters))
-
-    async def _run(self, keys: list[str], waiters: list) -> None:
-        try:
-            values = await self.client.mget(keys)
-        except (RedisError, OSError):
-            for future, _, on_error in waiters:
-                if not future.done():
-                    future.set_result(on_error())
-            return
-        for (future, on_value, _), value in zip(waiters, values, strict=True):
-            if not future.done():
-                future.set_result(on_value(value))
-
-
 # ------------------------------------------------------------------------------------------------ the server
+
+
+class Pending:
+    """An answer still waiting on Redis (or on a breach's task); its connection writes it in request order."""
+
+    __slots__ = ("answer", "connection")
+
+    def __init__(self) -> None:
+        self.answer: bytes | None = None
+        self.connection: _PolicyConnection | None = None
+
+    def resolve(self, answer: bytes) -> None:
+        if self.answer is None:
+            self.answer = answer
+            if self.connection is not None:
+                self.connection.drain()
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """An END-OF-MESSAGE request and what it becomes if the message is accepted (a ``message`` event)."""
+
+    request: Request
+    sender: str
+    recipients: list[str]
+    at: datetime
+
+
+@dataclass(slots=True)
+class _Counting:
+    """A message being counted in the windows: what the decision needs when Redis answers."""
+
+    accepted: _Accepted
+    snapshot: Snapshot
+    values: tuple[int, int, int]  # external, internal, total recipients
+    message_id: str
+    release: snapshots.Release | None
+    answer: Pending
+
+
+def _sums(reply: list) -> list[int] | None:
+    """The three window sums :data:`COUNT` returned, or None when the sender is restricted."""
+    if int(reply[0]):
+        return None
+    return [int(v) for v in reply[1:]]
 
 
 @dataclass(slots=True)
@@ -265,6 +208,8 @@ class PolicyServer:
         instance_name: str = "policy",
         refresh_seconds: float = 60.0,
         ingest: bool = True,
+        forward_in_process: bool = False,
+        events_capacity: int = EVENTS_CAPACITY,
         enqueue: Callable[[str, tuple], None] | None = None,
     ) -> None:
         self.tenant_slug = tenant_slug
@@ -272,23 +217,25 @@ class PolicyServer:
         self.instance_name = instance_name
         self.refresh_seconds = refresh_seconds
         self.metrics = Metrics()
-        self.redis = aioredis.Redis.from_url(
-            redis_url,
-            decode_responses=True,
-            socket_connect_timeout=0.5,
-            socket_timeout=0.5,
-            max_connections=64,
-        )
-        self.lookups = RestrictionLookups(self.redis)
+        self.wire = RedisWire(redis_url, timeout=0.5, connect_timeout=0.5, scripts=(COUNT,))
         self.snapshot: Snapshot | None = None
-        self.enqueue = enqueue or _send_task
-        self.sink = EventSink(self._tenant_id, self.metrics, self.enqueue) if ingest else None
+        self.enqueue = enqueue or send_task
+        self.ingest = ingest
+        self.events_capacity = events_capacity
+        self.forwarder: ForwarderThread | ForwarderProcess | None = None
+        if ingest and forward_in_process:
+            self.forwarder = ForwarderProcess(redis_url, tenant_slug, self.metrics.forwarder)
+        elif ingest:
+            self.forwarder = ForwarderThread(
+                EventForwarder(redis_url, tenant_slug, self.metrics.forwarder, send=self.enqueue)
+            )
+        self._events: list[bytes] = []
+        self._events_timer: asyncio.TimerHandle | None = None
         self._messages: OrderedDict[str, _Message] = OrderedDict()
         self._trusted_cache: dict[str, bool] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="policy-orm")
         self._servers: list[asyncio.AbstractServer] = []
         self._background: set[asyncio.Task] = set()
-        self._script = self.redis.register_script(COUNT_SCRIPT)
         self._log = _Throttled()
 
     # -- life cycle
@@ -299,17 +246,14 @@ class PolicyServer:
         await loop.run_in_executor(self._pool, self._rebuild_keys)
         self.snapshot = await loop.run_in_executor(self._pool, self._load)
         self.metrics.snapshot_loaded = time.time()
-        if self.sink is not None:
-            self.sink.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
         server = await loop.create_server(lambda: _PolicyConnection(self), host, port, reuse_address=True)
         self._servers.append(server)
         if metrics is not None:
             self._servers.append(await asyncio.start_server(self._serve_metrics, metrics[0], metrics[1]))
         self._spawn(self._refresh_forever())
         return server.sockets[0].getsockname()[1]
-
-    def _tenant_id(self) -> int | None:
-        return self.snapshot.tenant_id if self.snapshot is not None else None
 
     @property
     def metrics_port(self) -> int | None:
@@ -323,9 +267,12 @@ class PolicyServer:
         await asyncio.gather(*self._background, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._pool.shutdown)  # let a restriction being enqueued finish
-        if self.sink is not None:
-            await loop.run_in_executor(None, self.sink.stop)
-        await self.redis.aclose()
+        self._push_events()
+        with contextlib.suppress(RedisError, OSError):
+            await self.wire.execute(b"PING")  # replies come in order: the events' RPUSH is done
+        if self.forwarder is not None:
+            await loop.run_in_executor(None, self.forwarder.stop)
+        await self.wire.close()
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -360,6 +307,8 @@ class PolicyServer:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.refresh_seconds)
+            if self.forwarder is not None:
+                self.forwarder.ensure_running()
             try:
                 self.snapshot = await loop.run_in_executor(self._pool, self._load)
                 self.metrics.snapshot_loaded = time.time()
@@ -375,14 +324,14 @@ class PolicyServer:
 
     # -- decisions
 
-    def decide(self, request: Request) -> bytes | asyncio.Future:
-        """The answer to one request: bytes at once, or a future that resolves to bytes (never raises)."""
-        metrics = self.metrics
-        metrics.requests += 1
+    def decide(self, request: Request) -> bytes | Pending:
+        """The answer to one request: bytes at once, or a :class:`Pending` answer that Redis's reply (or a
+        breach's task) resolves. Never raises."""
+        self.metrics.requests += 1
         try:
             return self._decide(request)
         except Exception:
-            metrics.error("internal")
+            self.metrics.error("internal")
             logger.exception("Policy decision failed; answering DUNNO")
             return self._dunno()
 
@@ -394,7 +343,7 @@ class PolicyServer:
         self.metrics.answers["reject"] += 1
         return REJECT
 
-    def _decide(self, request: Request) -> bytes | asyncio.Future:
+    def _decide(self, request: Request) -> bytes | Pending:
         if request.error or not request.attributes:
             self.metrics.error("malformed")
             self._log.warning("malformed", "Malformed policy request (%s)", request.error or "empty")
@@ -408,14 +357,26 @@ class PolicyServer:
         state_name = request.get("protocol_state").upper()
         if state_name == "RCPT":
             self._remember(request, sender)
-            return self.lookups.lookup(
-                state.restriction_key(snapshot.tenant_slug, sender),
-                self._on_restriction,
-                self._on_redis_error,
+            answer = Pending()
+            self.wire.send(
+                (b"EXISTS", state.restriction_key(snapshot.tenant_slug, sender)),
+                partial(self._answer, answer, self._after_exists, None),
             )
+            return answer
         if state_name == "END-OF-MESSAGE":
-            return self._spawn(self._end_of_message(request, sender, snapshot))
+            return self._end_of_message(request, sender, snapshot)
         return self._dunno()
+
+    def _answer(self, answer: Pending, decide: Callable[..., bytes | None], *args) -> None:
+        """Resolve ``answer`` with ``decide(*args)`` (None: a task will), or DUNNO when that fails."""
+        try:
+            result = decide(*args)
+        except Exception:
+            self.metrics.error("internal")
+            logger.exception("Policy decision failed; answering DUNNO")
+            result = self._dunno()
+        if result is not None:
+            answer.resolve(result)
 
     def _outbound_sender(self, request: Request, snapshot: Snapshot) -> str:
         """The sending mailbox of outbound mail (lowercase), or "" for inbound mail / no sender."""
@@ -457,25 +418,22 @@ class PolicyServer:
             if len(message.recipients) < MAX_RECIPIENTS_KEPT:
                 message.recipients.append(recipient)
 
-    def _on_restriction(self, value: str | None) -> bytes:
-        return self._dunno() if value is None else self._reject()
-
     def _on_redis_error(self) -> bytes:
         self.metrics.error("redis")
         self._log.warning("redis", "Redis is unreachable")
         return self._dunno()
 
-    async def _end_of_message(self, request: Request, sender: str, snapshot: Snapshot) -> bytes:
-        try:
-            return await self._count_message(request, sender, snapshot)
-        except (RedisError, OSError):
+    def _after_exists(self, accepted: _Accepted | None, reply: Reply | Exception) -> bytes:
+        """RCPT, and END-OF-MESSAGE of a sender the policy does not count: refuse a restricted sender."""
+        if isinstance(reply, Exception):
             return self._on_redis_error()
-        except Exception:
-            self.metrics.error("internal")
-            logger.exception("END-OF-MESSAGE decision failed; answering DUNNO")
-            return self._dunno()
+        if reply:
+            return self._reject()
+        if accepted is not None:
+            self._queue_event(accepted)
+        return self._dunno()
 
-    async def _count_message(self, request: Request, sender: str, snapshot: Snapshot) -> bytes:
+    def _end_of_message(self, request: Request, sender: str, snapshot: Snapshot) -> bytes | Pending:
         instance = request.get("instance")
         message = self._messages.pop(instance, None) if instance else None
         recipients = message.recipients if message else []
@@ -488,63 +446,91 @@ class PolicyServer:
         seen = message.seen if message else 0
         if declared > seen:
             external += declared - seen  # recipients we did not see: counted as external (the strict side)
-        total = internal + external
-        now = datetime.now(UTC)
-        restriction_key = state.restriction_key(snapshot.tenant_slug, sender)
-        counted = snapshot.restricts and snapshot.is_internal(sender) and snapshot.covers(sender)
-        if not counted:
-            if await self.redis.exists(restriction_key):
-                return self._reject()
-            self._queue_event(request, sender, recipients, now)
-            return self._dunno()
-        release = snapshot.releases.get(sender)
-        message_id = f"{instance or 'anon'}:{request.get('queue_id')}"
-        sums = await self._count(snapshot, sender, message_id, now, release, (external, internal, total))
+        accepted = _Accepted(request, sender, recipients, datetime.now(UTC))
+        answer = Pending()
+        if not (snapshot.restricts and snapshot.is_internal(sender) and snapshot.covers(sender)):
+            self.wire.send(
+                (b"EXISTS", state.restriction_key(snapshot.tenant_slug, sender)),
+                partial(self._answer, answer, self._after_exists, accepted),
+            )
+            return answer
+        counting = _Counting(
+            accepted,
+            snapshot,
+            (external, internal, internal + external),
+            f"{instance or 'anon'}:{request.get('queue_id')}",
+            snapshot.releases.get(sender),
+            answer,
+        )
+        self.wire.send_script(
+            COUNT, *self._count_args(counting), partial(self._answer, answer, self._after_count, counting)
+        )
+        return answer
+
+    def _count_args(self, counting: _Counting) -> tuple[list[str], list]:
+        """Keys and arguments of :data:`COUNT` for a message (counted from the release, if any)."""
+        slug, sender, release = counting.snapshot.tenant_slug, counting.accepted.sender, counting.release
+        since_ms = int(release.at.timestamp() * 1000) if release is not None else 0
+        keys = [state.restriction_key(slug, sender), *window_keys(slug, sender)]
+        now_ms = int(counting.accepted.at.timestamp() * 1000)
+        return keys, script_args(now_ms, counting.message_id, since_ms, *counting.values)
+
+    def _after_count(self, counting: _Counting, reply: Reply | Exception) -> bytes | None:
+        """Under the limits: accept. Over one: a task honours a release the snapshot has not seen yet, else
+        restricts (it resolves the answer, so this returns None)."""
+        if isinstance(reply, Exception):
+            return self._on_redis_error()
+        sums = _sums(reply)
         if sums is None:
             return self._reject()
-        limits = snapshot.limits_for(sender, now)
+        limits = counting.snapshot.limits_for(counting.accepted.sender, counting.accepted.at)
         over = first_over(limits, sums)
-        if over is not None:
-            fresher = await self._release_lookup(sender, now)
-            if fresher is not None and (release is None or fresher.at > release.at):
-                release = fresher
-                sums = await self._count(
-                    snapshot, sender, message_id, now, release, (external, internal, total)
-                )
-                if sums is None:
-                    return self._reject()
-                over = first_over(limits, sums)
+        if over is None:
+            self._queue_event(counting.accepted)
+            return self._dunno()
+        self._spawn(self._breach(counting, limits, over, sums))
+        return None
+
+    async def _breach(
+        self, counting: _Counting, limits: SendingLimits, over: tuple[str, int, int], sums: list[int]
+    ) -> None:
+        """Answer a message over a limit once the release look-up (and the restriction) are done."""
+        answer = counting.answer
+        try:
+            result = await self._breach_answer(counting, limits, over, sums)
+        except (RedisError, OSError):
+            result = self._on_redis_error()
+        except asyncio.CancelledError:
+            answer.resolve(self._dunno())  # shutting down
+            raise
+        except Exception:
+            self.metrics.error("internal")
+            logger.exception("END-OF-MESSAGE decision failed; answering DUNNO")
+            result = self._dunno()
+        answer.resolve(result)
+
+    async def _breach_answer(
+        self, counting: _Counting, limits: SendingLimits, over: tuple[str, int, int], sums: list[int]
+    ) -> bytes:
+        """Accept after all when a release the snapshot has not seen restarted the counts (or the policy
+        does not re-restrict after it); else restrict and refuse."""
+        snapshot, accepted, release = counting.snapshot, counting.accepted, counting.release
+        fresher = await self._release_lookup(accepted.sender, accepted.at)
+        if fresher is not None and (release is None or fresher.at > release.at):
+            counting.release = release = fresher
+            recounted = _sums(await self.wire.execute_script(COUNT, *self._count_args(counting)))
+            if recounted is None:
+                return self._reject()
+            sums, over = recounted, first_over(limits, recounted)
         if over is None or (
             release is not None
             and snapshot.policy_name in release.policy_names
             and not snapshot.rerestrict_after_release
         ):
-            self._queue_event(request, sender, recipients, now)
+            self._queue_event(accepted)
             return self._dunno()
-        await self._restrict(snapshot, sender, now, over, sums)
+        await self._restrict(snapshot, accepted.sender, accepted.at, over, sums)
         return self._reject()
-
-    async def _count(
-        self,
-        snapshot: Snapshot,
-        sender: str,
-        message_id: str,
-        now: datetime,
-        release,
-        values: tuple[int, int, int],
-    ) -> list[int] | None:
-        """The three window sums after counting the message, or None when the sender is restricted."""
-        since_ms = int(release.at.timestamp() * 1000) if release is not None else 0
-        keys = [
-            state.restriction_key(snapshot.tenant_slug, sender),
-            *window_keys(snapshot.tenant_slug, sender),
-        ]
-        result = await self._script(
-            keys=keys, args=script_args(int(now.timestamp() * 1000), message_id, since_ms, *values)
-        )
-        if int(result[0]):
-            return None
-        return [int(v) for v in result[1:]]
 
     async def _release_lookup(self, sender: str, now: datetime) -> snapshots.Release | None:
         """Today's newest release of the sender, from the database (breach path only, off the loop)."""
@@ -576,11 +562,13 @@ class PolicyServer:
         until_released = snapshot.action == AlertPolicy.Action.RESTRICT_UNTIL_RELEASED
         expires_at = None if until_released else next_utc_midnight(now)
         ttl = state.ttl_seconds(expires_at, now)
-        await self.redis.set(
+        expiry = (b"EX", ttl) if ttl is not None else ()
+        await self.wire.execute(
+            b"SET",
             state.restriction_key(snapshot.tenant_slug, sender),
             state.key_value(None, snapshot.policy_name, expires_at),
-            ex=ttl,
-            nx=True,
+            *expiry,
+            b"NX",
         )
         self.metrics.restrictions_placed += 1
         logger.warning(
@@ -618,21 +606,49 @@ class PolicyServer:
         finally:
             connections.close_all()  # in eager mode the task ran on this thread
 
-    def _queue_event(self, request: Request, sender: str, recipients: list[str], now: datetime) -> None:
-        if self.sink is None or not recipients:
+    def _queue_event(self, accepted: _Accepted) -> None:
+        """Keep an accepted message for the ingest service: to Redis within :data:`EVENTS_PUSH_DELAY`."""
+        if not self.ingest or not accepted.recipients:
             return
+        request = accepted.request
         event: dict = {
             "type": "message",
             "id": f"postfix:{request.get('instance')}",
-            "time": now.isoformat(),
-            "sender": sender,
-            "recipients": recipients,
+            "time": accepted.at.isoformat(),
+            "sender": accepted.sender,
+            "recipients": accepted.recipients,
         }
         if request.get("client_address"):
             event["client_ip"] = request.get("client_address")
         if request.get("size").isdigit():
             event["size"] = int(request.get("size"))
-        self.sink.put(event)
+        self._events.append(encode_event(event))
+        if len(self._events) >= EVENTS_BATCH:
+            self._push_events()
+        elif self._events_timer is None:
+            self._events_timer = asyncio.get_running_loop().call_later(EVENTS_PUSH_DELAY, self._push_events)
+
+    def _push_events(self) -> None:
+        if self._events_timer is not None:
+            self._events_timer.cancel()
+            self._events_timer = None
+        events, self._events = self._events, []
+        if events and self.snapshot is not None:
+            key = events_key(self.snapshot.tenant_slug)
+            self.wire.send((b"RPUSH", key, *events), partial(self._events_pushed, key, len(events)))
+
+    def _events_pushed(self, key: str, count: int, reply: Reply | Exception) -> None:
+        if isinstance(reply, Exception):
+            self.metrics.events_dropped += count
+            self._log.warning("events", "Could not queue %d message events in Redis (%s)", count, reply)
+            return
+        excess = int(reply) - self.events_capacity
+        dropped = min(count, max(0, excess))
+        self.metrics.events_queued += count - dropped
+        if dropped:
+            self.metrics.events_dropped += dropped
+            self._log.warning("events_full", "The message-event list is full; dropping new events")
+            self.wire.send((b"LTRIM", key, 0, self.events_capacity - 1), _ignore_reply)
 
     # -- metrics endpoint
 
@@ -659,11 +675,8 @@ async def _awaited(future: asyncio.Future) -> None:
     await future
 
 
-def _send_task(name: str, args: tuple) -> None:
-    """Send a task by name (honours eager mode in embedded setups, like the restriction services do)."""
-    from celery import current_app
-
-    current_app.signature(name, args=args).apply_async()
+def _ignore_reply(_: Reply | Exception) -> None:
+    """For a command whose outcome changes nothing (trimming the event list)."""
 
 
 class _PolicyConnection(asyncio.Protocol):
@@ -672,7 +685,7 @@ class _PolicyConnection(asyncio.Protocol):
     def __init__(self, server: PolicyServer) -> None:
         self.server = server
         self.reader = RequestReader()
-        self.pending: deque[bytes | asyncio.Future] = deque()
+        self.pending: deque[bytes | Pending] = deque()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -688,26 +701,27 @@ class _PolicyConnection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        pending = self.pending
         for request in self.reader.feed(data):
             result = self.server.decide(request)
-            if isinstance(result, bytes) and not self.pending:
-                self.transport.write(result)
-                continue
-            self.pending.append(result)
+            if not pending:
+                answer = result if isinstance(result, bytes) else result.answer
+                if answer is not None:
+                    self.transport.write(answer)
+                    continue
             if not isinstance(result, bytes):
-                result.add_done_callback(self._drain)
-        if self.pending:
-            self._drain()
+                result.connection = self
+            pending.append(result)
+        if pending:
+            self.drain()
 
-    def _drain(self, _: object = None) -> None:
+    def drain(self) -> None:
+        """Write the answers that are ready, in request order."""
         pending = self.pending
         while pending:
             head = pending[0]
-            if isinstance(head, bytes):
-                data = head
-            elif head.done():
-                data = head.result() if not head.cancelled() else DUNNO
-            else:
+            data = head if isinstance(head, bytes) else head.answer
+            if data is None:
                 return
             pending.popleft()
             if self.transport is not None and not self.transport.is_closing():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.conf import settings
 from django.utils import timezone
@@ -81,13 +82,17 @@ class Snapshot:
             department and department in self.include_departments
         )
 
+    @cached_property
+    def policy_limits(self) -> SendingLimits:
+        """The policy's thresholds (built once per snapshot: every counted message needs them)."""
+        return SendingLimits.from_thresholds(self.thresholds)
+
     def limits_for(self, address: str, now: datetime) -> SendingLimits:
         """The thresholds in force for a mailbox now: the policy's, with an unexpired override on top."""
-        values = dict(self.thresholds)
         override = self.overrides.get(address)
-        if override is not None and (override.expires_at is None or override.expires_at > now):
-            values.update(override.thresholds)
-        return SendingLimits.from_thresholds(values)
+        if override is None or (override.expires_at is not None and override.expires_at <= now):
+            return self.policy_limits
+        return SendingLimits.from_thresholds({**self.thresholds, **override.thresholds})
 
     def is_internal(self, address: str) -> bool:
         return address.rpartition("@")[2] in self.accepted_domains

@@ -63,3 +63,27 @@ def test_an_oversized_request_is_malformed():
 def test_non_utf8_values_do_not_break_parsing():
     (request,) = RequestReader().feed(b"sender=\xff\xfe@x.example\n\n")
     assert request.get("sender").endswith("@x.example")
+
+
+def test_requests_parse_the_same_whole_or_byte_by_byte():
+    # A whole request in one read takes the fast path; byte by byte takes the line parser. Both must agree,
+    # edge cases included.
+    streams = [
+        b"request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@b.example\n\n",
+        b"Sender=A@B.example\n Client_Name =x\n\n",
+        b"a=1\r\nb=2\r\n\r\nc=3\n\n",
+        b"\n\nsender=a@b.example\n\n",
+        b"ok=1\nno equals here\n\nafter=2\n\n",
+        b"=value\n\n",
+        b"n\xc3\xa4me=1\n\nsender=\xff@x.example\n\n",
+        b"x=" + b"y" * (MAX_LINE + 10) + b"\n\nafter=1\n\n",
+        b"".join(b"a%d=1\n" % i for i in range(300)) + b"\n",
+        b"ccert_subject=CN=x=y\nsender=a@b.example\nsender=c@d.example\n\n",
+    ]
+    for stream in streams:
+        whole = RequestReader()
+        split = RequestReader()
+        at_once = whole.feed(stream)
+        one_by_one = [request for i in range(len(stream)) for request in split.feed(stream[i : i + 1])]
+        assert [(r.attributes, r.error) for r in at_once] == [(r.attributes, r.error) for r in one_by_one]
+        assert whole.pending == split.pending

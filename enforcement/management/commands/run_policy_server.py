@@ -63,9 +63,10 @@ class Command(BaseCommand):
             trusted_networks=networks,
             instance_name=options["instance_name"],
             ingest=not options["no_ingest"],
+            forward_in_process=True,
         )
-        # The loop shares the process with a few threads (snapshot refresh, event hand-over): a short switch
-        # interval bounds how long one of them can hold the GIL while an answer waits (p99 latency).
+        # The loop shares the process with the ORM threads (the snapshot refresh every minute, a breach's
+        # look-up): a short switch interval bounds how long one of them holds the GIL while an answer waits.
         sys.setswitchinterval(0.0005)
         asyncio.run(self._serve(server, host, port, metrics))
 
