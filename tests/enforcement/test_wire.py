@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
@@ -17,7 +18,10 @@ from enforcement.wire import RedisWire, Script
 
 
 def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
+    """Run ``coroutine`` on a fresh event loop in a thread of its own: the main thread may already have a
+    running loop (Playwright's sync API keeps one there while a browser test session is open)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(coroutine, 30)).result()
 
 
 async def gather_replies(wire: RedisWire, commands: list[tuple]) -> list:
