@@ -8,4 +8,9 @@ class AlertsConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks in every process (web, tests, embedded mode), not only in workers, so that tasks
         # enqueued by name run in-process in embedded mode.
+        from core.retention import register_guard
+
         from . import tasks  # noqa: F401
+        from .retention import keep_alert_evidence
+
+        register_guard(keep_alert_evidence)  # the events behind an alert outlive the retention window

@@ -6,4 +6,10 @@ class M365Config(AppConfig):
     verbose_name = "Microsoft 365 connector"
 
     def ready(self) -> None:
+        from core.retention import RetainedTable, register_table
+
         from . import tasks  # noqa: F401 - register the m365.* tasks in every process
+
+        register_table(
+            RetainedTable("m365_pull_runs", "m365.PullRun", "started_at", tenant_field="connection__tenant")
+        )

@@ -4,3 +4,21 @@ from django.apps import AppConfig
 class MailboxesConfig(AppConfig):
     name = "mailboxes"
     verbose_name = "Mailboxes: directory, rules, forwarding, delegations, sign-ins"
+
+    def ready(self) -> None:
+        from core.retention import RetainedTable, register_table
+
+        register_table(
+            RetainedTable(
+                "sign_ins", "mailboxes.SignIn", "time", mailbox_field="mailbox", evidence_kinds=("sign_in",)
+            )
+        )
+        register_table(
+            RetainedTable(
+                "directory_changes",
+                "mailboxes.DirectoryChange",
+                "at",
+                mailbox_field="mailbox",
+                evidence_kinds=("inbox_rule", "forwarding", "delegation"),
+            )
+        )

@@ -353,6 +353,8 @@ class DirectoryChange(models.Model):
         indexes = [
             models.Index(fields=["tenant", "mailbox", "at"]),
             models.Index(fields=["tenant", "kind", "at"]),
+            # The retention purge keeps the ingest ledger row of a change still stored (by event id).
+            models.Index(fields=["tenant", "event_id"], name="directory_change_event_idx"),
         ]
 
     def __str__(self) -> str:
