@@ -277,6 +277,7 @@ def _pull_users(ctx: PullContext) -> None:
         errors: list[tuple[str, str]] = []
         rows: list[DirectoryUser] = []
         events: list[dict[str, Any]] = []
+        accounts: list[tuple[Mailbox, bool]] = []  # known mailboxes whose sign-in state Entra ID changed
         known = {
             m.address: m
             for m in Mailbox.objects.filter(
@@ -306,8 +307,12 @@ def _pull_users(ctx: PullContext) -> None:
                 event["department"],
             ):
                 events.append(event)
+            if mailbox is not None and mailbox.account_enabled != rows[-1].account_enabled:
+                accounts.append((mailbox, rows[-1].account_enabled))
 
-        def save_users(rows: list[DirectoryUser] = rows) -> None:
+        def save_users(
+            rows: list[DirectoryUser] = rows, accounts: list[tuple[Mailbox, bool]] = accounts
+        ) -> None:
             DirectoryUser.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -320,6 +325,12 @@ def _pull_users(ctx: PullContext) -> None:
                     "seen_at",
                 ],
             )
+            # An account disabled or re-enabled in Entra ID (by an administrator there, or by an approved
+            # action) shows as such on the mailbox, with a history row; a new mailbox waits for the next pass.
+            for mailbox, enabled in accounts:
+                directory.update_account_state(
+                    mailbox, actor=None, account_enabled=enabled, source=INGEST_SOURCE
+                )
 
         done = not next_link
         ctx.commit(

@@ -12,7 +12,15 @@ from django.utils import timezone
 from alerts.models import Alert
 from m365.models import DirectoryUser, PullCursor, PullRun, Source
 from m365.pull import pull_connection, pull_source
-from mailboxes.models import AcceptedDomain, Delegation, InboxRule, Mailbox, MailboxForwarding, SignIn
+from mailboxes.models import (
+    AcceptedDomain,
+    Delegation,
+    DirectoryChange,
+    InboxRule,
+    Mailbox,
+    MailboxForwarding,
+    SignIn,
+)
 from mailflow.models import MessageEvent
 from restricted_users.models import Restriction
 from tests.m365 import fake_m365 as fake
@@ -452,3 +460,26 @@ def test_an_audit_pull_interrupted_between_content_blobs_resumes_without_reading
     assert resumed.duplicates == 0
     blob_reads = [r.path for r in contoso.requests if "/audit/" in r.path]
     assert len(blob_reads) == len(set(blob_reads)) == 6 - stored
+
+
+def test_an_account_disabled_or_enabled_in_entra_id_shows_on_the_mailbox_with_its_history(
+    contoso, m365_connection
+):
+    pull_directory(m365_connection)
+    alice = Mailbox.objects.get(tenant=m365_connection.tenant, address="alice@contoso.com")
+    assert alice.account_enabled
+
+    contoso.users[0]["accountEnabled"] = False
+    pull_source(m365_connection, Source.USERS)
+    alice.refresh_from_db()
+    assert not alice.account_enabled
+    assert Mailbox.objects.filter(tenant=m365_connection.tenant, account_enabled=False).count() == 1
+    change = DirectoryChange.objects.filter(mailbox=alice, source="connector").latest("id")
+    assert change.state["account_enabled"] is False
+
+    contoso.users[0]["accountEnabled"] = True
+    pull_source(m365_connection, Source.USERS)
+    pull_source(m365_connection, Source.USERS)  # unchanged: no new history row
+    alice.refresh_from_db()
+    assert alice.account_enabled
+    assert DirectoryChange.objects.filter(mailbox=alice, source="connector", kind="mailbox").count() == 3
