@@ -61,7 +61,8 @@ def register_table(table: RetainedTable) -> None:
 
 
 def register_guard(guard: Guard) -> None:
-    """Add a filter that removes rows to keep from a table's expired rows (applied to every table)."""
+    """Add a filter that removes rows to keep from a table's expired rows. It is applied to every table, to
+    one batch of candidates (at most the purge's ``batch_size`` rows) at a time."""
     if guard not in _guards:
         _guards.append(guard)
 
@@ -77,14 +78,18 @@ def retention_days(name: str) -> int:
 
 
 def expired_rows(table: RetainedTable, tenant: Tenant, now: datetime) -> models.QuerySet | None:
-    """The tenant's rows of ``table`` past their window that no guard keeps (None: kept forever)."""
+    """The tenant's rows of ``table`` past their window, before the guards (None: kept forever)."""
     days = retention_days(table.name)
     if days <= 0:
         return None
     cutoff = now - timedelta(days=days)
-    rows = table.model_class._default_manager.filter(
+    return table.model_class._default_manager.filter(
         **{table.tenant_field: tenant, f"{table.time_field}__lt": cutoff}
     )
+
+
+def without_kept(table: RetainedTable, rows: models.QuerySet) -> models.QuerySet:
+    """``rows`` less those a guard keeps."""
     for guard in _guards:
         rows = guard(table, rows)
     return rows
@@ -103,9 +108,8 @@ def purge_expired(
         counts = {}
         for table in retained_tables():
             rows = expired_rows(table, tenant, now)
-            if rows is None:
-                continue
-            counts[table.name] = rows.count() if dry_run else _delete_in_batches(table, rows, batch_size)
+            if rows is not None:
+                counts[table.name] = _purge_in_batches(table, rows, batch_size, dry_run=dry_run)
         purged[tenant.slug] = counts
         if not dry_run and any(counts.values()):
             record_audit(
@@ -117,13 +121,31 @@ def purge_expired(
     return purged
 
 
-def _delete_in_batches(table: RetainedTable, rows: models.QuerySet, batch_size: int) -> int:
+def _purge_in_batches(table: RetainedTable, rows: models.QuerySet, batch_size: int, *, dry_run: bool) -> int:
+    """Delete (or with ``dry_run`` count) the expired ``rows`` no guard keeps, reading ``batch_size``
+    candidates at a time in (time, pk) order. Each batch starts after the last candidate of the previous one,
+    so it never re-reads rows a guard kept nor the index entries of rows just deleted (dead until vacuum); the
+    guards see one batch of primary keys at a time."""
     model = table.model_class
+    time_field = table.time_field
+    rows = rows.order_by(time_field, "pk")
     total = 0
+    after: tuple | None = None
     while True:
+        page = rows
+        if after is not None:
+            pk, at = after
+            page = rows.filter(
+                models.Q(**{f"{time_field}__gt": at}) | models.Q(**{time_field: at, "pk__gt": pk})
+            )
         with transaction.atomic():
-            ids = list(rows.order_by().values_list("pk", flat=True)[:batch_size])
-            if not ids:
+            batch = list(page.values_list("pk", time_field)[:batch_size])
+            if not batch:
                 return total
-            _, by_model = model._default_manager.filter(pk__in=ids).delete()
-            total += by_model.get(model._meta.label, 0)
+            doomed = without_kept(table, model._default_manager.filter(pk__in=[pk for pk, _ in batch]))
+            if dry_run:
+                total += doomed.count()
+            else:
+                _, by_model = doomed.delete()
+                total += by_model.get(model._meta.label, 0)
+        after = batch[-1]
