@@ -6,10 +6,10 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts and alert policies"
 
     def ready(self) -> None:
-        # Register the tasks in every process (web, tests, embedded mode), not only in workers, so that tasks
-        # enqueued by name run in-process in embedded mode.
         from core.retention import register_guard
 
+        # Register the tasks in every process (web, tests, embedded mode), not only in workers, so that tasks
+        # enqueued by name run in-process in embedded mode.
         from . import tasks  # noqa: F401
         from .retention import keep_alert_evidence
 

@@ -15,6 +15,8 @@ def keep_alert_evidence(table: RetainedTable, rows: models.QuerySet) -> models.Q
     if not table.evidence_kinds:
         return rows
     evidence = AlertEvidence.objects.filter(
-        kind__in=table.evidence_kinds, alert__tenant=models.OuterRef(table.tenant_field)
-    ).filter(event_id=models.OuterRef("event_id"))
+        kind__in=table.evidence_kinds,
+        alert__tenant=models.OuterRef(table.tenant_field),
+        event_id=models.OuterRef("event_id"),
+    )
     return rows.exclude(models.Exists(evidence))

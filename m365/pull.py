@@ -290,6 +290,7 @@ def _pull_users(ctx: PullContext) -> None:
             except RecordError as exc:
                 errors.append((str(record.get("id", "?")), f"user {record.get('id', '?')} {exc}"))
                 continue
+            enabled = bool(record.get("accountEnabled", True))
             rows.append(
                 DirectoryUser(
                     connection=ctx.connection,
@@ -297,7 +298,7 @@ def _pull_users(ctx: PullContext) -> None:
                     user_principal_name=str(record.get("userPrincipalName") or event["address"]).lower(),
                     address=event["address"],
                     display_name=event["display_name"],
-                    account_enabled=bool(record.get("accountEnabled", True)),
+                    account_enabled=enabled,
                     seen_at=now,
                 )
             )
@@ -307,8 +308,8 @@ def _pull_users(ctx: PullContext) -> None:
                 event["department"],
             ):
                 events.append(event)
-            if mailbox is not None and mailbox.account_enabled != rows[-1].account_enabled:
-                accounts.append((mailbox, rows[-1].account_enabled))
+            if mailbox is not None and mailbox.account_enabled != enabled:
+                accounts.append((mailbox, enabled))
 
         def save_users(
             rows: list[DirectoryUser] = rows, accounts: list[tuple[Mailbox, bool]] = accounts

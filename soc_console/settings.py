@@ -253,7 +253,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # Telemetry retention (DESIGN section 11): rows older than the window are purged hourly by beat, except the
 # events behind an alert and the telemetry of a mailbox under an open investigation. 0 keeps rows forever.
-# RETENTION_DAYS_<TABLE> sets one table's window; the ingest ledger is never kept shorter than another table.
+# RETENTION_DAYS_<TABLE> sets one table's window; the ingest ledger keeps the id of every event still stored.
 RETENTION_DAYS = env_int("RETENTION_DAYS", 30)
 RETENTION_TABLES = ("messages", "sign_ins", "directory_changes", "ingest_ledger", "m365_pull_runs")
 RETENTION_DAYS_PER_TABLE = {
@@ -261,6 +261,7 @@ RETENTION_DAYS_PER_TABLE = {
 }
 if RETENTION_DAYS < 0 or min(RETENTION_DAYS_PER_TABLE.values()) < 0:
     raise ImproperlyConfigured("RETENTION_DAYS and RETENTION_DAYS_<TABLE> are days (0 keeps rows forever)")
+
 # /healthz reports beat as stale when its heartbeat is older than this.
 BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
 
