@@ -23,6 +23,8 @@ class PolicyDefault:
     investigate: str
     thresholds: dict[str, Threshold] = field(default_factory=dict)
     description: str = ""
+    # A new breach after a release restricts again the same day (the release cap still applies).
+    rerestrict_after_release: bool = False
 
 
 SENDING_LIMIT = "sending_limit"
@@ -51,6 +53,7 @@ DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
             "total_per_day": Threshold(1_000, 0, 10_000, "All recipients in a rolling 24 hours (0 = off)"),
         },
         "A user sent to more recipients than the outbound limits allow.",
+        rerestrict_after_release=True,
     ),
     PolicyDefault(
         RESTRICTION,
@@ -59,7 +62,10 @@ DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
         "Threat management",
         "alert_only",
         "always",
-        description="A restriction was placed on the user (by a policy, the policy service or by hand).",
+        description=(
+            "A restriction was placed on the user by a sending-limit policy or the policy service "
+            "(the console's own restrictions, by hand or by an approved block sender, raise no alert)."
+        ),
     ),
     PolicyDefault(
         SENDING_PATTERN,

@@ -12,10 +12,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from core.models import Tenant
+from core.models import AuditEvent, Tenant
 from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
+from restricted_users.models import Restriction
 
 from .detection import Detection
 from .exceptions import AlertStateError, PolicyValidationError
@@ -34,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 RESTRICT_ONLY_IF_BREACH_WITHIN = timedelta(hours=24)
 INVESTIGATE_WHEN_OTHER_OPEN_WITHIN = timedelta(hours=24)
+# Restrictions the console itself places: by an administrator, or by an approved block sender.
+CONSOLE_OWN_SOURCES = (Restriction.Source.MANUAL, Restriction.Source.INVESTIGATION)
+TRUE_POSITIVES = (
+    Alert.Classification.TP_COMPROMISED,
+    Alert.Classification.TP_PHISHING,
+    Alert.Classification.TP_MALWARE,
+    Alert.Classification.TP_OTHER,
+)
 
 # ------------------------------------------------------------------------------------------------ policies
 
@@ -51,6 +60,7 @@ def ensure_default_policies(tenant: Tenant) -> dict[str, AlertPolicy]:
             category=d.category,
             action=d.action,
             investigate_mode=d.investigate,
+            rerestrict_after_release=d.rerestrict_after_release,
             thresholds={key: t.default for key, t in d.thresholds.items()},
         )
         for d in DEFAULT_POLICIES
@@ -400,13 +410,17 @@ def _maybe_investigate(alert: Alert, now: datetime) -> None:
 
 
 def raise_restriction_alert(restriction_id: int) -> Alert | None:
-    """Raise or fold "User restricted from sending email" for a placed restriction (idempotent)."""
-    from restricted_users.models import Restriction
+    """Raise or fold "User restricted from sending email" for a restriction a policy or the policy service
+    placed (idempotent); None for the console's own restrictions (``CONSOLE_OWN_SOURCES``)."""
 
     from .detection import Evidence
 
     restriction = Restriction.objects.select_related("mailbox__tenant").filter(pk=restriction_id).first()
     if restriction is None:
+        return None
+    if restriction.source in CONSOLE_OWN_SOURCES:
+        # The console's own act (an administrator's restriction, an approved block sender) is not evidence
+        # against the user: no alert, no risk points. The incident correlates the restriction itself.
         return None
     policy = ensure_default_policies(restriction.mailbox.tenant)[AlertPolicy.Kind.RESTRICTION]
     if not policy.enabled:
@@ -482,28 +496,40 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
 def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
     with transaction.atomic():
         alert = _locked(alert)
-        before = alert.assigned_to.get_username() if alert.assigned_to else None
+        before = {
+            "assignee": alert.assigned_to.get_username() if alert.assigned_to else None,
+            "status": alert.status,
+        }
         alert.assigned_to = assignee
         if assignee is not None and alert.status == Alert.Status.NEW:
-            alert.status = Alert.Status.IN_PROGRESS
+            alert.status = Alert.Status.IN_PROGRESS  # taking an alert starts work on it (audited below)
         alert.save(update_fields=["assigned_to", "status", "updated_at"])
         record_audit(
             "alerts.alert.assigned",
             target=alert,
             actor=actor,
-            before={"assignee": before},
-            after={"assignee": assignee.get_username() if assignee else None},
+            before=before,
+            after={"assignee": assignee.get_username() if assignee else None, "status": alert.status},
         )
+        publish_change("alert.updated", target=alert, payload=_alert_change(alert))
     return alert
 
 
-def comment_on_alert(alert: Alert, *, actor: AbstractBaseUser, body: str) -> AlertComment:
+def comment_on_alert(
+    alert: Alert, *, actor: AbstractBaseUser | None, body: str, actor_label: str = ""
+) -> AlertComment:
     body = body.strip()
     if not body:
         raise AlertStateError("A comment cannot be empty.")
     with transaction.atomic():
         comment = AlertComment.objects.create(alert=alert, author=actor, body=body)
-        record_audit("alerts.alert.commented", target=alert, actor=actor, after={"comment": body})
+        record_audit(
+            "alerts.alert.commented",
+            target=alert,
+            actor=actor,
+            actor_label=actor_label,
+            after={"comment": body},
+        )
     return comment
 
 
@@ -521,6 +547,11 @@ def resolve_alert(
         raise AlertStateError(f"Unknown classification {classification!r}.")
     if suppress_for is not None and not timedelta(0) < suppress_for <= timedelta(days=365):
         raise AlertStateError("A suppression lasts between a minute and a year.")
+    if suppress_for is not None and classification in TRUE_POSITIVES:
+        raise AlertStateError(
+            "A true positive cannot be suppressed: suppression hides future alerts of this policy for the "
+            "user, which is for expected activity or false positives."
+        )
     with transaction.atomic():
         alert = _locked(alert)
         if alert.status == Alert.Status.RESOLVED:
@@ -572,3 +603,79 @@ def _alert_change(alert: Alert) -> dict:
         "first_activity_at": alert.first_activity_at.isoformat(),
         "last_activity_at": alert.last_activity_at.isoformat(),
     }
+
+
+def resolved_by_label(alert: Alert) -> str:
+    """Who resolved the alert last, as the audit trail names them (a person's username or a system label)."""
+    row = (
+        AuditEvent.objects.for_target(alert)
+        .filter(action="alerts.alert.resolved")
+        .order_by("-at", "-id")
+        .values_list("actor_label", flat=True)
+        .first()
+    )
+    return row or ""
+
+
+def reopen_alert(
+    alert: Alert, *, actor: AbstractBaseUser | None, reason: str, actor_label: str = ""
+) -> Alert:
+    """Resolved → New again (classification cleared), with the reason as a comment; audited and published.
+    Used when what resolved it no longer holds (the investigation's remediation was undone)."""
+    with transaction.atomic():
+        alert = _locked(alert)
+        if alert.status != Alert.Status.RESOLVED:
+            return alert
+        before = {"status": alert.status, "classification": alert.classification}
+        alert.status = Alert.Status.NEW
+        alert.classification = ""
+        alert.resolved_at = None
+        alert.resolved_by = None
+        alert.save(update_fields=["status", "classification", "resolved_at", "resolved_by", "updated_at"])
+        author = actor if actor is not None and actor.is_authenticated else None
+        AlertComment.objects.create(alert=alert, author=author, body=f"Reopened: {reason}")
+        record_audit(
+            "alerts.alert.reopened",
+            target=alert,
+            actor=author,
+            actor_label=actor_label,
+            before=before,
+            after={"status": alert.status},
+            comment=reason,
+        )
+        publish_change("alert.reopened", target=alert, payload=_alert_change(alert))
+    return alert
+
+
+def resolve_restriction_alerts(
+    restriction_id: int, *, resolve: bool, reason: str, actor_id: int | None = None
+) -> int:
+    """After a release: resolve the user's open "User restricted from sending email" alerts (the account was
+    cleaned and released), or, when the administrator chose to keep them open, record why on each. Returns
+    how many alerts it resolved or annotated. Idempotent."""
+    from django.contrib.auth import get_user_model
+
+    restriction = Restriction.objects.select_related("mailbox").filter(pk=restriction_id).first()
+    if restriction is None:
+        return 0
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    alerts = list(
+        Alert.objects.open()
+        .filter(mailbox_id=restriction.mailbox_id, policy__kind=AlertPolicy.Kind.RESTRICTION)
+        .order_by("pk")
+    )
+    who = actor.get_username() if actor is not None else "an administrator"
+    for alert in alerts:
+        if resolve:
+            resolve_alert(
+                alert,
+                actor=actor,
+                actor_label="release",
+                classification=Alert.Classification.TP_OTHER,
+                comment=f"Released by {who}: {reason}",
+            )
+        else:
+            comment_on_alert(
+                alert, actor=actor, actor_label="release", body=f"Kept open at the release by {who}: {reason}"
+            )
+    return len(alerts)

@@ -30,3 +30,18 @@ def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str) -> No
 def restriction_placed(restriction_id: int) -> None:
     """Raise or fold "User restricted from sending email" for a new restriction."""
     services.raise_restriction_alert(restriction_id)
+
+
+@shared_task(
+    name="alerts.restriction_released",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def restriction_released(
+    restriction_id: int, resolve: bool, reason: str, actor_id: int | None = None
+) -> None:
+    """Resolve (or annotate, when the administrator kept them open) the released user's "User restricted"
+    alerts."""
+    services.resolve_restriction_alerts(restriction_id, resolve=resolve, reason=reason, actor_id=actor_id)

@@ -28,6 +28,19 @@ class ReleaseForm(forms.Form):
         help_text="The account is past its release cap: say why it is released again. It will be flagged.",
     )
 
+    keep_alerts_open = forms.BooleanField(
+        label="Keep the user's “User restricted from sending email” alerts open",
+        required=False,
+        help_text="By default the release resolves them.",
+    )
+    keep_alerts_reason = forms.CharField(
+        label="Why they stay open",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        required=False,
+        help_text="Needed when the alerts stay open; written on each alert.",
+    )
+
     def __init__(self, *args, auto_ticks: dict[str, str], past_cap: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.auto_ticks = auto_ticks

@@ -7,6 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core: tenants, audit, roles, tokens"
 
     def ready(self) -> None:
+        from . import audit_kinds  # noqa: F401 - declare the audit actions and their feed kinds
         from .roles import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="core.sync_roles")

@@ -39,7 +39,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import Alert
-from alerts.services import resolve_alert
+from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.exceptions import DomainError
 from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Mailbox
@@ -47,7 +47,8 @@ from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
 
 from .connectors import ConnectorError, ConnectorNotConfigured, TransientConnectorError, connector_for
-from .models import Investigation, RemediationAction
+from .exceptions import InvestigationError, InvestigationPermissionError
+from .models import ACTION_EXPIRY, Investigation, RemediationAction
 from .status import recompute_status
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ Status = RemediationAction.Status
 Type = RemediationAction.Type
 
 DECIDE_PERMISSION = "investigations.decide_action"
+STOP_PERMISSION = "investigations.stop_investigation"
+# Open actions a stop withdraws. A Running action is already being carried out by a worker: it finishes
+# (Completed / Failed) and says so, rather than showing Rejected for a change that was in fact made.
+STOP_REJECTS = (Status.PENDING, Status.APPROVED, Status.MANUAL)
 UNDO_PERMISSION = "investigations.undo_action"
 EXECUTE_TASK = "investigations.execute_action"
 UNDO_TASK = "investigations.undo_action"
@@ -193,6 +198,8 @@ def settle_investigation(investigation: Investigation) -> str:
         )
         if status == Investigation.Status.REMEDIATED:
             resolve_investigation_alerts(investigation)
+        elif before == Investigation.Status.REMEDIATED:
+            reopen_investigation_alerts(investigation)
     return status
 
 
@@ -219,6 +226,25 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         )
 
 
+def reopen_investigation_alerts(investigation: Investigation) -> None:
+    """An investigation that is no longer Remediated (an action was undone, a threat came back) reopens the
+    alerts its remediation had resolved; alerts a person resolved stay as they are."""
+    alerts = (
+        Alert.objects.filter(status=Alert.Status.RESOLVED)
+        .filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
+        .distinct()
+        .order_by("pk")
+    )
+    for alert in alerts:
+        if resolved_by_label(alert) == ALERT_RESOLVER:
+            reopen_alert(
+                alert,
+                actor=None,
+                actor_label=ALERT_RESOLVER,
+                reason=f"Investigation #{investigation.pk} is no longer remediated.",
+            )
+
+
 def _describe(action: RemediationAction) -> str:
     return f"#{action.pk} ({action.get_action_type_display()}: {action.target_label})"
 
@@ -228,10 +254,7 @@ def _describe(action: RemediationAction) -> str:
 
 def _undecidable(action: RemediationAction, now: datetime) -> str | None:
     """Why ``action`` cannot be approved or rejected now, or None."""
-    expired = action.status == Status.EXPIRED or (
-        action.status == Status.PENDING and action.expires_at <= now
-    )
-    if expired:
+    if action.status == Status.EXPIRED or action.is_overdue(now):
         return (
             f"Action {_describe(action)} expired on {action.expires_at:%Y-%m-%d %H:%M} UTC and can no longer "
             "be decided."
@@ -308,43 +331,125 @@ def decide_actions(
         problems = decision_problems(locked, approve=approve, comment=comment, now=now)
         if problems:
             raise ActionError(" ".join(problems) + " Nothing was decided.")
-        verb = "approved" if approve else "rejected"
         for action in locked:
-            before = _snapshot(action)
-            action.status = Status.APPROVED if approve else Status.REJECTED
-            action.decided_by = actor
-            action.decided_at = now
-            action.decision_comment = comment
-            fields = ["status", "decided_by", "decided_at", "decision_comment"]
-            if approve:
-                action.next_attempt_at = now
-                fields.append("next_attempt_at")
-            action.save(update_fields=fields)
-            record_audit(
-                f"investigations.action.{verb}",
-                target=action,
-                actor=actor,
-                before=before,
-                after=_snapshot(action),
-                comment=comment,
-            )
-            publish_change(
-                "action.decided",
-                target=action,
-                payload={
-                    "investigation_id": action.investigation_id,
-                    "user": action.investigation.mailbox.address,
-                    "action_type": action.action_type,
-                    "target": action.target_label,
-                    "status": action.status,
-                    "decided_by": actor.get_username(),
-                },
-            )
-            if approve:
-                _enqueue(EXECUTE_TASK, (action.pk,))
+            _decide(action, actor=actor, approve=approve, comment=comment, now=now)
         for investigation in investigations:
             settle_investigation(investigation)
     return locked
+
+
+def _decide(
+    action: RemediationAction, *, actor: AbstractBaseUser, approve: bool, comment: str, now: datetime
+) -> None:
+    """Approve or reject one locked action: the one write path of a decision (bulk decisions and stops),
+    audited and published; an approval is sent to the executor on commit."""
+    before = _snapshot(action)
+    action.status = Status.APPROVED if approve else Status.REJECTED
+    action.decided_by = actor
+    action.decided_at = now
+    action.decision_comment = comment
+    fields = ["status", "decided_by", "decided_at", "decision_comment"]
+    if approve:
+        action.next_attempt_at = now
+        fields.append("next_attempt_at")
+    action.save(update_fields=fields)
+    record_audit(
+        f"investigations.action.{'approved' if approve else 'rejected'}",
+        target=action,
+        actor=actor,
+        before=before,
+        after=_snapshot(action),
+        comment=comment,
+    )
+    _publish_action(
+        "action.decided", action, decided_by=actor.get_username(), comment=comment, previous=before["status"]
+    )
+    if approve:
+        _enqueue(EXECUTE_TASK, (action.pk,))
+
+
+def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
+    """The change-feed entry of an action change (one payload shape for every action kind)."""
+    publish_change(
+        kind,
+        target=action,
+        payload={
+            "investigation_id": action.investigation_id,
+            "user": action.investigation.mailbox.address,
+            "action_type": action.action_type,
+            "target": action.target_label,
+            "status": action.status,
+            **extra,
+        },
+    )
+
+
+def stop_investigation(
+    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
+) -> Investigation:
+    """An operator stops an open investigation: its undecided actions (Pending, Approved, Manual step
+    required) are rejected through the same decision path as a rejection, and the investigation ends
+    "Terminated by user" (settled like any other change). A Running action is being carried out by a worker:
+    it finishes and says so. Audited and published (``investigation.stopped``)."""
+    if actor is None or not actor.is_authenticated or not actor.has_perm(STOP_PERMISSION):
+        raise InvestigationPermissionError(
+            "Only security operators and administrators may stop an investigation."
+        )
+    comment = comment.strip()
+    if not comment:
+        raise InvestigationError("Say why the investigation is stopped.")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock_investigations([investigation.pk])
+        if not locked:
+            raise InvestigationError("This investigation no longer exists.")
+        investigation = locked[0]
+        if investigation.status not in Investigation.OPEN_STATUSES:
+            raise InvestigationError(
+                "Only an open investigation can be stopped; "
+                f"this one is {investigation.get_status_display().lower()}."
+            )
+        before = investigation.status
+        withdrawn = (
+            RemediationAction.objects.select_for_update(of=("self",))
+            .select_related("tenant", "investigation__mailbox")
+            .filter(investigation=investigation, status__in=STOP_REJECTS)
+            .order_by("pk")
+        )
+        for action in withdrawn:
+            _decide(action, actor=actor, approve=False, comment=comment, now=now)
+        investigation.stopped_by = actor
+        investigation.stop_comment = comment
+        investigation.ended_at = now
+        investigation.running_since = None
+        if investigation.status in (Investigation.Status.QUEUED, Investigation.Status.RUNNING):
+            # A run in flight finds the stop and does not conclude; the status is the stop's.
+            investigation.status = Investigation.Status.TERMINATED_BY_USER
+        investigation.save(
+            update_fields=["stopped_by", "stop_comment", "status", "ended_at", "running_since", "updated_at"]
+        )
+        status = settle_investigation(investigation)
+        record_audit(
+            "investigations.investigation.stopped",
+            target=investigation,
+            actor=actor,
+            before={"status": before},
+            after={"status": status},
+            comment=comment,
+        )
+        publish_change(
+            "investigation.stopped",
+            target=investigation,
+            payload={
+                "investigation_id": investigation.pk,
+                "user": investigation.mailbox.address,
+                "before": before,
+                "status": status,
+                "stopped_by": actor.get_username(),
+                "comment": comment,
+            },
+        )
+    return investigation
 
 
 # ------------------------------------------------------------------------------------------------ execution
@@ -469,17 +574,10 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
         if action.manual_step
         else _snapshot(action),
     )
-    publish_change(
+    _publish_action(
         "action.completed" if outcome.status == Status.COMPLETED else "action.updated",
-        target=action,
-        payload={
-            "investigation_id": investigation.pk,
-            "user": investigation.mailbox.address,
-            "action_type": action.action_type,
-            "target": action.target_label,
-            "status": action.status,
-            "result": action.result[:500],
-        },
+        action,
+        result=action.result[:500],
     )
     settle_investigation(investigation)
 
@@ -622,6 +720,9 @@ def mark_manual_action(
             after=_snapshot(action),
             comment=comment,
         )
+        _publish_action(
+            "action.completed" if done else "action.updated", action, manual=True, reported_by=who
+        )
         settle_investigation(investigation)
     return action
 
@@ -631,15 +732,7 @@ def mark_manual_action(
 
 def undo_refusal(action: RemediationAction) -> str | None:
     """Why ``action`` cannot be undone, or None when it can."""
-    if action.action_type == Type.BLOCK_SENDER:
-        return "A blocked sender is released by an administrator in Restricted Users, not undone here."
-    if not action.is_reversible:
-        return f"“{action.get_action_type_display()}” cannot be undone."
-    if action.status != Status.COMPLETED:
-        return f"Only a completed action can be undone; this one is {action.get_status_display().lower()}."
-    if action.prior_state is None:
-        return "This action found nothing to change (it was already done), so there is nothing to undo."
-    return None
+    return action.undo_refusal()
 
 
 def request_undo(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> None:
@@ -686,16 +779,46 @@ def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: 
         action.result = "\n".join(part for part in (action.result, f"Undone: {result.message}") if part)
         action.connector_calls = [*action.connector_calls, *_calls_of(result)]
         action.save(update_fields=["status", "undone_by", "undone_at", "result", "connector_calls"])
+        again = _propose_again(action, now=action.undone_at)
         record_audit(
             "investigations.action.undone",
             target=action,
             actor=actor,
             before={**before, "prior_state": action.prior_state},
-            after=_snapshot(action),
+            after={**_snapshot(action), "proposed_again": again.pk},
             comment=comment,
+        )
+        _publish_action(
+            "action.undone", action, undone_by=actor.get_username(), comment=comment, proposed_again=again.pk
         )
         settle_investigation(investigation)
     return action
+
+
+def _propose_again(action: RemediationAction, *, now: datetime) -> RemediationAction:
+    """After an undo the threat the action answered is back: propose the same clean-up again (Pending, a
+    fresh 7-day clock), so the investigation reopens with something to decide. Audited as the playbook."""
+    again = RemediationAction.objects.create(
+        tenant=action.tenant,
+        investigation=action.investigation,
+        finding=action.finding,
+        action_type=action.action_type,
+        target=action.target,
+        target_label=action.target_label,
+        target_key=action.target_key,
+        status=Status.PENDING,
+        proposed_at=now,
+        expires_at=now + ACTION_EXPIRY,
+    )
+    record_audit(
+        "investigations.action.proposed",
+        target=again,
+        actor_label="playbook",
+        after=_snapshot(again),
+        comment=f"Proposed again: action #{action.pk} was undone.",
+    )
+    _publish_action("action.proposed", again, reason="undo", undone_action=action.pk)
+    return again
 
 
 def perform_requested_undo(action_id: int, actor_id: int, comment: str, attempt: int = 1) -> str | None:
@@ -833,7 +956,7 @@ def expire_pending_actions(now: datetime | None = None) -> int:
             investigation = locked[0]
             actions = (
                 RemediationAction.objects.select_for_update(of=("self",))
-                .select_related("tenant")
+                .select_related("tenant", "investigation__mailbox")
                 .filter(pk__in=ids, status=Status.PENDING, expires_at__lte=now)
                 .order_by("pk")
             )
@@ -849,6 +972,7 @@ def expire_pending_actions(now: datetime | None = None) -> int:
                     before=before,
                     after=_snapshot(action),
                 )
+                _publish_action("action.expired", action, expired_at=action.expires_at.isoformat())
                 expired += 1
             settle_investigation(investigation)
     return expired

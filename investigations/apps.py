@@ -11,7 +11,11 @@ class InvestigationsConfig(AppConfig):
         from core.retention import register_guard
         from restricted_users.services import register_checklist_source
 
-        from . import action_tasks, tasks  # noqa: F401 - the playbook's tasks too (start, run)
+        from . import (  # noqa: F401 - the playbook's tasks too (start, run)
+            action_tasks,
+            audit_kinds,  # noqa: F401 - declare the audit actions and their feed kinds
+            tasks,
+        )
         from .release_checklist import release_checklist_ticks
         from .retention import keep_open_investigations_telemetry
 

@@ -3,7 +3,7 @@ analyzer runs, findings keyed by entity, mail clusters, and the remediation acti
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -204,8 +204,27 @@ class RemediationActionQuerySet(models.QuerySet):
     def open(self) -> RemediationActionQuerySet:
         return self.filter(status__in=RemediationAction.OPEN_STATUSES)
 
-    def pending(self) -> RemediationActionQuerySet:
-        return self.filter(status=RemediationAction.Status.PENDING)
+    def pending(self, now: datetime | None = None) -> RemediationActionQuerySet:
+        """Pending and still decidable: a Pending row past its expiry reads as Expired (see ``overdue``)."""
+        return self.filter(status=RemediationAction.Status.PENDING, expires_at__gt=now or timezone.now())
+
+    def overdue(self, now: datetime | None = None) -> RemediationActionQuerySet:
+        """Pending rows past their expiry that beat has not marked Expired yet: Expired wherever read."""
+        return self.filter(status=RemediationAction.Status.PENDING, expires_at__lte=now or timezone.now())
+
+    def with_effective_status(self, now: datetime | None = None) -> RemediationActionQuerySet:
+        """Annotate ``effective_status``: the status as read now (overdue Pending → Expired), for filters."""
+        return self.annotate(
+            effective_status=models.Case(
+                models.When(
+                    status=RemediationAction.Status.PENDING,
+                    expires_at__lte=now or timezone.now(),
+                    then=models.Value(RemediationAction.Status.EXPIRED),
+                ),
+                default=models.F("status"),
+                output_field=models.CharField(),
+            )
+        )
 
     def with_related(self) -> RemediationActionQuerySet:
         return self.select_related("investigation__mailbox", "tenant", "finding", "decided_by")
@@ -288,8 +307,11 @@ class RemediationAction(models.Model):
             ("undo_action", "Can undo a completed remediation action"),
         ]
         constraints = [
+            # One *open* proposal per target; a target may have older decided ones (rejected, undone ...).
             models.UniqueConstraint(
-                fields=["investigation", "action_type", "target_key"], name="one_action_per_target"
+                fields=["investigation", "action_type", "target_key"],
+                condition=models.Q(status__in=["pending", "approved", "running", "manual"]),
+                name="one_open_action_per_target",
             )
         ]
         indexes = [
@@ -304,10 +326,34 @@ class RemediationAction(models.Model):
     def is_reversible(self) -> bool:
         return self.action_type in self.REVERSIBLE
 
+    def is_overdue(self, now: datetime | None = None) -> bool:
+        """Pending past its expiry: it can no longer be decided, whether or not beat has marked it yet."""
+        return self.status == self.Status.PENDING and self.expires_at <= (now or timezone.now())
+
+    @property
+    def effective_status(self) -> str:
+        """The status as it reads now: a Pending action past its expiry is Expired, with or without beat."""
+        return self.Status.EXPIRED if self.is_overdue() else self.status
+
+    def get_effective_status_display(self) -> str:
+        return self.Status(self.effective_status).label
+
+    def undo_refusal(self) -> str | None:
+        """Why this action cannot be undone, or None when it can (the one place this rule lives)."""
+        if self.action_type == self.Type.BLOCK_SENDER:
+            return "A blocked sender is released by an administrator in Restricted Users, not undone here."
+        if not self.is_reversible:
+            return f"“{self.get_action_type_display()}” cannot be undone."
+        if self.status != self.Status.COMPLETED:
+            return f"Only a completed action can be undone; this one is {self.get_status_display().lower()}."
+        if self.prior_state is None:
+            return "This action found nothing to change (it was already done), so there is nothing to undo."
+        return None
+
     @property
     def is_undoable(self) -> bool:
         """Completed, reversible, and it changed something (an "already done" action has no prior state)."""
-        return self.status == self.Status.COMPLETED and self.is_reversible and self.prior_state is not None
+        return self.undo_refusal() is None
 
 
 class SoftDeletedMessageQuerySet(models.QuerySet):

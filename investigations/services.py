@@ -24,21 +24,12 @@ from core.services import record_audit
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 
-from .exceptions import InvestigationError, InvestigationPermissionError
+from .exceptions import InvestigationPermissionError
 from .models import Investigation, RemediationAction
-from .status import derive_status
 
 logger = logging.getLogger(__name__)
 
 START_PERMISSION = "investigations.start_investigation"
-STOP_PERMISSION = "investigations.stop_investigation"
-# Open actions a stop withdraws. A Running action is already being carried out by a worker: it finishes
-# (Completed / Failed) and says so, rather than showing Rejected for a change that was in fact made.
-STOP_REJECTS = (
-    RemediationAction.Status.PENDING,
-    RemediationAction.Status.APPROVED,
-    RemediationAction.Status.MANUAL,
-)
 
 
 def start_investigation_for_alert(alert_id: int) -> Investigation:
@@ -98,67 +89,6 @@ def start_investigation_by_hand(
             raised = raise_alert(policy, detection, now=now)
             alert = raised[-1] if raised else None
         return _open_or_correlate(mailbox, alert, actor=actor, comment=comment)
-
-
-def stop_investigation(
-    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
-) -> Investigation:
-    """An operator stops an open investigation: its undecided actions become Rejected with the comment, and
-    the investigation ends "Terminated by user". Audited, the investigation and each action."""
-    if not actor.has_perm(STOP_PERMISSION):
-        raise InvestigationPermissionError(
-            "Only security operators and administrators may stop an investigation."
-        )
-    comment = comment.strip()
-    if not comment:
-        raise InvestigationError("Say why the investigation is stopped.")
-    now = timezone.now()
-    with transaction.atomic():
-        investigation = Investigation.objects.select_for_update().get(pk=investigation.pk)
-        if investigation.status not in Investigation.OPEN_STATUSES:
-            raise InvestigationError(
-                "Only an open investigation can be stopped; "
-                f"this one is {investigation.get_status_display().lower()}."
-            )
-        before = investigation.status
-        for action in investigation.actions.select_for_update().filter(status__in=STOP_REJECTS):
-            previous = action.status
-            action.status = RemediationAction.Status.REJECTED
-            action.decided_by = actor
-            action.decided_at = now
-            action.decision_comment = comment
-            action.save(update_fields=["status", "decided_by", "decided_at", "decision_comment"])
-            record_audit(
-                "investigations.action.rejected",
-                target=action,
-                actor=actor,
-                before={"status": previous},
-                after={"status": action.status},
-                comment=comment,
-            )
-        investigation.stopped_by = actor
-        investigation.stop_comment = comment
-        investigation.status = derive_status(
-            analyzers_finished=True,
-            run_failed=False,
-            threats_found=investigation.findings.exclude(verdict="clean").exists(),
-            action_statuses=investigation.actions.values_list("status", flat=True),
-            stopped=True,
-        )
-        investigation.ended_at = now
-        investigation.running_since = None
-        investigation.save(
-            update_fields=["stopped_by", "stop_comment", "status", "ended_at", "running_since", "updated_at"]
-        )
-        record_audit(
-            "investigations.investigation.stopped",
-            target=investigation,
-            actor=actor,
-            before={"status": before},
-            after={"status": investigation.status},
-            comment=comment,
-        )
-    return investigation
 
 
 def request_run(investigation: Investigation) -> None:

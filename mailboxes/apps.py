@@ -8,6 +8,8 @@ class MailboxesConfig(AppConfig):
     def ready(self) -> None:
         from core.retention import RetainedTable, register_table
 
+        from . import audit_kinds  # noqa: F401 - declare the audit actions and their feed kinds
+
         register_table(
             RetainedTable(
                 "sign_ins", "mailboxes.SignIn", "time", mailbox_field="mailbox", evidence_kinds=("sign_in",)

@@ -6,4 +6,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications: email and webhooks"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401 - register the notifications.* tasks in every process
+        from . import (
+            audit_kinds,  # noqa: F401 - declare the audit actions and their feed kinds
+            tasks,  # noqa: F401 - register the notifications.* tasks in every process
+        )

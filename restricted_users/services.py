@@ -166,6 +166,11 @@ def _extend(
         after=_snapshot(restriction),
         comment=f"Restricted again by {policy_name}",
     )
+    publish_change(
+        "restriction.extended",
+        target=restriction,
+        payload={**_snapshot(restriction), "user": restriction.mailbox.address, "by": policy_name},
+    )
     mailbox_id = restriction.mailbox_id
     transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
 
@@ -181,6 +186,11 @@ def _close_expired(restriction: Restriction) -> None:
         actor_label=SYSTEM_ACTOR,
         before=before,
         after=_snapshot(restriction),
+    )
+    publish_change(
+        "restriction.expired",
+        target=restriction,
+        payload={**_snapshot(restriction), "user": restriction.mailbox.address},
     )
 
 
@@ -290,6 +300,8 @@ def plan_release(
     reason: str,
     attestations: dict[str, bool],
     override_reason: str = "",
+    resolve_alerts: bool = True,
+    keep_alerts_reason: str = "",
     now: datetime | None = None,
 ) -> ReleasePlan:
     """Check a release without writing anything (the console's confirmation step, and :func:`release_user`).
@@ -306,6 +318,10 @@ def plan_release(
         raise RestrictionError("This restriction has already expired: the user can send again.")
     if not reason.strip():
         raise RestrictionError("Give a reason for releasing this user.")
+    if not resolve_alerts and not keep_alerts_reason.strip():
+        raise RestrictionError(
+            "Say why the user's “User restricted from sending email” alerts stay open after the release."
+        )
     unknown = sorted(set(attestations) - set(CHECKLIST_ITEMS))
     if unknown:
         raise RestrictionError(f"Unknown checklist item(s): {', '.join(unknown)}.")
@@ -340,10 +356,16 @@ def release_user(
     reason: str,
     attestations: dict[str, bool],
     override_reason: str = "",
+    resolve_alerts: bool = True,
+    keep_alerts_reason: str = "",
 ) -> Restriction:
     """Lift a restriction at once (DESIGN section 5). Administrators only; a reason and a complete checklist
     (each item ticked automatically or attested) are required. Past the cap (``RELEASE_CAP_COUNT`` releases in
     ``RELEASE_CAP_DAYS``) it needs an override reason and is flagged. The Redis key is removed on commit.
+
+    The user's open "User restricted from sending email" alerts are resolved on commit
+    (``alerts.restriction_released``, by name: a higher layer), unless the administrator keeps them open with
+    ``resolve_alerts=False`` and a ``keep_alerts_reason``, which is written on each of them.
     """
     if not actor.has_perm(RELEASE_PERMISSION):
         raise RestrictionPermissionError("Only security administrators may release a restricted user.")
@@ -361,6 +383,8 @@ def release_user(
             reason=reason,
             attestations=attestations,
             override_reason=override_reason,
+            resolve_alerts=resolve_alerts,
+            keep_alerts_reason=keep_alerts_reason,
             now=now,
         )
         before = _snapshot(restriction)
@@ -393,6 +417,8 @@ def release_user(
                 "flagged": plan.past_cap,
                 "releases_in_window": plan.releases_in_window + 1,
                 "override_reason": restriction.release_override_reason,
+                "alerts": "resolved" if resolve_alerts else "kept open",
+                **({} if resolve_alerts else {"keep_alerts_reason": keep_alerts_reason.strip()}),
             },
             comment=restriction.release_reason,
         )
@@ -407,8 +433,17 @@ def release_user(
                 "released_by": actor.get_username(),
             },
         )
-        mailbox_id = restriction.mailbox_id
+        mailbox_id, restriction_id = restriction.mailbox_id, restriction.pk
+        alert_args = (
+            restriction_id,
+            resolve_alerts,
+            restriction.release_reason if resolve_alerts else keep_alerts_reason.strip(),
+            actor.pk,
+        )
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
+        transaction.on_commit(
+            lambda: current_app.signature("alerts.restriction_released", args=alert_args).apply_async()
+        )
     return restriction
 
 

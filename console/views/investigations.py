@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from alerts.models import Alert
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
+from investigations import actions as action_services
 from investigations import services
 from investigations.actions import DECIDE_PERMISSION, UNDO_PERMISSION
 from investigations.filtersets import InvestigationFilterSet
@@ -30,7 +31,7 @@ from ..lists import FilteredListView
 from .actions import confirm_page, safe_next
 
 VIEW = "investigations.view_investigation"
-STOP = services.STOP_PERMISSION
+STOP = action_services.STOP_PERMISSION
 HISTORY_CAP = 200
 IN_PROGRESS = (Investigation.Status.QUEUED, Investigation.Status.RUNNING)
 VERDICT_ORDER = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
@@ -189,7 +190,9 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
         "lede": f"The investigation of {investigation.mailbox.address} ends as “Terminated by user”; its "
         "undecided actions (pending, approved, manual) are rejected with your comment. Actions already "
         "running finish and say so.",
-        "items": [a for a in investigation.actions.with_related() if a.status in services.STOP_REJECTS],
+        "items": [
+            a for a in investigation.actions.with_related() if a.status in action_services.STOP_REJECTS
+        ],
         "post_url": reverse("console:investigation_stop", args=[investigation.pk]),
         "hidden": [],
         "comment": comment,
@@ -202,7 +205,7 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return confirm_page(request, page)
     try:
-        services.stop_investigation(investigation, actor=request.user, comment=comment)
+        action_services.stop_investigation(investigation, actor=request.user, comment=comment)
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)
     messages.success(

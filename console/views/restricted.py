@@ -184,6 +184,8 @@ def restriction_release(request: HttpRequest, pk: int) -> HttpResponse:
             "reason": form.cleaned_data["reason"],
             "attestations": form.attestations(),
             "override_reason": form.cleaned_data.get("override_reason", ""),
+            "resolve_alerts": not form.cleaned_data.get("keep_alerts_open"),
+            "keep_alerts_reason": form.cleaned_data.get("keep_alerts_reason", ""),
         }
         try:
             if request.POST.get("confirm") != "yes":

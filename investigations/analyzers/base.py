@@ -204,35 +204,44 @@ class Context:
         target: dict[str, Any],
         label: str,
         finding: Finding,
+        present_now: bool = False,
     ) -> RemediationAction | None:
-        """Propose an action, once per (investigation, type, target key).
+        """Propose an action for a threat this run found; at most one *open* action per (investigation, type,
+        target key).
 
-        A new proposal is Pending and expires 7 days after it was proposed. A still-Pending proposal is
-        refreshed (target, label, finding; its clock is kept). One already decided (approved, rejected,
-        executed, expired, undone) is left alone and not proposed again: returns None.
+        A still-Pending proposal is refreshed (target, label, finding; its clock is kept); one Approved,
+        Running or waiting for a manual step is left to finish (None). Otherwise a new Pending proposal is
+        made, whatever became of older ones (rejected, expired, failed, undone), because the threat is
+        still there — except after a Completed one: the clean-up was done, so it is proposed again only when
+        the analyzer reads the entity as present in the directory now (``present_now``: the forwarding, rule
+        or delegation came back). Mail clusters and account-wide actions are history, not state: a completed
+        one is not proposed again. New proposals expire 7 days after they were made.
         """
         if len(target_key) > 300:
             target_key = f"{target_key[:250]}#{short_hash(target_key)}"
-        existing = RemediationAction.objects.filter(
+        earlier = RemediationAction.objects.filter(
             investigation=self.investigation, action_type=action_type, target_key=target_key
-        ).first()
-        if existing is None:
-            return RemediationAction.objects.create(
-                tenant=self.tenant,
-                investigation=self.investigation,
-                finding=finding,
-                action_type=action_type,
-                target=target,
-                target_label=label[:500],
-                target_key=target_key,
-                status=RemediationAction.Status.PENDING,
-                proposed_at=self.until,
-                expires_at=self.until + ACTION_EXPIRY,
-            )
-        if existing.status != RemediationAction.Status.PENDING:
+        )
+        current = earlier.filter(status__in=RemediationAction.OPEN_STATUSES).first()
+        if current is not None:
+            if current.status != RemediationAction.Status.PENDING or current.is_overdue(self.until):
+                return None
+            current.target = target
+            current.target_label = label[:500]
+            current.finding = finding
+            current.save(update_fields=["target", "target_label", "finding"])
+            return current
+        if not present_now and earlier.filter(status=RemediationAction.Status.COMPLETED).exists():
             return None
-        existing.target = target
-        existing.target_label = label[:500]
-        existing.finding = finding
-        existing.save(update_fields=["target", "target_label", "finding"])
-        return existing
+        return RemediationAction.objects.create(
+            tenant=self.tenant,
+            investigation=self.investigation,
+            finding=finding,
+            action_type=action_type,
+            target=target,
+            target_label=label[:500],
+            target_key=target_key,
+            status=RemediationAction.Status.PENDING,
+            proposed_at=self.until,
+            expires_at=self.until + ACTION_EXPIRY,
+        )

@@ -4,7 +4,7 @@ Rule: every alert of the user whose last activity is within the look-back, plus 
 (the trigger, correlated triggers), is attached to the investigation and gets one finding:
 
 - an operator's request ("Admin triggered …") is *clean*: it asks for the investigation, it is not evidence;
-- an alert reporting a restriction this investigation's ``block_sender`` placed is *clean*: it is our own act;
+- an alert reporting a restriction the console itself placed (by hand, or a ``block_sender``) is *clean*;
 - an alert resolved as a true positive is *malicious*; as false positive or expected activity, *clean*;
 - an informational alert is *clean* (its rule or change is judged by the analyzer that owns it);
 - any other alert is *suspicious*, worth points by severity (high 15, medium 10, low 5; true positive 20),
@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from alerts.models import Alert, AlertPolicy, Severity
-from restricted_users.models import Restriction
+from alerts.services import CONSOLE_OWN_SOURCES
 
 from ..models import Finding
 from .base import AnalyzerResult, Context, Risk
@@ -94,8 +94,12 @@ def _judge(alert: Alert) -> tuple[str, str, int]:
     """(verdict, reason, points) of one alert, by the rule in the module docstring."""
     if alert.policy.kind == AlertPolicy.Kind.ADMIN_INVESTIGATION:
         return Finding.Verdict.CLEAN, "An operator asked for this investigation; not evidence by itself.", 0
-    if alert.restriction is not None and alert.restriction.source == Restriction.Source.INVESTIGATION:
-        return Finding.Verdict.CLEAN, "Reports the restriction this investigation's block sender placed.", 0
+    if alert.restriction is not None and alert.restriction.source in CONSOLE_OWN_SOURCES:
+        return (
+            Finding.Verdict.CLEAN,
+            "Reports a restriction the console itself placed (by hand or by a block sender); not evidence.",
+            0,
+        )
     if alert.status == Alert.Status.RESOLVED:
         if alert.classification in TRUE_POSITIVES:
             return (

@@ -63,6 +63,7 @@ def forwarding(ctx: Context) -> AnalyzerResult:
             target={"mailbox_id": ctx.mailbox.pk, "forward_to": now_to, "keep_copy": current.keep_copy},
             label=f"Turn off forwarding of {ctx.mailbox.address} to {now_to}",
             finding=finding,
+            present_now=True,
         )
         if action is not None:
             actions.append(action)
@@ -197,6 +198,7 @@ def inbox_rules(ctx: Context) -> AnalyzerResult:
                 target={"mailbox_id": ctx.mailbox.pk, "rule_id": rule.rule_id, "name": rule.name},
                 label=f"Remove inbox rule “{label}” of {ctx.mailbox.address}",
                 finding=finding,
+                present_now=True,
             )
             if action is not None:
                 actions.append(action)
@@ -270,6 +272,7 @@ def delegations(ctx: Context) -> AnalyzerResult:
                 target={"mailbox_id": ctx.mailbox.pk, "delegate": grant.delegate, "access": grant.access},
                 label=f"Remove {access} of {grant.delegate} on {ctx.mailbox.address}",
                 finding=finding,
+                present_now=True,
             )
             if action is not None:
                 actions.append(action)

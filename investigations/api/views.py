@@ -16,7 +16,6 @@ from core.exceptions import DomainError
 from core.permissions import RolePermission, tenant_of
 
 from .. import actions as action_services
-from .. import services as investigation_services
 from ..filtersets import InvestigationFilterSet, RemediationActionFilterSet, with_counts
 from ..models import Investigation, RemediationAction
 from . import serializers as s
@@ -68,7 +67,7 @@ class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
         comment = _input(s.CommentInputSerializer, request)["comment"]
         try:
-            investigation_services.stop_investigation(self.get_object(), actor=request.user, comment=comment)
+            action_services.stop_investigation(self.get_object(), actor=request.user, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)

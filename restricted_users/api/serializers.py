@@ -75,3 +75,9 @@ class ReleaseSerializer(serializers.Serializer):
         help_text=f"Checklist items attested by hand: {', '.join(CHECKLIST_ITEMS)}.",
     )
     override_reason = serializers.CharField(allow_blank=True, default="")
+    resolve_alerts = serializers.BooleanField(
+        default=True, help_text="Resolve the user's open “User restricted from sending email” alerts."
+    )
+    keep_alerts_reason = serializers.CharField(
+        allow_blank=True, default="", help_text="Required when resolve_alerts is false."
+    )

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from investigations import analyzers, playbook
+from investigations.actions import stop_investigation
 from investigations.models import AnalyzerRun, Investigation
-from investigations.services import start_investigation_by_hand, stop_investigation
+from investigations.services import start_investigation_by_hand
 from investigations.status import derive_status
 
 from .builders import ALICE, OUTSIDE, hours_ago, investigation_of, mailbox, proposals
