@@ -3,7 +3,7 @@ hear about is written to the change feed in the transaction that made it).
 
 Each app declares its audit actions in ``AppConfig.ready()`` with :func:`declare_audit_actions`: the feed kind
 the service publishes with that audit row, or ``None`` for an internal action, with the reason. The test
-``tests/core/test_feed_completeness.py`` reads every ``record_audit("…")`` in the code and fails on an action
+``tests/core/test_feed_completeness.py`` reads every audit action written in the code and fails on an action
 that is not declared; the loop's state-machine test checks at run time that each declared action's audit row
 comes with its feed entry.
 """

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .context import current_request_id
 from .exceptions import TokenError
+from .feed import declaration_of
 from .models import ApiToken, AuditEvent, ChangeFeedEntry, Heartbeat, OutboxMessage, Tenant, hash_token
 
 SYSTEM_ACTOR = "system"
@@ -32,6 +35,11 @@ def record_audit(
 
     Call it inside the same transaction as the change it records.
     """
+    if getattr(settings, "AUDIT_ACTIONS_STRICT", False) and declaration_of(action) is None:
+        raise ImproperlyConfigured(
+            f"Audit action {action!r} is not declared: add it to its app's audit_kinds.py with the "
+            "change-feed kind it publishes, or as internal with the reason (core/feed.py)."
+        )
     if tenant is None and target is not None:
         tenant = target if isinstance(target, Tenant) else getattr(target, "tenant", None)
     if actor is not None and not actor.is_authenticated:

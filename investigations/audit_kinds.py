@@ -24,7 +24,6 @@ declare_audit_actions(
     internal={
         "investigations.investigation.run_started": "a run in progress; its outcome is published",
         "investigations.investigation.correlated": "a new trigger re-runs the analyzers (outcome published)",
-        "investigations.investigation.alert_attached": "the block sender's own alert joins its investigation",
         "investigations.action.undo_requested": "the request; the undo itself, or its failure, is published",
         "investigations.action.retry_scheduled": "a transient connector error being retried by the worker",
         "investigations.action.lease_expired": "a worker died; the action is queued again unchanged",

@@ -22,10 +22,9 @@ from alerts.models import Alert, AlertEvidence, AlertPolicy
 from alerts.services import ensure_default_policies, raise_alert
 from core.services import record_audit
 from mailboxes.models import Mailbox
-from restricted_users.models import Restriction
 
 from .exceptions import InvestigationPermissionError
-from .models import Investigation, RemediationAction
+from .models import Investigation
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +35,9 @@ def start_investigation_for_alert(alert_id: int) -> Investigation:
     """Open an investigation for the alert's user, or add the alert to the user's open one and re-run it.
 
     Idempotent: an alert already attached to an investigation returns that investigation and enqueues nothing
-    (a redelivered task, or the by-hand path that already handled its own alert). An alert reporting a
-    restriction placed by an investigation's ``block_sender`` action is attached to that investigation and
-    starts nothing (DESIGN section 5). Raises ``Alert.DoesNotExist`` for an unknown id.
+    (a redelivered task, or the by-hand path that already handled its own alert). The console's own
+    restrictions (an approved ``block_sender``, by hand) raise no alert, so they start nothing.
+    Raises ``Alert.DoesNotExist`` for an unknown id.
     """
     with transaction.atomic():
         alert = Alert.objects.select_related("mailbox").get(pk=alert_id)
@@ -46,17 +45,6 @@ def start_investigation_for_alert(alert_id: int) -> Investigation:
         attached = alert.investigations.order_by("-created_at", "-id").first()
         if attached is not None:
             return attached
-        owner = _investigation_behind_block_sender(alert)
-        if owner is not None:
-            owner.alerts.add(alert)
-            record_audit(
-                "investigations.investigation.alert_attached",
-                target=owner,
-                actor_label="playbook",
-                after={"alert": alert.pk, "title": alert.title},
-                comment="The restriction this alert reports was placed by the investigation's block sender.",
-            )
-            return owner
         return _open_or_correlate(mailbox, alert, actor=None, comment="")
 
 
@@ -157,51 +145,3 @@ def _open_or_correlate(
     )
     request_run(investigation)
     return investigation
-
-
-def _investigation_behind_block_sender(alert: Alert) -> Investigation | None:
-    """The investigation whose ``block_sender`` action placed a restriction this alert reports, if any.
-
-    The restriction is found through the alert's evidence (written with the alert, unlike
-    ``alert.restriction`` which its raiser sets afterwards). The owner is the investigation named in the
-    restriction's reason, else the mailbox's newest investigation with an approved / running / completed
-    ``block_sender`` action.
-    """
-    restriction_ids = [
-        int(event_id)
-        for event_id in alert.evidence.filter(kind=AlertEvidence.Kind.RESTRICTION).values_list(
-            "event_id", flat=True
-        )
-        if event_id.isdigit()
-    ]
-    if alert.restriction_id is not None:
-        restriction_ids.append(alert.restriction_id)
-    reasons = list(
-        Restriction.objects.filter(
-            pk__in=restriction_ids, mailbox_id=alert.mailbox_id, source=Restriction.Source.INVESTIGATION
-        ).values_list("reason", flat=True)
-    )
-    if not reasons:
-        return None
-    candidates = Investigation.objects.filter(mailbox_id=alert.mailbox_id)
-    for reason in reasons:
-        named = (
-            reason.get("investigation_id") or reason.get("investigation")
-            if isinstance(reason, dict)
-            else None
-        )
-        if isinstance(named, int) or (isinstance(named, str) and named.isdigit()):
-            found = candidates.filter(pk=int(named)).first()
-            if found is not None:
-                return found
-    blocking = candidates.filter(
-        actions__action_type=RemediationAction.Type.BLOCK_SENDER,
-        actions__status__in=(
-            RemediationAction.Status.APPROVED,
-            RemediationAction.Status.RUNNING,
-            RemediationAction.Status.COMPLETED,
-        ),
-    )
-    return (
-        blocking.order_by("-created_at", "-id").first() or candidates.order_by("-created_at", "-id").first()
-    )

@@ -43,6 +43,12 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _audit_actions_strict(settings):
+    """Every audit action written anywhere in the suite must be declared with its feed kind (core.feed)."""
+    settings.AUDIT_ACTIONS_STRICT = True
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process(settings):
     """Unit and service tests run enqueued tasks in-process on commit; the worker suite switches this off."""
     from soc_console.celery import app

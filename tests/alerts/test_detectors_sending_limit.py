@@ -205,7 +205,9 @@ def test_the_detector_reads_the_mailbox_limit_at_each_window_end(tenant, telemet
 # ---------------------------------------------------------------------------------------------- release
 
 
-def test_mail_sent_after_a_release_counts_from_zero(tenant, telemetry, administrator):
+def _breach_release_and_breach_again(tenant, telemetry, administrator):
+    """A breach at 10:00 restricts; released at 10:20; 400 more by 10:30 (901 in the hour, 400 since the
+    release: under the limit), then 101 more at 10:40 (501 since the release: over)."""
     with time_machine.travel(at(10, 5), tick=False):
         telemetry.message(ALICE, at=at(10), external=501)
         evaluate(tenant, telemetry.ingest())
@@ -219,19 +221,36 @@ def test_mail_sent_after_a_release_counts_from_zero(tenant, telemetry, administr
             attestations=dict.fromkeys(CHECKLIST_ITEMS, True),
         )
     with time_machine.travel(at(10, 50), tick=False):
-        telemetry.message(ALICE, at=at(10, 30), external=400)  # 901 in the hour, 400 since the release
+        telemetry.message(ALICE, at=at(10, 30), external=400)
         evaluate(tenant, telemetry.ingest())
         alert.refresh_from_db()
         assert alert.evidence_count == 1
         assert not Restriction.objects.active().filter(mailbox__address=ALICE).exists()
 
-        over = telemetry.message(ALICE, at=at(10, 40), external=101)  # 501 since the release
+        over = telemetry.message(ALICE, at=at(10, 40), external=101)
         evaluate(tenant, telemetry.ingest())
         alert.refresh_from_db()
         assert alert.evidence_count == 3 and over in evidence_ids(alert)
-        # Released today, and the policy does not re-restrict after a release: alert only.
-        assert alert.details["not_restricted"].startswith("released today")
-        assert not Restriction.objects.active().filter(mailbox__address=ALICE).exists()
+    return alert, restriction
+
+
+def test_mail_sent_after_a_release_counts_from_zero_and_a_new_breach_restricts_again(
+    tenant, telemetry, administrator
+):
+    _, released = _breach_release_and_breach_again(tenant, telemetry, administrator)
+    # The sending-limit policy re-restricts after a release by default (issue 14).
+    again = Restriction.objects.active(at(10, 50)).get(mailbox__address=ALICE)
+    assert again.pk != released.pk
+
+
+def test_a_policy_set_not_to_re_restrict_after_a_release_only_alerts_the_same_day(
+    tenant, telemetry, administrator
+):
+    ensure_default_policies(tenant)
+    AlertPolicy.objects.filter(tenant=tenant, kind=SENDING).update(rerestrict_after_release=False)
+    alert, _ = _breach_release_and_breach_again(tenant, telemetry, administrator)
+    assert alert.details["not_restricted"].startswith("released today")
+    assert not Restriction.objects.active(at(10, 50)).filter(mailbox__address=ALICE).exists()
 
 
 # ---------------------------------------------------------------------------------------------- aggregation

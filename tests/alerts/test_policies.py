@@ -40,6 +40,8 @@ def _form_data(policy: AlertPolicy, **changes) -> dict:
     }
     if policy.enabled:
         data["enabled"] = "on"
+    if policy.rerestrict_after_release:
+        data["rerestrict_after_release"] = "on"
     data.update(changes)
     return data
 

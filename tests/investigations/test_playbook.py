@@ -359,7 +359,9 @@ def test_a_rerun_updates_findings_and_actions_instead_of_duplicating_them(teleme
     )
 
 
-def test_a_rerun_never_proposes_again_what_was_decided(telemetry, start, operator):
+def test_a_rerun_proposes_again_for_a_threat_still_present_whatever_became_of_the_old_action(
+    telemetry, start, operator
+):
     telemetry.mailbox(ALICE)
     telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
     telemetry.ingest()
@@ -370,10 +372,26 @@ def test_a_rerun_never_proposes_again_what_was_decided(telemetry, start, operato
     )
     playbook.run_investigation(investigation.pk)
     investigation.refresh_from_db()
-    assert list(investigation.actions.values_list("action_type", "status")) == [
-        ("turn_off_forwarding", "rejected")
+    # The forwarding is still there: a new proposal; the rejected one stays as it was decided.
+    assert list(investigation.actions.order_by("pk").values_list("action_type", "status")) == [
+        ("turn_off_forwarding", "rejected"),
+        ("turn_off_forwarding", "pending"),
     ]
-    assert investigation.status == S.TERMINATED_BY_USER  # all rejected
+    assert investigation.status == S.PENDING_ACTION
+
+
+def test_a_rerun_does_not_propose_again_what_was_done_while_the_threat_is_gone(telemetry, start, operator):
+    telemetry.mailbox(ALICE)
+    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
+    telemetry.ingest()
+    investigation = start()
+    account_actions = investigation.actions.exclude(action_type="turn_off_forwarding")
+    account_actions.update(status="completed", prior_state={})
+    proposed = investigation.actions.count()
+    playbook.run_investigation(investigation.pk)
+    # Account actions completed: not proposed again; the forwarding is still there: still one open proposal.
+    assert investigation.actions.count() == proposed
+    assert investigation.actions.filter(action_type="turn_off_forwarding", status="pending").count() == 1
 
 
 def test_a_run_is_skipped_while_another_holds_a_live_lease_and_taken_over_after(telemetry, start):
