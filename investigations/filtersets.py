@@ -196,8 +196,9 @@ class RemediationActionFilterSet(django_filters.FilterSet):
         if value == OPEN:
             return queryset.open()
         if value == HISTORY:
-            return queryset.exclude(status=RemediationAction.Status.PENDING)
-        return queryset.filter(status=value)
+            return queryset.exclude(pk__in=queryset.pending().values("pk"))
+        # Read as now: a Pending action past its expiry is Expired, before beat marks it.
+        return queryset.with_effective_status().filter(effective_status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return _filter_user(queryset, "investigation__mailbox__", value)

@@ -7,18 +7,20 @@ Rules, over the user's *successful* sign-ins, for each one with event time in th
   period: a new user's every country is new);
 - **impossible travel**: it and the user's previous (or next) successful sign-in are in different countries
   whose centroids are further apart than ``max_speed_kmh`` allows for the time between them (same-country
-  pairs and countries without a centroid are skipped);
+  pairs and countries without a centroid are skipped); the pair is charged to the sign-in from the country
+  the user signed in from less often in the lookback (a tie: the later one);
 - **legacy protocol**: it authenticated over IMAP, POP or SMTP (no modern authentication, no MFA).
 
-Evidence: the sign-ins by their ingest event id (kind ``sign_in``; of an impossible pair, the later one, the
-sign-in that could not have happened, while the details name both); details list each reason. Thresholds
+Evidence: the sign-ins by their ingest event id (kind ``sign_in``; of an impossible pair, the one blamed,
+while the details name both); details list each reason. :func:`sign_in_hits` is the one implementation of
+these rules: the investigation's sign-in analyzer calls it too. Thresholds
 per mailbox (``thresholds_for``). Three bulk queries for the whole batch: the overrides, the sign-ins around
 the range and each user's first successful sign-in. Deterministic: sign-ins are ordered by (time, id).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,14 +39,36 @@ LEGACY_PROTOCOL = "legacy_protocol"
 
 
 @dataclass(frozen=True)
-class _SignIn:
+class SignInRecord:
+    """One successful sign-in as the rules read it (the detector and the investigation's analyzer alike)."""
+
     event_id: str
     at: datetime
     country: str
     client_app: str
+    ip: str = ""
 
     def evidence(self) -> Evidence:
         return Evidence("sign_in", self.event_id, self.at)
+
+
+@dataclass(frozen=True)
+class SignInHit:
+    """A rule a sign-in tripped. ``sign_in`` is the one blamed; for impossible travel ``pair`` is (earlier,
+    later) and the blamed one is the sign-in from the country the user signed in from less often in the
+    ``lookback_days`` before the later one (the other is most likely the user; a tie blames the later)."""
+
+    rule: str
+    sign_in: SignInRecord
+    pair: tuple[SignInRecord, SignInRecord] | None = None
+    distance_km: float | None = None
+    hours: float | None = None
+
+    @property
+    def other(self) -> SignInRecord | None:
+        if self.pair is None:
+            return None
+        return self.pair[0] if self.pair[1] is self.sign_in else self.pair[1]
 
 
 def _travel_horizon(max_speed_kmh: int) -> timedelta:
@@ -62,14 +86,14 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     successful = SignIn.objects.filter(
         tenant_id=policy.tenant_id, mailbox_id__in=list(thresholds), result=SignIn.Result.SUCCESS
     )
-    history: dict[int, list[_SignIn]] = defaultdict(list)
+    history: dict[int, list[SignInRecord]] = defaultdict(list)
     rows = (
         successful.filter(time__gte=start - reach, time__lte=end + ahead)
         .order_by("mailbox_id", "time", "event_id")
-        .values_list("mailbox_id", "event_id", "time", "country", "client_app")
+        .values_list("mailbox_id", "event_id", "time", "country", "client_app", "ip")
     )
-    for mailbox_id, event_id, at, country, client_app in rows:
-        history[mailbox_id].append(_SignIn(event_id, at, (country or "").upper(), client_app))
+    for mailbox_id, event_id, at, country, client_app, ip in rows:
+        history[mailbox_id].append(SignInRecord(event_id, at, (country or "").upper(), client_app or "", ip))
     first_seen = dict(
         successful.values("mailbox_id").annotate(first=Min("time")).values_list("mailbox_id", "first")
     )
@@ -97,14 +121,17 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     return detections
 
 
-def _findings(
-    sign_ins: list[_SignIn],
+def sign_in_hits(
+    sign_ins: list[SignInRecord],
     limits: dict[str, int],
     first_seen: datetime | None,
     start: datetime,
     end: datetime,
-) -> Iterator[tuple[dict, list[_SignIn]]]:
-    """Yield ``(reason, sign-ins involved)`` for one user's successful sign-ins, oldest first."""
+) -> Iterator[SignInHit]:
+    """The one implementation of the three sign-in rules (module docstring), over one user's successful
+    sign-ins in time order, for the sign-ins in ``[start, end]``; the alert and the investigation both call it
+    so they cannot disagree. ``sign_ins`` must reach back ``lookback_days`` before ``start`` (and, for travel,
+    the travel horizon after ``end``)."""
     lookback = timedelta(days=limits["lookback_days"])
     learning = timedelta(days=limits["learning_days"])
     max_speed = limits["max_speed_kmh"]
@@ -122,26 +149,9 @@ def _findings(
             left += 1
         learned = first_seen is not None and first_seen <= current.at - learning
         if current.country and learned and seen[current.country] <= 0:
-            yield (
-                {
-                    "rule": INFREQUENT_COUNTRY,
-                    "sign_in": current.event_id,
-                    "country": current.country,
-                    "at": current.at.isoformat(),
-                    "lookback_days": limits["lookback_days"],
-                },
-                [current],
-            )
+            yield SignInHit(INFREQUENT_COUNTRY, current)
         if current.client_app in SignIn.LEGACY_CLIENT_APPS:
-            yield (
-                {
-                    "rule": LEGACY_PROTOCOL,
-                    "sign_in": current.event_id,
-                    "client_app": current.client_app,
-                    "at": current.at.isoformat(),
-                },
-                [current],
-            )
+            yield SignInHit(LEGACY_PROTOCOL, current)
 
     # Impossible travel: consecutive sign-ins with a country, at least one of the pair in the range.
     located = [s for s in sign_ins if s.country]
@@ -154,17 +164,48 @@ def _findings(
         hours = (after.at - before.at).total_seconds() / 3600
         if hours > 0 and distance / hours <= max_speed:
             continue
-        yield (
-            {
+        usual = Counter(s.country for s in located if after.at - lookback <= s.at <= after.at)
+        suspect = after if usual[after.country] <= usual[before.country] else before
+        yield SignInHit(IMPOSSIBLE_TRAVEL, suspect, (before, after), distance, hours)
+
+
+def _findings(
+    sign_ins: list[SignInRecord],
+    limits: dict[str, int],
+    first_seen: datetime | None,
+    start: datetime,
+    end: datetime,
+) -> Iterator[tuple[dict, list[SignInRecord]]]:
+    """Yield ``(reason, sign-ins involved)`` for one user's successful sign-ins, oldest first."""
+    for hit in sign_in_hits(sign_ins, limits, first_seen, start, end):
+        current = hit.sign_in
+        if hit.rule == INFREQUENT_COUNTRY:
+            reason = {
+                "rule": INFREQUENT_COUNTRY,
+                "sign_in": current.event_id,
+                "country": current.country,
+                "at": current.at.isoformat(),
+                "lookback_days": limits["lookback_days"],
+            }
+        elif hit.rule == LEGACY_PROTOCOL:
+            reason = {
+                "rule": LEGACY_PROTOCOL,
+                "sign_in": current.event_id,
+                "client_app": current.client_app,
+                "at": current.at.isoformat(),
+            }
+        else:
+            (before, after), hours, distance = hit.pair, hit.hours or 0.0, hit.distance_km or 0.0
+            reason = {
                 "rule": IMPOSSIBLE_TRAVEL,
                 "sign_ins": [before.event_id, after.event_id],
+                "blamed": current.event_id,
                 "from": before.country,
                 "to": after.country,
                 "distance_km": round(distance),
                 "hours": round(hours, 2),
                 "speed_kmh": round(distance / hours) if hours > 0 else None,
-                "max_speed_kmh": max_speed,
-                "at": after.at.isoformat(),
-            },
-            [after],
-        )
+                "max_speed_kmh": limits["max_speed_kmh"],
+                "at": current.at.isoformat(),
+            }
+        yield reason, [current]

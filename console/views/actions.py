@@ -66,7 +66,7 @@ class ActionCenterView(FilteredListView):
         ("user", lambda a: a.investigation.mailbox.address),
         ("action", lambda a: a.action_type),
         ("target", lambda a: a.target_label),
-        ("status", lambda a: a.status),
+        ("status", lambda a: a.effective_status),
         ("proposed", lambda a: a.proposed_at.isoformat()),
         ("expires", lambda a: a.expires_at.isoformat()),
         ("decided_by", lambda a: a.decided_by.get_username() if a.decided_by else ""),

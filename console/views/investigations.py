@@ -113,8 +113,8 @@ def _detail_context(request: HttpRequest, investigation: Investigation) -> dict:
     actions = list(
         investigation.actions.with_related().select_related("undone_by").order_by("proposed_at", "id")
     )
-    open_actions = [a for a in actions if a.status in RemediationAction.OPEN_STATUSES]
-    decided_actions = [a for a in actions if a.status not in RemediationAction.OPEN_STATUSES]
+    open_actions = [a for a in actions if a.effective_status in RemediationAction.OPEN_STATUSES]
+    decided_actions = [a for a in actions if a.effective_status not in RemediationAction.OPEN_STATUSES]
     history = AuditEvent.objects.filter(
         Q(target_type=Investigation._meta.label_lower, target_id=str(investigation.pk))
         | Q(target_type=RemediationAction._meta.label_lower, target_id__in=[str(a.pk) for a in actions])

@@ -336,8 +336,9 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
         )
         findings.append(finding)
         targeted = _soft_delete_targets(cluster)
-        internal = sum(m.internal for m in targeted)
-        if verdict == Finding.Verdict.MALICIOUS and internal:
+        copies = sum(m.internal for m in targeted)
+        if verdict == Finding.Verdict.MALICIOUS and copies:
+            mailboxes = _internal_mailboxes(ctx, targeted)
             action = ctx.propose(
                 RemediationAction.Type.SOFT_DELETE_MESSAGES,
                 f"cluster:{row.fingerprint}",
@@ -347,11 +348,13 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
                     "fingerprint": row.fingerprint,
                     "event_ids": [m.event_id for m in targeted],
                     "message_count": len(targeted),
-                    "internal_recipients": internal,
+                    "internal_copies": copies,
+                    "internal_mailboxes": mailboxes,
                 },
                 label=(
-                    f"{len(targeted)} message{'s' if len(targeted) != 1 else ''} “{row.label[:120]}” "
-                    f"from {internal} internal recipient mailbox{'es' if internal != 1 else ''}"
+                    f"{_count(len(targeted), 'message')} “{row.label[:120]}”: "
+                    f"{_count(copies, 'copy', 'copies')} in "
+                    f"{_count(mailboxes, 'internal mailbox', 'internal mailboxes')}"
                 ),
                 finding=finding,
             )
@@ -363,6 +366,23 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
         f"{counts[Finding.Verdict.SUSPICIOUS]} suspicious, {counts[Finding.Verdict.CLEAN]} clean"
     )
     return AnalyzerResult(summary, findings, actions)
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _internal_mailboxes(ctx: Context, messages: list[SentMessage]) -> int:
+    """How many distinct internal mailboxes received these messages (a copy count says nothing of it)."""
+    addresses: set[str] = set()
+    ids = [m.event_id for m in messages]
+    for chunk in range(0, len(ids), 2000):
+        rows = MessageEvent.objects.filter(
+            tenant=ctx.tenant, sender=ctx.mailbox, event_id__in=ids[chunk : chunk + 2000]
+        ).values_list("recipients", flat=True)
+        for recipients in rows:
+            addresses.update(r for r in recipients or () if ctx.is_internal(r))
+    return len(addresses)
 
 
 def _soft_delete_targets(cluster: _Cluster) -> list[SentMessage]:

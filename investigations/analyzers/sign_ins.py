@@ -3,12 +3,9 @@
 Rules, over the user's sign-ins of the last 7 days (history read back ``lookback_days`` further), with the
 thresholds of the tenant's sign-in policy for this user (the alert and the investigation agree):
 
-- **new country** (15 points): a successful sign-in from a country with no successful sign-in of the user in
-  the ``lookback_days`` before it; only once the user has ``learning_days`` of sign-in history before it;
-- **impossible travel** (20): two consecutive successful sign-ins in different countries whose centroids are
-  further apart than ``max_speed_kmh`` allows for the time between them, charged to the one from the country
-  the user signs in from less often;
-- **legacy protocol** (10): a successful sign-in over IMAP, POP or SMTP AUTH (no modern auth, no MFA);
+- **new country** (15 points), **impossible travel** (20) and **legacy protocol** (10): the sign-in policy's
+  rules, from the one implementation the alert uses (``alerts.detectors.sign_in.sign_in_hits``), so an alert
+  and its investigation blame the same sign-in (of an impossible pair, the one from the less usual country);
 - **failures then success** (10): a successful sign-in after 2 or more failed ones within the hour before it
   (one mistyped password is everyday life; a run of them from where the user then gets in is not).
 
@@ -20,12 +17,16 @@ The IP's points are capped at 35. No action is proposed here (the verdict propos
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import pairwise
 
-from alerts.detectors.geo import country_distance_km
+from alerts.detectors.sign_in import (
+    INFREQUENT_COUNTRY,
+    LEGACY_PROTOCOL,
+    SignInRecord,
+    sign_in_hits,
+)
 from alerts.models import AlertPolicy
 from alerts.policies import DEFAULTS_BY_KIND
 from mailboxes.models import SignIn
@@ -78,47 +79,30 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
     recent = [s for s in history if s.at >= ctx.since]
     successes = [s for s in history if s.success]
     hits: dict[str, list[tuple[str, str, _SignIn]]] = defaultdict(list)
-    learned_any = False
+    learned_any = first_success is not None and first_success <= ctx.until - learning
 
-    # New country: none of the user's successful sign-ins in the lookback before it came from there (two
-    # pointers over the time-ordered successes), once the user has ``learning_days`` of history before it.
-    seen: Counter[str] = Counter()
-    left = 0
-    for right, s in enumerate(successes):
-        while left < right and successes[left].at < s.at - lookback:
-            seen[successes[left].country] -= 1
-            left += 1
-        if s.at >= ctx.since:
-            learned = first_success is not None and first_success <= s.at - learning
-            learned_any = learned_any or learned
-            if learned and s.country and seen[s.country] <= 0:
-                hits[s.ip].append((NEW_COUNTRY, f"Signed in from {s.country}, a country new for the user", s))
-            if s.client_app in SignIn.LEGACY_CLIENT_APPS:
-                hits[s.ip].append(
-                    (LEGACY, f"Signed in over legacy {s.client_app.upper()} (no modern auth)", s)
+    # New country, legacy protocol, impossible travel: the sign-in policy's own rules (one implementation,
+    # alerts.detectors.sign_in), so the investigation blames exactly what the alert blamed.
+    records = [SignInRecord(s.event_id, s.at, s.country, s.client_app, s.ip) for s in successes]
+    by_id = {s.event_id: s for s in successes}
+    for hit in sign_in_hits(records, limits, first_success, ctx.since, ctx.until):
+        s = by_id[hit.sign_in.event_id]
+        if hit.rule == INFREQUENT_COUNTRY:
+            hits[s.ip].append((NEW_COUNTRY, f"Signed in from {s.country}, a country new for the user", s))
+        elif hit.rule == LEGACY_PROTOCOL:
+            hits[s.ip].append((LEGACY, f"Signed in over legacy {s.client_app.upper()} (no modern auth)", s))
+        else:
+            other, hours, distance = hit.other, hit.hours or 0.0, hit.distance_km or 0.0
+            when = "after" if hit.pair[1] is hit.sign_in else "before"
+            speed = f"{distance / hours:,.0f} km/h" if hours > 0 else "at the same moment"
+            hits[s.ip].append(
+                (
+                    TRAVEL,
+                    f"Signed in from {s.country} {hours:.1f} h {when} a sign-in from {other.country} "
+                    f"({distance:,.0f} km: {speed})",
+                    s,
                 )
-        seen[s.country] += 1
-
-    # Impossible travel: consecutive successful sign-ins, the later one in the look-back. The pair is
-    # charged to the sign-in from the user's less usual country (the other is most likely the user).
-    usual = Counter(s.country for s in successes)
-    for previous, s in pairwise(successes):
-        if s.at < ctx.since or not previous.country or not s.country or previous.country == s.country:
-            continue
-        distance = country_distance_km(previous.country, s.country)
-        hours = max((s.at - previous.at).total_seconds() / 3600, 1 / 60)
-        if distance is None or distance / hours <= limits["max_speed_kmh"]:
-            continue
-        suspect, other = (s, previous) if usual[s.country] <= usual[previous.country] else (previous, s)
-        when = "after" if suspect is s else "before"
-        hits[suspect.ip].append(
-            (
-                TRAVEL,
-                f"Signed in from {suspect.country} {hours:.1f} h {when} a sign-in from {other.country} "
-                f"({distance:,.0f} km: {distance / hours:,.0f} km/h)",
-                suspect,
             )
-        )
 
     # Failures followed by success: failed sign-ins of the user in the hour before a successful one.
     failures = [s.at for s in history if not s.success]  # in time order

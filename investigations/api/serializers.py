@@ -23,7 +23,13 @@ class RemediationActionSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     user = serializers.CharField(source="investigation.mailbox.address", read_only=True)
     action_type_label = serializers.CharField(source="get_action_type_display", read_only=True)
-    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    status = serializers.ChoiceField(
+        choices=RemediationAction.Status.choices,
+        source="effective_status",
+        read_only=True,
+        help_text="As it reads now: a Pending action past its expiry is expired, with or without beat.",
+    )
+    status_label = serializers.CharField(source="get_effective_status_display", read_only=True)
     decided_by = UsernameField(read_only=True)
     undone_by = UsernameField(read_only=True)
     reversible = serializers.BooleanField(source="is_reversible", read_only=True)

@@ -85,7 +85,9 @@ def test_a_phish_campaign_is_one_malicious_cluster_with_a_soft_delete_for_its_in
     assert (cluster.internal_recipients, cluster.external_recipients) == (24, 36)
     assert cluster.verdict_counts == {"phish": 12}
     soft_delete = investigation.actions.get(action_type="soft_delete_messages")
-    assert soft_delete.target["internal_recipients"] == 24
+    # 12 messages to the same two colleagues: 24 copies in 2 mailboxes, and the label says which is which.
+    assert (soft_delete.target["internal_copies"], soft_delete.target["internal_mailboxes"]) == (24, 2)
+    assert soft_delete.target_label.endswith(": 24 copies in 2 internal mailboxes")
     assert sorted(soft_delete.target["event_ids"]) == sorted(ids)
     assert soft_delete.finding.entity_type == "mail_cluster" and soft_delete.finding.verdict == "malicious"
     sent = investigation.findings.get(analyzer="sent_malware", entity_key="phish")
@@ -116,7 +118,8 @@ def test_a_cluster_grouped_only_by_subject_soft_deletes_just_its_verdicted_messa
     cluster = investigation.clusters.get(verdict="malicious")
     assert cluster.basis == "subject" and sorted(cluster.event_ids) == sorted([*clean, lure])
     soft_delete = investigation.actions.get(action_type="soft_delete_messages")
-    assert soft_delete.target["event_ids"] == [lure] and soft_delete.target["internal_recipients"] == 4
+    assert soft_delete.target["event_ids"] == [lure] and soft_delete.target["internal_copies"] == 4
+    assert soft_delete.target["internal_mailboxes"] == 4
 
 
 def test_mail_is_clustered_by_url_then_body_then_normalised_subject(telemetry, start):

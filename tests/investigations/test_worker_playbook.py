@@ -68,6 +68,6 @@ def test_an_ingested_phishing_burst_ends_pending_action_without_a_manual_step(re
     cluster = investigation.clusters.get(verdict="malicious")
     assert (cluster.message_count, cluster.internal_recipients) == (60, 120)
     soft_delete = investigation.actions.get(action_type="soft_delete_messages")
-    assert soft_delete.status == "pending" and soft_delete.target["internal_recipients"] == 120
+    assert soft_delete.status == "pending" and soft_delete.target["internal_copies"] == 120
     assert investigation.verdict == Investigation.Verdict.COMPROMISED
     assert investigation.runs.filter(outcome="failed").count() == 0
