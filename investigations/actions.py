@@ -858,7 +858,11 @@ def perform_requested_undo(action_id: int, actor_id: int, comment: str, attempt:
 
 def record_undo_failure(action_id: int, actor_id: int | None, reason: str) -> None:
     """Audit that a requested undo could not be carried out (the action stays Completed), with the reason."""
-    action = RemediationAction.objects.select_related("tenant").filter(pk=action_id).first()
+    action = (
+        RemediationAction.objects.select_related("tenant", "investigation__mailbox")
+        .filter(pk=action_id)
+        .first()
+    )
     if action is None:
         return
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
@@ -870,6 +874,7 @@ def record_undo_failure(action_id: int, actor_id: int | None, reason: str) -> No
             actor_label=SYSTEM_ACTOR,
             comment=reason,
         )
+        _publish_action("action.updated", action, undo_failed=reason[:500])
 
 
 # ------------------------------------------------------------------------------------------------ beat

@@ -218,11 +218,14 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
             "risk_score": investigation.risk_score,
         },
     )
+    from .actions import reopen_investigation_alerts, resolve_investigation_alerts
+
     if status == S.REMEDIATED:
         # A re-run found every action already done: the alerts close as they would after the last action.
-        from .actions import resolve_investigation_alerts
-
         resolve_investigation_alerts(investigation)
+    else:
+        # A re-run that found a threat to act on again: what its remediation had resolved reopens.
+        reopen_investigation_alerts(investigation)
     requested = Investigation.objects.filter(pk=investigation.pk).values_list("run_requested_at", flat=True)[
         0
     ]

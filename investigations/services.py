@@ -20,7 +20,7 @@ from django.utils import timezone
 from alerts.detection import Detection, Evidence
 from alerts.models import Alert, AlertEvidence, AlertPolicy
 from alerts.services import ensure_default_policies, raise_alert
-from core.services import record_audit
+from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 
 from .exceptions import InvestigationPermissionError
@@ -142,6 +142,17 @@ def _open_or_correlate(
             "by_hand": actor is not None,
         },
         comment=comment,
+    )
+    publish_change(
+        "investigation.opened",
+        target=investigation,
+        payload={
+            "investigation_id": investigation.pk,
+            "user": mailbox.address,
+            "status": investigation.status,
+            "trigger_alert": alert.pk if alert else None,
+            "by_hand": actor is not None,
+        },
     )
     request_run(investigation)
     return investigation
