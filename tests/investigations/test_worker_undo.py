@@ -1,6 +1,6 @@
 """Undo with a real Celery worker (issue 14): forwarding outside → alert → investigation → "Turn off
-forwarding" approved and executed → undone by the worker → the investigation is Pending action again, the forwarding alert
-is open again, and the same clean-up is proposed again; approving it remediates once more."""
+forwarding" approved and executed → undone by the worker → the investigation is Pending action again, its
+forwarding alert is open again, and the same clean-up is proposed again; approving it remediates again."""
 
 from __future__ import annotations
 
