@@ -245,3 +245,33 @@ def test_a_release_resolves_the_users_restriction_alerts_or_keeps_them_open_with
             attestations=dict.fromkeys(CHECKLIST_ITEMS, True),
         )
     assert not Alert.objects.open().filter(mailbox__address=ALICE, policy__kind=AlertPolicy.Kind.RESTRICTION)
+
+
+def test_the_sign_in_alert_and_its_investigation_blame_the_same_sign_in(telemetry, run_on_commit):
+    """One implementation of the sign-in rules: of an impossible pair, both blame the less usual country, even
+    when the user's own sign-in from home is the later one of the pair."""
+    from datetime import timedelta as td
+
+    from .builders import days_ago
+
+    telemetry.mailbox(ALICE)
+    for day in range(20, 0, -1):
+        telemetry.sign_in(ALICE, at=days_ago(day, 8), ip="198.51.100.7", country="GB")
+    foreign = telemetry.sign_in(ALICE, at=hours_ago(3), ip="203.0.113.66", country="BR")
+    telemetry.sign_in(ALICE, at=hours_ago(3) + td(hours=1), ip="198.51.100.7", country="GB")  # home again
+    with run_on_commit():
+        telemetry.ingest_and_detect()
+    alert = Alert.objects.get(mailbox__address=ALICE, policy__kind=AlertPolicy.Kind.SIGN_IN)
+    travel = [r for r in alert.details["reasons"] if r["rule"] == "impossible_travel"]
+    assert travel and {r["blamed"] for r in travel} == {foreign}
+    assert set(alert.evidence.values_list("event_id", flat=True)) == {foreign}
+
+    investigation = investigation_of(ALICE) if Investigation.objects.filter(mailbox__address=ALICE) else None
+    if investigation is None:  # the sign-in policy investigates only when another alert is open: start one
+        from investigations.services import start_investigation_for_alert
+
+        with run_on_commit():
+            investigation = start_investigation_for_alert(alert.pk)
+    findings = investigation.findings.filter(analyzer="sign_ins")
+    assert [f.entity_key for f in findings] == ["ip:203.0.113.66"]
+    assert foreign in findings.get().data["sign_in_ids"]
