@@ -47,6 +47,7 @@ class AlertResolveForm(forms.Form):
         coerce=int,
         empty_value=None,
         required=False,
+        help_text="Only for expected activity or a false positive: a true positive is never suppressed.",
     )
     comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
