@@ -12,7 +12,7 @@ DEMO_MAILBOXES ?= 200
 DEMO_DAYS ?= 8
 DEMO_COMPROMISED ?= 4
 
-.PHONY: install demo serve test lint format bench screenshots clean
+.PHONY: install demo test test-fast lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,15 @@ test: $(STAMP)
 	SECRET_KEY=test-only-secret DEBUG=false STATIC_MANIFEST=false ALLOWED_HOSTS='*' \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The suite without the slow parts (no real Celery worker, no browser, no private mail server): a few minutes.
+test-fast: $(STAMP)
+	$(MAKE) test PYTEST_ARGS='-m "not worker and not browser and not mailserver" $(PYTEST_ARGS)'
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -21,6 +21,8 @@ from tests.conftest import wait_for
 from .conftest import ALL_ATTESTED, DOMAIN
 from .postfix import POSTFIX, PostfixInstance, free_port, smtp_code
 
+pytestmark = pytest.mark.mailserver
+
 ALICE = f"alice@{DOMAIN}"
 
 
