@@ -232,18 +232,19 @@ def test_a_release_is_honoured_on_the_next_request_and_counts_restart(
     assert client.send_message(ALICE, externals(1, 10)) == DUNNO
     for i in range(4):  # counts restarted from zero at the release: 5 more in the hour are fine
         assert client.send_message(ALICE, externals(1, 20 + i)) == DUNNO
-    # Over again the same day: the policy does not re-restrict after a release, so mail flows.
-    assert client.send_message(ALICE, externals(1, 30)) == DUNNO
-    assert Restriction.objects.active().filter(mailbox=alice).count() == 0
+    # Over again the same day: the sending-limit policy re-restricts after a release by default (issue 14).
+    assert client.send_message(ALICE, externals(1, 30)) == REJECT
+    again = wait_for(lambda: Restriction.objects.active().filter(mailbox=alice).first())
+    assert again.pk != restriction.pk
 
 
-def test_a_policy_that_re_restricts_after_release_does(
+def test_a_policy_set_not_to_re_restrict_after_a_release_lets_mail_flow_the_same_day(
     running_server, connect, make_mailbox, sending_policy, administrator
 ):
     from alerts.services import update_policy
     from restricted_users.services import release_user
 
-    update_policy(sending_policy, actor=administrator, rerestrict_after_release=True)
+    update_policy(sending_policy, actor=administrator, rerestrict_after_release=False)
     alice = make_mailbox(ALICE)
     client = connect(running_server())
     for i in range(6):
@@ -256,7 +257,8 @@ def test_a_policy_that_re_restricts_after_release_does(
     )
     for i in range(5):
         assert client.send_message(ALICE, externals(1, 10 + i)) == DUNNO
-    assert client.send_message(ALICE, externals(1, 20)) == REJECT
+    assert client.send_message(ALICE, externals(1, 20)) == DUNNO  # over again, but released today
+    assert Restriction.objects.active().filter(mailbox=alice).count() == 0
 
 
 def test_an_override_and_the_scope_change_who_is_limited(
