@@ -360,6 +360,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; lockouts are in the audit log and logged at WARNING.
+        "axes": {"level": env_str("AXES_LOG_LEVEL", "WARNING")},
         # One line per task run is noise in embedded mode; workers log their own lifecycle.
         "celery.app.trace": {"level": env_str("CELERY_TRACE_LOG_LEVEL", "WARNING")},
     },
