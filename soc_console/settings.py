@@ -402,6 +402,7 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 # Webhook URLs whose host is (or resolves to) a loopback, private, link-local, multicast or reserved address
 # are refused when saved and when delivered, unless an administrator allows them here (a receiver on the LAN).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS")
+WEBHOOK_CA_BUNDLE = env_str("WEBHOOK_CA_BUNDLE")  # empty -> the system's trusted CAs
 # Webhooks and mails: attempts before "failed", first retry delay (doubling, capped at an hour), and how long
 # a claimed send may stay "sending" before beat hands it back.
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)
