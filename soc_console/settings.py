@@ -76,8 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    # Django's admin, mounted for superusers only (soc_console/admin.py): roles change through the console.
-    "soc_console.admin.SuperuserAdminConfig",
+    # Django's admin, mounted for superusers only (soc_console/admin_site.py): roles change elsewhere.
+    "soc_console.apps.SuperuserAdminConfig",
     "axes",
     "rest_framework",
     "django_filters",
