@@ -511,10 +511,12 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    """POST a delivery's body once to the checked address of its URL; returns (HTTP status or None, error).
+    """POST a delivery's body once to a checked address of its URL; returns (HTTP status or None, error).
 
     Raises :class:`~notifications.targets.TargetRefused` when the host is or resolves to an address webhooks
-    may not reach. A redirect is an answer, not a new destination: a signed POST is never replayed elsewhere.
+    may not reach. The checked addresses are tried in order until one accepts the connection; nothing else is
+    ever connected to. A redirect is an answer, not a new destination: a signed POST is never replayed
+    elsewhere.
     """
     target = targets.pin(delivery.endpoint.url)
     body = delivery.body.encode()
@@ -526,11 +528,30 @@ def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
         "X-SOC-Delivery": str(delivery.delivery_id),
         "X-SOC-Event": delivery.kind,
     }
+    error = ""
+    for address in target.addresses:
+        try:
+            with _pool(target, address) as pool:
+                response = pool.urlopen(
+                    "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
+                )
+        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            continue  # this address does not answer: the next checked one may
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= response.status < 300:
+            return response.status, ""
+        return response.status, f"HTTP {response.status}"
+    return None, error
+
+
+def _pool(target: targets.Target, address: str) -> urllib3.HTTPConnectionPool:
+    """A connection pool to exactly ``address``; for HTTPS, SNI and the certificate check name the host."""
     timeout = urllib3.Timeout(total=settings.WEBHOOK_TIMEOUT_SECONDS)
     if target.scheme == "https":
-        # Connect to the checked address; SNI and the certificate check still name the host.
-        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-            target.address,
+        return urllib3.HTTPSConnectionPool(
+            address,
             target.port,
             timeout=timeout,
             retries=False,
@@ -539,18 +560,7 @@ def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
             server_hostname=target.host,
             assert_hostname=target.host,
         )
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False)
-    try:
-        with pool:
-            response = pool.urlopen(
-                "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
-            )
-    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status < 300:
-        return response.status, ""
-    return response.status, f"HTTP {response.status}"
+    return urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False)
 
 
 def deliver_webhook(delivery_id: int) -> str | None:

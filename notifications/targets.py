@@ -30,12 +30,12 @@ class TargetRefused(EndpointError):
 
 @dataclass(frozen=True)
 class Target:
-    """A checked destination: connect to ``address``; speak HTTP(S) to ``host``."""
+    """A checked destination: connect to one of ``addresses`` (in order); speak HTTP(S) to ``host``."""
 
     scheme: str
     host: str
     port: int
-    address: str
+    addresses: tuple[str, ...]
     path: str  # path and query, as sent in the request line
 
     @property
@@ -121,7 +121,7 @@ def check_url(url: str) -> None:
 
 
 def pin(url: str) -> Target:
-    """Delivery-time check: resolve once, check every address, return the one to connect to."""
+    """Delivery-time check: resolve once, check every address, return them as the only ones to connect to."""
     scheme, host, port, path = _split(url)
     if (literal := _literal(host)) is not None:
         addresses = [str(literal)]
@@ -133,4 +133,4 @@ def pin(url: str) -> Target:
         if not addresses:
             raise OSError(f"cannot resolve {host}")
     _check(addresses, host)
-    return Target(scheme=scheme, host=host, port=port, address=addresses[0], path=path)
+    return Target(scheme=scheme, host=host, port=port, addresses=tuple(addresses), path=path)

@@ -188,6 +188,17 @@ def test_the_delivery_connects_to_the_address_it_checked_with_the_name_in_the_ho
     assert request.path == "/hook?x=1"
 
 
+def test_the_checked_addresses_are_tried_in_order_and_no_other(
+    tenant, administrator, dns, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    dns.answers = {"hooks.test": ["127.0.0.2", "127.0.0.1"]}  # nothing listens on 127.0.0.2
+    endpoint, _ = create(tenant, administrator, f"http://hooks.test:{receiver.port}/hook")
+    delivery = deliver(endpoint, administrator, django_capture_on_commit_callbacks)
+    assert delivery.status == Attempted.Status.SUCCEEDED, delivery.last_error
+    assert len(receiver.requests) == 1
+
+
 def test_a_redirect_is_not_followed(tenant, administrator, settings, django_capture_on_commit_callbacks):
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
     settings.NOTIFY_MAX_ATTEMPTS = 1
