@@ -13,6 +13,17 @@ from django.http import HttpRequest
 from .services import record_audit
 
 
+def client_address(request: HttpRequest) -> str:
+    """The address a sign-in is throttled under: the socket's, or behind ``BEHIND_TLS_PROXY`` the one the
+    nearest trusted proxy saw (``TRUSTED_PROXY_COUNT`` entries from the right of X-Forwarded-For)."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    if not settings.BEHIND_TLS_PROXY:
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    count = max(settings.TRUSTED_PROXY_COUNT, 1)
+    return hops[-count] if len(hops) >= count else remote
+
+
 def record_login_lockout(username: str, *, ip_address: str, path: str) -> None:
     """Append ``core.login.locked_out``: which username, from which address, on which sign-in page."""
     record_audit(

@@ -85,6 +85,35 @@ def test_a_forwarded_for_header_does_not_change_the_address_without_a_proxy(read
     assert sign_in(client, reader.username, PASSWORD).status_code == 429
 
 
+def test_behind_a_proxy_the_address_the_proxy_saw_counts_not_the_one_the_client_wrote(reader, settings):
+    settings.BEHIND_TLS_PROXY = True
+    settings.TRUSTED_PROXY_COUNT = 1
+    client = Client()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        # The client forges a different left-most entry each time; the proxy appends the real address.
+        client.post(
+            "/login/",
+            {"username": reader.username, "password": "nope"},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{i}, 198.51.100.77",
+        )
+    locked = client.post(
+        "/login/",
+        {"username": reader.username, "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="198.51.100.77",
+    )
+    assert locked.status_code == 429
+    other = Client().post(
+        "/login/",
+        {"username": reader.username, "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.2",
+        HTTP_X_FORWARDED_FOR="198.51.100.78",
+    )
+    assert other.status_code == 302
+    assert AuditEvent.objects.get(action="core.login.locked_out").after["ip_address"] == "198.51.100.77"
+
+
 def test_each_lockout_is_one_audit_row(reader, settings):
     client = Client()
     fail(client, reader.username, settings.AXES_FAILURE_LIMIT + 3)
