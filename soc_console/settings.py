@@ -225,8 +225,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "console.views.account.locked_out"
 AXES_VERBOSE = False
-# The client address is the socket's, unless a TLS proxy in front appends it to X-Forwarded-For: then it is the
-# entry TRUSTED_PROXY_COUNT places from the right (never the left, which the client writes itself).
+# The client address is the socket's, unless a TLS proxy in front appends it to X-Forwarded-For: then it is
+# the entry TRUSTED_PROXY_COUNT places from the right (never the left, which the client writes itself).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
 AXES_CLIENT_IP_CALLABLE = "core.lockouts.client_address"
 
