@@ -34,7 +34,7 @@ test: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_BROKER_URL)} \
-	SECRET_KEY=test-only-secret DEBUG=false STATIC_MANIFEST=false ALLOWED_HOSTS='*' \
+	SECRET_KEY=test-only-secret DEBUG=false STATIC_MANIFEST=false ALLOWED_HOSTS='*' SECURE_SSL_REDIRECT=false \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The suite without the slow parts (no real Celery worker, no browser, no private mail server): a few minutes.
@@ -54,7 +54,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/soc_console_bench} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/14} \
-	SECRET_KEY=bench-only-secret DEBUG=false ALLOWED_HOSTS='*' \
+	SECRET_KEY=bench-only-secret DEBUG=false ALLOWED_HOSTS='*' SECURE_SSL_REDIRECT=false \
 	$(BIN)/python bench/run.py
 
 screenshots: $(STAMP)

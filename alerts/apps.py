@@ -1,4 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+def seed_policies_of_new_tenant(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """A new tenant gets the default policies in the transaction that creates it, not on its first page view.
+
+    A signal because tenants live in ``core``, below ``alerts``: core cannot call up into this app.
+    """
+    if created and not raw:
+        from .services import ensure_default_policies
+
+        ensure_default_policies(instance)
 
 
 class AlertsConfig(AppConfig):
@@ -6,6 +18,7 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts and alert policies"
 
     def ready(self) -> None:
+        from core.models import Tenant
         from core.retention import register_guard
 
         # Register the tasks in every process (web, tests, embedded mode), not only in workers, so that tasks
@@ -17,3 +30,4 @@ class AlertsConfig(AppConfig):
         from .retention import keep_alert_evidence
 
         register_guard(keep_alert_evidence)  # the events behind an alert outlive the retention window
+        post_save.connect(seed_policies_of_new_tenant, sender=Tenant, dispatch_uid="alerts.seed_policies")

@@ -11,4 +11,9 @@ class CoreConfig(AppConfig):
         from .roles import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="core.sync_roles")
+        from axes.signals import user_locked_out
+
+        from .lockouts import audit_lockout
+
+        user_locked_out.connect(audit_lockout, dispatch_uid="core.audit_lockout")
         from . import schema, tasks  # noqa: F401 - register tasks in every process; the OpenAPI auth scheme

@@ -9,5 +9,6 @@ declare_audit_actions(
         "core.api_token.*": "integration credentials: configuration, kept in the audit log",
         "core.login.*": "console accounts: configuration, kept in the audit log",
         "core.retention.*": "housekeeping of old telemetry",
+        "core.audit.*": "the privileged purge of old audit rows, itself audited",
     },
 )

@@ -15,12 +15,11 @@ import json
 import logging
 import re
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import urllib3
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,6 +36,7 @@ from core.models import OutboxMessage, Tenant
 from core.services import publish_change, record_audit, sequence_changes
 from investigations.models import RemediationAction
 
+from . import targets
 from .exceptions import EndpointError
 from .models import (
     EVENT_KINDS,
@@ -74,6 +74,7 @@ def create_endpoint(
         URLValidator(schemes=["http", "https"])(url)
     except Exception as exc:  # noqa: BLE001 - Django's ValidationError; the message is ours
         raise EndpointError("Give an http:// or https:// URL.") from exc
+    targets.check_url(url)
     unknown = sorted(set(kinds) - {kind for kind, _ in EVENT_KINDS})
     if unknown:
         raise EndpointError(f"Unknown event kind(s): {', '.join(unknown)}.")
@@ -120,6 +121,7 @@ def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) ->
     """Queue a signed ``webhook.test`` delivery to an endpoint, to check the receiver and its secret."""
     if not endpoint.enabled:
         raise EndpointError("This endpoint is disabled.")
+    targets.check_url(endpoint.url)
     document = {
         "schema": 1,
         "id": None,
@@ -508,39 +510,57 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a new destination: a signed POST is never replayed elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    """POST a delivery's body once; returns (HTTP status or None, error text)."""
+    """POST a delivery's body once to a checked address of its URL; returns (HTTP status or None, error).
+
+    Raises :class:`~notifications.targets.TargetRefused` when the host is or resolves to an address webhooks
+    may not reach. The checked addresses are tried in order until one accepts the connection; nothing else is
+    ever connected to. A redirect is an answer, not a new destination: a signed POST is never replayed
+    elsewhere.
+    """
+    target = targets.pin(delivery.endpoint.url)
     body = delivery.body.encode()
-    request = urllib.request.Request(  # noqa: S310 - the URL was validated as http(s) on creation
-        delivery.endpoint.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "soc-console-webhooks/1",
-            "X-SOC-Signature": signature(delivery.endpoint.secret, body),
-            "X-SOC-Delivery": str(delivery.delivery_id),
-            "X-SOC-Event": delivery.kind,
-        },
-    )
-    try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+    headers = {
+        "Host": target.host_header,
+        "Content-Type": "application/json",
+        "User-Agent": "soc-console-webhooks/1",
+        "X-SOC-Signature": signature(delivery.endpoint.secret, body),
+        "X-SOC-Delivery": str(delivery.delivery_id),
+        "X-SOC-Event": delivery.kind,
+    }
+    error = ""
+    for address in target.addresses:
+        try:
+            with _pool(target, address) as pool:
+                response = pool.urlopen(
+                    "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
+                )
+        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            continue  # this address does not answer: the next checked one may
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        if 200 <= response.status < 300:
             return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, f"{type(exc).__name__}: {reason}"[:500]
+        return response.status, f"HTTP {response.status}"
+    return None, error
+
+
+def _pool(target: targets.Target, address: str) -> urllib3.HTTPConnectionPool:
+    """A connection pool to exactly ``address``; for HTTPS, SNI and the certificate check name the host."""
+    timeout = urllib3.Timeout(total=settings.WEBHOOK_TIMEOUT_SECONDS)
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            address,
+            target.port,
+            timeout=timeout,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.WEBHOOK_CA_BUNDLE or None,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
+    return urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False)
 
 
 def deliver_webhook(delivery_id: int) -> str | None:
@@ -551,7 +571,10 @@ def deliver_webhook(delivery_id: int) -> str | None:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     if not delivery.endpoint.enabled:
         return _failed(WebhookDelivery, delivery, claimed_at, "endpoint disabled", None, final=True)
-    code, error = post_webhook(delivery)
+    try:
+        code, error = post_webhook(delivery)
+    except targets.TargetRefused as exc:
+        return _failed(WebhookDelivery, delivery, claimed_at, str(exc)[:500], None, final=True)
     WebhookDelivery.objects.filter(pk=delivery_id).update(last_response_code=code)
     if code is not None and 200 <= code < 300:
         return _succeeded(WebhookDelivery, delivery, claimed_at)

@@ -6,6 +6,7 @@ workers. ``SECRET_KEY`` is required whenever ``DEBUG`` is off.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -75,7 +76,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django.contrib.admin",
+    # Django's admin, mounted for superusers only (soc_console/admin_site.py): roles change elsewhere.
+    "soc_console.apps.SuperuserAdminConfig",
+    "axes",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -106,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a locked-out sign-in into the "locked out, try again in …" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "soc_console.urls"
@@ -143,6 +148,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before the password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:dashboard"
@@ -191,7 +201,34 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG and not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Production (DEBUG off, real services) is served over TLS: plain HTTP is redirected (except /healthz, for
+# probes on the private network), browsers are told to stay on HTTPS, and a session lasts a working day.
+_SERVED_OVER_TLS = not DEBUG and not EMBEDDED
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=_SERVED_OVER_TLS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if _SERVED_OVER_TLS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading is a promise to browser vendors that cannot be taken back quickly: a deployer opts in.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+
+# Sign-in throttling (django-axes) on /login/ and the admin login: after AXES_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES (a wrong password
+# during the lockout does not extend it); a success resets the count. Each lockout is audited.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "console.views.account.locked_out"
+AXES_VERBOSE = False
+# The client address is the socket's, unless a TLS proxy in front appends it to X-Forwarded-For: then it is
+# the entry TRUSTED_PROXY_COUNT places from the right (never the left, which the client writes itself).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
+AXES_CLIENT_IP_CALLABLE = "core.lockouts.client_address"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -209,6 +246,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ingest telemetry and drive alerts, restrictions and investigations.",
     "VERSION": "1",
     "ENUM_NAME_OVERRIDES": {"M365SourceEnum": "m365.models.Source"},
+    # `check --deploy` must not need the database (it runs in image builds); the schema has its own tests.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # Celery: queues of DESIGN section 3. No broker configured -> tasks run in-process (embedded mode).
@@ -319,6 +358,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every sign-in at INFO; lockouts are in the audit log and logged at WARNING.
+        "axes": {"level": env_str("AXES_LOG_LEVEL", "WARNING")},
         # One line per task run is noise in embedded mode; workers log their own lifecycle.
         "celery.app.trace": {"level": env_str("CELERY_TRACE_LOG_LEVEL", "WARNING")},
     },
@@ -329,8 +370,10 @@ INGEST_MAX_EVENTS = env_int("INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 10 * 1024 * 1024)
 
 # Notifications (notifications/): mail through Django's mailers, webhooks signed with HMAC-SHA256.
-# No EMAIL_HOST -> mails are printed to the log (the demo); set it to send through an SMTP relay.
-_smtp_host = env_str("EMAIL_HOST")  # Django 6.1 deprecates the EMAIL_* settings in favour of MAILERS
+# SMTP through EMAIL_HOST; unset -> the MTA on localhost:25 in production, and mails printed to the log in
+# the embedded demo / DEBUG only (a mail that cannot be sent is retried, then shows as failed).
+# Django 6.1 deprecates the EMAIL_* settings in favour of MAILERS.
+_smtp_host = env_str("EMAIL_HOST") or ("" if DEBUG else "localhost")
 MAILERS = {
     "default": {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -354,6 +397,10 @@ CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 SOC_NOTIFY_EMAILS = env_list("SOC_NOTIFY_EMAILS")
 SOC_NOTIFY_DAILY_LIMIT = env_int("SOC_NOTIFY_DAILY_LIMIT", 20)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+# Webhook URLs whose host is (or resolves to) a loopback, private, link-local, multicast or reserved address
+# are refused when saved and when delivered, unless an administrator allows them here (a receiver on the LAN).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS")
+WEBHOOK_CA_BUNDLE = env_str("WEBHOOK_CA_BUNDLE")  # empty -> the system's trusted CAs
 # Webhooks and mails: attempts before "failed", first retry delay (doubling, capped at an hour), and how long
 # a claimed send may stay "sending" before beat hands it back.
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 8)

@@ -49,6 +49,12 @@ def _audit_actions_strict(settings):
 
 
 @pytest.fixture(autouse=True)
+def _sessions_outlive_time_travel(settings):
+    """Production sessions last 8 hours; tests sign in once and then travel days ahead with time-machine."""
+    settings.SESSION_COOKIE_AGE = 30 * 24 * 3600
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process(settings):
     """Unit and service tests run enqueued tasks in-process on commit; the worker suite switches this off."""
     from soc_console.celery import app

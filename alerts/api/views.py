@@ -117,7 +117,8 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The alert policies of each tenant (created on first read), edited with PATCH; per-mailbox overrides.
+    """The alert policies of each tenant (seeded with the tenant; a read writes nothing), edited with PATCH;
+    per-mailbox overrides.
 
     Bad values answer 400 ``{"errors": {field: message}}`` with the fields named as the service names them
     (``thresholds.<key>`` for a threshold).
@@ -139,9 +140,6 @@ class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     def get_queryset(self) -> QuerySet[AlertPolicy]:
         tenants = self._tenants()
-        if self.action == "list":
-            for tenant in tenants:
-                services.ensure_default_policies(tenant)
         queryset = AlertPolicy.objects.filter(tenant__in=tenants).select_related("tenant")
         if tenant_id := self.request.query_params.get("tenant"):
             queryset = queryset.filter(tenant_id=tenant_id) if tenant_id.isdigit() else queryset.none()

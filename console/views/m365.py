@@ -16,6 +16,7 @@ from django.contrib.auth.decorators import permission_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from m365 import services
@@ -126,6 +127,7 @@ def connection_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache  # the form carries a client secret: no copy in any cache
 @permission_required(ADD, raise_exception=True)
 def connection_connect(request: HttpRequest) -> HttpResponse:
     """Connect a tenant (administrators), then test the connection straight away."""
@@ -242,6 +244,7 @@ def connection_enabled(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("console:m365_connection", pk=pk)
 
 
+@never_cache
 @permission_required(CHANGE, raise_exception=True)
 def connection_credential(request: HttpRequest, pk: int) -> HttpResponse:
     """Replace the client secret or certificate, then test the connection with it."""

@@ -1,11 +1,15 @@
-"""The Notifications page (administrators): webhook endpoints (create, disable, test) and the delivery log.
+"""The Notifications page: every role views the webhook endpoints (never their secrets) and the delivery log;
+administrators create, disable and test endpoints.
 
-A new endpoint's signing secret is rendered once, in the response to its creation, and never again.
+A new endpoint's signing secret is rendered once, in the response to its creation (``no-store``), and never
+again.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from core.exceptions import DomainError
@@ -16,14 +20,16 @@ from notifications.services import create_endpoint, disable_endpoint, send_test_
 from ..forms_notifications import WebhookEndpointForm
 from ..lists import FilteredListView
 
+VIEW = "notifications.view_webhookendpoint"
 MANAGE = "notifications.change_webhookendpoint"
 
 
+@method_decorator(never_cache, name="dispatch")
 class NotificationsView(FilteredListView):
     """Endpoints with their create form above the filtered, paged delivery log (POST creates an endpoint)."""
 
     model = WebhookDelivery
-    permission_required = MANAGE
+    permission_required = VIEW
     template_name = "console/notifications.html"
     filterset_class = WebhookDeliveryFilterSet
     csv_filename = "webhook-deliveries.csv"
@@ -68,7 +74,10 @@ class NotificationsView(FilteredListView):
             endpoints=WebhookEndpoint.objects.select_related("tenant", "created_by").only(
                 "name", "url", "secret_prefix", "event_kinds", "enabled", "created_at", "tenant", "created_by"
             ),
-            form=self.form or WebhookEndpointForm(),
+            form=(self.form or WebhookEndpointForm())
+            if self.request.user.has_perm("notifications.add_webhookendpoint")
+            else None,
+            can_manage=self.request.user.has_perm(MANAGE),
             new_secret=self.new_secret,
             **kwargs,
         )

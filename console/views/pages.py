@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
@@ -56,6 +57,7 @@ class AuditLogView(FilteredListView):
         return AuditEvent.objects.select_related("tenant")
 
 
+@never_cache  # a new token is shown once in this answer: no browser or proxy keeps a copy
 @permission_required("core.view_apitoken", raise_exception=True)
 def api_tokens(request):
     can_manage = request.user.has_perm("core.add_apitoken")

@@ -1,6 +1,6 @@
-"""Alert policy pages: the tenant's policies (created on first view) and one policy's settings and
-per-mailbox overrides. Administrators edit them through forms that call :mod:`alerts.services`; everyone else
-reads them and a forged POST gets 403."""
+"""Alert policy pages: the tenant's policies (seeded when the tenant is created, never on a read) and one
+policy's settings and per-mailbox overrides. Administrators edit them through forms that call
+:mod:`alerts.services`; everyone else reads them and a forged POST gets 403."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     tenant = (
         next((t for t in tenants if t.slug == request.GET.get("tenant")), None) or Tenant.objects.default()
     )
-    policies = sorted(services.ensure_default_policies(tenant).values(), key=lambda p: p.name)
+    policies = AlertPolicy.objects.filter(tenant=tenant).prefetch_related("overrides").order_by("name")
     rows = [(policy, [(key, policy.thresholds.get(key)) for key in _spec(policy)]) for policy in policies]
     return render(
         request,

@@ -1,9 +1,11 @@
-"""``/api/v1/webhooks/``: webhook endpoints and their delivery log, administrators only. Writes go through
-:mod:`notifications.services`; the secret is in the creation answer and nowhere else."""
+"""``/api/v1/webhooks/``: webhook endpoints and their delivery log; every role reads them (without secrets),
+administrators write. Writes go through :mod:`notifications.services`; the secret is in the creation answer
+(sent ``no-store``) and nowhere else."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -25,7 +27,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     """Endpoints (secret prefix only); create (its answer holds the secret, once), disable, test, log."""
 
     permission_classes = [RolePermission]
-    read_permission = MANAGE
+    read_permission = "notifications.view_webhookendpoint"
     action_permissions = {"create": "notifications.add_webhookendpoint", "disable": MANAGE, "test": MANAGE}
     serializer_class = s.WebhookEndpointSerializer
 
@@ -49,7 +51,9 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         except DomainError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         endpoint.secret = secret
-        return Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        response = Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        add_never_cache_headers(response)
+        return response
 
     @extend_schema(request=None, responses=s.WebhookEndpointSerializer)
     @action(detail=True, methods=["post"])

@@ -27,6 +27,14 @@ def free_port() -> int:
 WORKER_SMTP_PORT = free_port()
 os.environ["EMAIL_HOST"] = "127.0.0.1"
 os.environ["EMAIL_PORT"] = str(WORKER_SMTP_PORT)
+# The receivers below listen on 127.0.0.1, which webhooks refuse unless the administrator allows private
+# targets: these tests allow them, in the worker (environment) and in the test process (fixture below).
+os.environ["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "true"
+
+
+@pytest.fixture(autouse=True)
+def _allow_private_webhook_targets(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The Notifications page: administrators only; a webhook secret is shown once and never again."""
+"""The Notifications page: every role views it, administrators manage endpoints; a webhook secret is shown
+once (``no-store``) and never again."""
 
 from __future__ import annotations
 
@@ -19,18 +20,32 @@ def create(client, tenant, url: str = "https://siem.example.com/hook"):
     )
 
 
-def test_only_administrators_open_the_page(
+def test_every_role_opens_the_page_and_an_account_without_a_role_does_not(
     reader_client, operator_client, administrator_client, nobody_client
 ):
-    for client in (reader_client, operator_client, nobody_client):
-        assert client.get(PAGE).status_code == 403
-    assert administrator_client.get(PAGE).status_code == 200
+    for client in (reader_client, operator_client, administrator_client):
+        assert client.get(PAGE).status_code == 200
+    assert nobody_client.get(PAGE).status_code == 403
 
 
-def test_only_administrators_see_the_link(reader_client, administrator_client):
+def test_every_role_sees_the_link(reader_client, administrator_client):
     dashboard = reverse("console:dashboard")
-    assert PAGE not in reader_client.get(dashboard).content.decode()
+    assert PAGE in reader_client.get(dashboard).content.decode()
     assert PAGE in administrator_client.get(dashboard).content.decode()
+
+
+def test_a_reader_sees_the_endpoints_without_secrets_or_management_controls(
+    tenant, administrator, reader_client
+):
+    endpoint, secret = create_endpoint(
+        tenant, actor=administrator, name="SIEM", url="https://siem.example.com/h"
+    )
+    page = reader_client.get(PAGE).content.decode()
+    assert "https://siem.example.com/h" in page and endpoint.secret_prefix in page
+    assert secret not in page
+    assert "Add endpoint" not in page
+    assert reverse("console:notification_endpoint_disable", args=[endpoint.pk]) not in page
+    assert reverse("console:notification_endpoint_test", args=[endpoint.pk]) not in page
 
 
 def test_only_administrators_manage_endpoints(tenant, administrator, operator_client):
@@ -52,6 +67,7 @@ def test_the_secret_is_shown_once_and_never_again(
     assert response.status_code == 200
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     assert endpoint.event_kinds == ["alert.raised"]
 
     with django_capture_on_commit_callbacks(execute=False):  # the test delivery is queued, not sent
@@ -110,9 +126,10 @@ def test_the_api_returns_the_secret_once_and_only_to_administrators(
 ):
     payload = {"name": "SIEM", "url": "https://siem.example.com/hook", "event_kinds": ["alert.raised"]}
     assert operator_client.post(WEBHOOKS, payload, content_type="application/json").status_code == 403
-    assert reader_client.get(WEBHOOKS).status_code == 403
+    assert reader_client.get(WEBHOOKS).json()["results"] == []
     created = administrator_client.post(WEBHOOKS, payload, content_type="application/json")
     assert created.status_code == 201
+    assert "no-store" in created["Cache-Control"]
     endpoint = WebhookEndpoint.objects.get()
     assert created.json()["secret"] == endpoint.secret
     with django_capture_on_commit_callbacks(execute=False):
@@ -128,5 +145,12 @@ def test_the_api_returns_the_secret_once_and_only_to_administrators(
         assert answer.status_code == 200
         assert endpoint.secret not in answer.content.decode()
     assert answers[0].json()["results"][0]["secret_prefix"] == endpoint.secret_prefix
+    # Readers read the same list, the endpoint and its log (never the secret); their writes are refused.
+    for path in (WEBHOOKS, f"{WEBHOOKS}{endpoint.pk}/", f"{WEBHOOKS}{endpoint.pk}/deliveries/"):
+        answer = reader_client.get(path)
+        assert answer.status_code == 200 and endpoint.secret not in answer.content.decode()
+    assert reader_client.get(WEBHOOKS).json()["results"][0]["url"] == "https://siem.example.com/hook"
+    assert reader_client.post(f"{WEBHOOKS}{endpoint.pk}/test/").status_code == 403
+    assert reader_client.post(WEBHOOKS, payload, content_type="application/json").status_code == 403
     assert answers[2].json()["results"][0]["kind"] == "webhook.test"
     assert answers[3].json()["enabled"] is False

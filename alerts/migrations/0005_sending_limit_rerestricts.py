@@ -18,6 +18,6 @@ def switch_off(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("alerts", "0003_alert_recent_index")]
+    dependencies = [("alerts", "0004_seed_default_policies")]
 
     operations = [migrations.RunPython(switch_on, switch_off)]
