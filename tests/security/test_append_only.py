@@ -32,7 +32,7 @@ def refused(sql: str, params=()) -> None:
 
 @pytest.fixture
 def audit_row(tenant, administrator):
-    return record_audit("test.thing.changed", target=tenant, actor=administrator, after={"x": 1})
+    return record_audit("core.tenant.checked", target=tenant, actor=administrator, after={"x": 1})
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_raw_sql_cannot_update_or_delete_an_audit_row(audit_row):
     refused("UPDATE core_auditevent SET actor_label = 'someone-else' WHERE id = %s", [audit_row.pk])
     refused("DELETE FROM core_auditevent WHERE id = %s", [audit_row.pk])
     audit_row.refresh_from_db()
-    assert audit_row.action == "test.thing.changed" and audit_row.actor_label == "ada.admin"
+    assert audit_row.action == "core.tenant.checked" and audit_row.actor_label == "ada.admin"
 
 
 def test_the_orm_unguarded_paths_cannot_change_an_audit_row(audit_row):
@@ -57,7 +57,7 @@ def test_the_orm_unguarded_paths_cannot_change_an_audit_row(audit_row):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         rows = AuditEvent._base_manager.filter(pk=audit_row.pk)
         rows._raw_delete(rows.db)
-    assert AuditEvent.objects.filter(pk=audit_row.pk, action="test.thing.changed").exists()
+    assert AuditEvent.objects.filter(pk=audit_row.pk, action="core.tenant.checked").exists()
 
 
 def test_raw_sql_cannot_change_or_delete_a_feed_entry(feed_entry):
@@ -98,13 +98,13 @@ def test_the_purge_permit_allows_deletes_only_inside_its_block(audit_row):
     with purge_permit(), connection.cursor() as c:
         c.execute("DELETE FROM core_auditevent WHERE id = %s", [audit_row.pk])
     assert not AuditEvent.objects.filter(pk=audit_row.pk).exists()
-    other = record_audit("test.other", actor_label="system")
+    other = record_audit("core.tenant.renamed", actor_label="system")
     refused("DELETE FROM core_auditevent WHERE id = %s", [other.pk])
 
 
 def test_purge_audit_trail_deletes_older_rows_and_audits_itself(tenant):
     old = AuditEvent.objects.create(at=datetime(2024, 1, 1, tzinfo=UTC), actor_label="system", action="old")
-    recent = record_audit("recent", actor_label="system")
+    recent = record_audit("core.tenant.checked", actor_label="system")
     call_command("purge_audit_trail", "--before", "2025-01-01", "--actor", "ops@example.com")
     assert not AuditEvent.objects.filter(pk=old.pk).exists()
     assert AuditEvent.objects.filter(pk=recent.pk).exists()
@@ -125,7 +125,7 @@ def test_purge_audit_trail_refuses_a_future_cut_off(db):
 @pytest.mark.django_db(transaction=True)
 def test_a_transactional_test_database_still_flushes(tenant):
     # pytest-django empties the tables with TRUNCATE after this test; a row trigger does not fire on it.
-    record_audit("test.flush", actor_label="system")
+    record_audit("core.tenant.checked", actor_label="system")
     assert AuditEvent.objects.count() >= 1
 
 
