@@ -334,6 +334,9 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 after={"evidence_count": alert.evidence_count},
             )
             publish_change("alert.updated", target=alert, payload=_alert_change(alert))
+        transaction.on_commit(
+            current_app.signature("incidents.correlate_alert", args=(alert.pk,)).apply_async
+        )
         if detection.breach is not None:
             _contain(policy, mailbox, detection, [alert], now)
         if created:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -224,6 +225,9 @@ def _open_or_correlate(
             "by_hand": actor is not None,
         },
         comment=comment,
+    )
+    transaction.on_commit(
+        current_app.signature("incidents.correlate_investigation", args=(investigation.pk,)).apply_async
     )
     request_run(investigation)
     return investigation

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "restricted_users",
     "alerts",
     "investigations",
+    "incidents",
     "console",
     "enforcement",
     "notifications",
@@ -231,6 +232,7 @@ CELERY_TASK_ROUTES = (
         ("investigations.start", {"queue": "investigate"}),
         ("investigations.run", {"queue": "investigate"}),
         ("investigations.*", {"queue": "act"}),
+        ("incidents.*", {"queue": "evaluate"}),
         ("notifications.*", {"queue": "notify"}),
         ("m365.*", {"queue": "pull"}),
     ],
@@ -269,6 +271,12 @@ BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
 # SASL logins that are not addresses mapped to mailboxes ("login=address,login2=address2").
 ENFORCEMENT_TRUSTED_NETWORKS = env_str("ENFORCEMENT_TRUSTED_NETWORKS", "")
 ENFORCEMENT_SASL_LOGINS = env_str("ENFORCEMENT_SASL_LOGINS", "")
+
+# A resolved incident takes a user's new alert (and reopens) when the alert's evidence starts within this many
+# hours of the incident's last activity; later evidence opens a new incident (DESIGN section 12).
+INCIDENT_REOPEN_HOURS = env_int("INCIDENT_REOPEN_HOURS", 48)
+if INCIDENT_REOPEN_HOURS < 0:
+    raise ImproperlyConfigured("INCIDENT_REOPEN_HOURS is a number of hours (0 or more)")
 
 # Releases of a restricted user per account before an override reason is required (DESIGN section 5).
 RELEASE_CAP_COUNT = env_int("RELEASE_CAP_COUNT", 3)
