@@ -24,6 +24,10 @@ EVENT_KINDS = (
     ("action.completed", "Remediation action completed"),
     ("action.updated", "Remediation action failed / needs a manual step"),
     ("action.waiting", "Remediation action waiting for approval past the threshold"),
+    ("incident.created", "Incident opened"),
+    ("incident.updated", "Incident updated (alert / restriction / investigation added, assigned, status)"),
+    ("incident.resolved", "Incident resolved"),
+    ("incident.reopened", "Incident reopened"),
 )
 TEST_KIND = "webhook.test"
 
