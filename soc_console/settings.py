@@ -209,7 +209,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "SOC console API",
     "DESCRIPTION": "Ingest telemetry and drive alerts, restrictions and investigations.",
     "VERSION": "1",
-    "ENUM_NAME_OVERRIDES": {"M365SourceEnum": "m365.models.Source"},
+    "ENUM_NAME_OVERRIDES": {
+        "M365SourceEnum": "m365.models.Source",
+        "IncidentStatusEnum": "incidents.models.Incident.Status",
+    },
 }
 
 # Celery: queues of DESIGN section 3. No broker configured -> tasks run in-process (embedded mode).

@@ -85,7 +85,9 @@ class IncidentDetailSerializer(IncidentSerializer):
 
 
 class IncidentStatusInputSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[Incident.Status.ACTIVE, Incident.Status.IN_PROGRESS])
+    """``active`` or ``in_progress`` (checked by the service)."""
+
+    status = serializers.CharField()
 
 
 class IncidentAssignInputSerializer(serializers.Serializer):
