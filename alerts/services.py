@@ -344,6 +344,9 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 after={"evidence_count": alert.evidence_count},
             )
             publish_change("alert.updated", target=alert, payload=_alert_change(alert))
+        transaction.on_commit(
+            current_app.signature("incidents.correlate_alert", args=(alert.pk,)).apply_async
+        )
         if detection.breach is not None:
             _contain(policy, mailbox, detection, [alert], now)
         if created:
@@ -644,6 +647,11 @@ def reopen_alert(
             comment=reason,
         )
         publish_change("alert.reopened", target=alert, payload=_alert_change(alert))
+        # The incident reopens with its alert (a higher layer: by task name, on commit).
+        alert_id = alert.pk
+        transaction.on_commit(
+            lambda: current_app.signature("incidents.correlate_alert", args=(alert_id,)).apply_async()
+        )
     return alert
 
 

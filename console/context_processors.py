@@ -3,6 +3,7 @@ from django.urls import reverse
 # (label, URL name, permission). One list: the navigation, the smoke run and the browser walk all read it.
 NAVIGATION = (
     ("Dashboard", "console:dashboard", "alerts.view_alert"),
+    ("Incidents", "console:incidents", "incidents.view_incident"),
     ("Alerts", "console:alert_list", "alerts.view_alert"),
     ("Restricted users", "console:restricted_users", "core.view_console"),
     ("Investigations", "console:investigations", "core.view_console"),

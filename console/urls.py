@@ -4,6 +4,7 @@ from .views import (
     actions,
     alerts,
     dashboard,
+    incidents,
     investigations,
     m365,
     mailboxes,
@@ -17,6 +18,12 @@ app_name = "console"
 
 urlpatterns = [
     path("", dashboard.DashboardView.as_view(), name="dashboard"),
+    path("incidents/", incidents.IncidentListView.as_view(), name="incidents"),
+    path("incidents/bulk/", incidents.incident_bulk, name="incident_bulk"),
+    path("incidents/<int:pk>/", incidents.incident_detail, name="incident_detail"),
+    path("incidents/<int:pk>/status/", incidents.incident_status, name="incident_status"),
+    path("incidents/<int:pk>/assign/", incidents.incident_assign, name="incident_assign"),
+    path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident_resolve"),
     path("alerts/", alerts.AlertListView.as_view(), name="alert_list"),
     path("alerts/<int:pk>/", alerts.alert_detail, name="alert_detail"),
     path("alerts/<int:pk>/status/", alerts.alert_status, name="alert_status"),

@@ -22,6 +22,7 @@ PROJECT_APPS = (
     "restricted_users",
     "alerts",
     "investigations",
+    "incidents",
     "console",
     "notifications",
     "m365",
@@ -33,6 +34,7 @@ _READER = (
 )
 _OPERATOR = _READER + (
     "alerts.triage_alert",
+    "incidents.triage_incident",
     "investigations.start_investigation",
     "investigations.stop_investigation",
     "investigations.decide_action",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -153,6 +154,9 @@ def _open_or_correlate(
             "trigger_alert": alert.pk if alert else None,
             "by_hand": actor is not None,
         },
+    )
+    transaction.on_commit(
+        current_app.signature("incidents.correlate_investigation", args=(investigation.pk,)).apply_async
     )
     request_run(investigation)
     return investigation

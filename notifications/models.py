@@ -32,6 +32,10 @@ EVENT_KINDS = (
     ("action.expired", "Remediation action expired undecided"),
     ("action.undone", "Remediation action undone"),
     ("action.waiting", "Remediation action waiting for approval past the threshold"),
+    ("incident.created", "Incident opened"),
+    ("incident.updated", "Incident updated (alert / restriction / investigation added, assigned, status)"),
+    ("incident.resolved", "Incident resolved"),
+    ("incident.reopened", "Incident reopened"),
 )
 TEST_KIND = "webhook.test"
 

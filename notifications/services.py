@@ -202,6 +202,8 @@ def console_url_for(document: dict[str, Any]) -> str:
     kind = document.get("kind", "")
     if kind.startswith("alert."):
         path = reverse("console:alert_detail", args=[target.get("id")])
+    elif kind.startswith("incident."):
+        path = reverse("console:incident_detail", args=[target.get("id")])
     elif kind.startswith("restriction."):
         path = reverse("console:restricted_user_detail", args=[target.get("id")])
     elif data.get("investigation_id"):

@@ -141,6 +141,9 @@ def restrict_user(
         restriction_id, mailbox_id = restriction.pk, mailbox.pk
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
         transaction.on_commit(
+            current_app.signature("incidents.correlate_restriction", args=(restriction_id,)).apply_async
+        )
+        transaction.on_commit(
             lambda: current_app.signature("alerts.restriction_placed", args=(restriction_id,)).apply_async()
         )
     return restriction, True

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "restricted_users",
     "alerts",
     "investigations",
+    "incidents",
     "console",
     "enforcement",
     "notifications",
@@ -245,7 +246,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "SOC console API",
     "DESCRIPTION": "Ingest telemetry and drive alerts, restrictions and investigations.",
     "VERSION": "1",
-    "ENUM_NAME_OVERRIDES": {"M365SourceEnum": "m365.models.Source"},
+    "ENUM_NAME_OVERRIDES": {
+        "M365SourceEnum": "m365.models.Source",
+        "IncidentStatusEnum": "incidents.models.Incident.Status",
+    },
     # `check --deploy` must not need the database (it runs in image builds); the schema has its own tests.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
@@ -270,6 +274,7 @@ CELERY_TASK_ROUTES = (
         ("investigations.start", {"queue": "investigate"}),
         ("investigations.run", {"queue": "investigate"}),
         ("investigations.*", {"queue": "act"}),
+        ("incidents.*", {"queue": "evaluate"}),
         ("notifications.*", {"queue": "notify"}),
         ("m365.*", {"queue": "pull"}),
     ],
@@ -308,6 +313,12 @@ BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
 # SASL logins that are not addresses mapped to mailboxes ("login=address,login2=address2").
 ENFORCEMENT_TRUSTED_NETWORKS = env_str("ENFORCEMENT_TRUSTED_NETWORKS", "")
 ENFORCEMENT_SASL_LOGINS = env_str("ENFORCEMENT_SASL_LOGINS", "")
+
+# A resolved incident takes a user's new alert (and reopens) when the alert's evidence starts within this many
+# hours of the incident's last activity; later evidence opens a new incident (DESIGN section 12).
+INCIDENT_REOPEN_HOURS = env_int("INCIDENT_REOPEN_HOURS", 48)
+if INCIDENT_REOPEN_HOURS < 0:
+    raise ImproperlyConfigured("INCIDENT_REOPEN_HOURS is a number of hours (0 or more)")
 
 # Releases of a restricted user per account before an override reason is required (DESIGN section 5).
 RELEASE_CAP_COUNT = env_int("RELEASE_CAP_COUNT", 3)

@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("restricted_users.api.urls")),
     path("", include("alerts.api.urls")),
     path("", include("investigations.api.urls")),
+    path("", include("incidents.api.urls")),
     path("", include("notifications.api.urls")),
     path("", include("m365.api.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="api-schema"),

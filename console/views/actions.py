@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from core.exceptions import DomainError
 from core.models import Tenant
+from incidents.links import action_links
 from investigations import actions as services
 from investigations.filtersets import PENDING, RemediationActionFilterSet
 from investigations.models import RemediationAction
@@ -63,6 +64,7 @@ class ActionCenterView(FilteredListView):
         ("id", lambda a: a.pk),
         ("tenant", lambda a: a.tenant.slug),
         ("investigation", lambda a: a.investigation_id),
+        ("incident", lambda a: a.incident_id or ""),
         ("user", lambda a: a.investigation.mailbox.address),
         ("action", lambda a: a.action_type),
         ("target", lambda a: a.target_label),
@@ -80,7 +82,7 @@ class ActionCenterView(FilteredListView):
     )
 
     def base_queryset(self):
-        return (
+        return action_links(
             RemediationAction.objects.with_related()
             .select_related("undone_by")
             .order_by("-proposed_at", "-id")

@@ -20,6 +20,7 @@ from alerts.filtersets import AlertFilterSet
 from alerts.models import Alert, AlertComment, AlertEvidence
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
+from incidents.links import alert_links
 from mailflow.models import MessageEvent
 
 from ..alert_details import describe_details
@@ -55,16 +56,19 @@ class AlertListView(FilteredListView):
         ("events", lambda a: a.evidence_count),
         ("assigned_to", lambda a: a.assigned_to.get_username() if a.assigned_to else ""),
         ("restriction", lambda a: a.restriction_id or ""),
+        ("incident", lambda a: a.incident_id or ""),
+        ("investigation", lambda a: a.investigation_id or ""),
     )
 
     def base_queryset(self):
-        return Alert.objects.with_related()
+        return alert_links(Alert.objects.with_related())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         if Tenant.objects.count() < 2:
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
+        context["show_links"] = True
         return context
 
 
@@ -111,7 +115,7 @@ def _detail_context(alert: Alert, request: HttpRequest) -> dict:
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The alert with its details, evidence, the user's other alerts, comments and history; triage forms for
     people who may triage."""
-    queryset = Alert.objects.with_related().select_related("resolved_by")
+    queryset = alert_links(Alert.objects.with_related().select_related("resolved_by"))
     queryset = queryset.prefetch_related(Prefetch("comments", AlertComment.objects.select_related("author")))
     alert = get_object_or_404(queryset, pk=pk)
     return render(request, "console/alert_detail.html", _detail_context(alert, request))

@@ -18,6 +18,8 @@ from django.utils import timezone
 from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
 from core.models import Tenant
+from incidents.filtersets import with_counts
+from incidents.models import Incident
 from investigations.filtersets import PENDING, PERIODS
 from investigations.models import Investigation, RemediationAction
 from restricted_users.filtersets import PLACED_PERIODS
@@ -31,6 +33,8 @@ TOP_USERS_PERIOD = "7d"
 RESTRICT_PERIOD = "7d"  # time to restrict: restrictions placed by a policy in the last 7 days
 REMEDIATE_PERIOD = "30d"  # time to remediate: remediated investigations created in the last 30 days
 MEDIAN_SAMPLE = 5000  # the medians read at most this many rows (the newest)
+ACTIVE_INCIDENTS = 10  # the dashboard's first panel lists at most this many open incidents
+VIEW_INCIDENT = "incidents.view_incident"
 
 
 def list_url(name: str, **params: object) -> str:
@@ -172,6 +176,21 @@ def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, t
     }
 
 
+def _active_incidents(tenant: Tenant | None) -> dict:
+    """The open incidents, highest severity first and then the oldest, each linking to its page."""
+    incidents = Incident.objects.open().filter(**({"tenant": tenant} if tenant else {}))
+    rows = list(
+        with_counts(incidents.with_related()).order_by("-severity_rank", "created_at", "id")[
+            :ACTIVE_INCIDENTS
+        ]
+    )
+    return {
+        "rows": rows,
+        "count": incidents.count(),
+        "url": list_url("console:incidents", status="open", tenant=tenant.pk if tenant else None),
+    }
+
+
 def _median(delays: list[timedelta]) -> timedelta | None:
     return timedelta(seconds=round(median(d.total_seconds() for d in delays))) if delays else None
 
@@ -200,6 +219,7 @@ class DashboardView(ConsolePage):
         severities = _counts(alerts.open(), "severity", Severity.choices, status="open", tenant=tenant_id)
         return super().get_context_data(
             title="Alerts dashboard",
+            active_incidents=_active_incidents(tenant) if self.request.user.has_perm(VIEW_INCIDENT) else None,
             tenants=tenants if len(tenants) > 1 else [],
             tenant=tenant,
             severities=severities,

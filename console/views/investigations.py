@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from alerts.models import Alert
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
+from incidents.links import investigation_links
 from investigations import actions as action_services
 from investigations import services
 from investigations.actions import DECIDE_PERMISSION, UNDO_PERMISSION
@@ -65,10 +66,11 @@ class InvestigationListView(FilteredListView):
         ("actions", lambda i: i.action_count),
         ("pending_actions", lambda i: i.pending_count),
         ("duration_seconds", _duration_seconds),
+        ("incident", lambda i: i.incident_id or ""),
     )
 
     def base_queryset(self):
-        return Investigation.objects.with_related()
+        return investigation_links(Investigation.objects.with_related())
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -151,7 +153,9 @@ def _detail_context(request: HttpRequest, investigation: Investigation) -> dict:
 
 
 def _investigation(pk: int) -> Investigation:
-    queryset = Investigation.objects.with_related().select_related("stopped_by", "trigger_alert__policy")
+    queryset = investigation_links(
+        Investigation.objects.with_related().select_related("stopped_by", "trigger_alert__policy")
+    )
     return get_object_or_404(queryset, pk=pk)
 
 

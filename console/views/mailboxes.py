@@ -21,6 +21,8 @@ from django.views.decorators.http import require_POST
 from alerts.models import Alert
 from core.exceptions import DomainError
 from core.models import Tenant
+from incidents.models import Incident
+from investigations.models import Investigation
 from mailboxes import services
 from mailboxes.models import AcceptedDomain, Mailbox
 from restricted_users.models import Restriction
@@ -103,7 +105,22 @@ class MailboxListView(FilteredListView):
 def _security_context(request: HttpRequest, mailbox: Mailbox) -> dict:
     """The mailbox's open alerts (count) and the restriction in force, for users who may see them."""
     user = request.user
-    context: dict[str, Any] = {"open_alert_count": None, "restriction": None, "can_see_restrictions": False}
+    context: dict[str, Any] = {
+        "open_alert_count": None,
+        "restriction": None,
+        "can_see_restrictions": False,
+        "incidents": None,
+        "open_investigation": None,
+    }
+    if user.has_perm("incidents.view_incident"):
+        context["incidents"] = list(
+            Incident.objects.for_mailbox(mailbox).order_by("-last_activity_at", "-id")[:10]
+        )
+    if user.has_perm("investigations.view_investigation"):
+        # While one is open, the page links to it instead of offering to start another.
+        context["open_investigation"] = (
+            Investigation.objects.open().filter(mailbox=mailbox).order_by("-created_at", "-id").first()
+        )
     if user.has_perm("alerts.view_alert"):
         context["open_alert_count"] = Alert.objects.open().filter(mailbox=mailbox).count()
     if user.has_perm("restricted_users.view_restriction"):

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from alerts.models import Alert
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
+from incidents.links import restriction_links
 from mailflow.models import MessageEvent
 from restricted_users import services
 from restricted_users.filtersets import RestrictionFilterSet
@@ -70,10 +71,12 @@ class RestrictedUserListView(FilteredListView):
         ("released_by", lambda r: r.released_by.get_username() if r.released_by else ""),
         ("release_reason", lambda r: r.release_reason),
         ("release_flagged", lambda r: r.release_flagged),
+        ("incident", lambda r: r.incident_id or ""),
+        ("investigation", lambda r: r.investigation_id or ""),
     )
 
     def base_queryset(self):
-        return Restriction.objects.with_related()
+        return restriction_links(Restriction.objects.with_related())
 
     def get_queryset(self):
         self.single_tenant = Tenant.objects.count() < 2
@@ -166,7 +169,7 @@ def _detail_context(request: HttpRequest, restriction: Restriction, form: Releas
 
 @permission_required(VIEW, raise_exception=True)
 def restricted_user_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    restriction = get_object_or_404(Restriction.objects.with_related(), pk=pk)
+    restriction = get_object_or_404(restriction_links(Restriction.objects.with_related()), pk=pk)
     return render(request, "console/restriction_detail.html", _detail_context(request, restriction))
 
 

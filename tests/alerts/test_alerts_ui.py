@@ -85,9 +85,9 @@ def test_every_role_opens_the_alert_pages(
             assert client.get(url).status_code == 200
 
 
-def test_the_navigation_has_the_dashboard_and_the_alert_list(reader_client):
+def test_the_navigation_has_the_dashboard_the_incidents_and_the_alert_list(reader_client):
     labels = [label for label, _, _ in NAVIGATION]
-    assert labels[:2] == ["Dashboard", "Alerts"]
+    assert labels[:3] == ["Dashboard", "Incidents", "Alerts"]
     html = reader_client.get(LIST).content.decode()
     assert f'<a href="{LIST}" aria-current="page">Alerts</a>' in html
 

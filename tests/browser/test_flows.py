@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
+from incidents.models import Incident
 from investigations.models import Investigation, RemediationAction
 from mailboxes.models import Mailbox
 from mailflow.ingest import ingest_events
@@ -66,7 +67,9 @@ def detail_pages() -> list[str]:
     restriction = Restriction.objects.active().order_by("pk").first()
     investigation = Investigation.objects.order_by("pk").first()
     mailbox = Mailbox.objects.filter(pk=restriction.mailbox_id).get()
+    incident = Incident.objects.order_by("pk").first()
     return [
+        f"/incidents/{incident.pk}/",
         f"/alerts/{alert.pk}/",
         f"/restricted-users/{restriction.pk}/",
         f"/investigations/{investigation.pk}/",
@@ -216,4 +219,58 @@ def test_a_hostile_subject_renders_as_text(page, dialogs, simulated, reader):
         open_page(page, path)
         assert page.get_by_text(HOSTILE_SUBJECT).first.is_visible(), path
         assert page.locator("img[src=x]").count() == 0
+    assert_clean(page, dialogs)
+
+
+def test_an_operator_follows_links_from_the_dashboard_to_undoing_an_action(
+    page, dialogs, simulated, operator
+):
+    """Dashboard → Other alerts → Restricted users → a user → incident → investigation → approve → undo,
+    following links only (no typed address after signing in), with no dead end on the way."""
+    pending = RemediationAction.objects.filter(
+        status=RemediationAction.Status.PENDING,
+        action_type__in=RemediationAction.REVERSIBLE,
+        investigation__incident_link__incident__restriction_links__restriction__in=Restriction.objects.active(),
+    ).select_related("investigation__mailbox")
+    action = pending.order_by("pk").first()
+    assert action is not None, (
+        "a restricted user of the simulated tenant should have a reversible action to decide"
+    )
+    address = action.investigation.mailbox.address
+    incident = Incident.objects.get(investigation_links__investigation=action.investigation)
+
+    sign_in(page, operator.username)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard", exact=True).click()
+    page.locator("#restricted-count").click()  # the "Other alerts" card
+    page.wait_for_url("**/restricted-users/**")
+    page.locator("#rows").get_by_role("link", name=address, exact=True).first.click()
+    page.wait_for_url(re.compile(r"/restricted-users/\d+/$"))
+    page.locator("#restriction-incident").click()
+    page.wait_for_url(f"**/incidents/{incident.pk}/")
+    assert page.locator("h1").inner_text().endswith(f"involving {address}")
+    assert page.get_by_text("First attacker activity").first.is_visible()
+    page.locator("#incident-investigation").click()
+    page.wait_for_url(f"**/investigations/{action.investigation_id}/**")
+
+    row = page.locator(f"#action-{action.pk}")
+    row.get_by_role("button", name="Approve…", exact=True).click()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    page.wait_for_url(f"**/investigations/{action.investigation_id}/**")
+    action.refresh_from_db()
+    assert action.status == RemediationAction.Status.COMPLETED, action.result
+
+    page.locator(f"#action-{action.pk}").get_by_role("button", name="Undo…", exact=True).click()
+    page.get_by_label("Why is it undone? (required)").fill("Approved by mistake in the browser test")
+    page.get_by_role("button", name="Undo", exact=True).click()
+    page.wait_for_url(f"**/investigations/{action.investigation_id}/**")
+    assert page.get_by_text(re.compile(r"undone")).first.is_visible()
+    action.refresh_from_db()
+    assert action.status == RemediationAction.Status.UNDONE
+
+    # No dead end: the investigation leads back to its incident, whose timeline tells the undo.
+    page.locator("#investigation-incident").click()
+    page.wait_for_url(f"**/incidents/{incident.pk}/")
+    timeline = page.locator(".timeline")
+    assert timeline.get_by_text("Action approved").first.is_visible()
+    assert timeline.get_by_text("Action undone").first.is_visible()
     assert_clean(page, dialogs)

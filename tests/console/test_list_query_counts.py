@@ -13,6 +13,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEvidence
 from alerts.services import ensure_default_policies
 from core.models import AuditEvent
+from incidents.models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
 from investigations.models import Finding, Investigation, RemediationAction
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
@@ -20,6 +21,9 @@ from restricted_users.models import Restriction
 pytestmark = pytest.mark.django_db
 
 LIST_PAGES = (
+    "/",
+    "/incidents/",
+    "/incidents/?status=",
     "/alerts/",
     "/restricted-users/",
     "/investigations/",
@@ -116,6 +120,28 @@ def build_rows(tenant, count: int, actor) -> None:
         )
         for n, investigation in enumerate(investigations)
     )
+    incidents = Incident.objects.bulk_create(
+        Incident(
+            tenant=tenant,
+            mailbox=mailbox,
+            title=f"Incident {n} involving {mailbox.address}",
+            severity=alerts[n].severity,
+            status=Incident.Status.ACTIVE if n % 3 else Incident.Status.RESOLVED,
+            assigned_to=actor if n % 2 else None,
+            first_activity_at=alerts[n].first_activity_at,
+            last_activity_at=alerts[n].last_activity_at,
+        )
+        for n, mailbox in enumerate(mailboxes)
+    )
+    IncidentAlert.objects.bulk_create(
+        IncidentAlert(incident=i, alert=alerts[n]) for n, i in enumerate(incidents)
+    )
+    IncidentRestriction.objects.bulk_create(
+        IncidentRestriction(incident=i, restriction=restrictions[n]) for n, i in enumerate(incidents)
+    )
+    IncidentInvestigation.objects.bulk_create(
+        IncidentInvestigation(incident=i, investigation=investigations[n]) for n, i in enumerate(incidents)
+    )
     AuditEvent.objects.bulk_create(
         AuditEvent(
             actor=actor,
@@ -157,6 +183,9 @@ def test_the_lists_show_the_rows_built(tenant, administrator, administrator_clie
     """The pages measured above really list those rows (a count over empty pages would prove nothing)."""
     build_rows(tenant, 10, administrator)
     for path, text in (
+        ("/incidents/", "Incident 8 involving"),
+        ("/incidents/?status=", "Incident 9 involving"),
+        ("/", "Incident 8 involving"),
         ("/alerts/", "Alert 9"),
         ("/restricted-users/", "user9@contoso.example"),
         ("/investigations/", "user9@contoso.example"),

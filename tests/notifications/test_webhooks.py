@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_change_reaches_the_webhook_signed_with_the_endpoint_secret(tenant, receiver, endpoint_for):
-    endpoint, secret = endpoint_for(tenant, receiver.url)
+    # Subscribed to alerts only: raising the alert also opens an incident (incident.created), not sent here.
+    endpoint, secret = endpoint_for(tenant, receiver.url, event_kinds=["alert.raised"])
     alert = make_alert(tenant, make_mailbox(tenant, "alice@example.com"), kind="forwarding_rule")
 
     assert len(receiver.requests) == 1
@@ -55,7 +56,7 @@ def test_a_tampered_body_does_not_match_the_signature(tenant, receiver, endpoint
 def test_deliveries_retry_while_the_receiver_is_down_and_arrive_exactly_once(tenant, endpoint_for, settings):
     settings.NOTIFY_RETRY_BACKOFF_SECONDS = 1
     down = WebhookReceiver()  # its port is chosen, nothing listens yet
-    endpoint_for(tenant, down.url)
+    endpoint_for(tenant, down.url, event_kinds=["alert.raised"])
     make_alert(tenant, make_mailbox(tenant, "alice@example.com"), kind="forwarding_rule")
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == Attempted.Status.PENDING
@@ -97,7 +98,7 @@ def test_deliveries_retry_while_the_receiver_is_down_and_arrive_exactly_once(ten
 
 def test_a_delivery_gives_up_after_the_attempt_cap(tenant, endpoint_for, settings):
     settings.NOTIFY_MAX_ATTEMPTS = 2
-    endpoint_for(tenant, WebhookReceiver().url)
+    endpoint_for(tenant, WebhookReceiver().url, event_kinds=["alert.raised"])
     make_alert(tenant, make_mailbox(tenant, "alice@example.com"), kind="forwarding_rule")
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())
     services.retry_due()
@@ -108,7 +109,7 @@ def test_a_delivery_gives_up_after_the_attempt_cap(tenant, endpoint_for, setting
 def test_an_error_answer_is_retried_and_its_code_logged(tenant, endpoint_for):
     failing = WebhookReceiver(status=500).start()
     try:
-        endpoint_for(tenant, failing.url)
+        endpoint_for(tenant, failing.url, event_kinds=["alert.raised"])
         make_alert(tenant, make_mailbox(tenant, "alice@example.com"), kind="forwarding_rule")
     finally:
         failing.stop()

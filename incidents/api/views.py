@@ -1,0 +1,102 @@
+"""``/api/v1/incidents/``: reads for every role (and read tokens, limited to their tenant); assign, status
+and resolve for operators (the same permission as the console's triage). Every write goes through
+:mod:`incidents.services`; domain errors answer 400 ``{"detail": …}``. ``?alert=``, ``?restriction=``,
+``?investigation=`` and ``?action=`` find the incident of one object."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.exceptions import DomainError
+from core.permissions import RolePermission, tenant_of
+
+from .. import services
+from ..filtersets import IncidentFilterSet, with_counts
+from ..models import Incident
+from . import serializers as s
+
+TRIAGE = services.TRIAGE_PERMISSION
+
+
+def _bad_request(detail: str) -> Response:
+    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Incidents, latest activity first, filtered by :class:`IncidentFilterSet`."""
+
+    permission_classes = [RolePermission]
+    read_permission = "incidents.view_incident"
+    action_permissions = {"status": TRIAGE, "assign": TRIAGE, "resolve": TRIAGE}
+    filterset_class = IncidentFilterSet
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        queryset = with_counts(Incident.objects.with_related()).prefetch_related(
+            "alert_links", "restriction_links", "investigation_links"
+        )
+        tenant = tenant_of(self.request)
+        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+
+    def get_serializer_class(self):
+        return s.IncidentSerializer if self.action == "list" else s.IncidentDetailSerializer
+
+    def _done(self, incident: Incident) -> Response:
+        return Response(s.IncidentDetailSerializer(self.get_queryset().get(pk=incident.pk)).data)
+
+    def _input(self, serializer_class, request: Request) -> dict:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(request=s.IncidentStatusInputSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def status(self, request: Request, pk: str | None = None) -> Response:
+        """Set the status to ``active`` or ``in_progress`` (a resolved incident is reopened)."""
+        data = self._input(s.IncidentStatusInputSerializer, request)
+        try:
+            incident = services.set_incident_status(
+                self.get_object(), actor=request.user, status=data["status"]
+            )
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(incident)
+
+    @extend_schema(request=s.IncidentAssignInputSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, pk: str | None = None) -> Response:
+        """Assign to a person who may triage (``"me"`` for the caller), or unassign with null."""
+        name = self._input(s.IncidentAssignInputSerializer, request)["assignee"]
+        assignee = None
+        if name:
+            assignee = (
+                request.user if name == "me" else get_user_model().objects.filter(username=name).first()
+            )
+            if assignee is None:
+                return _bad_request(f"{name!r} is not a person who may triage incidents.")
+        try:
+            incident = services.assign_incident(self.get_object(), actor=request.user, assignee=assignee)
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(incident)
+
+    @extend_schema(request=s.IncidentResolveInputSerializer, responses=s.IncidentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        """Resolve with a classification and an optional comment; the incident's open alerts resolve too."""
+        data = self._input(s.IncidentResolveInputSerializer, request)
+        try:
+            incident = services.resolve_incident(
+                self.get_object(),
+                actor=request.user,
+                classification=data["classification"],
+                comment=data["comment"],
+            )
+        except DomainError as exc:
+            return _bad_request(str(exc))
+        return self._done(incident)

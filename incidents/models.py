@@ -1,0 +1,132 @@
+"""Incidents (DESIGN section 12): one user's compromise, grouping that user's alerts, restrictions and
+investigations (and through them the remediation actions), with the analyst's status, assignee and
+classification.
+
+The lower apps store nothing that points here: the link tables live on this side, and an alert, restriction or
+investigation joins an incident through the ``incidents.correlate_*`` tasks they enqueue by name. Each
+object belongs to at most one incident (a unique link), and a mailbox has at most one incident that is not
+resolved (a partial unique constraint), so concurrent correlations cannot open two.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts.models import Alert, Severity
+from core.models import Tenant
+
+
+class IncidentQuerySet(models.QuerySet):
+    def open(self) -> IncidentQuerySet:
+        """Active or In progress: the incident a new alert of the user joins."""
+        return self.exclude(status=Incident.Status.RESOLVED)
+
+    def active(self) -> IncidentQuerySet:
+        return self.filter(status=Incident.Status.ACTIVE)
+
+    def for_mailbox(self, mailbox) -> IncidentQuerySet:
+        return self.filter(mailbox=mailbox)
+
+    def with_related(self) -> IncidentQuerySet:
+        return self.select_related("tenant", "mailbox", "assigned_to", "resolved_by")
+
+
+class Incident(models.Model):
+    """One user's compromise, from the first attacker activity to the release.
+
+    ``severity`` is the highest severity of its alerts, and ``first_activity_at`` / ``last_activity_at`` span
+    their evidence; both are recomputed whenever an alert joins or folds. Status, assignee, classification and
+    determination are the analyst's.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        IN_PROGRESS = "in_progress", "In progress"
+        RESOLVED = "resolved", "Resolved"
+
+    Classification = Alert.Classification
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="incidents")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="incidents")
+    title = models.CharField(max_length=400)
+    severity = models.CharField(max_length=16, choices=Severity, default=Severity.INFORMATIONAL)
+    status = models.CharField(max_length=16, choices=Status, default=Status.ACTIVE, db_index=True)
+    classification = models.CharField(max_length=32, choices=Alert.Classification, blank=True)
+    determination = models.TextField(blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_activity_at = models.DateTimeField()
+    last_activity_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    alerts = models.ManyToManyField(Alert, through="IncidentAlert", related_name="+")
+    restrictions = models.ManyToManyField(
+        "restricted_users.Restriction", through="IncidentRestriction", related_name="+"
+    )
+    investigations = models.ManyToManyField(
+        "investigations.Investigation", through="IncidentInvestigation", related_name="+"
+    )
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_activity_at", "-id"]
+        permissions = [("triage_incident", "Can triage incidents (status, assignee, resolve)")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox"], condition=~Q(status="resolved"), name="one_open_incident_per_mailbox"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "severity"]),
+            models.Index(fields=["mailbox", "status"]),
+            models.Index(fields=["-last_activity_at", "-id"], name="incident_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Incident #{self.pk}: {self.title}"
+
+
+class IncidentAlert(models.Model):
+    """An alert's incident (an alert belongs to one incident)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alert_links")
+    alert = models.OneToOneField(Alert, on_delete=models.CASCADE, related_name="incident_link")
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id} ← alert {self.alert_id}"
+
+
+class IncidentRestriction(models.Model):
+    """A restriction's incident (a restriction belongs to one incident)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="restriction_links")
+    restriction = models.OneToOneField(
+        "restricted_users.Restriction", on_delete=models.CASCADE, related_name="incident_link"
+    )
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id} ← restriction {self.restriction_id}"
+
+
+class IncidentInvestigation(models.Model):
+    """An investigation's incident (an investigation belongs to one incident)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="investigation_links")
+    investigation = models.OneToOneField(
+        "investigations.Investigation", on_delete=models.CASCADE, related_name="incident_link"
+    )
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id} ← investigation {self.investigation_id}"
