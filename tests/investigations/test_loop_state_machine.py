@@ -34,6 +34,7 @@ from alerts.models import Alert, AlertPolicy
 from alerts.services import TRUE_POSITIVES, ensure_default_policies, resolve_alert, resolved_by_label
 from core.feed import declaration_of
 from core.models import AuditEvent, ChangeFeedEntry, Tenant
+from incidents.models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
 from investigations import actions, playbook
 from investigations.models import Investigation, RemediationAction
 from investigations.status import derive_status
@@ -332,6 +333,28 @@ class LoopMachine(RuleBasedStateMachine):
                 created_at__lt=restriction.released_at,
             )
             assert not still_open.exists(), f"restriction {restriction.pk} released with its alerts open"
+
+    @invariant()
+    def everything_about_a_user_belongs_to_one_of_their_incidents(self) -> None:
+        """Alerts, restrictions (the console's own included) and investigations all correlate into an incident
+        of their user; a user has at most one open incident; its severity is the highest of its alerts."""
+        for model, link in ((Alert, "alert"), (Restriction, "restriction"), (Investigation, "investigation")):
+            for pk, mailbox_id in model.objects.filter(tenant=self.tenant).values_list("pk", "mailbox_id"):
+                links = {
+                    Alert: IncidentAlert,
+                    Restriction: IncidentRestriction,
+                    Investigation: IncidentInvestigation,
+                }[model].objects.filter(**{f"{link}_id": pk})
+                assert links.filter(incident__mailbox_id=mailbox_id).count() == 1, (
+                    f"{link} {pk} has no incident"
+                )
+        for mailbox_id in Mailbox.objects.filter(tenant=self.tenant).values_list("pk", flat=True):
+            assert Incident.objects.filter(mailbox_id=mailbox_id).open().count() <= 1
+        rank = {"informational": 0, "low": 1, "medium": 2, "high": 3}
+        for incident in Incident.objects.filter(tenant=self.tenant):
+            severities = [link.alert.severity for link in incident.alert_links.select_related("alert")]
+            if severities:
+                assert incident.severity == max(severities, key=rank.__getitem__), incident.pk
 
     @invariant()
     def overdue_actions_read_expired(self) -> None:
