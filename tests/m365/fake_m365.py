@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 import jwt
 import trustme
 
-from .fake_m365_builders import audit, domain, message, rule, sign_in, trace, user
+from .fake_m365_builders import audit, domain, message, rule, rule_object_id, sign_in, trace, traces, user
 from .fake_m365_feed import feed_error, handle_management
 from .fake_m365_graph import GRAPH, MANAGEMENT, ApiError, Reply, Request, graph_error, handle_graph
 from .fake_m365_identity import OPENID_PATH, TOKEN_PATH, aad_error, openid_configuration, token_endpoint
@@ -59,8 +59,10 @@ __all__ = [
     "domain",
     "message",
     "rule",
+    "rule_object_id",
     "sign_in",
     "trace",
+    "traces",
     "user",
 ]
 
@@ -140,6 +142,10 @@ class FakeM365:
         page_size: int = 50,
     ) -> None:
         self.directory_id = directory_id
+        # The directory's GUID: the ``tid`` of every token, and the only tenant the Management API accepts.
+        # ``directory_id`` (what a connection is registered with) may be this GUID or a name the authority
+        # knows, as a verified domain is.
+        self.tenant_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"tenant.{directory_id}"))
         self.client_id = client_id
         self.client_secret = client_secret
         self.page_size = page_size
@@ -161,9 +167,18 @@ class FakeM365:
         # client assertion's header; empty accepts any certificate.
         self.certificate_thumbprints: set[str] = set()
         self.token_lifetime = 3599
-        # When set, a content listing whose startTime is older than this is refused (AF20055), like
-        # Microsoft's seven days; off by default so tests can use fixed dates.
-        self.audit_lookback: timedelta | None = None
+        # A content listing whose startTime is older than this is refused (AF20030), as Microsoft's.
+        self.audit_lookback = timedelta(days=7)
+        # Prerequisites a token does not show. The tenant has Entra ID P1 (else signIns answers 403
+        # Authentication_RequestFromNonPremiumTenantOrB2CTenant); the message-trace app's service principal
+        # is provisioned (else messageTraces answers 403); the app's service principal holds these directory
+        # roles (passwordProfile / accountEnabled need User Administrator, or Privileged Authentication
+        # Administrator when the target holds an admin role, on top of the permission).
+        self.entra_premium = True
+        self.trace_service_principal = True
+        self.app_directory_roles: set[str] = {"User Administrator"}
+        # UPNs of users with a mail address but no Exchange Online mailbox (404 MailboxNotEnabledForRESTAPI).
+        self.mailboxless: set[str] = set()
         self.requests: list[Recorded] = []
         self.tokens_issued = 0
         # Tracebacks of bugs in the fake itself (answered 500), so a test can assert there were none.
@@ -310,7 +325,7 @@ class FakeM365:
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{self.client_id}")),
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{self.client_id}")),
             "roles": sorted(self.granted_roles.get(audience, [])),
-            "tid": self.directory_id,
+            "tid": self.tenant_id,
             "ver": "1.0",
             "jti": jti,
             "uti": base64.urlsafe_b64encode(bytes.fromhex(jti)).decode().rstrip("="),

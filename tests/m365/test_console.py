@@ -176,7 +176,7 @@ def test_an_administrator_connects_a_tenant_and_sees_its_test_at_once(m365_setti
     assert connection.test_ok is True and connection.tested_at is not None
     shown = administrator_client.get(response.url).content.decode()
     assert "is connected to Microsoft 365" in shown
-    assert "Test connection: Signed in; every permission the connector uses is granted." in shown
+    assert "Test connection: Signed in; every permission the connector uses is granted and every API" in shown
     assert_no_credential(shown, m365_settings.client_secret)
 
 
