@@ -339,6 +339,11 @@ class M365Connector(BuiltinConnector):
                 continue
             for message in found:
                 if message.get("parentFolderId") == RECOVERABLE_ITEMS:
+                    # Moved by an earlier attempt whose answer never came: keep its id for the undo (the
+                    # folder it came from is not known any more; the inbox is where mail lands).
+                    if not MovedMessage.objects.filter(message_id=message["id"]).exists():
+                        rows.append(self._moved(action, recipient, internet_id, message, "inbox"))
+                        moved += 1
                     continue
                 result = self._move(recipient, message["id"], RECOVERABLE_ITEMS)
                 if result is None:
@@ -352,16 +357,8 @@ class M365Connector(BuiltinConnector):
                     if result is None:
                         missing += 1
                         continue
-                rows.append(
-                    MovedMessage(
-                        connection=self.connection,
-                        action_id=action.pk,
-                        recipient=recipient,
-                        internet_message_id=internet_id,
-                        message_id=str(result.get("id") or ""),
-                        source_folder_id=str(message.get("parentFolderId") or "inbox"),
-                    )
-                )
+                source = str(message.get("parentFolderId") or "inbox")
+                rows.append(self._moved(action, recipient, internet_id, result, source))
                 moved += 1
         MovedMessage.objects.bulk_create(rows)
         super().apply_soft_delete_messages(action)
@@ -369,6 +366,18 @@ class M365Connector(BuiltinConnector):
         if missing:
             sentence += f" ({missing} copies were no longer in their recipient's mailbox)"
         return self._done(sentence, moved=moved, missing=missing)
+
+    def _moved(
+        self, action: RemediationAction, recipient: str, internet_id: str, moved: dict[str, Any], source: str
+    ) -> MovedMessage:
+        return MovedMessage(
+            connection=self.connection,
+            action_id=action.pk,
+            recipient=recipient,
+            internet_message_id=internet_id,
+            message_id=str(moved.get("id") or ""),
+            source_folder_id=source,
+        )
 
     def undo_soft_delete_messages(self, action: RemediationAction, prior: dict[str, Any]) -> ConnectorResult:
         """Move each copy this action moved back to the folder it came from, by the id the move gave it."""

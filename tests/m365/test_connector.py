@@ -113,12 +113,6 @@ def test_undo_recreates_the_rule_in_the_mailbox(
     ("action_type", "method", "path", "body"),
     [
         (Type.DISABLE_ACCOUNT, "PATCH", "", {"accountEnabled": False}),
-        (
-            Type.FORCE_PASSWORD_RESET,
-            "PATCH",
-            "",
-            {"passwordProfile": {"forceChangePasswordNextSignIn": True}},
-        ),
         (Type.REVOKE_SESSIONS, "POST", "/revokeSignInSessions", None),
     ],
 )
