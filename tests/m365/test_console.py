@@ -457,6 +457,28 @@ def test_the_status_page_shows_each_source_and_the_pull_runs(m365_connection, re
     assert "0 results" in reader_client.get(page(m365_connection), {"source": "users"}).content.decode()
 
 
+def test_the_status_page_shows_the_time_an_outage_left_unread(m365_connection, reader_client):
+    PullCursor.objects.create(
+        connection=m365_connection,
+        source=Source.AUDIT_EXCHANGE,
+        gaps=[
+            {
+                "from": "2026-11-20T08:00:00Z",
+                "to": "2026-11-26T10:05:00Z",
+                "recorded_at": "2026-12-03T10:00:00Z",
+            }
+        ],
+    )
+
+    html = reader_client.get(page(m365_connection)).content.decode()
+
+    assert f"{Source.AUDIT_EXCHANGE.label}: time not read" in html
+    assert "2026-11-20T08:00:00Z to 2026-11-26T10:05:00Z" in html
+    assert "time not read" not in reader_client.get(page(m365_connection)).content.decode().replace(
+        f"{Source.AUDIT_EXCHANGE.label}: time not read", ""
+    )
+
+
 def test_the_pages_query_count_does_not_grow_with_rows(
     m365_settings, m365_connection, reader_client, django_assert_max_num_queries
 ):
