@@ -213,8 +213,8 @@ class M365Client:
 
     # -- URLs
 
-    def graph(self, path: str) -> str:
-        return f"{settings.M365_GRAPH_URL.rstrip('/')}/v1.0{path}"
+    def graph(self, path: str, version: str = "v1.0") -> str:
+        return f"{settings.M365_GRAPH_URL.rstrip('/')}/{version}{path}"
 
     def management(self, path: str) -> str:
         """A Management Activity API URL. Its tenant segment must be the directory's GUID (a domain is refused

@@ -308,6 +308,8 @@ M365_SETTLE_SECONDS = env_int("M365_SETTLE_SECONDS", 300)
 # rows arrive minutes late; stable event ids make the re-read rows duplicates.
 M365_OVERLAP_SECONDS = env_int("M365_OVERLAP_SECONDS", 1800)
 M365_PULL_LEASE_SECONDS = env_int("M365_PULL_LEASE_SECONDS", 900)
+# Also read non-interactive sign-ins (Graph beta; a replayed token shows there), by each sign-ins pull.
+M365_NON_INTERACTIVE_SIGN_INS = env_bool("M365_NON_INTERACTIVE_SIGN_INS", False)
 # Remediation actions: a Running action whose worker has not finished within the lease is returned to Approved
 # by the beat reaper; transient connector errors are retried with exponential backoff up to the attempt cap.
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 300)

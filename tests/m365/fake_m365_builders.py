@@ -119,8 +119,10 @@ def sign_in(
     client_app: str = "Browser",
     error_code: int = 0,
     user_agent: str | None = None,
+    interactive: bool = True,
 ) -> dict[str, Any]:
-    """A Graph signIn (``userId`` matches :func:`user` for the same UPN)."""
+    """A Graph signIn (``userId`` matches :func:`user` for the same UPN). A non-interactive one (a client
+    redeeming a refresh token) is only listed by Graph beta, filtered on ``signInEventTypes``."""
     return {
         "id": str(uuid.uuid4()),
         "createdDateTime": _iso(at),
@@ -132,7 +134,8 @@ def sign_in(
         "ipAddress": ip,
         "clientAppUsed": client_app,
         "userAgent": user_agent,
-        "isInteractive": client_app == "Browser",
+        "isInteractive": interactive,
+        "signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"],
         "location": {"city": None, "state": None, "countryOrRegion": country, "geoCoordinates": None},
         "status": {
             "errorCode": error_code,

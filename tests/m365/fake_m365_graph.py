@@ -707,6 +707,9 @@ def list_message_traces(fake: FakeM365, req: Request) -> Reply:
     return page(fake, req, traces, _context(fake, req, "admin/exchange/tracing/messageTraces"), max_top=5000)
 
 
+_EVENT_TYPES = re.compile(r"\s*and\s+signInEventTypes/any\(t:\s*t eq '(?P<type>\w+)'\)")
+
+
 def list_sign_ins(fake: FakeM365, req: Request) -> Reply:
     """GET /auditLogs/signIns, newest first; the documented options only ($filter, $top, $skiptoken); 403
     when the tenant has no Entra ID P1/P2."""
@@ -719,8 +722,23 @@ def list_sign_ins(fake: FakeM365, req: Request) -> Reply:
             "Neither tenant is B2C or tenant doesn't have premium license",
         )
     check_options(req, {"$filter", "$top", "$skiptoken"})
-    sign_ins = _by_time(filtered(req, list(fake.sign_ins), SIGN_IN_FILTERS), "createdDateTime")
+    # v1.0 lists interactive sign-ins only; beta lists them too, or those of the event types a
+    # ``signInEventTypes/any(t: t eq '…')`` clause names.
+    wanted = {"interactiveUser"}
+    text = req.query.get("$filter") or ""
+    if lambda_clause := _EVENT_TYPES.search(text):
+        if req.version != "beta":
+            raise FilterError(
+                "Could not find a property named 'signInEventTypes' on type 'microsoft.graph.signIn'."
+            )
+        wanted = {lambda_clause["type"]}
+        text = (text[: lambda_clause.start()] + text[lambda_clause.end() :]).strip()
+    candidates = [s for s in fake.sign_ins if wanted & set(s.get("signInEventTypes") or ["interactiveUser"])]
+    clauses = parse_filter(text, SIGN_IN_FILTERS) if text else []
+    sign_ins = _by_time([s for s in candidates if matches(s, clauses)], "createdDateTime")
     sign_ins.reverse()
+    if req.version != "beta":
+        sign_ins = [{k: v for k, v in s.items() if k != "signInEventTypes"} for s in sign_ins]
     items = [selected(sign_in, req.query.get("$select")) for sign_in in sign_ins]
     return page(fake, req, items, _context(fake, req, "auditLogs/signIns"), max_top=1000)
 

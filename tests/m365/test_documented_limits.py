@@ -394,3 +394,29 @@ def test_a_sign_in_that_arrives_late_is_read_by_the_next_pulls_overlap(contoso, 
     assert again.status == PullRun.Status.OK and again.accepted == 1
     assert SignIn.objects.filter(ip="192.0.2.77").count() == 1
     assert repeat.duplicates == 1 and repeat.accepted == 0  # the overlap re-read stores nothing twice
+
+
+# Optional: non-interactive sign-ins (Graph beta), read in the same window when the setting is on.
+def test_non_interactive_sign_ins_are_read_from_beta_only_when_the_setting_is_on(
+    contoso, m365_connection, settings
+):
+    pull_directory(m365_connection)
+    contoso.sign_ins = [
+        fake.sign_in("bob@contoso.com", ago(minutes=40), ip="198.51.100.10"),
+        fake.sign_in("bob@contoso.com", ago(minutes=20), ip="203.0.113.66", interactive=False),
+    ]
+
+    assert pull_source(m365_connection, Source.SIGN_INS).status == PullRun.Status.OK
+    assert list(SignIn.objects.values_list("ip", flat=True)) == ["198.51.100.10"]
+    assert not [r for r in contoso.requests if r.path.startswith("/graph/beta/")]
+
+    settings.M365_NON_INTERACTIVE_SIGN_INS = True
+    with time_machine.travel(timezone.now() + timedelta(minutes=10), tick=True):
+        run = pull_source(m365_connection, Source.SIGN_INS)
+
+    assert run.status == PullRun.Status.OK, run.error
+    assert sorted(SignIn.objects.values_list("ip", flat=True)) == ["198.51.100.10", "203.0.113.66"]
+    [beta] = [r for r in contoso.requests if r.path == "/graph/beta/auditLogs/signIns"]
+    assert "signInEventTypes/any(t: t eq 'nonInteractiveUser')" in beta.query["$filter"]
+    cursor = PullCursor.objects.get(connection=m365_connection, source=Source.SIGN_INS)
+    assert cursor.state == {}
