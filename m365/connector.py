@@ -215,7 +215,15 @@ class M365Connector(BuiltinConnector):
             if graph_rule.get(key) is not None
         }
         url = self._users_url(mailbox.address, "/mailFolders/inbox/messageRules")
-        self.client.request("POST", url, json_body=body)
+        # Creating a rule is not idempotent: a rule of that name already there (an earlier attempt whose
+        # answer was lost) is the undo done, not a reason to create a second one.
+        present = any(
+            item.get("displayName") == body.get("displayName")
+            for page, _ in self.client.pages(url)
+            for item in page
+        )
+        if not present:
+            self.client.request("POST", url, json_body=body)
         super().undo_remove_inbox_rule(action, prior)
         return self._done(f"Inbox rule “{body.get('displayName')}” of {mailbox.address} recreated")
 

@@ -223,7 +223,7 @@ MESSAGE_TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
 NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 
 
-def _probe(client: M365Client, name: str, call) -> str:
+def _probe(name: str, call) -> str:
     """Run one probe; "" when it answered, else a sentence naming the prerequisite and the fix."""
     try:
         call()
@@ -264,19 +264,17 @@ def _probes(client: M365Client, roles: dict[str, set[str]]) -> list[str]:
     if permissions.requirement("Read sent mail (message trace)").satisfied_by(graph_roles):
         url = client.graph("/admin/exchange/tracing/messageTraces")
         params = {"$filter": window("receivedDateTime"), "$top": "1"}
-        found.append(_probe(client, "Message trace", lambda: client.get_json(url, params=params)))
+        found.append(_probe("Message trace", lambda: client.get_json(url, params=params)))
     if permissions.requirement("Read sign-ins").satisfied_by(graph_roles):
         url = client.graph("/auditLogs/signIns")
         params = {"$filter": window("createdDateTime"), "$top": "1"}
-        found.append(_probe(client, "Sign-ins", lambda: client.get_json(url, params=params)))
+        found.append(_probe("Sign-ins", lambda: client.get_json(url, params=params)))
     if permissions.requirement("Read the Exchange audit log").satisfied_by(
         roles.get(permissions.MANAGEMENT, set())
     ):
         url = client.management("/subscriptions/list")
         found.append(
-            _probe(
-                client, "Management Activity API", lambda: client.get_json(url, api=permissions.MANAGEMENT)
-            )
+            _probe("Management Activity API", lambda: client.get_json(url, api=permissions.MANAGEMENT))
         )
     return [problem for problem in found if problem]
 

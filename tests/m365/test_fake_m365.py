@@ -412,3 +412,51 @@ def test_a_delay_makes_the_client_time_out_once(fake_m365: FakeM365) -> None:
         )
     assert call(fake_m365, "GET", url, access).status_code == 200
     assert fake_m365.internal_errors == []
+
+
+def test_the_fake_refuses_trace_windows_microsoft_refuses(fake_m365: FakeM365) -> None:
+    access = token(fake_m365)
+    url = f"{fake_m365.graph_url}/v1.0/admin/exchange/tracing/messageTraces"
+
+    def status(start: datetime, end: datetime | None) -> int:
+        text = f"receivedDateTime ge {start:%Y-%m-%dT%H:%M:%S}Z"
+        if end is not None:
+            text += f" and receivedDateTime lt {end:%Y-%m-%dT%H:%M:%S}Z"
+        return call(fake_m365, "GET", url, access, params={"$filter": text}).status_code
+
+    assert status(RECENT, RECENT + timedelta(days=10)) == 200
+    assert status(RECENT, RECENT + timedelta(days=10, seconds=1)) == 400  # more than 10 days
+    assert status(RECENT - timedelta(days=91), RECENT - timedelta(days=89)) == 400  # older than 90 days
+    assert status(RECENT, None) == 400  # both bounds are required
+    fake_m365.trace_service_principal = False
+    assert status(RECENT, RECENT + timedelta(days=1)) == 403
+
+
+def test_the_fake_guards_sensitive_user_attributes_as_graph_does(fake_m365: FakeM365) -> None:
+    alice, admin, synced = user("alice@contoso.com"), user("it@contoso.com"), user("dc@contoso.com")
+    admin["adminRoles"] = ["Exchange Administrator"]
+    synced["onPremisesSyncEnabled"] = True
+    fake_m365.users = [alice, admin, synced]
+    access = token(fake_m365)
+
+    def patch(target: dict, body: dict) -> int:
+        url = f"{fake_m365.graph_url}/v1.0/users/{target['id']}"
+        return call(fake_m365, "PATCH", url, access, json=body).status_code
+
+    assert patch(alice, {"accountEnabled": False}) == 204  # User Administrator may
+    assert patch(admin, {"accountEnabled": False}) == 403  # an admin target needs more
+    assert patch(synced, {"accountEnabled": False}) == 400  # governed on-premises
+    assert patch(alice, {"passwordProfile": {"password": "short"}}) == 400  # complexity
+    fake_m365.app_directory_roles = set()
+    assert patch(alice, {"passwordProfile": {"forceChangePasswordNextSignIn": True}}) == 403
+    assert patch(alice, {"department": "Sales"}) == 204  # not sensitive
+
+
+def test_the_fake_answers_a_user_without_a_mailbox_as_exchange_does(fake_m365: FakeM365) -> None:
+    fake_m365.users = [user("nobox@contoso.com")]
+    fake_m365.mailboxless = {"nobox@contoso.com"}
+    url = f"{fake_m365.graph_url}/v1.0/users/nobox@contoso.com/mailFolders/inbox/messageRules"
+
+    answer = call(fake_m365, "GET", url, token(fake_m365))
+
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
