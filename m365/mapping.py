@@ -132,6 +132,8 @@ def hold_back_last_second(
         except RecordError:
             same = False
         (later if same else now).append(record)
+    if not now:  # a whole page in one second (a burst): mapped as it is rather than carried for ever
+        return later, []
     return now, later
 
 
@@ -401,11 +403,11 @@ def audit_events(
         # (the user's object id); the acting user (an admin, a delegate) only as a last resort.
         mailbox = mailbox_of(params.get("mailbox"), identity, record.get("ObjectId"), record.get("UserId"))
         rule_part = identity_parts(identity)[1] or identity_parts(record.get("ObjectId"))[1]
-        name = str(params.get("name") or rule_part).strip()
-        if not params.get("name") and rule_part.isdigit():
-            # Exchange's numeric rule id (Set-/Remove-InboxRule -Identity 'alice\\1234567890'): no name
-            # to know the rule by; what the mailbox holds now tells.
+        if rule_part.isdigit():
+            # Exchange's numeric rule id (Set-/Remove-InboxRule -Identity 'alice\\1234567890'; a -Name
+            # with it is a rename): nothing to know the rule by; what the mailbox holds now tells.
             raise ReadRules(mailbox)
+        name = str(params.get("name") or rule_part).strip()
         if not name:
             raise RecordError("names no inbox rule")
         event = {

@@ -414,6 +414,8 @@ def _record_gap(ctx: PullContext, start: datetime, end: datetime) -> None:
     """Note on the cursor that ``[start, end)`` can no longer be read (an outage outlasted the API's
     retention); the status page shows it and the log says it once."""
     gap = {"from": iso(start), "to": iso(end), "recorded_at": iso(timezone.now())}
+    if any(known["from"] == gap["from"] for known in ctx.cursor.gaps):
+        return  # the same outage, noted by an attempt that failed before its first window was stored
     ctx.cursor.gaps = [*ctx.cursor.gaps, gap][-50:]
     ctx.cursor.save(update_fields=["gaps"])
     logger.warning(
