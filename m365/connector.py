@@ -3,10 +3,14 @@
 
 Where Microsoft offers an API the action is carried out in the tenant through Graph, then mirrored in the
 console's directory (the same history rows the built-in connector writes): remove an inbox rule (and undo:
-recreate it), soft-delete messages (move them to Recoverable Items), revoke sign-in sessions, force a
-password change at next sign-in, disable the account (and undo: enable it). Where it offers none (a
-mailbox's SMTP forwarding and mailbox permissions are Exchange PowerShell only; restoring from Recoverable
-Items too) the action ends in *Manual step required* with the exact step.
+recreate it), soft-delete messages (move them to Recoverable Items, keeping each move's new message id and
+source folder; undo: move them back), revoke sign-in sessions, reset the password (a random one, changed at
+next sign-in, then sessions revoked), disable the account (and undo: enable it). Where it offers none (a
+mailbox's SMTP forwarding and mailbox permissions are Exchange PowerShell only; an account synchronised from
+on-premises Active Directory is changed there) the action ends in *Manual step required* with the exact step.
+
+A request that changes something and is not idempotent (a message move, a rule's creation) is never sent again
+blindly after a timeout: the connector reads the state to learn whether it happened.
 
 Every Graph call (method, URL, status, ``request-id``) is returned with the result (``details["calls"]``) or
 attached to the error (``calls``), and kept on the action.
