@@ -20,7 +20,7 @@ from core.models import Tenant
 from core.services import record_audit
 
 from . import crypto, permissions
-from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps
+from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
 from .exceptions import M365Error
 from .models import M365Connection
 
@@ -269,6 +269,14 @@ def _probes(client: M365Client, roles: dict[str, set[str]]) -> list[str]:
         url = client.graph("/auditLogs/signIns")
         params = {"$filter": window("createdDateTime"), "$top": "1"}
         found.append(_probe("Sign-ins", lambda: client.get_json(url, params=params)))
+    if any(permissions.requirement(f).satisfied_by(graph_roles) for f in permissions.SENSITIVE_FEATURES):
+        directory_roles = set(token_claims(client.token(permissions.GRAPH)).get("wids") or [])
+        if not directory_roles & permissions.SENSITIVE_ATTRIBUTE_ROLES:
+            found.append(
+                "Password reset and disable: the app holds no directory role that may change passwords and "
+                "sign-in state. Assign it User Administrator (Privileged Authentication Administrator to act "
+                "on administrators) in Entra admin center → Roles & admins."
+            )
     if permissions.requirement("Read the Exchange audit log").satisfied_by(
         roles.get(permissions.MANAGEMENT, set())
     ):

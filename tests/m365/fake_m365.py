@@ -84,6 +84,17 @@ GRAPH_ROLES = (
 )
 MANAGEMENT_ROLES = ("ActivityFeed.Read",)
 
+# Directory role template ids (the same in every tenant), as an app-only token's ``wids`` claim lists them.
+ROLE_TEMPLATE_IDS = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Authentication Administrator": "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    "Helpdesk Administrator": "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+}
+# Every service principal's implicit role.
+DEFAULT_SERVICE_PRINCIPAL_ROLE = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
+
 _GRAPH = re.compile(r"/graph/(?P<version>v1\.0|beta)(?P<rest>/.*)")
 _FEED = re.compile(r"/manage/api/v1(?:\.0)?/(?P<tenant>[^/]+)/activity/feed(?P<rest>/.*)")
 
@@ -326,6 +337,9 @@ class FakeM365:
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{self.client_id}")),
             "roles": sorted(self.granted_roles.get(audience, [])),
             "tid": self.tenant_id,
+            "wids": sorted(
+                {DEFAULT_SERVICE_PRINCIPAL_ROLE} | {ROLE_TEMPLATE_IDS[r] for r in self.app_directory_roles}
+            ),
             "ver": "1.0",
             "jti": jti,
             "uti": base64.urlsafe_b64encode(bytes.fromhex(jti)).decode().rstrip("="),

@@ -454,7 +454,7 @@ def get_user(fake: FakeM365, req: Request, user_id: str) -> Reply:
 
 SENSITIVE = ("accountEnabled", "passwordProfile")
 ADMIN_TARGET_ROLES = {"Privileged Authentication Administrator", "Global Administrator"}
-USER_TARGET_ROLES = {"User Administrator", "Helpdesk Administrator", "Authentication Administrator"}
+USER_TARGET_ROLES = {"User Administrator"}
 USER_TARGET_ROLES |= ADMIN_TARGET_ROLES
 
 

@@ -68,6 +68,17 @@ def test_test_connection_names_the_missing_message_trace_principal_and_entra_lic
     assert services.test_connection(m365_connection).ok
 
 
+# Row 9: the directory role the password and disable actions need, read from the token's wids claim.
+def test_test_connection_names_the_missing_directory_role_for_password_and_disable(contoso, m365_connection):
+    contoso.app_directory_roles = set()
+
+    result = services.test_connection(m365_connection)
+
+    assert not result.ok and result.missing == []
+    [problem] = result.prerequisites
+    assert "User Administrator" in problem and "Privileged Authentication Administrator" in problem
+
+
 # Row 2: the trace window — whole-second Z bounds, span at most 10 days, start at most 90 days ago.
 def test_after_a_long_outage_trace_windows_stay_within_10_days_and_90_days_and_the_gap_is_recorded(
     contoso, m365_connection
