@@ -6,7 +6,8 @@ of its own, ``soc_console_bench_m365``, on ``DATABASE_URL``'s server, dropped af
 out (the ingest service's on-commit hand-off is switched off): the detection benchmark measures it.
 
 1. A tenant of ``BENCH_M365_USERS`` (default 500) members, with 24 h of sent mail as message trace
-   (``BENCH_M365_TRACES`` rows, default 50,000: about 10,000 messages of 5 recipients),
+   (``BENCH_M365_TRACES`` rows, default 50,000: 10,000 messages of 5 recipients, a row each sharing the
+   message's trace id and time, as Microsoft's),
    ``BENCH_M365_SIGN_INS`` sign-ins (default 10,000) and 1,000 Exchange audit records, pages of 1,000
    (Graph's default).
 2. A first full pull (directory, then each source): per source, the records read, events stored, seconds,
@@ -44,16 +45,19 @@ def _tenant(fake_module, users: int, traces: int, sign_ins: int, audits: int, di
     fake.domains = [fake_module.domain(DOMAIN)]
     upns = [f"user{n:04d}@{DOMAIN}" for n in range(users)]
     fake.users = [fake_module.user(upn, display_name=f"User {n}") for n, upn in enumerate(upns)]
-    step = (now - timedelta(minutes=10) - start) / max(traces, 1)
+    # As Microsoft's trace: a row per recipient, the rows of one message sharing its trace id and time.
+    messages = max(traces // 5, 1)
+    step = (now - timedelta(minutes=10) - start) / messages
     fake.message_traces = [
-        fake_module.trace(
-            upns[(n // 5) % users],
-            f"r{n % 5}@partner{n % 50}.example",
-            start + step * n,
-            subject=f"Quarterly numbers {n // 5}",
-            message_id=f"<m{n // 5}@{DOMAIN}>",
+        row
+        for m in range(messages)
+        for row in fake_module.traces(
+            upns[m % users],
+            [f"r{r}@partner{(m * 5 + r) % 50}.example" for r in range(5)],
+            start + step * m,
+            subject=f"Quarterly numbers {m}",
+            message_id=f"<m{m}@{DOMAIN}>",
         )
-        for n in range(traces)
     ]
     step = (now - timedelta(minutes=10) - start) / max(sign_ins, 1)
     fake.sign_ins = [

@@ -113,10 +113,15 @@ def _credential(connection: M365Connection) -> str | dict[str, str]:
 
 class VerifyingSession(requests.Session):
     """A session that always verifies TLS against ``M365_CA_BUNDLE`` (when set): ``requests`` otherwise lets
-    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override a session's ``verify``. MSAL gets one too."""
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override a session's ``verify``. MSAL gets one too.
+
+    Every request also gets ``M365_TIMEOUT_SECONDS`` unless it sets its own: MSAL ignores its ``timeout=``
+    argument once it is given an ``http_client``, so without this its token calls could hang for ever."""
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
         kwargs.setdefault("verify", settings.M365_CA_BUNDLE or True)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = settings.M365_TIMEOUT_SECONDS
         return super().request(method, url, *args, **kwargs)
 
 
@@ -138,7 +143,6 @@ def msal_app(connection: M365Connection) -> msal.ConfidentialClientApplication:
                 client_credential=_credential(connection),
                 instance_discovery=False,
                 http_client=VerifyingSession(),
-                timeout=settings.M365_TIMEOUT_SECONDS,
             )
             _apps[key] = app
         return app
@@ -150,15 +154,27 @@ def forget_apps() -> None:
         _apps.clear()
 
 
-def token_roles(access_token: str) -> set[str]:
-    """The application roles in an access token's ``roles`` claim (read, not verified: we just got it from
-    the authority over TLS and only use it to report missing permissions)."""
+def token_claims(access_token: str) -> dict[str, Any]:
+    """The claims of an access token (read, not verified: we just got it from the authority over TLS and only
+    use them to report missing permissions and to learn the tenant's GUID)."""
     try:
         payload = access_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError) as exc:
         raise M365Error("The access token Microsoft issued cannot be read.") from exc
-    return set(claims.get("roles") or [])
+    if not isinstance(claims, dict):
+        raise M365Error("The access token Microsoft issued cannot be read.")
+    return claims
+
+
+def token_roles(access_token: str) -> set[str]:
+    """The application roles in an access token's ``roles`` claim."""
+    return set(token_claims(access_token).get("roles") or [])
+
+
+class NotRetried(Unreachable):
+    """A request that changes something (a message move) timed out: Microsoft may have carried it out, so it
+    is not sent again blindly; the caller reads the state to find out."""
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:
@@ -197,12 +213,27 @@ class M365Client:
 
     # -- URLs
 
-    def graph(self, path: str) -> str:
-        return f"{settings.M365_GRAPH_URL.rstrip('/')}/v1.0{path}"
+    def graph(self, path: str, version: str = "v1.0") -> str:
+        return f"{settings.M365_GRAPH_URL.rstrip('/')}/{version}{path}"
 
     def management(self, path: str) -> str:
+        """A Management Activity API URL. Its tenant segment must be the directory's GUID (a domain is refused
+        with AF20013), so it comes from the ``tid`` claim of the app's token, whatever the connection was
+        registered with."""
         base = settings.M365_MANAGEMENT_URL.rstrip("/")
-        return f"{base}/api/v1.0/{self.connection.directory_id}/activity/feed{path}"
+        return f"{base}/api/v1.0/{self.tenant_guid()}/activity/feed{path}"
+
+    def tenant_guid(self) -> str:
+        """The Entra ID tenant's GUID, from the ``tid`` claim of the Management API token."""
+        tid = str(token_claims(self.token(MANAGEMENT)).get("tid") or "")
+        if not tid:
+            raise M365Error("The access token Microsoft issued names no tenant (tid).")
+        return tid
+
+    def management_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``params`` plus ``PublisherIdentifier`` (the tenant GUID), which gives the app its own quota of
+        Management API requests instead of sharing the tenant's."""
+        return {**(params or {}), "PublisherIdentifier": self.tenant_guid()}
 
     # -- tokens
 
@@ -245,12 +276,19 @@ class M365Client:
         api: str = GRAPH,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """Send one request, honouring throttling, refreshing an expired token once, retrying timeouts.
+
+        A request that is not idempotent (a POST, unless ``idempotent=True`` says repeating it is harmless)
+        is not sent again after a timeout or a 5xx that may have come after the work was done: that raises
+        :class:`NotRetried` and the caller reads the state. A 429 or a 401 is retried (nothing was done).
 
         Returns a 2xx response; raises :class:`GraphError` for a refusal, :class:`Throttled` /
         :class:`Unreachable` for what a later retry may fix, :class:`M365Error` for a credential problem.
         """
+        if idempotent is None:
+            idempotent = method.upper() != "POST"
         refreshed = False
         attempt = 0
         while True:
@@ -274,6 +312,11 @@ class M365Client:
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 self._record(method, url, None, None, client_request_id, started, type(exc).__name__)
+                if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+                    raise NotRetried(
+                        f"{method} {_path(url)} got no answer ({type(exc).__name__}); not sent again, as "
+                        "Microsoft may have carried it out."
+                    ) from exc
                 if attempt > settings.M365_MAX_RETRIES:
                     raise Unreachable(
                         f"{method} {_path(url)} failed {attempt} times: {type(exc).__name__}."
@@ -291,6 +334,11 @@ class M365Client:
                 self.token(api, fresh=True)
                 continue
             if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
+                if not idempotent and response.status_code != 429:
+                    raise NotRetried(
+                        f"{method} {_path(url)}: HTTP {response.status_code} {code}; not sent again, as "
+                        "Microsoft may have carried it out."
+                    )
                 wait = _retry_after(response, attempt)
                 if response.status_code in (429, 503):
                     self.throttled += 1
@@ -315,6 +363,8 @@ class M365Client:
             )
 
     def get_json(self, url: str, *, api: str = GRAPH, params: dict[str, Any] | None = None) -> Any:
+        if api == MANAGEMENT:
+            params = self.management_params(params)
         response = self.request("GET", url, api=api, params=params)
         try:
             return response.json()
@@ -389,4 +439,14 @@ def _path(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-__all__ = ["GRAPH", "MANAGEMENT", "GraphError", "M365Client", "Throttled", "Unreachable", "token_roles"]
+__all__ = [
+    "GRAPH",
+    "MANAGEMENT",
+    "GraphError",
+    "M365Client",
+    "NotRetried",
+    "Throttled",
+    "Unreachable",
+    "token_claims",
+    "token_roles",
+]

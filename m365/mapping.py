@@ -36,7 +36,12 @@ RULE_TEXT_CONDITIONS = {
     "bodyContains": "body_contains",
     "bodyOrSubjectContains": "body_or_subject_contains",
     "senderContains": "from",
+    "headerContains": "header_contains",
+    "recipientContains": "recipient_contains",
 }
+# messageRulePredicates holding recipients (emailAddress objects) -> ingest condition of addresses (the
+# ingest's "from" condition is text, so a sender's address and a part of it land together).
+RULE_ADDRESS_CONDITIONS = {"fromAddresses": "from", "sentToAddresses": "sent_to"}
 
 
 class RecordError(ValueError):
@@ -109,12 +114,48 @@ def mailbox_event(record: dict[str, Any], at: datetime) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ mail
 
 
+def hold_back_last_second(
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows to map now, rows to carry to the next page): the rows received in the same second as the
+    page's last row may belong to a message whose other recipients are on the next page."""
+    if not records:
+        return [], []
+    try:
+        last = _second(records[-1])
+    except RecordError:
+        return records, []
+    now, later = [], []
+    for record in records:
+        try:
+            same = _second(record) == last
+        except RecordError:
+            same = False
+        (later if same else now).append(record)
+    if not now:  # a whole page in one second (a burst): mapped as it is rather than carried for ever
+        return later, []
+    return now, later
+
+
+def _second(record: dict[str, Any]) -> datetime:
+    return parse_time(record.get("receivedDateTime")).replace(microsecond=0)
+
+
+def trace_event_id(internet_message_id: str, sender: str, received: datetime) -> str:
+    """A message's event id from what every recipient row of the trace shares (the trace row ``id`` too, but
+    it does not tell two sends of one Message-ID apart): the Message-ID, the sender and the second it was
+    received. Stable across pages, pulls and the overlap re-read."""
+    key = f"{internet_message_id}|{sender}|{iso(received.replace(microsecond=0))}"
+    return f"m365:trace:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
 def message_events(
     records: list[dict[str, Any]], is_internal: Callable[[str], bool]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """``message`` events for the sent mail of one page of message trace, one per message (the trace has a
-    row per recipient; rows of one message on one page are one event). Mail whose sender is outside the
-    tenant is skipped. Returns (events, [(record id, error)])."""
+    """``message`` events for the sent mail of a page of message trace, one per message: the trace has a
+    row per recipient, and the rows of one message (same Message-ID, sender and received second) are one
+    event with every recipient. Mail whose sender is outside the tenant is skipped. Returns (events,
+    [(record id, error)])."""
     errors: list[tuple[str, str]] = []
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for index, record in enumerate(records):
@@ -130,12 +171,13 @@ def message_events(
             continue
         if not is_internal(sender):
             continue
-        key = (str(record.get("messageId") or record_id), sender)
+        message_id = str(record.get("messageId") or record_id)
+        key = (message_id, sender, at.replace(microsecond=0))
         event = grouped.get(key)
         if event is None:
             event = grouped[key] = {
                 "type": "message",
-                "id": f"m365:trace:{record_id}",
+                "id": trace_event_id(message_id, sender, at),
                 "time": at,
                 "sender": sender,
                 "recipients": [],
@@ -150,6 +192,7 @@ def message_events(
         event["time"] = min(event["time"], at)
         if recipient not in event["recipients"]:
             event["recipients"].append(recipient)
+            event["recipients"].sort()
         verdict = TRACE_VERDICTS.get(str(record.get("status") or "").replace(" ", "").lower())
         if verdict:
             event["verdict"] = verdict
@@ -209,7 +252,11 @@ def graph_rule_state(rule: dict[str, Any], folder_names: dict[str, str] | None =
         for theirs, ours in RULE_TEXT_CONDITIONS.items()
         if conditions_in.get(theirs)
     }
+    for theirs, ours in RULE_ADDRESS_CONDITIONS.items():
+        if addresses := _recipients(conditions_in.get(theirs)):
+            conditions[ours] = [*conditions.get(ours, []), *addresses]
     actions: dict[str, Any] = {}
+    # Forwarding as an attachment forwards all the same; a permanent delete deletes.
     forward = _recipients(actions_in.get("forwardTo")) + _recipients(actions_in.get("forwardAsAttachmentTo"))
     if forward:
         actions["forward_to"] = forward
@@ -232,11 +279,36 @@ def graph_rule_state(rule: dict[str, Any], folder_names: dict[str, str] | None =
 # ------------------------------------------------------------------------------------------------ audit log
 
 
-def _parameters(record: dict[str, Any]) -> dict[str, Any]:
-    params = record.get("Parameters") or []
+class ReadRules(Exception):  # noqa: N818 - a request to the puller, not an error
+    """An audit record says a mailbox's inbox rules changed but not how in a form the console can follow (an
+    Outlook / EWS ``UpdateInboxRules``, or a rule named only by Exchange's numeric id): the puller re-reads
+    that mailbox's rules from Graph instead."""
+
+    def __init__(self, mailbox: str) -> None:
+        super().__init__(mailbox)
+        self.mailbox = mailbox
+
+
+def _parameters(record: dict[str, Any], key: str = "Parameters") -> dict[str, Any]:
+    """A record's ``Parameters`` (or ``OperationProperties``) by lower-cased name: Exchange writes the names
+    as the admin typed them (``-forwardto``, ``-ForwardTo``)."""
+    params = record.get(key) or []
     if not isinstance(params, list):
-        raise RecordError("has Parameters that are not a list")
-    return {str(p.get("Name")): p.get("Value") for p in params if isinstance(p, dict) and p.get("Name")}
+        raise RecordError(f"has {key} that are not a list")
+    return {
+        str(p.get("Name")).lstrip("-").lower(): p.get("Value")
+        for p in params
+        if isinstance(p, dict) and p.get("Name")
+    }
+
+
+def identity_parts(identity: Any) -> tuple[str, str]:
+    """(mailbox part, rule part) of an Exchange identity: ``alice@contoso.com\\Rule``, ``Alice\\1234``, or an
+    ``ObjectId`` such as ``NAMPR01A001.PROD.OUTLOOK.COM/Microsoft Exchange Hosted Organizations/
+    contoso.onmicrosoft.com/<user GUID>\\Rule`` (the mailbox part is then the last path segment)."""
+    text = str(identity or "").strip()
+    mailbox, _, rule = text.partition("\\")
+    return mailbox.rstrip("/").rsplit("/", 1)[-1].strip(), rule.strip()
 
 
 def _words(value: Any) -> list[str]:
@@ -252,25 +324,28 @@ def _truthy(value: Any) -> bool:
 def _rule_from_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     conditions: dict[str, Any] = {}
     for theirs, ours in (
-        ("SubjectContainsWords", "subject_contains"),
-        ("BodyContainsWords", "body_contains"),
-        ("SubjectOrBodyContainsWords", "body_or_subject_contains"),
-        ("From", "from"),
+        ("subjectcontainswords", "subject_contains"),
+        ("bodycontainswords", "body_contains"),
+        ("subjectorbodycontainswords", "body_or_subject_contains"),
+        ("from", "from"),
+        ("fromaddresscontainswords", "from"),
+        ("sentto", "sent_to"),
+        ("headercontainswords", "header_contains"),
     ):
         if words := _words(params.get(theirs)):
-            conditions[ours] = words
+            conditions[ours] = [*conditions.get(ours, []), *words]
     actions: dict[str, Any] = {}
-    forward_words = _words(params.get("ForwardTo")) + _words(params.get("ForwardAsAttachmentTo"))
+    forward_words = _words(params.get("forwardto")) + _words(params.get("forwardasattachmentto"))
     forward = [_address(a) for a in forward_words]
     if forward:
         actions["forward_to"] = forward
-    if redirect := [_address(a) for a in _words(params.get("RedirectTo"))]:
+    if redirect := [_address(a) for a in _words(params.get("redirectto"))]:
         actions["redirect_to"] = redirect
-    if _truthy(params.get("DeleteMessage")) or _truthy(params.get("SoftDeleteMessage")):
+    if any(_truthy(params.get(name)) for name in ("deletemessage", "softdeletemessage", "permanentdelete")):
         actions["delete"] = True
-    if _truthy(params.get("MarkAsRead")):
+    if _truthy(params.get("markasread")):
         actions["mark_as_read"] = True
-    if folder := params.get("MoveToFolder"):
+    if folder := params.get("movetofolder"):
         # "alias:\RSS Feeds" -> "RSS Feeds"
         actions["move_to_folder"] = str(folder).split("\\")[-1].lstrip(":") or str(folder)
     return conditions, actions
@@ -284,7 +359,9 @@ PERMISSION_OPERATIONS = {
     "remove-recipientpermission": ("removed", "Trustee"),
 }
 ACCESS_RIGHTS = {"fullaccess": "full_access", "sendas": "send_as"}
-AUDIT_OPERATIONS = {*RULE_OPERATIONS, *PERMISSION_OPERATIONS, "set-mailbox"}
+# Outlook and EWS change rules in one go; the record's OperationProperties name the rule but not all of it.
+OUTLOOK_RULES = "updateinboxrules"
+AUDIT_OPERATIONS = {*RULE_OPERATIONS, *PERMISSION_OPERATIONS, "set-mailbox", OUTLOOK_RULES}
 
 
 def audit_events(
@@ -293,9 +370,10 @@ def audit_events(
     """Events of one ``Audit.Exchange`` record: an inbox rule change, a forwarding change, a permission
     change; ``[]`` for operations the console does not follow and for failed operations.
 
-    ``resolve`` turns an Exchange identity (address, UPN, alias or display name) into a mailbox address;
-    ``rule_id_for(mailbox, rule name)`` gives the id the console already knows the rule by (rules read from
-    Graph are keyed by Graph id, the audit log only names them).
+    ``resolve`` turns an Exchange identity (address, UPN, alias, display name or the user's object id, which
+    real ``ObjectId`` values end with) into a mailbox address; ``rule_id_for(mailbox, rule name)`` gives the
+    id the console already knows the rule by (rules read from Graph are keyed by Graph id, the audit log only
+    names them). Raises :class:`ReadRules` when the record cannot say what the rule is now.
     """
     operation = str(record.get("Operation") or "").lower()
     if operation not in AUDIT_OPERATIONS:
@@ -309,14 +387,27 @@ def audit_events(
 
     def mailbox_of(*identities: Any) -> str:
         for identity in identities:
-            if identity and (address := resolve(str(identity).split("\\")[0])):
+            if identity and (address := resolve(identity_parts(identity)[0])):
                 return address
-        raise RecordError(f"names a mailbox that is not one of the tenant's ({identities[0]!r})")
+        named = next((i for i in identities if i), None)
+        raise RecordError(f"names a mailbox that is not one of the tenant's ({named!r})")
+
+    if operation == OUTLOOK_RULES:
+        # A mailbox audit record: whose mailbox is MailboxOwnerUPN (or the ObjectId's user).
+        owner = mailbox_of(record.get("MailboxOwnerUPN"), record.get("ObjectId"), record.get("UserId"))
+        raise ReadRules(owner)
 
     if operation in RULE_OPERATIONS:
-        identity = params.get("Identity") or record.get("ObjectId") or ""
-        mailbox = mailbox_of(params.get("Mailbox"), identity, record.get("UserId"))
-        name = str(params.get("Name") or str(identity).split("\\")[-1]).strip()
+        identity = params.get("identity") or record.get("ObjectId") or ""
+        # The mailbox whose rule it is: the -Mailbox parameter, the identity's mailbox part, the ObjectId
+        # (the user's object id); the acting user (an admin, a delegate) only as a last resort.
+        mailbox = mailbox_of(params.get("mailbox"), identity, record.get("ObjectId"), record.get("UserId"))
+        rule_part = identity_parts(identity)[1] or identity_parts(record.get("ObjectId"))[1]
+        if rule_part.isdigit():
+            # Exchange's numeric rule id (Set-/Remove-InboxRule -Identity 'alice\\1234567890'; a -Name
+            # with it is a rename): nothing to know the rule by; what the mailbox holds now tells.
+            raise ReadRules(mailbox)
+        name = str(params.get("name") or rule_part).strip()
         if not name:
             raise RecordError("names no inbox rule")
         event = {
@@ -331,16 +422,16 @@ def audit_events(
         if operation != "remove-inboxrule":
             conditions, actions = _rule_from_parameters(params)
             event.update(conditions=conditions, actions=actions)
-            if "Enabled" in params:
-                event["enabled"] = _truthy(params["Enabled"])
+            if "enabled" in params:
+                event["enabled"] = _truthy(params["enabled"])
         return [event]
 
     if operation == "set-mailbox":
-        keys = {"ForwardingSmtpAddress", "ForwardingAddress", "DeliverToMailboxAndForward"}
+        keys = {"forwardingsmtpaddress", "forwardingaddress", "delivertomailboxandforward"}
         if not keys & params.keys():
             return []
-        mailbox = mailbox_of(params.get("Identity"), record.get("ObjectId"))
-        target = params.get("ForwardingSmtpAddress") or params.get("ForwardingAddress")
+        mailbox = mailbox_of(params.get("identity"), record.get("ObjectId"))
+        target = params.get("forwardingsmtpaddress") or params.get("forwardingaddress")
         forward_to = None
         if target:
             forward_to = resolve(str(target).removeprefix("smtp:").removeprefix("SMTP:")) or _address(target)
@@ -351,18 +442,18 @@ def audit_events(
                 "time": at,
                 "mailbox": mailbox,
                 "forward_to": forward_to,
-                "keep_copy": _truthy(params.get("DeliverToMailboxAndForward")),
+                "keep_copy": _truthy(params.get("delivertomailboxandforward")),
             }
         ]
 
     verb, delegate_key = PERMISSION_OPERATIONS[operation]
-    mailbox = mailbox_of(params.get("Identity"), record.get("ObjectId"))
-    delegate_identity = params.get(delegate_key)
+    mailbox = mailbox_of(params.get("identity"), record.get("ObjectId"))
+    delegate_identity = params.get(delegate_key.lower())
     if not delegate_identity:
         raise RecordError(f"names no {delegate_key}")
     delegate = resolve(str(delegate_identity)) or _address(delegate_identity)
     events = []
-    for right in _words(params.get("AccessRights")):
+    for right in _words(params.get("accessrights")):
         access = ACCESS_RIGHTS.get(right.lower())
         if access:
             events.append(

@@ -98,6 +98,9 @@ class PullCursor(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     events_total = models.PositiveBigIntegerField(default=0)
     rejected_total = models.PositiveBigIntegerField(default=0)
+    # Stretches of time the pull could no longer read because an outage outlasted what the API keeps
+    # (message trace 90 days, sign-ins 30 days, audit content 7 days): [{"from", "to", "recorded_at"}].
+    gaps = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["connection_id", "source"]
@@ -176,3 +179,24 @@ class DirectoryUser(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+
+class MovedMessage(models.Model):
+    """One message copy a ``soft_delete_messages`` action moved to Recoverable Items through Graph. A move
+    gives the message a new id (201 with the moved copy), kept here with the folder it came from, so an undo
+    can move it back."""
+
+    connection = models.ForeignKey(M365Connection, on_delete=models.CASCADE, related_name="moved_messages")
+    action_id = models.PositiveBigIntegerField(db_index=True)
+    recipient = models.CharField(max_length=320)
+    internet_message_id = models.CharField(max_length=998)
+    message_id = models.CharField("id after the move", max_length=400)
+    source_folder_id = models.CharField(max_length=400)
+    moved_at = models.DateTimeField(default=timezone.now)
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["action_id", "recipient", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.internet_message_id} of {self.recipient}"

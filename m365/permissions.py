@@ -48,6 +48,19 @@ REQUIREMENTS: tuple[Requirement, ...] = (
 )
 
 
+# Directory roles (template ids, the same in every tenant, as an app-only token's ``wids`` claim lists
+# them) that let an app change users' sensitive attributes (passwordProfile, accountEnabled): User
+# Administrator for users without an admin role; Privileged Authentication Administrator (or Global
+# Administrator) for any user.
+USER_ADMINISTRATOR = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+PRIVILEGED_AUTHENTICATION_ADMINISTRATOR = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+SENSITIVE_ATTRIBUTE_ROLES = frozenset(
+    {USER_ADMINISTRATOR, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR}
+)
+SENSITIVE_FEATURES = ("Force a password change", "Disable the account")
+
+
 def missing(roles_by_api: dict[str, set[str]]) -> list[Requirement]:
     """The requirements no granted role satisfies."""
     return [req for req in REQUIREMENTS if not req.satisfied_by(roles_by_api.get(req.api, set()))]

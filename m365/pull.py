@@ -3,11 +3,17 @@ the same ingest service as every other source (lenient mode: a record that canno
 rejected alone and reported; the rest of its page is stored).
 
 Incremental and resumable: each (connection, source) has a :class:`~m365.models.PullCursor`. Windowed
-sources (message trace, sign-ins, the audit log) read a closed time window ``[start, end]`` page by page;
-after each page, its events and the cursor's new bookmark (the ``@odata.nextLink`` to read next, or the
-content blobs already read) are committed **in one transaction**, so a pull interrupted at any point resumes
-exactly where it stopped: nothing lost, nothing stored twice (event ids make even a re-read page a no-op).
-A window ends ``M365_SETTLE_SECONDS`` before now, because Microsoft's telemetry arrives late.
+sources (message trace, sign-ins, the audit log) read a half-open time window ``[start, end)`` of whole
+seconds page by page; after each page, its events and the cursor's new bookmark (the ``@odata.nextLink`` to
+read next, or the content blobs already read) are committed **in one transaction**, so a pull interrupted at
+any point resumes exactly where it stopped: nothing lost, nothing stored twice (event ids make even a
+re-read page a no-op).
+
+Windows follow each API's documented limits (:data:`LIMITS`): at most the span one request may cover, never
+starting before what the API still keeps. After an outage longer than that, the unreadable stretch is
+recorded on the cursor (``gaps``, shown on the status page) instead of failing every pull. A window ends
+``M365_SETTLE_SECONDS`` before now, and message trace and sign-ins start ``M365_OVERLAP_SECONDS`` before the
+watermark: their rows arrive minutes late, and the stable event ids make the re-read rows duplicates.
 
 One pull per cursor at a time (a lease on the cursor row); one failing source never stops the others, and
 one failing mailbox never stops the inbox-rule read of the rest.
@@ -46,9 +52,30 @@ logger = logging.getLogger(__name__)
 
 INGEST_SOURCE = "connector"
 MAX_RUN_ERRORS = 200
-# The Management Activity API lists content for at most 24 hours per request.
-AUDIT_MAX_WINDOW = timedelta(hours=12)
 MIN_WINDOW = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request of a windowed API may ask for: ``span`` per request, ``keeps`` how far back the API
+    still answers; ``margin`` keeps a window's start safely inside that horizon; ``overlap`` re-reads late
+    rows (or not, where late data lands in later content anyway)."""
+
+    span: timedelta | None
+    keeps: timedelta
+    margin: timedelta = timedelta(minutes=10)
+    overlap: bool = True
+
+
+LIMITS = {
+    # Graph messageTraces: both bounds required, at most 10 days apart, the start at most 90 days ago.
+    Source.MESSAGE_TRACE: Limits(span=timedelta(days=10), keeps=timedelta(days=90)),
+    # Sign-ins are kept 30 days (Entra ID P1/P2, which the API requires).
+    Source.SIGN_INS: Limits(span=None, keeps=timedelta(days=30)),
+    # Management Activity API content listings: at most 24 hours apart, the start at most 7 days ago
+    # (AF20030). Late records land in later content blobs, so no overlap is needed.
+    Source.AUDIT_EXCHANGE: Limits(span=timedelta(hours=24), keeps=timedelta(days=7), overlap=False),
+}
 USER_FIELDS = "id,userPrincipalName,mail,displayName,department,userType,accountEnabled"
 # Order of a full pull: the directory first, so the telemetry after it maps to known mailboxes.
 ORDER = (
@@ -125,13 +152,14 @@ class PullContext:
     # -- lookups shared by the mappers
 
     def addresses(self) -> dict[str, str]:
-        """Lower-cased UPN, mail and display name -> mailbox address, from the last users pull."""
+        """Lower-cased UPN, mail, object id and display name -> mailbox address, from the last users pull."""
         if self._addresses is None:
             table: dict[str, str] = {}
-            for upn, address, name in DirectoryUser.objects.filter(connection=self.connection).values_list(
-                "user_principal_name", "address", "display_name"
-            ):
+            for upn, address, name, graph_id in DirectoryUser.objects.filter(
+                connection=self.connection
+            ).values_list("user_principal_name", "address", "display_name", "graph_id"):
                 table[upn.lower()] = address
+                table[graph_id.lower()] = address
                 table[address.lower()] = address
                 if name:
                     table.setdefault(name.lower(), address)
@@ -350,76 +378,142 @@ def _pull_users(ctx: PullContext) -> None:
 # ------------------------------------------------------------------------------------------------ windows
 
 
-def _window(
-    ctx: PullContext, *, max_span: timedelta | None = None, end_inclusive: bool = True
-) -> tuple[datetime, datetime] | None:
-    """The window a windowed source reads now: the one in progress, else from the watermark (or the
-    initial look-back) to ``now - settle``; ``None`` when nothing new has settled. Graph filters include
-    the window's end (the next window starts 1 ms later); the Management API's ``endTime`` excludes it
-    (the next window starts at it, and windows are whole seconds)."""
+def _window(ctx: PullContext) -> tuple[datetime, datetime] | None:
+    """The half-open window ``[start, end)`` a windowed source reads now, in whole seconds: the one in
+    progress, else from the watermark (less the overlap; the initial look-back on a first pull) to
+    ``now - settle``, clamped to the API's :data:`LIMITS`; ``None`` when nothing new has settled. A start
+    the API no longer keeps moves forward to its horizon, and the stretch skipped is recorded as a gap."""
     state = ctx.cursor.state
     if state.get("start") and state.get("end"):
         return parse_time(state["start"]), parse_time(state["end"])
-    now = timezone.now()
-    start = ctx.cursor.watermark or now - timedelta(hours=settings.M365_INITIAL_LOOKBACK_HOURS)
-    if not end_inclusive:
-        start = start.replace(microsecond=0)
-    elif ctx.cursor.watermark:
-        start += timedelta(milliseconds=1)  # the previous window included its end
-    end = (now - timedelta(seconds=settings.M365_SETTLE_SECONDS)).replace(microsecond=0)
-    if max_span is not None:
-        end = min(end, start + max_span)
+    limits = LIMITS[ctx.cursor.source]
+    now = timezone.now().replace(microsecond=0)
+    watermark = ctx.cursor.watermark
+    end = now - timedelta(seconds=settings.M365_SETTLE_SECONDS)
     # Caught up: a sliver of a window is left for the next pull rather than paid for with extra requests.
-    if end <= start or (ctx.cursor.watermark and end - start < MIN_WINDOW):
+    if watermark is not None and end - watermark < MIN_WINDOW:
+        return None
+    if watermark is None:
+        start = now - timedelta(hours=settings.M365_INITIAL_LOOKBACK_HOURS)
+    else:
+        start = watermark - timedelta(seconds=settings.M365_OVERLAP_SECONDS if limits.overlap else 0)
+    start = start.replace(microsecond=0)
+    horizon = now - limits.keeps + limits.margin
+    if start < horizon:
+        if watermark is not None and watermark < horizon:
+            _record_gap(ctx, watermark, horizon)
+        start = horizon
+    if limits.span is not None:
+        end = min(end, start + limits.span)
+    if end <= start:
         return None
     return start, end
 
 
-def _ms(moment: datetime) -> str:
-    return (
-        moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def _record_gap(ctx: PullContext, start: datetime, end: datetime) -> None:
+    """Note on the cursor that ``[start, end)`` can no longer be read (an outage outlasted the API's
+    retention); the status page shows it and the log says it once."""
+    gap = {"from": iso(start), "to": iso(end), "recorded_at": iso(timezone.now())}
+    if any(known["from"] == gap["from"] for known in ctx.cursor.gaps):
+        return  # the same outage, noted by an attempt that failed before its first window was stored
+    ctx.cursor.gaps = [*ctx.cursor.gaps, gap][-50:]
+    ctx.cursor.save(update_fields=["gaps"])
+    logger.warning(
+        "m365 %s pull of %s: %s to %s is older than Microsoft keeps and was not read",
+        ctx.cursor.source,
+        ctx.tenant,
+        gap["from"],
+        gap["to"],
     )
 
 
+def _z(moment: datetime) -> str:
+    """Whole seconds in UTC with a Z, as Graph's time filters are documented (``YYYY-MM-DDThh:mm:ssZ``)."""
+    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A query of a window: (Graph version, a clause added to the time filter).
+Query = tuple[str, str]
+
+
 def _graph_window_pages(
-    ctx: PullContext, path: str, time_field: str, extra: dict[str, str] | None = None
+    ctx: PullContext,
+    path: str,
+    time_field: str,
+    extra: dict[str, str] | None = None,
+    queries: list[Query] | None = None,
 ) -> Iterator[tuple[list[Any], dict[str, Any], datetime | None]]:
     """Pages of a Graph collection filtered on ``time_field`` within the cursor's windows, until caught up;
-    each with the cursor state to commit after it and the watermark when it closes a window."""
+    each with the cursor state to commit after it and the watermark when it closes a window. A window is
+    read by each of ``queries`` in turn (the state's ``query`` says which one a restart resumes)."""
+    queries = queries or [("v1.0", "")]
     while (window := _window(ctx)) is not None:
         start, end = window
-        bookmark = {"start": iso(start), "end": iso(end)}
-        if next_link := ctx.cursor.state.get("next"):
-            url, params = next_link, None
-        else:
-            url = ctx.client.graph(path)
-            params = {
-                "$filter": f"{time_field} ge {_ms(start)} and {time_field} le {_ms(end)}",
-                **(extra or {}),
-            }
-        for page, next_link in ctx.client.pages(url, params=params):
-            if next_link:
-                yield page, {**bookmark, "next": next_link}, None
+        state = ctx.cursor.state
+        first = int(state.get("query") or 0)
+        for index in range(first, len(queries)):
+            version, clause = queries[index]
+            bookmark = {"start": iso(start), "end": iso(end), "query": index}
+            if index == first and (next_link := state.get("next")):
+                url, params = next_link, None
             else:
-                yield page, {}, end
+                url = ctx.client.graph(path, version)
+                window_filter = f"{time_field} ge {_z(start)} and {time_field} lt {_z(end)}"
+                params = {"$filter": f"{window_filter}{clause}", **(extra or {})}
+            last_query = index == len(queries) - 1
+            for page, next_link in ctx.client.pages(url, params=params):
+                if next_link:
+                    yield page, {**bookmark, "next": next_link}, None
+                elif last_query:
+                    yield page, {}, end
+                else:
+                    yield page, {**bookmark, "query": index + 1}, None
+
+
+# Message trace rows per request (Graph allows 1 to 5000; fewer requests against its 100 per 5 minutes).
+TRACE_PAGE_SIZE = 5000
 
 
 def _pull_message_trace(ctx: PullContext) -> None:
+    """Sent mail, one event per message. The trace has a row per recipient and the rows of one message may
+    straddle a page: rows received in the same second as a page's last row are held back (in the cursor's
+    state, so a restart keeps them) and mapped with the next page, so the message's recipients merge."""
     accepted = ctx.accepted_domains()
 
     def internal(address: str) -> bool:
         return domain_of(address) in accepted
 
+    carry: list[dict[str, Any]] = list(ctx.cursor.state.get("carry") or [])
     for page, state, watermark in _graph_window_pages(
-        ctx, "/admin/exchange/tracing/messageTraces", "receivedDateTime"
+        ctx, "/admin/exchange/tracing/messageTraces", "receivedDateTime", {"$top": str(TRACE_PAGE_SIZE)}
     ):
-        events, errors = mapping.message_events([r for r in page if isinstance(r, dict)], internal)
-        ctx.commit(events, state=state, records=len(page), errors=errors, watermark=watermark)
+        rows = carry + [r for r in page if isinstance(r, dict)]
+        carry = []
+        if state.get("next"):
+            rows, carry = mapping.hold_back_last_second(rows)
+        events, errors = mapping.message_events(rows, internal)
+        ctx.commit(
+            events,
+            state={**state, "carry": carry} if carry else state,
+            records=len(page),
+            errors=errors,
+            watermark=watermark,
+        )
+
+
+# Non-interactive sign-ins (a client using a refresh token: where a stolen token's replay shows) are only in
+# Graph beta, by a lambda filter on signInEventTypes.
+NON_INTERACTIVE: Query = ("beta", " and signInEventTypes/any(t: t eq 'nonInteractiveUser')")
 
 
 def _pull_sign_ins(ctx: PullContext) -> None:
+    # Graph documents $top, $skiptoken and $filter for signIns (no $orderby); the order does not matter
+    # here, as a window is done only when its last page is.
+    queries = [("v1.0", "")]
+    if settings.M365_NON_INTERACTIVE_SIGN_INS:
+        queries.append(NON_INTERACTIVE)
     for page, state, watermark in _graph_window_pages(
-        ctx, "/auditLogs/signIns", "createdDateTime", {"$orderby": "createdDateTime"}
+        ctx, "/auditLogs/signIns", "createdDateTime", queries=queries
     ):
         events, errors = [], []
         for index, record in enumerate(page):
@@ -453,7 +547,10 @@ def _rule_id_for(ctx: PullContext) -> Callable[[str, str], str]:
 
 
 def _content_listing(ctx: PullContext, url: str, params: dict[str, str] | None) -> tuple[list[dict], str]:
+    """One page of the content listing and the ``NextPageUri`` of the next (which carries its query)."""
     api = MANAGEMENT
+    if params is not None or "PublisherIdentifier" not in url:
+        params = ctx.client.management_params(params)
     try:
         response = ctx.client.request("GET", url, api=api, params=params)
     except GraphError as exc:
@@ -463,7 +560,8 @@ def _content_listing(ctx: PullContext, url: str, params: dict[str, str] | None) 
             "POST",
             ctx.client.management("/subscriptions/start"),
             api=api,
-            params={"contentType": AUDIT_CONTENT},
+            params=ctx.client.management_params({"contentType": AUDIT_CONTENT}),
+            idempotent=True,  # a second start answers AF20024 "already enabled"
         )
         response = ctx.client.request("GET", url, api=api, params=params)
     try:
@@ -475,10 +573,15 @@ def _content_listing(ctx: PullContext, url: str, params: dict[str, str] | None) 
     return blobs, response.headers.get("NextPageUri", "")
 
 
+def _feed_time(moment: datetime) -> str:
+    """The Management Activity API's startTime / endTime: whole seconds, UTC (``endTime`` is exclusive)."""
+    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _pull_audit(ctx: PullContext) -> None:
     api = MANAGEMENT
     rule_id_for = _rule_id_for(ctx)
-    while (window := _window(ctx, max_span=AUDIT_MAX_WINDOW, end_inclusive=False)) is not None:
+    while (window := _window(ctx)) is not None:
         start, end = window
         bookmark = {"start": iso(start), "end": iso(end)}
         state = ctx.cursor.state
@@ -486,11 +589,7 @@ def _pull_audit(ctx: PullContext) -> None:
         params = (
             None
             if state.get("next")
-            else {
-                "contentType": AUDIT_CONTENT,
-                "startTime": start.strftime("%Y-%m-%dT%H:%M:%S"),
-                "endTime": end.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
+            else {"contentType": AUDIT_CONTENT, "startTime": _feed_time(start), "endTime": _feed_time(end)}
         )
         done: list[str] = list(state.get("done") or [])
         while True:
@@ -504,14 +603,18 @@ def _pull_audit(ctx: PullContext) -> None:
                 if not isinstance(records, list):
                     raise GraphError(f"Audit content {content_id} is not a list.", status=200)
                 events, errors = [], []
+                reread: set[str] = set()
                 for index, record in enumerate(records):
                     try:
                         if not isinstance(record, dict):
                             raise RecordError("is not an object")
                         events.extend(mapping.audit_events(record, ctx.resolve, rule_id_for))
+                    except mapping.ReadRules as request:
+                        reread.add(request.mailbox)
                     except RecordError as exc:
                         record_id = record.get("Id", f"#{index}") if isinstance(record, dict) else f"#{index}"
                         errors.append((str(record_id), f"audit record {record_id} {exc}"))
+                events.extend(_reread_rules(ctx, sorted(reread), errors))
                 done.append(content_id)
                 ctx.commit(events, state={**current, "done": done}, records=len(records), errors=errors)
             if not next_page:
@@ -519,6 +622,37 @@ def _pull_audit(ctx: PullContext) -> None:
             page_url, params, done = next_page, None, []
             ctx.commit([], state={**bookmark, "next": page_url, "done": []}, records=0)
         ctx.commit([], state={}, records=0, watermark=end)
+
+
+def _reread_rules(ctx: PullContext, addresses: list[str], errors: list[tuple[str, str]]) -> list[dict]:
+    """Rule events for mailboxes whose audit records could not say what changed: their rules as Graph
+    holds them now, against what the console knows."""
+    if not addresses:
+        return []
+    known = DirectoryUser.objects.filter(connection=ctx.connection, address__in=addresses)
+    users = {user.address: user for user in known}
+    now = timezone.now()
+    events: list[dict[str, Any]] = []
+    for address in addresses:
+        user = users.get(address)
+        if user is None:
+            errors.append((address, f"inbox rules of {address}: not a user of the last users pull"))
+            continue
+        url = ctx.client.graph(f"/users/{user.graph_id}/mailFolders/inbox/messageRules")
+        try:
+            remote = [r for page, _ in ctx.client.pages(url) for r in page if isinstance(r, dict)]
+        except GraphError as exc:
+            if not _no_mailbox(exc):
+                errors.append((address, f"inbox rules of {address}: {exc}"))
+            continue
+        events.extend(_rule_events(ctx, user, remote, now, errors))
+    return events
+
+
+def _no_mailbox(exc: GraphError) -> bool:
+    """A user with a mail address but no Exchange Online mailbox (unlicensed, a mail user): nothing to read,
+    not an error."""
+    return exc.status == 404 and exc.code == "MailboxNotEnabledForRESTAPI"
 
 
 # ------------------------------------------------------------------------------------------------ inbox rules
@@ -555,6 +689,8 @@ def _pull_inbox_rules(ctx: PullContext) -> None:
         try:
             remote = [r for page, _ in client.pages(url) for r in page if isinstance(r, dict)]
         except GraphError as exc:
+            if _no_mailbox(exc):
+                return user, [], "no mailbox"
             return user, None, str(exc)
         return user, remote, ""
 
@@ -566,6 +702,8 @@ def _pull_inbox_rules(ctx: PullContext) -> None:
             records = 0
             try:
                 for user, remote, error in pool.map(read, batch):
+                    if error == "no mailbox":
+                        continue
                     if remote is None:
                         errors.append((user.address, f"inbox rules of {user.address}: {error}"))
                         continue

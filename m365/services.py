@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +20,7 @@ from core.models import Tenant
 from core.services import record_audit
 
 from . import crypto, permissions
-from .client import M365Client, Throttled, Unreachable, forget_apps
+from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
 from .exceptions import M365Error
 from .models import M365Connection
 
@@ -213,6 +214,77 @@ class TestResult:
     message: str
     granted: list[str]
     missing: list[permissions.Requirement]
+    # Prerequisites beyond the permissions that a probe found missing, one sentence each.
+    prerequisites: tuple[str, ...] = ()
+
+
+# The app Microsoft's message trace API runs as; its service principal must exist in the tenant.
+MESSAGE_TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
+NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+
+
+def _probe(name: str, call) -> str:
+    """Run one probe; "" when it answered, else a sentence naming the prerequisite and the fix."""
+    try:
+        call()
+    except GraphError as exc:
+        return (
+            PROBE_ADVICE.get((name, exc.code), PROBE_ADVICE.get((name, exc.status), "")).format(
+                error=str(exc)
+            )
+            or f"{name}: {exc}"
+        )
+    except (M365Error, Throttled, Unreachable) as exc:
+        return f"{name}: {exc}"
+    return ""
+
+
+PROBE_ADVICE: dict[tuple[str, object], str] = {
+    ("Message trace", 403): (
+        "Message trace: refused ({error}). The tenant needs the service principal of Microsoft's message "
+        f"trace app: run New-MgServicePrincipal -AppId {MESSAGE_TRACE_APP_ID} once as an administrator."
+    ),
+    ("Sign-ins", NON_PREMIUM): (
+        "Sign-ins: the sign-in log API needs Microsoft Entra ID P1 or P2 in the tenant (a licence, or a "
+        "trial); without it sign-ins are not read."
+    ),
+}
+
+
+def _probes(client: M365Client, roles: dict[str, set[str]]) -> list[str]:
+    """Read one item from each API the granted permissions allow, to find what a token cannot show: the
+    message-trace service principal, the Entra ID P1 licence, the Management API answering for the tenant."""
+    graph_roles, found = roles.get(permissions.GRAPH, set()), []
+    now = timezone.now().replace(microsecond=0)
+    hour_ago = now - timedelta(hours=1)
+
+    def window(field: str) -> str:
+        return f"{field} ge {hour_ago:%Y-%m-%dT%H:%M:%SZ} and {field} lt {now:%Y-%m-%dT%H:%M:%SZ}"
+
+    if permissions.requirement("Read sent mail (message trace)").satisfied_by(graph_roles):
+        url = client.graph("/admin/exchange/tracing/messageTraces")
+        params = {"$filter": window("receivedDateTime"), "$top": "1"}
+        found.append(_probe("Message trace", lambda: client.get_json(url, params=params)))
+    if permissions.requirement("Read sign-ins").satisfied_by(graph_roles):
+        url = client.graph("/auditLogs/signIns")
+        params = {"$filter": window("createdDateTime"), "$top": "1"}
+        found.append(_probe("Sign-ins", lambda: client.get_json(url, params=params)))
+    if any(permissions.requirement(f).satisfied_by(graph_roles) for f in permissions.SENSITIVE_FEATURES):
+        directory_roles = set(token_claims(client.token(permissions.GRAPH)).get("wids") or [])
+        if not directory_roles & permissions.SENSITIVE_ATTRIBUTE_ROLES:
+            found.append(
+                "Password reset and disable: the app holds no directory role that may change passwords and "
+                "sign-in state. Assign it User Administrator (Privileged Authentication Administrator to act "
+                "on administrators) in Entra admin center → Roles & admins."
+            )
+    if permissions.requirement("Read the Exchange audit log").satisfied_by(
+        roles.get(permissions.MANAGEMENT, set())
+    ):
+        url = client.management("/subscriptions/list")
+        found.append(
+            _probe("Management Activity API", lambda: client.get_json(url, api=permissions.MANAGEMENT))
+        )
+    return [problem for problem in found if problem]
 
 
 def test_connection(connection: M365Connection, *, actor: AbstractBaseUser | None = None) -> TestResult:
@@ -228,14 +300,19 @@ def test_connection(connection: M365Connection, *, actor: AbstractBaseUser | Non
             problems.append(f"{'Graph' if api == permissions.GRAPH else 'Management API'}: {exc}")
     missing = permissions.missing(roles) if not problems else []
     granted = sorted(role for api_roles in roles.values() for role in api_roles)
+    prerequisites = _probes(client, roles) if not problems else []
     if problems:
         message = "Sign-in failed. " + " ".join(problems)
-    elif missing:
-        names = ", ".join(f"{req.least} ({req.api_label}, to {req.feature.lower()})" for req in missing)
-        message = f"Signed in; missing application permission(s): {names}."
     else:
-        message = "Signed in; every permission the connector uses is granted."
-    ok = not problems and not missing
+        parts = []
+        if missing:
+            names = ", ".join(f"{req.least} ({req.api_label}, to {req.feature.lower()})" for req in missing)
+            parts.append(f"missing application permission(s): {names}.")
+        parts.extend(prerequisites)
+        if not parts:
+            parts.append("every permission the connector uses is granted and every API answered.")
+        message = "Signed in; " + " ".join(parts)
+    ok = not problems and not missing and not prerequisites
     with transaction.atomic():
         connection.tested_at = timezone.now()
         connection.test_ok = ok
@@ -258,4 +335,6 @@ def test_connection(connection: M365Connection, *, actor: AbstractBaseUser | Non
             tenant=connection.tenant,
             after={"ok": ok, "message": message},
         )
-    return TestResult(ok=ok, message=message, granted=granted, missing=missing)
+    return TestResult(
+        ok=ok, message=message, granted=granted, missing=missing, prerequisites=tuple(prerequisites)
+    )

@@ -354,7 +354,12 @@ M365_INITIAL_LOOKBACK_HOURS = env_int("M365_INITIAL_LOOKBACK_HOURS", 48)
 # Telemetry lands late at Microsoft (message trace and audit content by minutes): a pull reads up to this
 # far behind now, so a window is only closed once its events have arrived.
 M365_SETTLE_SECONDS = env_int("M365_SETTLE_SECONDS", 300)
+# Each pull of message trace and sign-ins re-reads this much before its watermark: Entra ID and message trace
+# rows arrive minutes late; stable event ids make the re-read rows duplicates.
+M365_OVERLAP_SECONDS = env_int("M365_OVERLAP_SECONDS", 1800)
 M365_PULL_LEASE_SECONDS = env_int("M365_PULL_LEASE_SECONDS", 900)
+# Also read non-interactive sign-ins (Graph beta; a replayed token shows there), by each sign-ins pull.
+M365_NON_INTERACTIVE_SIGN_INS = env_bool("M365_NON_INTERACTIVE_SIGN_INS", False)
 # Remediation actions: a Running action whose worker has not finished within the lease is returned to Approved
 # by the beat reaper; transient connector errors are retried with exponential backoff up to the attempt cap.
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 300)

@@ -105,6 +105,11 @@ class TestResultSerializer(serializers.Serializer):
     message = serializers.CharField()
     granted = serializers.ListField(child=serializers.CharField())
     missing = MissingPermissionSerializer(many=True)
+    prerequisites = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Prerequisites beyond the permissions that a probe found missing (the message-trace "
+        "service principal, the Entra ID P1 licence, the Management API), one sentence each with the fix.",
+    )
 
 
 class PullRequestSerializer(serializers.Serializer):
@@ -144,6 +149,7 @@ class PullCursorSerializer(serializers.ModelSerializer):
             "events_total",
             "rejected_total",
             "resume_pending",
+            "gaps",
         ]
         read_only_fields = fields
 

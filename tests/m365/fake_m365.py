@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 import jwt
 import trustme
 
-from .fake_m365_builders import audit, domain, message, rule, sign_in, trace, user
+from .fake_m365_builders import audit, domain, message, rule, rule_object_id, sign_in, trace, traces, user
 from .fake_m365_feed import feed_error, handle_management
 from .fake_m365_graph import GRAPH, MANAGEMENT, ApiError, Reply, Request, graph_error, handle_graph
 from .fake_m365_identity import OPENID_PATH, TOKEN_PATH, aad_error, openid_configuration, token_endpoint
@@ -59,8 +59,10 @@ __all__ = [
     "domain",
     "message",
     "rule",
+    "rule_object_id",
     "sign_in",
     "trace",
+    "traces",
     "user",
 ]
 
@@ -81,6 +83,17 @@ GRAPH_ROLES = (
     "User.RevokeSessions.All",
 )
 MANAGEMENT_ROLES = ("ActivityFeed.Read",)
+
+# Directory role template ids (the same in every tenant), as an app-only token's ``wids`` claim lists them.
+ROLE_TEMPLATE_IDS = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Authentication Administrator": "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    "Helpdesk Administrator": "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+}
+# Every service principal's implicit role.
+DEFAULT_SERVICE_PRINCIPAL_ROLE = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
 
 _GRAPH = re.compile(r"/graph/(?P<version>v1\.0|beta)(?P<rest>/.*)")
 _FEED = re.compile(r"/manage/api/v1(?:\.0)?/(?P<tenant>[^/]+)/activity/feed(?P<rest>/.*)")
@@ -140,6 +153,10 @@ class FakeM365:
         page_size: int = 50,
     ) -> None:
         self.directory_id = directory_id
+        # The directory's GUID: the ``tid`` of every token, and the only tenant the Management API accepts.
+        # ``directory_id`` (what a connection is registered with) may be this GUID or a name the authority
+        # knows, as a verified domain is.
+        self.tenant_id = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"tenant.{directory_id}"))
         self.client_id = client_id
         self.client_secret = client_secret
         self.page_size = page_size
@@ -161,9 +178,18 @@ class FakeM365:
         # client assertion's header; empty accepts any certificate.
         self.certificate_thumbprints: set[str] = set()
         self.token_lifetime = 3599
-        # When set, a content listing whose startTime is older than this is refused (AF20055), like
-        # Microsoft's seven days; off by default so tests can use fixed dates.
-        self.audit_lookback: timedelta | None = None
+        # A content listing whose startTime is older than this is refused (AF20030), as Microsoft's.
+        self.audit_lookback = timedelta(days=7)
+        # Prerequisites a token does not show. The tenant has Entra ID P1 (else signIns answers 403
+        # Authentication_RequestFromNonPremiumTenantOrB2CTenant); the message-trace app's service principal
+        # is provisioned (else messageTraces answers 403); the app's service principal holds these directory
+        # roles (passwordProfile / accountEnabled need User Administrator, or Privileged Authentication
+        # Administrator when the target holds an admin role, on top of the permission).
+        self.entra_premium = True
+        self.trace_service_principal = True
+        self.app_directory_roles: set[str] = {"User Administrator"}
+        # UPNs of users with a mail address but no Exchange Online mailbox (404 MailboxNotEnabledForRESTAPI).
+        self.mailboxless: set[str] = set()
         self.requests: list[Recorded] = []
         self.tokens_issued = 0
         # Tracebacks of bugs in the fake itself (answered 500), so a test can assert there were none.
@@ -310,7 +336,10 @@ class FakeM365:
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{self.client_id}")),
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{self.client_id}")),
             "roles": sorted(self.granted_roles.get(audience, [])),
-            "tid": self.directory_id,
+            "tid": self.tenant_id,
+            "wids": sorted(
+                {DEFAULT_SERVICE_PRINCIPAL_ROLE} | {ROLE_TEMPLATE_IDS[r] for r in self.app_directory_roles}
+            ),
             "ver": "1.0",
             "jti": jti,
             "uti": base64.urlsafe_b64encode(bytes.fromhex(jti)).decode().rstrip("="),

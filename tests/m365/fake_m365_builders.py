@@ -71,10 +71,12 @@ def trace(
     size: int = 4096,
     from_ip: str | None = "198.51.100.7",
     to_ip: str | None = None,
+    trace_id: str | None = None,
 ) -> dict[str, Any]:
-    """A Graph exchangeMessageTrace."""
+    """A Graph exchangeMessageTrace: one recipient's row of a message (see :func:`traces` for all of them,
+    sharing the message's trace ``id``)."""
     return {
-        "id": str(uuid.uuid4()),
+        "id": trace_id or str(uuid.uuid4()),
         "messageId": message_id or f"<{uuid.uuid4().hex}@{sender.split('@')[-1]}>",
         "senderAddress": sender,
         "recipientAddress": recipient,
@@ -87,6 +89,27 @@ def trace(
     }
 
 
+def traces(sender: str, recipients: Iterable[str], at: datetime, **fields: Any) -> list[dict[str, Any]]:
+    """The trace rows of one message: a row per recipient, one trace ``id`` and Message-ID for all."""
+    fields.setdefault("message_id", f"<{uuid.uuid4().hex}@{sender.split('@')[-1]}>")
+    trace_id = str(uuid.uuid4())
+    return [trace(sender, recipient, at, trace_id=trace_id, **fields) for recipient in recipients]
+
+
+def audit_time(at: datetime) -> str:
+    """An audit record's CreationTime: UTC without a zone, with Exchange's 7 fractional digits."""
+    at = at.astimezone(UTC) if at.tzinfo else at
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond:06d}0"
+
+
+def rule_object_id(upn: str, rule_name: str, tenant_domain: str = "contoso.onmicrosoft.com") -> str:
+    """An inbox rule's ObjectId as Exchange Online writes it: the mailbox as its user's object id."""
+    return (
+        f"EURPR05A003.PROD.OUTLOOK.COM/Microsoft Exchange Hosted Organizations/{tenant_domain}/"
+        f"{_user_id(upn)}\\{rule_name}"
+    )
+
+
 def sign_in(
     upn: str,
     at: datetime,
@@ -96,8 +119,10 @@ def sign_in(
     client_app: str = "Browser",
     error_code: int = 0,
     user_agent: str | None = None,
+    interactive: bool = True,
 ) -> dict[str, Any]:
-    """A Graph signIn (``userId`` matches :func:`user` for the same UPN)."""
+    """A Graph signIn (``userId`` matches :func:`user` for the same UPN). A non-interactive one (a client
+    redeeming a refresh token) is only listed by Graph beta, filtered on ``signInEventTypes``."""
     return {
         "id": str(uuid.uuid4()),
         "createdDateTime": _iso(at),
@@ -109,7 +134,8 @@ def sign_in(
         "ipAddress": ip,
         "clientAppUsed": client_app,
         "userAgent": user_agent,
-        "isInteractive": client_app == "Browser",
+        "isInteractive": interactive,
+        "signInEventTypes": ["interactiveUser" if interactive else "nonInteractiveUser"],
         "location": {"city": None, "state": None, "countryOrRegion": country, "geoCoordinates": None},
         "status": {
             "errorCode": error_code,
@@ -126,14 +152,15 @@ def audit(
     *,
     object_id: str,
     parameters: dict[str, Any],
-    client_ip: str = "203.0.113.5",
+    client_ip: str = "203.0.113.5:50312",
     result: str = "True",
+    properties: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An Audit.Exchange admin record (``CreationTime`` without a zone, parameter values as strings, as
-    Exchange writes them)."""
-    at = at.astimezone(UTC) if at.tzinfo else at
-    return {
-        "CreationTime": at.strftime("%Y-%m-%dT%H:%M:%S"),
+    """An Audit.Exchange record (``CreationTime`` without a zone with 7 fractional digits, ``ClientIP`` with
+    the client's port, parameter values as strings, as Exchange writes them). ``properties`` become
+    ``OperationProperties`` (what Outlook's ``UpdateInboxRules`` carries instead of Parameters)."""
+    record = {
+        "CreationTime": audit_time(at),
         "Id": str(uuid.uuid4()),
         "Operation": operation,
         "OrganizationId": "",
@@ -149,6 +176,14 @@ def audit(
         "ExternalAccess": False,
         "Parameters": [{"Name": name, "Value": _exchange_value(value)} for name, value in parameters.items()],
     }
+    if properties is not None:
+        record["OperationProperties"] = [
+            {"Name": name, "Value": _exchange_value(value)} for name, value in properties.items()
+        ]
+        record["RecordType"] = 2
+        record["MailboxOwnerUPN"] = user
+        record["MailboxGuid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailbox:{user.lower()}"))
+    return record
 
 
 def _exchange_value(value: Any) -> str:

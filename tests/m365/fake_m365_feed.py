@@ -88,7 +88,7 @@ def content_blobs(fake: FakeM365, content_type: str) -> list[Blob]:
 def _window(fake: FakeM365, query: dict[str, str]) -> tuple[datetime, datetime]:
     start_text, end_text = query.get("startTime"), query.get("endTime")
     if (start_text is None) != (end_text is None):
-        raise feed_error(400, "AF20055", WINDOW_MESSAGE)
+        raise feed_error(400, "AF20030", WINDOW_MESSAGE)
     if start_text is None or end_text is None:
         end = now_utc()
         return end - MAX_CONTENT_WINDOW, end
@@ -107,7 +107,7 @@ def _window(fake: FakeM365, query: dict[str, str]) -> tuple[datetime, datetime]:
         or end - start > MAX_CONTENT_WINDOW
         or (lookback is not None and start < now_utc() - lookback)
     ):
-        raise feed_error(400, "AF20055", WINDOW_MESSAGE)
+        raise feed_error(400, "AF20030", WINDOW_MESSAGE)
     return start, end
 
 
@@ -150,6 +150,7 @@ def list_subscriptions(fake: FakeM365, req: Request, tenant: str) -> Reply:
     return Reply(200, [copy.deepcopy(subscription) for subscription in fake.subscriptions.values()])
 
 
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NEXT_PAGE = re.compile(r"\d{14}R(?P<offset>\d{9})")
 
 
@@ -232,6 +233,10 @@ def handle_management(fake: FakeM365, req: Request, tenant: str, rest: str) -> R
                 "AF10001",
                 f"The permission set ({','.join(roles)}) sent in the request did not include the expected "
                 "permission ActivityFeed.Read.",
+            )
+        if not GUID.fullmatch(tenant):
+            raise feed_error(
+                400, "AF20013", f"The tenant ID passed in the URL ({tenant}) is not a valid GUID."
             )
         if tenant != req.claims.get("tid"):
             raise feed_error(

@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -312,6 +312,8 @@ def page(
             raise FilterError(
                 f"Invalid page size specified: '{size}'. Must be between 1 and {upper} inclusive."
             )
+        # $top is a most: like Graph, the fake may page smaller (its page_size), and clients follow nextLink.
+        size = min(size, fake.page_size)
     start = _offset(req.query.get("$skiptoken"))
     body: dict[str, Any] = {"@odata.context": context}
     if start + size < len(items):
@@ -365,7 +367,7 @@ def _mailbox(fake: FakeM365, req: Request, store: dict[str, list[dict]], key: st
             return store[candidate]
     if user is None:
         raise graph_error(req, 404, "ErrorInvalidUser", f"The requested user '{key}' is invalid.")
-    if not user.get("mail"):
+    if not user.get("mail") or str(user.get("userPrincipalName", "")).lower() in fake.mailboxless:
         raise graph_error(
             req,
             404,
@@ -391,7 +393,7 @@ USER_FILTERS = {
     "displayName": ("str", {"eq"}),
 }
 TRACE_FILTERS = {
-    "receivedDateTime": ("datetime", {"ge", "le"}),
+    "receivedDateTime": ("datetime", {"ge", "le", "gt", "lt"}),
     **{name: ("str", {"eq"}) for name in ("id", "messageId", "senderAddress", "recipientAddress", "status")},
     **{name: ("str", {"eq"}) for name in ("subject", "fromIP", "toIP")},
 }
@@ -450,8 +452,54 @@ def get_user(fake: FakeM365, req: Request, user_id: str) -> Reply:
     return Reply(200, body)
 
 
+SENSITIVE = ("accountEnabled", "passwordProfile")
+ADMIN_TARGET_ROLES = {"Privileged Authentication Administrator", "Global Administrator"}
+USER_TARGET_ROLES = {"User Administrator"}
+USER_TARGET_ROLES |= ADMIN_TARGET_ROLES
+
+
+def _sensitive_change(fake: FakeM365, req: Request, user: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Graph's rules for sensitive attributes of a user: app-only callers need, besides the permission, a
+    directory role that may manage the target (403); a user synchronised from on-premises is refused."""
+    if not any(name in changes for name in SENSITIVE):
+        return
+    needed = ADMIN_TARGET_ROLES if user.get("adminRoles") else USER_TARGET_ROLES
+    if not needed & fake.app_directory_roles:
+        raise graph_error(
+            req, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    if user.get("onPremisesSyncEnabled"):
+        raise graph_error(
+            req,
+            400,
+            "Request_BadRequest",
+            "Unable to update the specified properties for on-premises mastered Directory Sync objects or "
+            "objects currently undergoing migration.",
+        )
+    profile = changes.get("passwordProfile")
+    if isinstance(profile, dict) and "password" in profile:
+        password = str(profile["password"] or "")
+        classes = sum(
+            (
+                any(c.islower() for c in password),
+                any(c.isupper() for c in password),
+                any(c.isdigit() for c in password),
+                any(not c.isalnum() for c in password),
+            )
+        )
+        if not 8 <= len(password) <= 256 or classes < 3:
+            raise graph_error(
+                req,
+                400,
+                "Request_BadRequest",
+                "The specified password does not comply with password "
+                "complexity requirements. Please provide a different password.",
+            )
+
+
 def update_user(fake: FakeM365, req: Request, user_id: str) -> Reply:
-    """PATCH /users/{id}: 204; ``accountEnabled`` and ``passwordProfile`` need their own roles."""
+    """PATCH /users/{id}: 204; ``accountEnabled`` and ``passwordProfile`` need their own roles, and are
+    sensitive attributes (:func:`_sensitive_change`)."""
     changes = _body(req)
     needed: list[set[str]] = []
     for name in changes:
@@ -465,6 +513,7 @@ def update_user(fake: FakeM365, req: Request, user_id: str) -> Reply:
     for accepted in needed:
         require_roles(req, accepted)
     user = _user_or_404(fake, req, user_id)
+    _sensitive_change(fake, req, user, changes)
     for name, value in changes.items():
         if name == "passwordProfile" and isinstance(value, dict):
             user["passwordProfile"] = {**(user.get("passwordProfile") or {}), **value}
@@ -616,24 +665,80 @@ def _by_time(items: Iterable[dict[str, Any]], name: str) -> list[dict[str, Any]]
     return sorted(items, key=key)
 
 
+TRACE_SPAN = timedelta(days=10)
+TRACE_KEPT = timedelta(days=90)
+_WHOLE_SECOND_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def _trace_window(req: Request) -> None:
+    """messageTraces needs a receivedDateTime window: both bounds, ``YYYY-MM-DDThh:mm:ssZ``, at most 10 days
+    apart, starting at most 90 days ago."""
+    text = req.query.get("$filter") or ""
+    clauses = [c for c in parse_filter(text, TRACE_FILTERS) if c.field == "receivedDateTime"] if text else []
+    starts = [c.value for c in clauses if c.op in ("ge", "gt")]
+    ends = [c.value for c in clauses if c.op in ("le", "lt")]
+    if len(starts) != 1 or len(ends) != 1:
+        raise FilterError("The receivedDateTime filter must specify both a start and an end date.")
+    for raw in re.findall(r"receivedDateTime\s+\w\w\s+(\S+)", text):
+        if not _WHOLE_SECOND_Z.fullmatch(raw):
+            raise FilterError(f"Invalid date '{raw}': expected the format YYYY-MM-DDThh:mm:ssZ.")
+    start, end = starts[0], ends[0]
+    if end - start > TRACE_SPAN:
+        raise FilterError("The date range between start and end date must not exceed 10 days.")
+    if start < now_utc() - TRACE_KEPT:
+        raise FilterError("The start date must be within the last 90 days.")
+
+
 def list_message_traces(fake: FakeM365, req: Request) -> Reply:
-    """GET /admin/exchange/tracing/messageTraces, by receivedDateTime then id."""
+    """GET /admin/exchange/tracing/messageTraces, by receivedDateTime then id; the window rules of
+    :func:`_trace_window`; 403 until the message-trace app's service principal is provisioned."""
     require_roles(req, TRACE_READ)
+    if not fake.trace_service_principal:
+        raise graph_error(
+            req,
+            403,
+            "Forbidden",
+            "The service principal of the message trace application "
+            "(8bd644d1-64a1-4d4b-ae52-2e0cbf64e373) is not provisioned in the tenant.",
+        )
     check_options(req, {"$filter", "$top", "$skiptoken"})
+    _trace_window(req)
     traces = _by_time(filtered(req, list(fake.message_traces), TRACE_FILTERS), "receivedDateTime")
     return page(fake, req, traces, _context(fake, req, "admin/exchange/tracing/messageTraces"), max_top=5000)
 
 
+_EVENT_TYPES = re.compile(r"\s*and\s+signInEventTypes/any\(t:\s*t eq '(?P<type>\w+)'\)")
+
+
 def list_sign_ins(fake: FakeM365, req: Request) -> Reply:
-    """GET /auditLogs/signIns: newest first unless ``$orderby=createdDateTime`` (ascending)."""
+    """GET /auditLogs/signIns, newest first; the documented options only ($filter, $top, $skiptoken); 403
+    when the tenant has no Entra ID P1/P2."""
     require_roles(req, SIGN_IN_READ)
-    check_options(req, {"$filter", "$top", "$skiptoken", "$orderby", "$select"})
-    order = " ".join(req.query.get("$orderby", "createdDateTime desc").split())
-    if order not in ("createdDateTime", "createdDateTime asc", "createdDateTime desc"):
-        raise FilterError(f"Unsupported $orderby '{order}'.")
-    sign_ins = _by_time(filtered(req, list(fake.sign_ins), SIGN_IN_FILTERS), "createdDateTime")
-    if order.endswith("desc"):
-        sign_ins.reverse()
+    if not fake.entra_premium:
+        raise graph_error(
+            req,
+            403,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+            "Neither tenant is B2C or tenant doesn't have premium license",
+        )
+    check_options(req, {"$filter", "$top", "$skiptoken"})
+    # v1.0 lists interactive sign-ins only; beta lists them too, or those of the event types a
+    # ``signInEventTypes/any(t: t eq '…')`` clause names.
+    wanted = {"interactiveUser"}
+    text = req.query.get("$filter") or ""
+    if lambda_clause := _EVENT_TYPES.search(text):
+        if req.version != "beta":
+            raise FilterError(
+                "Could not find a property named 'signInEventTypes' on type 'microsoft.graph.signIn'."
+            )
+        wanted = {lambda_clause["type"]}
+        text = (text[: lambda_clause.start()] + text[lambda_clause.end() :]).strip()
+    candidates = [s for s in fake.sign_ins if wanted & set(s.get("signInEventTypes") or ["interactiveUser"])]
+    clauses = parse_filter(text, SIGN_IN_FILTERS) if text else []
+    sign_ins = _by_time([s for s in candidates if matches(s, clauses)], "createdDateTime")
+    sign_ins.reverse()
+    if req.version != "beta":
+        sign_ins = [{k: v for k, v in s.items() if k != "signInEventTypes"} for s in sign_ins]
     items = [selected(sign_in, req.query.get("$select")) for sign_in in sign_ins]
     return page(fake, req, items, _context(fake, req, "auditLogs/signIns"), max_top=1000)
 

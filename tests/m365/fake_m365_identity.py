@@ -34,7 +34,7 @@ _NOT_INSTALLED = (
 
 def known_tenant(fake: FakeM365, tenant: str) -> bool:
     """The directory is addressed by its id or by one of its domain names."""
-    return tenant == fake.directory_id or tenant.lower() in {
+    return tenant in (fake.directory_id, fake.tenant_id) or tenant.lower() in {
         str(d.get("id", "")).lower() for d in fake.domains
     }
 

@@ -261,13 +261,24 @@ def test_delete_disconnects_and_keeps_the_organisation(m365_connection, administ
 # ------------------------------------------------------------------------------- test, pull and status
 
 
+def test_test_names_a_missing_prerequisite_beyond_the_permissions(
+    m365_settings, m365_connection, administrator_client
+):
+    m365_settings.entra_premium = False
+
+    body = administrator_client.post(url(m365_connection, "test")).json()
+
+    assert body["ok"] is False and body["missing"] == []
+    assert len(body["prerequisites"]) == 1 and "Entra ID P1 or P2" in body["prerequisites"][0]
+
+
 def test_test_reports_ok_with_every_permission(m365_settings, m365_connection, administrator_client):
     response = administrator_client.post(url(m365_connection, "test"))
 
     assert response.status_code == 200
     body = response.json()
     assert body["ok"] is True
-    assert body["missing"] == []
+    assert body["missing"] == [] and body["prerequisites"] == []
     assert "AuditLog.Read.All" in body["granted"] and "ActivityFeed.Read" in body["granted"]
     assert_no_credential(response.content.decode(), m365_settings.client_secret)
 
@@ -382,6 +393,7 @@ def test_status_shows_every_source_and_the_recent_runs(
     assert cursors["users"]["events_total"] == 2
     assert cursors["users"]["consecutive_failures"] == 0
     assert cursors["users"]["lag_seconds"] is not None
+    assert cursors["users"]["gaps"] == []
     assert cursors["users"]["resume_pending"] is False
     assert cursors["sign_ins"]["consecutive_failures"] == 1
     assert "403" in cursors["sign_ins"]["last_error"]

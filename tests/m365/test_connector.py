@@ -109,16 +109,29 @@ def test_undo_recreates_the_rule_in_the_mailbox(
     )
 
 
+def test_undo_does_not_create_the_rule_twice_when_an_earlier_attempt_created_it(
+    tenant_with_rule, m365_connection, operator, django_capture_on_commit_callbacks
+):
+    action = Investigation.objects.get(mailbox=alice(m365_connection)).actions.get(
+        action_type=Type.REMOVE_INBOX_RULE
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.decide_actions(action, actor=operator, approve=True)
+    action.refresh_from_db()
+    # An earlier undo's POST went through but its answer was lost.
+    tenant_with_rule.inbox_rules[graph_id(m365_connection)].append(fake.rule("AQAAANEW=", "Invoices"))
+    tenant_with_rule.requests.clear()
+
+    actions.undo_action(action, actor=operator, comment="The user needs it")
+
+    assert [r["displayName"] for r in tenant_with_rule.inbox_rules[graph_id(m365_connection)]] == ["Invoices"]
+    assert not [r for r in tenant_with_rule.requests if r.method == "POST"]
+
+
 @pytest.mark.parametrize(
     ("action_type", "method", "path", "body"),
     [
         (Type.DISABLE_ACCOUNT, "PATCH", "", {"accountEnabled": False}),
-        (
-            Type.FORCE_PASSWORD_RESET,
-            "PATCH",
-            "",
-            {"passwordProfile": {"forceChangePasswordNextSignIn": True}},
-        ),
         (Type.REVOKE_SESSIONS, "POST", "/revokeSignInSessions", None),
     ],
 )

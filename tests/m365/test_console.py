@@ -176,7 +176,7 @@ def test_an_administrator_connects_a_tenant_and_sees_its_test_at_once(m365_setti
     assert connection.test_ok is True and connection.tested_at is not None
     shown = administrator_client.get(response.url).content.decode()
     assert "is connected to Microsoft 365" in shown
-    assert "Test connection: Signed in; every permission the connector uses is granted." in shown
+    assert "Test connection: Signed in; every permission the connector uses is granted and every API" in shown
     assert_no_credential(shown, m365_settings.client_secret)
 
 
@@ -455,6 +455,28 @@ def test_the_status_page_shows_each_source_and_the_pull_runs(m365_connection, re
     assert "sign-in si-9 has no userPrincipalName" in html
     assert "1 result" in html
     assert "0 results" in reader_client.get(page(m365_connection), {"source": "users"}).content.decode()
+
+
+def test_the_status_page_shows_the_time_an_outage_left_unread(m365_connection, reader_client):
+    PullCursor.objects.create(
+        connection=m365_connection,
+        source=Source.AUDIT_EXCHANGE,
+        gaps=[
+            {
+                "from": "2026-11-20T08:00:00Z",
+                "to": "2026-11-26T10:05:00Z",
+                "recorded_at": "2026-12-03T10:00:00Z",
+            }
+        ],
+    )
+
+    html = reader_client.get(page(m365_connection)).content.decode()
+
+    assert f"{Source.AUDIT_EXCHANGE.label}: time not read" in html
+    assert "2026-11-20T08:00:00Z to 2026-11-26T10:05:00Z" in html
+    assert "time not read" not in reader_client.get(page(m365_connection)).content.decode().replace(
+        f"{Source.AUDIT_EXCHANGE.label}: time not read", ""
+    )
 
 
 def test_the_pages_query_count_does_not_grow_with_rows(

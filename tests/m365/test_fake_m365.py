@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from .fake_m365 import GRAPH, MANAGEMENT, FakeM365, audit, message, rule, sign_in, trace, user
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# Within what the time-limited APIs still keep (audit content 7 days, message trace 90 days).
+RECENT = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def msal_app(
@@ -47,7 +49,7 @@ def test_it_issues_app_tokens_for_graph_and_the_management_api(fake_m365: FakeM3
     manage = jwt.decode(token(fake_m365, MANAGEMENT), options={"verify_signature": False})
 
     assert graph["aud"] == GRAPH and manage["aud"] == MANAGEMENT
-    assert graph["tid"] == manage["tid"] == fake_m365.directory_id
+    assert graph["tid"] == manage["tid"] == fake_m365.tenant_id  # the GUID, whatever the authority was asked
     assert graph["appid"] == fake_m365.client_id
     assert "AuditLog.Read.All" in graph["roles"] and manage["roles"] == ["ActivityFeed.Read"]
     assert graph["jti"] != manage["jti"]
@@ -203,18 +205,24 @@ def test_management_content_is_listed_with_next_page_uri_and_fetched_by_blob(fak
         audit(
             "New-InboxRule",
             "alice@contoso.com",
-            T0 + timedelta(minutes=i),
+            RECENT + timedelta(minutes=i),
             object_id=f"rule{i}",
             parameters={"Name": f"r{i}"},
         )
         for i in range(9)
     ]
     access = token(fake_m365, MANAGEMENT)
-    feed = f"{fake_m365.management_url}/api/v1.0/{fake_m365.directory_id}/activity/feed"
+    feed = f"{fake_m365.management_url}/api/v1.0/{fake_m365.tenant_id}/activity/feed"
+    by_domain = f"{fake_m365.management_url}/api/v1.0/{fake_m365.directory_id}/activity/feed"
     window = {
         "contentType": "Audit.Exchange",
-        "startTime": "2026-01-01T00:00:00",
-        "endTime": "2026-01-02T00:00:00",
+        "startTime": f"{RECENT:%Y-%m-%dT%H:%M:%S}",
+        "endTime": f"{RECENT + timedelta(days=1):%Y-%m-%dT%H:%M:%S}",
+    }
+    too_old = {
+        **window,
+        "startTime": f"{RECENT - timedelta(days=6):%Y-%m-%dT%H:%M:%S}",
+        "endTime": f"{RECENT - timedelta(days=5, hours=12):%Y-%m-%dT%H:%M:%S}",
     }
 
     not_started = call(fake_m365, "GET", f"{feed}/subscriptions/content", access, params=window)
@@ -237,16 +245,20 @@ def test_management_content_is_listed_with_next_page_uri_and_fetched_by_blob(fak
         "GET",
         f"{feed}/subscriptions/content",
         access,
-        params={**window, "endTime": "2026-01-02T00:00:01"},
+        params={**window, "endTime": f"{RECENT + timedelta(days=1, seconds=1):%Y-%m-%dT%H:%M:%S}"},
     )
+    older_than_kept = call(fake_m365, "GET", f"{feed}/subscriptions/content", access, params=too_old)
+    not_a_guid = call(fake_m365, "GET", f"{by_domain}/subscriptions/content", access, params=window)
 
     assert not_started.status_code == 400 and not_started.json()["error"]["code"] == "AF20022"
     assert started.json() == {"contentType": "Audit.Exchange", "status": "enabled", "webhook": None}
     assert again.status_code == 400 and again.json()["error"]["code"] == "AF20024"
     assert [len(blobs) for blobs in listings] == [2, 2, 1]
-    assert listings[0][0]["contentCreated"] == "2026-01-01T00:01:00.000Z"
+    assert listings[0][0]["contentCreated"] == f"{RECENT + timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}.000Z"
     assert [r["ObjectId"] for r in records] == [f"rule{i}" for i in range(9)]
-    assert too_wide.status_code == 400 and too_wide.json()["error"]["code"] == "AF20055"
+    assert too_wide.status_code == 400 and too_wide.json()["error"]["code"] == "AF20030"
+    assert older_than_kept.status_code == 400 and older_than_kept.json()["error"]["code"] == "AF20030"
+    assert not_a_guid.status_code == 400 and not_a_guid.json()["error"]["code"] == "AF20013"
 
 
 def test_a_rule_is_deleted_and_a_second_delete_is_not_found(fake_m365: FakeM365) -> None:
@@ -326,16 +338,19 @@ def test_remediation_actions_change_the_tenant(fake_m365: FakeM365) -> None:
     assert malformed.status_code == 400
 
 
-def test_message_traces_and_sign_ins_are_filtered_on_time(fake_m365: FakeM365) -> None:
+def test_message_traces_and_sign_ins_are_filtered_on_time_and_refuse_what_graph_does_not_document(
+    fake_m365: FakeM365,
+) -> None:
     fake_m365.message_traces = [
-        trace("alice@contoso.com", f"r{i}@example.net", T0 + timedelta(hours=i)) for i in range(5)
+        trace("alice@contoso.com", f"r{i}@example.net", RECENT + timedelta(hours=i)) for i in range(5)
     ]
     fake_m365.sign_ins = [
-        sign_in("alice@contoso.com", T0 + timedelta(hours=i), ip=f"203.0.113.{i}") for i in range(5)
+        sign_in("alice@contoso.com", RECENT + timedelta(hours=i), ip=f"203.0.113.{i}") for i in range(5)
     ]
     access = token(fake_m365)
     graph = f"{fake_m365.graph_url}/v1.0"
-    window = "ge 2026-01-01T01:00:00.000Z and {field} le 2026-01-01T03:00:00Z"
+    one, three = RECENT + timedelta(hours=1), RECENT + timedelta(hours=3)
+    window = f"ge {one:%Y-%m-%dT%H:%M:%S}Z and {{field}} le {three:%Y-%m-%dT%H:%M:%S}Z"
 
     traces = call(
         fake_m365,
@@ -356,20 +371,34 @@ def test_message_traces_and_sign_ins_are_filtered_on_time(fake_m365: FakeM365) -
         "GET",
         f"{graph}/auditLogs/signIns",
         access,
-        params={"$filter": "createdDateTime gt 2026-01-01T01:00:00Z", "$orderby": "createdDateTime"},
-    ).json()["value"]
+        params={"$filter": f"createdDateTime gt {one:%Y-%m-%dT%H:%M:%S}Z", "$orderby": "createdDateTime"},
+    )
     quoted = call(
         fake_m365,
         "GET",
         f"{graph}/auditLogs/signIns",
         access,
-        params={"$filter": "createdDateTime ge '2026-01-01T01:00:00Z'"},
+        params={"$filter": f"createdDateTime ge '{one:%Y-%m-%dT%H:%M:%S}Z'"},
+    )
+    traces_in_ms = call(
+        fake_m365,
+        "GET",
+        f"{graph}/admin/exchange/tracing/messageTraces",
+        access,
+        params={
+            "$filter": f"receivedDateTime ge {one:%Y-%m-%dT%H:%M:%S}.000Z "
+            f"and receivedDateTime lt {three:%Y-%m-%dT%H:%M:%S}Z"
+        },
     )
 
     assert [t["recipientAddress"] for t in traces] == ["r1@example.net", "r2@example.net", "r3@example.net"]
     assert [s["ipAddress"] for s in newest_first] == ["203.0.113.3", "203.0.113.2", "203.0.113.1"]
-    assert [s["ipAddress"] for s in oldest_first] == ["203.0.113.2", "203.0.113.3", "203.0.113.4"]
+    # Graph documents $filter, $top and $skiptoken for signIns: an $orderby is refused.
+    assert oldest_first.status_code == 400
     assert quoted.status_code == 400
+    assert (
+        traces_in_ms.status_code == 400 and "YYYY-MM-DDThh:mm:ssZ" in traces_in_ms.json()["error"]["message"]
+    )
 
 
 def test_a_delay_makes_the_client_time_out_once(fake_m365: FakeM365) -> None:
@@ -383,3 +412,51 @@ def test_a_delay_makes_the_client_time_out_once(fake_m365: FakeM365) -> None:
         )
     assert call(fake_m365, "GET", url, access).status_code == 200
     assert fake_m365.internal_errors == []
+
+
+def test_the_fake_refuses_trace_windows_microsoft_refuses(fake_m365: FakeM365) -> None:
+    access = token(fake_m365)
+    url = f"{fake_m365.graph_url}/v1.0/admin/exchange/tracing/messageTraces"
+
+    def status(start: datetime, end: datetime | None) -> int:
+        text = f"receivedDateTime ge {start:%Y-%m-%dT%H:%M:%S}Z"
+        if end is not None:
+            text += f" and receivedDateTime lt {end:%Y-%m-%dT%H:%M:%S}Z"
+        return call(fake_m365, "GET", url, access, params={"$filter": text}).status_code
+
+    assert status(RECENT, RECENT + timedelta(days=10)) == 200
+    assert status(RECENT, RECENT + timedelta(days=10, seconds=1)) == 400  # more than 10 days
+    assert status(RECENT - timedelta(days=91), RECENT - timedelta(days=89)) == 400  # older than 90 days
+    assert status(RECENT, None) == 400  # both bounds are required
+    fake_m365.trace_service_principal = False
+    assert status(RECENT, RECENT + timedelta(days=1)) == 403
+
+
+def test_the_fake_guards_sensitive_user_attributes_as_graph_does(fake_m365: FakeM365) -> None:
+    alice, admin, synced = user("alice@contoso.com"), user("it@contoso.com"), user("dc@contoso.com")
+    admin["adminRoles"] = ["Exchange Administrator"]
+    synced["onPremisesSyncEnabled"] = True
+    fake_m365.users = [alice, admin, synced]
+    access = token(fake_m365)
+
+    def patch(target: dict, body: dict) -> int:
+        url = f"{fake_m365.graph_url}/v1.0/users/{target['id']}"
+        return call(fake_m365, "PATCH", url, access, json=body).status_code
+
+    assert patch(alice, {"accountEnabled": False}) == 204  # User Administrator may
+    assert patch(admin, {"accountEnabled": False}) == 403  # an admin target needs more
+    assert patch(synced, {"accountEnabled": False}) == 400  # governed on-premises
+    assert patch(alice, {"passwordProfile": {"password": "short"}}) == 400  # complexity
+    fake_m365.app_directory_roles = set()
+    assert patch(alice, {"passwordProfile": {"forceChangePasswordNextSignIn": True}}) == 403
+    assert patch(alice, {"department": "Sales"}) == 204  # not sensitive
+
+
+def test_the_fake_answers_a_user_without_a_mailbox_as_exchange_does(fake_m365: FakeM365) -> None:
+    fake_m365.users = [user("nobox@contoso.com")]
+    fake_m365.mailboxless = {"nobox@contoso.com"}
+    url = f"{fake_m365.graph_url}/v1.0/users/nobox@contoso.com/mailFolders/inbox/messageRules"
+
+    answer = call(fake_m365, "GET", url, token(fake_m365))
+
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
