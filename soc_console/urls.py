@@ -23,5 +23,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("hooks/mailstack/", include("mailstack.urls")),
     path("", include("console.urls")),
 ]
