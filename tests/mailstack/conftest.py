@@ -71,12 +71,11 @@ def mail_stack(live_server):
     from pathlib import Path
 
     from django.conf import settings
+    from django.db import connections
 
     from tests.enforcement.postfix import free_port
 
     from .servers import MailStack
-
-    from django.db import connections
 
     # The servers' requests reach the live server on threads of their own: their database connections must
     # close with each request, or the test database cannot be dropped at the end of the session.
