@@ -72,3 +72,46 @@ def test_a_message_rspamd_rejects_arrives_as_spam(stack):
     assert refused.value.smtp_code == 554
     event = wait_for(lambda: MessageEvent.objects.filter(subject="Buy now").first(), message="the spam event")
     assert event.verdict == "spam"
+
+
+def test_a_burst_over_the_limit_restricts_the_user_and_the_next_submission_is_refused(stack, administrator):
+    """Through Postfix with SMTP AUTH: the policy service counts, restricts and refuses; each accepted
+    message is one event although both the policy service and Rspamd report it."""
+    from alerts.models import AlertPolicy
+    from alerts.services import ensure_default_policies, update_policy
+    from restricted_users.models import Restriction
+    from tests.enforcement.conftest import RunningServer
+
+    policy = ensure_default_policies(stack.connection.tenant)[AlertPolicy.Kind.SENDING_LIMIT]
+    update_policy(
+        policy,
+        actor=administrator,
+        thresholds={"external_per_hour": 3, "internal_per_hour": 3, "total_per_day": 20},
+        action=AlertPolicy.Action.RESTRICT_UNTIL_NEXT_DAY,
+    )
+    server = RunningServer().start(port=stack.policy_port)
+    try:
+        sent = [
+            stack.submit(ANN, "annpass", [f"r{i}@elsewhere.test"], subject=f"Offer {i}") for i in range(3)
+        ]
+        with pytest.raises((smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused)) as over:
+            stack.submit(ANN, "annpass", ["r3@elsewhere.test"], subject="Offer 3")
+        assert "Access denied, bad outbound sender" in str(over.value)
+        wait_for(
+            lambda: Restriction.objects.active().filter(mailbox__address=ANN).exists(),
+            message="the restriction",
+        )
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            stack.submit(ANN, "annpass", ["bob@example.test"], subject="After")
+        assert "Access denied, bad outbound sender" in str(refused.value)
+
+        def merged():
+            rows = list(MessageEvent.objects.filter(internet_message_id__in=sent))
+            both = [r for r in rows if r.size is not None and r.subject and r.verdict == "clean"]
+            return len(both) == 3 and rows
+
+        rows = wait_for(merged, message="one event per message from the policy service and Rspamd")
+        assert len(rows) == 3
+        assert all(row.event_id.startswith("postfix:") and len(row.event_id) > 20 for row in rows)  # long ids
+    finally:
+        server.stop()
