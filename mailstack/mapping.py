@@ -21,6 +21,7 @@ import ipaddress
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -80,6 +81,26 @@ def _known(value: Any) -> str:
     return value.strip() if isinstance(value, str) and value.strip() and value != UNKNOWN else ""
 
 
+@lru_cache(maxsize=4)
+def _login_table(value: str) -> dict[str, str]:
+    table = {}
+    for item in value.split(","):
+        login, sep, address = item.partition("=")
+        if sep and login.strip() and "@" in address:
+            table[login.strip().lower()] = address.strip().lower()
+    return table
+
+
+def mailbox_for_login(login: str) -> str:
+    """The mailbox a login (SASL or IMAP) belongs to: the login when it is an address, else its entry in
+    ``ENFORCEMENT_SASL_LOGINS`` (``login=address,…``, the table the Postfix policy service uses), else the
+    login as it is (the ingest service rejects it)."""
+    login = login.strip().lower()
+    if "@" in login:
+        return login
+    return _login_table(settings.ENFORCEMENT_SASL_LOGINS).get(login, login)
+
+
 def rspamd_event(body: dict[str, Any], *, received: datetime | None = None) -> dict[str, Any]:
     """The ``message`` event of one metadata_exporter post; :class:`Skipped` for mail of no authenticated
     user, :class:`BadRequest` when the fields are not Rspamd's."""
@@ -106,7 +127,7 @@ def rspamd_event(body: dict[str, Any], *, received: datetime | None = None) -> d
         "type": "message",
         "id": event_id,
         "time": (received or datetime.now(UTC)).isoformat(),
-        "sender": user.lower(),
+        "sender": mailbox_for_login(user),
         "recipients": [str(r).lower() for r in recipients],
         "verdict": verdict_of(body.get("action", ""), symbols),
     }
@@ -144,7 +165,7 @@ def dovecot_sign_in(body: dict[str, Any], *, received: datetime | None = None) -
         "type": "sign_in",
         "id": f"dovecot:{uuid.uuid4().hex}",
         "time": (received or datetime.now(UTC)).isoformat(),
-        "user": login.lower(),
+        "user": mailbox_for_login(login),
         "ip": ip,
         "client_app": CLIENT_APPS.get(protocol, "other"),
         "result": "success" if success else "failure",

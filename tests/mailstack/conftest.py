@@ -61,7 +61,6 @@ def connected(tenant, administrator, mailboxes, mail_redis, settings):
     forget_configs()
 
 
-os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 # A Celery worker started by the session (``real_worker``) takes its settings from the environment: it must
 # reach the test Dovecot's doveadm API too.
 os.environ.setdefault("MAILSTACK_DOVEADM_API_KEY", "test-api-key")

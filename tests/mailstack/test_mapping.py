@@ -80,6 +80,12 @@ def test_an_export_without_rspamd_fields_is_refused():
         rspamd_event(export(qid="unknown", message_id="unknown"))
 
 
+def test_logins_that_are_not_addresses_map_to_mailboxes_like_the_policy_service(settings):
+    settings.ENFORCEMENT_SASL_LOGINS = "ann=ann@example.test"
+    assert rspamd_event(export(user="ANN"))["sender"] == "ann@example.test"
+    assert dovecot_sign_in({**REPORT, "login": "ann"})["user"] == "ann@example.test"
+
+
 def test_a_scan_outside_postfix_is_named_by_its_message_id():
     assert rspamd_event(export(qid="unknown"))["id"] == "rspamd:m1@example.test"
 
