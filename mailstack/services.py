@@ -226,7 +226,11 @@ def drain_events(tenant_id: int) -> IngestResult:
                 events.append(json.loads(item))
             except ValueError:
                 total.rejected += 1
-        result = ingest_events(tenant, events, mode="lenient", source=SOURCE)
+        try:
+            result = ingest_events(tenant, events, mode="lenient", source=SOURCE)
+        except Exception:
+            client.lpush(key, *reversed(raw))  # back at the head, in order: the retry stores them
+            raise
         total.accepted += result.accepted
         total.duplicates += result.duplicates
         total.rejected += result.rejected
@@ -243,10 +247,18 @@ def drain_events(tenant_id: int) -> IngestResult:
     return total
 
 
+def _transition(address: str, previous: SieveScript | None, script_hash: str) -> str:
+    """Names one change of a mailbox's script: the same change read again (a retry after a crash) gets the
+    same event ids, a later change (even back to an earlier script, as an undo does) gets new ones."""
+    before = f"{previous.script_hash}:{previous.read_at.isoformat()}" if previous else ""
+    return hashlib.sha256(f"{address}:{before}>{script_hash}".encode()).hexdigest()[:20]
+
+
 def _sieve_events(
     address: str, previous: SieveScript | None, script: sieve.Script, script_hash: str, at: datetime
 ) -> list[dict[str, Any]]:
     """The contract events that turn the previous read into this one (changes only)."""
+    change = _transition(address, previous, script_hash)
     events: list[dict[str, Any]] = []
     old_rules: dict[str, Any] = previous.rules if previous else {}
     new_rules = {rule_id: rule.state() for rule_id, rule in script.inbox_rules.items()}
@@ -256,7 +268,7 @@ def _sieve_events(
             events.append(
                 {
                     "type": "inbox_rule",
-                    "id": f"sieve:{address}:{rule_id}:created",
+                    "id": f"sieve:{change}:{rule_id}:created",
                     "time": stamp,
                     "mailbox": address,
                     "operation": "created",
@@ -269,7 +281,7 @@ def _sieve_events(
             events.append(
                 {
                     "type": "inbox_rule",
-                    "id": f"sieve:{address}:{rule_id}:deleted:{script_hash[:16]}",
+                    "id": f"sieve:{change}:{rule_id}:deleted",
                     "time": stamp,
                     "mailbox": address,
                     "operation": "deleted",
@@ -287,7 +299,7 @@ def _sieve_events(
         events.append(
             {
                 "type": "forwarding",
-                "id": f"sieve-forwarding:{address}:{script_hash[:16]}",
+                "id": f"sieve:{change}:forwarding",
                 "time": stamp,
                 "mailbox": address,
                 **new_forwarding,

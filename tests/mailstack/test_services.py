@@ -70,3 +70,44 @@ def test_the_queue_is_stored_in_batches_and_bad_entries_are_counted(
     result = drain_events(tenant.pk)
     assert (result.accepted, result.rejected) == (7, 2)
     assert mail_redis.llen(state.events_key(tenant.slug)) == 0
+
+
+def test_sieve_changes_are_stored_once_and_a_return_to_an_earlier_script_is_a_new_change(
+    connected, tenant, mail_redis, monkeypatch
+):
+    """The undo of "turn off forwarding" puts back the very script that was read before: that is a change
+    again, stored, not a conflict with the first read's events."""
+    from mailboxes.models import MailboxForwarding
+    from mailstack import services
+
+    scripts = {"ann@example.test": ("rules", 'redirect "x@elsewhere.test";\n')}
+    monkeypatch.setattr(services, "read_active_scripts", lambda client, addresses: dict(scripts))
+    assert read_sieve(connected, addresses=["ann@example.test"]).accepted == 1
+    assert read_sieve(connected, addresses=["ann@example.test"]).accepted == 0
+    scripts["ann@example.test"] = ("rules", "keep;\n")
+    assert read_sieve(connected, addresses=["ann@example.test"]).accepted == 1
+    assert MailboxForwarding.objects.get(mailbox__address="ann@example.test").forward_to is None
+    scripts["ann@example.test"] = ("rules", 'redirect "x@elsewhere.test";\n')
+    result = read_sieve(connected, addresses=["ann@example.test"])
+    assert (result.accepted, result.conflicts) == (1, [])
+    assert MailboxForwarding.objects.get(mailbox__address="ann@example.test").forward_to == "x@elsewhere.test"
+
+
+def test_a_batch_the_database_refused_goes_back_to_the_queue_in_order(
+    connected, tenant, mail_redis, monkeypatch
+):
+    from django.db import OperationalError
+
+    from mailstack import services
+
+    for i in range(3):
+        state.queue_event(tenant.slug, {"type": "sign_in", "id": f"dovecot:{i}"}, source="dovecot")
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(services, "ingest_events", down)
+    with pytest.raises(OperationalError):
+        drain_events(tenant.pk)
+    waiting = mail_redis.lrange(state.events_key(tenant.slug), 0, -1)
+    assert [f'"dovecot:{i}"' in item for i, item in enumerate(waiting)] == [True, True, True]
