@@ -187,7 +187,7 @@ def test_connection(
             else:
                 notes.append(f"{label}: {entry['count']} event(s) received")
     ok = not problems
-    message = "; ".join(problems + notes) if problems else "; ".join(notes)
+    message = "; ".join(item.rstrip(".") for item in (problems + notes if problems else notes)) + "."
     with transaction.atomic():
         connection.tested_at = timezone.now()
         connection.test_ok = ok

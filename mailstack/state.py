@@ -84,8 +84,8 @@ def note(tenant_slug: str, source: str, *, error: str = "", dropped: int = 0, sk
         if skipped:
             pipe.hincrby(status_key(tenant_slug), f"{source}:skipped", skipped)
         pipe.execute()
-    except redis.RedisError:
-        pass  # the status is best effort; the caller's answer matters more
+    except (redis.RedisError, RuntimeError):
+        pass  # the status is best effort (no Redis at all in embedded mode); the caller's answer matters more
 
 
 def read_status(tenant_slug: str) -> dict[str, dict[str, Any]]:

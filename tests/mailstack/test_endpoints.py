@@ -177,6 +177,17 @@ def test_the_policy_fails_open_when_redis_is_down(connected, settings, monkeypat
     assert response.json() == {"status": 0}
 
 
+def test_an_export_without_redis_is_refused_with_503_so_rspamd_logs_it(connected, monkeypatch):
+    from mailstack import state
+
+    def no_redis():
+        raise RuntimeError("The self-hosted mail endpoints need Redis (REDIS_URL).")
+
+    monkeypatch.setattr(state, "client", no_redis)
+    assert post(RSPAMD, EXPORT, connected.secrets.exporter).status_code == 503
+    assert post(RSPAMD, EXPORT, "wrong").status_code == 401  # the status note is best effort
+
+
 def test_the_policy_with_a_wrong_secret_enforces_nothing_and_stores_nothing(connected):
     response = post(POLICY, REPORT, "wrong", command="report")
     assert response.status_code == 401
