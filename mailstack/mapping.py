@@ -1,8 +1,8 @@
 """What the servers post, mapped to contract v1 events (DESIGN section 4).
 
-**Rspamd** (``metadata_exporter``, JSON formatter): one scanned message → a ``message`` event. Its id is
-``postfix:<qid>``, Postfix's queue id, which the Postfix policy service uses for the same message, so the
-two sources make one event (the details Rspamd adds are merged into the stored row). Sender: the
+**Rspamd** (``metadata_exporter``, JSON formatter): one scanned message → a ``message`` event. Its id comes
+from Postfix's queue id (``qid``; :mod:`mailflow.postfix_ids`), as the Postfix policy service's does for the
+same message, so the two sources make one event (the second is merged into the first). Sender: the
 authenticated user (``user``); mail without one (inbound, ``"unknown"``) is not outbound and is skipped.
 Verdict (:func:`verdict_of`): a phishing symbol → ``phish``; a virus symbol → ``malware``; else a spam action
 (``reject``, ``add header``, ``rewrite subject``) → ``spam``; else ``clean``. The symbol lists and the
@@ -25,6 +25,8 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+
+from mailflow.postfix_ids import postfix_event_id
 
 from .geo import country_of
 
@@ -113,8 +115,9 @@ def rspamd_event(body: dict[str, Any], *, received: datetime | None = None) -> d
         raise Skipped("no authenticated user: not outbound mail")
     qid = _known(body.get("qid"))
     message_id = _known(body.get("message_id"))
+    at = received or datetime.now(UTC)
     if qid:
-        event_id = f"postfix:{qid}"
+        event_id = postfix_event_id(qid, at)
     elif message_id:  # scanned outside Postfix (rspamc): the Message-ID names it
         event_id = f"rspamd:{message_id}"
     else:
@@ -126,7 +129,7 @@ def rspamd_event(body: dict[str, Any], *, received: datetime | None = None) -> d
     event: dict[str, Any] = {
         "type": "message",
         "id": event_id,
-        "time": (received or datetime.now(UTC)).isoformat(),
+        "time": at.isoformat(),
         "sender": mailbox_for_login(user),
         "recipients": [str(r).lower() for r in recipients],
         "verdict": verdict_of(body.get("action", ""), symbols),

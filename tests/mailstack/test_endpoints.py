@@ -36,7 +36,7 @@ def _default_slug(tenant):
 def test_an_export_with_the_right_secret_is_stored_as_a_message_event(connected):
     response = post(RSPAMD, EXPORT, connected.secrets.exporter)
     assert response.status_code == 200, response.content
-    event = MessageEvent.objects.get(event_id="postfix:9DFA4236813")
+    event = MessageEvent.objects.get(event_id="postfix:4QxQ1B6ZkPz9sT3")
     assert event.sender.address == "ann@example.test"
     assert event.verdict == "clean"
     assert event.subject == "Quarterly numbers"
@@ -76,7 +76,7 @@ def test_a_message_the_policy_service_stored_first_becomes_one_event_with_rspamd
         [
             {
                 "type": "message",
-                "id": "postfix:9DFA4236813",
+                "id": "postfix:4QxQ1B6ZkPz9sT3",
                 "time": "2026-12-03T09:00:00+00:00",
                 "sender": "ann@example.test",
                 "recipients": ["bob@example.test", "x@elsewhere.test"],
@@ -101,7 +101,7 @@ def test_the_policy_services_event_after_rspamds_adds_nothing(connected, tenant)
         [
             {
                 "type": "message",
-                "id": "postfix:9DFA4236813",
+                "id": "postfix:4QxQ1B6ZkPz9sT3",
                 "time": "2026-12-03T09:00:00+00:00",
                 "sender": "ann@example.test",
                 "recipients": ["bob@example.test"],
@@ -110,7 +110,7 @@ def test_the_policy_services_event_after_rspamds_adds_nothing(connected, tenant)
         mode="lenient",
         source="postfix",
     )
-    assert result.conflicts == ["postfix:9DFA4236813"]
+    assert result.conflicts == ["postfix:4QxQ1B6ZkPz9sT3"]
     assert MessageEvent.objects.get().verdict == "spam"
 
 

@@ -19,7 +19,7 @@ EXPORT = {
     "header_to": ["bob@example.test"],
     "ip": "127.0.0.1",
     "message_id": "m1@example.test",
-    "qid": "9DFA4236813",
+    "qid": "4QxQ1B6ZkPz9sT3",
     "rcpt": ["bob@example.test", "X@Elsewhere.test"],
     "rspamd_server": "mail",
     "scan_time": 12,
@@ -36,13 +36,24 @@ def export(**changes):
 
 def test_an_export_becomes_a_message_event_named_by_the_postfix_queue_id():
     event = rspamd_event(EXPORT)
-    assert event["id"] == "postfix:9DFA4236813"
+    assert event["id"] == "postfix:4QxQ1B6ZkPz9sT3"
     assert event["sender"] == "ann@example.test"
     assert event["recipients"] == ["bob@example.test", "x@elsewhere.test"]
     assert event["subject"] == "Quarterly numbers"
     assert event["internet_message_id"] == "<m1@example.test>"
     assert event["client_ip"] == "127.0.0.1"
     assert event["verdict"] == "clean"
+
+
+def test_a_short_queue_id_which_repeats_over_time_is_dated_like_the_policy_service_does():
+    from datetime import UTC, datetime
+
+    from mailflow.postfix_ids import postfix_event_id
+
+    at = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    assert rspamd_event(export(qid="9DFA4236813"), received=at)["id"] == "postfix:20261203:9DFA4236813"
+    assert postfix_event_id("9DFA4236813", at) == "postfix:20261203:9DFA4236813"
+    assert postfix_event_id("4QxQ1B6ZkPz9sT3", at) == "postfix:4QxQ1B6ZkPz9sT3"
 
 
 @pytest.mark.parametrize(
