@@ -78,7 +78,7 @@ def ingest_messages(tenant_id: int, events: list[dict]) -> IngestResult:
     result = ingest_events(tenant, events, mode="lenient", source="postfix")
     if result.conflicts:
         conflicting = set(result.conflicts)
-        merge_message_details(tenant, [e for e in events if e.get("id") in conflicting], source="postfix")
+        merge_message_details(tenant, [e for e in events if e.get("id") in conflicting])
     if result.rejected:
         logger.info("Policy service events: %d rejected (%s)", result.rejected, result.errors[:3])
     return result

@@ -329,7 +329,7 @@ def _sign_in(tenant: Tenant, event: ValidEvent, user: Mailbox, now: datetime) ->
 MERGED_FIELDS = ("subject", "internet_message_id", "urls", "client_ip", "size", "body_hash")
 
 
-def merge_message_details(tenant: Tenant, events: Sequence[Any], *, source: str = "connector") -> int:
+def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
     """Add what a second source knows of messages already stored under the same id (e.g. Rspamd's verdict,
     subject and Message-ID for a message the Postfix policy service stored first): the verdict is set when
     given, the other details only where the stored row has none. Returns how many rows changed; one

@@ -39,7 +39,7 @@ from mailboxes import services as directory
 from mailboxes.models import MailboxForwarding
 from mailflow.models import MessageEvent
 
-from . import sieve
+from . import sieve, state
 from .doveadm import EXIT_NO_MATCH, EXIT_UNKNOWN_USER, DoveadmClient, DoveadmError, Unreachable
 from .exceptions import MailstackError
 from .models import MailstackConnection
@@ -143,8 +143,6 @@ class MailstackConnector(BuiltinConnector):
 
     def read_disable_account(self, action: RemediationAction) -> TargetState:
         mailbox = self._mailbox(action, lock=False)
-        from . import state
-
         disabled_here = bool(state.client().exists(state.disabled_key(self.tenant.slug, mailbox.address)))
         account_state = {"account_enabled": mailbox.account_enabled}
         if disabled_here and not mailbox.account_enabled:
