@@ -8,6 +8,7 @@ from .views import (
     investigations,
     m365,
     mailboxes,
+    mailstack,
     notifications,
     policies,
     restricted,
@@ -70,6 +71,17 @@ urlpatterns = [
         "settings/notifications/<int:pk>/test/",
         notifications.endpoint_test,
         name="notification_endpoint_test",
+    ),
+    path("settings/mail-servers/", mailstack.connection_list, name="mailstack_connections"),
+    path("settings/mail-servers/connect/", mailstack.connection_connect, name="mailstack_connect"),
+    path("settings/mail-servers/<int:pk>/", mailstack.connection_detail, name="mailstack_connection"),
+    path("settings/mail-servers/<int:pk>/test/", mailstack.connection_test, name="mailstack_test"),
+    path("settings/mail-servers/<int:pk>/secrets/", mailstack.connection_secrets, name="mailstack_secrets"),
+    path(
+        "settings/mail-servers/<int:pk>/settings/", mailstack.connection_settings, name="mailstack_settings"
+    ),
+    path(
+        "settings/mail-servers/<int:pk>/sieve/", mailstack.connection_read_sieve, name="mailstack_read_sieve"
     ),
     path("settings/m365/", m365.connection_list, name="m365_connections"),
     path("settings/m365/connect/", m365.connection_connect, name="m365_connect"),

@@ -30,6 +30,7 @@ class Tenant(models.Model):
     class ConnectorKind(models.TextChoices):
         BUILTIN = "builtin", "Built-in (console only)"
         M365 = "m365", "Microsoft 365"
+        MAILSTACK = "mailstack", "Postfix + Dovecot + Rspamd"
 
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=64, unique=True)

@@ -26,6 +26,7 @@ PROJECT_APPS = (
     "console",
     "notifications",
     "m365",
+    "mailstack",
 )
 
 _READER = (
@@ -60,6 +61,8 @@ _ADMINISTRATOR = _OPERATOR + (
     "m365.add_m365connection",
     "m365.change_m365connection",
     "m365.delete_m365connection",
+    "mailstack.add_mailstackconnection",
+    "mailstack.change_mailstackconnection",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,8 @@ remembered under the message's ``instance`` (in memory, bounded). At ``END-OF-ME
 recipients are counted (internal / external by the accepted domains) in the Redis windows of
 :mod:`enforcement.windows`; over a limit of the sending-limit policy the service sets the restriction key at
 once, refuses the message and enqueues ``enforcement.place_restriction`` (the database row, then the alert);
-under, it answers ``DUNNO`` and queues a ``message`` event (id ``postfix:<instance>``) for the ingest service.
+under, it answers ``DUNNO`` and queues a ``message`` event (id from the queue id, see
+:mod:`mailflow.postfix_ids`; else ``postfix:<instance>``) for the ingest service.
 
 **Hot path.** The event loop touches Redis and memory only, through one pipelined connection
 (:mod:`enforcement.wire`): an ``RCPT`` costs one ``EXISTS``, an ``END-OF-MESSAGE`` one script call, and
@@ -45,6 +46,7 @@ from functools import partial
 
 from redis.exceptions import RedisError
 
+from mailflow.postfix_ids import postfix_event_id
 from mailflow.ratewindow import SendingLimits
 from restricted_users import state
 from restricted_users.services import next_utc_midnight
@@ -358,8 +360,13 @@ class PolicyServer:
         if state_name == "RCPT":
             self._remember(request, sender)
             answer = Pending()
+            # One EXISTS over both keys: a restricted sender, or an account disabled by a connector.
             self.wire.send(
-                (b"EXISTS", state.restriction_key(snapshot.tenant_slug, sender)),
+                (
+                    b"EXISTS",
+                    state.restriction_key(snapshot.tenant_slug, sender),
+                    state.disabled_key(snapshot.tenant_slug, sender),
+                ),
                 partial(self._answer, answer, self._after_exists, None),
             )
             return answer
@@ -611,9 +618,14 @@ class PolicyServer:
         if not self.ingest or not accepted.recipients:
             return
         request = accepted.request
+        # Postfix's queue id (present at END-OF-MESSAGE) is what Rspamd exports as ``qid``: both sources name
+        # the message alike, so it is one event (mailstack merges the second into the first).
+        queue_id = request.get("queue_id")
         event: dict = {
             "type": "message",
-            "id": f"postfix:{request.get('instance')}",
+            "id": postfix_event_id(queue_id, accepted.at)
+            if queue_id
+            else f"postfix:{request.get('instance')}",
             "time": accepted.at.isoformat(),
             "sender": accepted.sender,
             "recipients": accepted.recipients,

@@ -12,7 +12,7 @@ from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
 from core.models import Tenant
 from mailboxes.services import MailboxChange, upsert_mailboxes
-from mailflow.ingest import IngestResult, ingest_events
+from mailflow.ingest import IngestResult, ingest_events, merge_message_details
 from restricted_users import services as restrictions
 from restricted_users import state
 from restricted_users.models import Restriction
@@ -71,8 +71,14 @@ def _drop_provisional_key(tenant_slug: str, address: str) -> None:
 
 def ingest_messages(tenant_id: int, events: list[dict]) -> IngestResult:
     """Store accepted messages through the ingest service in lenient mode (an invalid one, e.g. a sender
-    outside the accepted domains, is rejected alone and logged)."""
-    result = ingest_events(Tenant.objects.get(pk=tenant_id), events, mode="lenient", source="postfix")
+    outside the accepted domains, is rejected alone and logged). A message another source stored first under
+    the same id (Rspamd, through the self-hosted mail connector: both use Postfix's queue id) gets what only
+    Postfix knows (its size, the client address) merged in: it stays one event."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    result = ingest_events(tenant, events, mode="lenient", source="postfix")
+    if result.conflicts:
+        conflicting = set(result.conflicts)
+        merge_message_details(tenant, [e for e in events if e.get("id") in conflicting])
     if result.rejected:
         logger.info("Policy service events: %d rejected (%s)", result.rejected, result.errors[:3])
     return result

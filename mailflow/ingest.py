@@ -324,3 +324,49 @@ def _sign_in(tenant: Tenant, event: ValidEvent, user: Mailbox, now: datetime) ->
         user_agent=data.get("user_agent", ""),
         received_at=now,
     )
+
+
+MERGED_FIELDS = ("subject", "internet_message_id", "urls", "client_ip", "size", "body_hash")
+
+
+def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
+    """Add what a second source knows of messages already stored under the same id (e.g. Rspamd's verdict,
+    subject and Message-ID for a message the Postfix policy service stored first): the verdict is set when
+    given, the other details only where the stored row has none. Returns how many rows changed; one
+    ``alerts.evaluate`` follows for their senders (a verdict feeds the sending-pattern detector).
+
+    The ingest ledger keeps the first source's content hash, so a repeated merge is a conflict again and
+    merges again, changing nothing the second time. Invalid events are ignored (the caller ingested them
+    first and has their errors).
+    """
+    report = validate_events(
+        tenant, [e for e in events if isinstance(e, dict) and e.get("type") == "message"]
+    )
+    wanted = {e.id: e.data for e in report.events}
+    if not wanted:
+        return 0
+    changed: list[MessageEvent] = []
+    with transaction.atomic():
+        rows = MessageEvent.objects.select_for_update().filter(tenant=tenant, event_id__in=list(wanted))
+        for row in rows:
+            data = wanted[row.event_id]
+            fields = []
+            if data.get("verdict") and row.verdict != data["verdict"]:
+                row.verdict = data["verdict"]
+                fields.append("verdict")
+            for name in MERGED_FIELDS:
+                if data.get(name) not in (None, "", []) and getattr(row, name) in (None, "", []):
+                    setattr(row, name, data[name])
+                    fields.append(name)
+            if fields:
+                row.save(update_fields=fields)
+                changed.append(row)
+        if changed:
+            times = [row.time for row in changed]
+            result = IngestResult(
+                accepted=len(changed),
+                affected_mailbox_ids={row.sender_id for row in changed},
+                time_range=(min(times), max(times)),
+            )
+            transaction.on_commit(partial(_after_commit, tenant, result))
+    return len(changed)

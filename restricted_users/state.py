@@ -84,3 +84,18 @@ def read_restriction(tenant_slug: str, address: str, *, client: redis.Redis | No
 def is_restricted_in_redis(tenant_slug: str, address: str, *, client: redis.Redis | None = None) -> bool:
     """Whether Redis says the user may not send now."""
     return read_restriction(tenant_slug, address, client=client) is not None
+
+
+# A disabled account (``soc:disabled:<tenant_slug>:<address>``): written by the connectors that disable an
+# account (self-hosted mail), read by the Postfix policy service (every send refused at RCPT, like a
+# restriction) and by Dovecot's authentication policy endpoint (every sign-in refused). Not a restriction:
+# the restriction resync never touches these keys, and lifting one is the connector's undo, not a release.
+DISABLED_PREFIX = "soc:disabled"
+
+
+def disabled_key(tenant_slug: str, address: str) -> str:
+    return f"{DISABLED_PREFIX}:{tenant_slug}:{address.strip().lower()}"
+
+
+def disabled_pattern(tenant_slug: str) -> str:
+    return f"{DISABLED_PREFIX}:{tenant_slug}:*"

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "enforcement",
     "notifications",
     "m365",
+    "mailstack",
 ]
 
 MIDDLEWARE = [
@@ -277,6 +278,7 @@ CELERY_TASK_ROUTES = (
         ("incidents.*", {"queue": "evaluate"}),
         ("notifications.*", {"queue": "notify"}),
         ("m365.*", {"queue": "pull"}),
+        ("mailstack.*", {"queue": "pull"}),
     ],
 )
 CELERY_BEAT_SCHEDULE = {
@@ -288,6 +290,9 @@ CELERY_BEAT_SCHEDULE = {
     "notifications.beat_waiting_actions": {"task": "notifications.beat_waiting_actions", "schedule": 300.0},
     "investigations.beat_expire_actions": {"task": "investigations.beat_expire_actions", "schedule": 300.0},
     "m365.beat_pull": {"task": "m365.beat_pull", "schedule": 60.0},
+    "mailstack.beat_drain": {"task": "mailstack.beat_drain", "schedule": 30.0},
+    "mailstack.beat_read_sieve": {"task": "mailstack.beat_read_sieve", "schedule": 60.0},
+    "mailstack.beat_sync_disabled": {"task": "mailstack.beat_sync_disabled", "schedule": 60.0},
     "investigations.beat_requeue_stalled_runs": {
         "task": "investigations.beat_requeue_stalled_runs",
         "schedule": 300.0,
@@ -328,6 +333,7 @@ RELEASE_CAP_DAYS = env_int("RELEASE_CAP_DAYS", 30)
 CONNECTOR_KINDS = {
     "builtin": "investigations.connectors.BuiltinConnector",
     "m365": "m365.connector.M365Connector",
+    "mailstack": "mailstack.connector.MailstackConnector",
 }
 # Connector credentials (Microsoft 365 client secrets, certificate keys) are encrypted at rest with these
 # Fernet keys (comma-separated, the first encrypts); unset -> a key derived from SECRET_KEY.
@@ -360,6 +366,38 @@ M365_OVERLAP_SECONDS = env_int("M365_OVERLAP_SECONDS", 1800)
 M365_PULL_LEASE_SECONDS = env_int("M365_PULL_LEASE_SECONDS", 900)
 # Also read non-interactive sign-ins (Graph beta; a replayed token shows there), by each sign-ins pull.
 M365_NON_INTERACTIVE_SIGN_INS = env_bool("M365_NON_INTERACTIVE_SIGN_INS", False)
+# Self-hosted mail (mailstack/, DESIGN section 13): Postfix + Dovecot + Rspamd.
+# doveadm's HTTP API key (Dovecot's doveadm_api_key); the URL is set per tenant on the Mail servers page.
+MAILSTACK_DOVEADM_API_KEY = env_str("MAILSTACK_DOVEADM_API_KEY")
+MAILSTACK_DOVEADM_TIMEOUT_SECONDS = env_int("MAILSTACK_DOVEADM_TIMEOUT_SECONDS", 10)
+# Country of a sign-in: a MaxMind .mmdb (GeoLite2-Country / GeoIP2-Country) when set, else the database that
+# ships with geoip2fast (embedded, updated with the package).
+MAILSTACK_GEOIP_MMDB = env_str("MAILSTACK_GEOIP_MMDB")
+# Dovecot's authentication policy: after this many failed sign-ins of one login (or from one address) within
+# the window, each further attempt is tarpitted (Dovecot waits this many seconds before answering).
+MAILSTACK_TARPIT_AFTER_FAILURES = env_int("MAILSTACK_TARPIT_AFTER_FAILURES", 5)
+MAILSTACK_TARPIT_WINDOW_SECONDS = env_int("MAILSTACK_TARPIT_WINDOW_SECONDS", 900)
+MAILSTACK_TARPIT_SECONDS = env_int("MAILSTACK_TARPIT_SECONDS", 10)
+# Rspamd verdicts: a message with a symbol of these lists (or of a group named here) is phish / malware;
+# else one of the spam actions makes it spam; else clean. Comma-separated; see the README.
+MAILSTACK_PHISH_SYMBOLS = env_list(
+    "MAILSTACK_PHISH_SYMBOLS",
+    "PHISHING,PHISHED_OPENPHISH,PHISHED_PHISHTANK,PHISHED_GENERIC_SERVICE,group:phishing",
+)
+MAILSTACK_MALWARE_SYMBOLS = env_list(
+    "MAILSTACK_MALWARE_SYMBOLS",
+    "CLAM_VIRUS,FPROT_VIRUS,SAVAPI_VIRUS,KAS_VIRUS,AVAST_VIRUS,ESET_VIRUS,SOPHOS_VIRUS,MALWARE,group:antivirus",
+)
+MAILSTACK_SPAM_ACTIONS = env_list("MAILSTACK_SPAM_ACTIONS", "reject,add header,rewrite subject")
+# Soft-deleted messages are moved to this folder of each internal recipient (and back on undo).
+MAILSTACK_QUARANTINE_FOLDER = env_str("MAILSTACK_QUARANTINE_FOLDER", "Quarantine")
+# "Force password reset": a command run with the address as its only argument (e.g. a script that expires
+# the password in your passdb); unset -> a manual step naming MAILSTACK_PASSDB_DESCRIPTION.
+MAILSTACK_PASSWORD_RESET_COMMAND = env_str("MAILSTACK_PASSWORD_RESET_COMMAND")
+MAILSTACK_PASSDB_DESCRIPTION = env_str("MAILSTACK_PASSDB_DESCRIPTION", "Dovecot's passdb")
+# Sieve scripts are read every this many seconds (beat checks every minute).
+MAILSTACK_SIEVE_READ_SECONDS = env_int("MAILSTACK_SIEVE_READ_SECONDS", 300)
+
 # Remediation actions: a Running action whose worker has not finished within the lease is returned to Approved
 # by the beat reaper; transient connector errors are retried with exponential backoff up to the attempt cap.
 ACTION_LEASE_SECONDS = env_int("ACTION_LEASE_SECONDS", 300)

@@ -29,5 +29,6 @@ urlpatterns = [
     path("account/password/done/", PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("hooks/mailstack/", include("mailstack.urls")),
     path("", include("console.urls")),
 ]

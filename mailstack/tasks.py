@@ -1,0 +1,73 @@
+"""Celery tasks of the self-hosted mail connector (queue ``pull``; ``beat_*`` on ``beat``). Thin wrappers."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from .doveadm import Unreachable
+from .models import MailstackConnection
+
+
+@shared_task(
+    name="mailstack.ingest_pending",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def ingest_pending(tenant_id: int) -> None:
+    """Store the events the endpoints queued for a tenant (one task per burst; idempotent by event id)."""
+    from .services import drain_events
+
+    drain_events(tenant_id)
+
+
+@shared_task(name="mailstack.beat_drain", ignore_result=True)
+def beat_drain() -> int:
+    """A safety net for a lost burst task: drain every connected tenant's queue."""
+    ids = list(MailstackConnection.objects.enabled().values_list("tenant_id", flat=True))
+    for tenant_id in ids:
+        ingest_pending.delay(tenant_id)
+    return len(ids)
+
+
+@shared_task(
+    name="mailstack.read_sieve",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(Unreachable, OperationalError),
+    retry_backoff=True,
+    max_retries=3,
+)
+def read_sieve(connection_id: int) -> None:
+    """Read the tenant's Sieve scripts through doveadm and ingest what changed."""
+    from .services import read_sieve as read
+
+    connection = (
+        MailstackConnection.objects.select_related("tenant").filter(pk=connection_id, enabled=True).first()
+    )
+    if connection is not None:
+        read(connection)
+
+
+@shared_task(name="mailstack.beat_read_sieve", ignore_result=True)
+def beat_read_sieve() -> int:
+    """Enqueue a Sieve read of every enabled connection whose last read is older than the interval."""
+    from .services import sieve_read_due
+
+    due = [c.pk for c in MailstackConnection.objects.enabled() if sieve_read_due(c)]
+    for connection_id in due:
+        read_sieve.delay(connection_id)
+    return len(due)
+
+
+@shared_task(name="mailstack.beat_sync_disabled", ignore_result=True)
+def beat_sync_disabled() -> int:
+    """Rewrite the disabled-account keys of every connected tenant from the directory."""
+    from .services import sync_disabled_keys
+
+    return sum(
+        sync_disabled_keys(c.tenant) for c in MailstackConnection.objects.enabled().select_related("tenant")
+    )

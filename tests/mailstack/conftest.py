@@ -1,0 +1,123 @@
+"""Fixtures of the self-hosted mail tests: a tenant connected to its mail servers (secrets in clear for the
+test's requests), an accepted domain with two mailboxes, a clean Redis keyspace. The real servers are in
+:mod:`tests.mailstack.servers`."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+DOMAIN = "example.test"
+
+
+def basic(secret: str) -> str:
+    return "Basic " + base64.b64encode(f"server:{secret}".encode()).decode()
+
+
+@pytest.fixture
+def mail_redis():
+    """The test Redis db without mailstack, disabled-account or restriction keys, before and after."""
+    from restricted_users import state
+
+    client = state.get_redis()
+    assert client is not None
+
+    def clear() -> None:
+        for pattern in ("soc:mailstack:*", "soc:disabled:*", "soc:restricted:*", "soc:policy:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+
+    clear()
+    yield client
+    clear()
+
+
+@pytest.fixture
+def mailboxes(tenant):
+    from mailboxes.models import AcceptedDomain, Mailbox
+
+    AcceptedDomain.objects.get_or_create(tenant=tenant, domain=DOMAIN)
+    return {
+        name: Mailbox.objects.get_or_create(tenant=tenant, address=f"{name}@{DOMAIN}")[0]
+        for name in ("ann", "bob")
+    }
+
+
+@pytest.fixture
+def connected(tenant, administrator, mailboxes, mail_redis, settings):
+    """The default tenant connected (kind ``mailstack``); ``.secrets`` holds the two secrets in clear."""
+    from mailstack.endpoints import forget_configs
+    from mailstack.services import connect_mail_servers
+
+    settings.MAILSTACK_DOVEADM_API_KEY = "test-api-key"
+    connection, secrets = connect_mail_servers(
+        tenant, actor=administrator, doveadm_url="http://127.0.0.1:10880/doveadm/v1"
+    )
+    connection.secrets = secrets
+    yield connection
+    forget_configs()
+
+
+# A Celery worker started by the session (``real_worker``) takes its settings from the environment: it must
+# reach the test Dovecot's doveadm API too.
+os.environ.setdefault("MAILSTACK_DOVEADM_API_KEY", "test-api-key")
+
+
+@pytest.fixture(scope="session")
+def mail_stack(live_server):
+    """Dovecot, Redis, Rspamd, Postfix and an SMTP sink for the session, calling the console at
+    ``live_server`` and the policy service at ``mail_stack.policy_port``."""
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connections
+
+    from tests.enforcement.postfix import free_port
+
+    from .servers import MailStack
+
+    # The servers' requests reach the live server on threads of their own: their database connections must
+    # close with each request, or the test database cannot be dropped at the end of the session.
+    database = connections.settings["default"]
+    max_age, database["CONN_MAX_AGE"] = database.get("CONN_MAX_AGE", 0), 0
+    port = live_server.url.rsplit(":", 1)[1]
+    stack = MailStack(
+        f"http://127.0.0.1:{port}", free_port(), Path(settings.BASE_DIR, "var", "rspamd-hs-cache")
+    )
+    try:
+        stack.start()
+    except Exception as exc:
+        logs = "\n".join(stack.log(name)[-3000:] for name in ("dovecot", "rspamd", "postfix"))
+        stack.stop()
+        pytest.fail(f"The mail servers did not start: {exc}\n{logs}")
+    yield stack
+    stack.stop()
+    database["CONN_MAX_AGE"] = max_age
+
+
+@pytest.fixture
+def stack(mail_stack, transactional_db, tenant, mailboxes, mail_redis, settings):
+    """The servers with empty mailboxes, and the tenant connected with the secrets they were given."""
+    from mailboxes.models import Mailbox
+    from mailstack.endpoints import forget_configs, hash_secret
+    from mailstack.models import MailstackConnection
+    from mailstack.services import connect_mail_servers
+
+    from .servers import DOVEADM_API_KEY, DOVEADM_PORT, EXPORTER_SECRET, POLICY_SECRET
+
+    mail_stack.reset()
+    settings.MAILSTACK_DOVEADM_API_KEY = DOVEADM_API_KEY
+    Mailbox.objects.get_or_create(tenant=tenant, address=f"carol@{DOMAIN}")
+    connection, _ = connect_mail_servers(
+        tenant, actor=None, doveadm_url=f"http://127.0.0.1:{DOVEADM_PORT}/doveadm/v1"
+    )
+    MailstackConnection.objects.filter(pk=connection.pk).update(
+        exporter_secret_hash=hash_secret(EXPORTER_SECRET), policy_secret_hash=hash_secret(POLICY_SECRET)
+    )
+    forget_configs()
+    mail_stack.connection = MailstackConnection.objects.get(pk=connection.pk)
+    yield mail_stack
+    forget_configs()
