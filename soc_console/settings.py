@@ -209,6 +209,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ingest telemetry and drive alerts, restrictions and investigations.",
     "VERSION": "1",
     "ENUM_NAME_OVERRIDES": {"M365SourceEnum": "m365.models.Source"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.document_error_responses",
+    ],
 }
 
 # Celery: queues of DESIGN section 3. No broker configured -> tasks run in-process (embedded mode).

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -20,7 +20,13 @@ from ..decoding import DecodeError, decode_array, decode_json
 from ..filtersets import MessageEventFilterSet
 from ..ingest import STRICT, ingest_events
 from ..models import MessageEvent
-from .serializers import IngestAcceptedSerializer, IngestRefusedSerializer, MessageEventSerializer
+from .serializers import (
+    IngestAcceptedSerializer,
+    IngestLimitSerializer,
+    IngestRefusedSerializer,
+    IngestUndecodableSerializer,
+    MessageEventSerializer,
+)
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 JSON_TYPES = ("application/json", "")
@@ -163,8 +169,13 @@ class EventIngestView(APIView):
         responses={
             200: IngestAcceptedSerializer,
             201: IngestAcceptedSerializer,
-            400: IngestRefusedSerializer,
-            413: None,
+            400: PolymorphicProxySerializer(
+                component_name="IngestBadRequest",
+                serializers=[IngestRefusedSerializer, IngestUndecodableSerializer],
+                resource_type_field_name=None,
+            ),
+            413: IngestLimitSerializer,
+            415: OpenApiResponse(description="Neither JSON nor NDJSON"),
         },
     )
     def post(self, request: Request) -> Response:
