@@ -149,3 +149,21 @@ def test_every_object_endpoint_answers_as_declared_for_a_real_object(simulated_t
     print(f"\nschemathesis: {len(checked)} object endpoints checked with a real id")
     assert {"/api/v1/alerts/{id}/", "/api/v1/investigations/{id}/", "/api/v1/actions/{id}/"} <= set(checked)
     assert "/api/v1/policies/{id}/overrides/" in checked
+
+
+def test_an_empty_cef_page_keeps_its_declared_text_type(reader_client):
+    response = reader_client.get("/api/v1/feed/", {"format": "cef"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content == b""
+    assert response["X-Next-Cursor"] == "0"
+
+
+def test_the_schema_declares_the_overrides_list_unpaginated_and_the_cef_text():
+    raw = json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+    overrides = raw["paths"]["/api/v1/policies/{id}/overrides/"]["get"]["responses"]["200"]
+    assert overrides["content"]["application/json"]["schema"]["type"] == "array"
+    feed = raw["paths"]["/api/v1/feed/"]["get"]["responses"]["200"]["content"]
+    assert feed["text/plain"]["schema"]["type"] == "string"
+    action = raw["components"]["schemas"]["RemediationAction"]["properties"]
+    assert action["decided_by"]["nullable"] and action["undone_by"]["nullable"]
