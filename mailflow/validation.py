@@ -19,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -147,7 +148,7 @@ def _address(value: Any, warn: Warn) -> str:
 
 def _mailbox_address(value: Any, warn: Warn) -> str:
     """The address of a mailbox of the tenant: a sub-address (``user+tag@``) is the mailbox ``user@``."""
-    return base_address(_address(value, warn))
+    return base_address(_address(value, warn), _context()[2])
 
 
 def _address_or_null(value: Any, warn: Warn) -> str | None:
@@ -227,6 +228,19 @@ def time_window() -> tuple[datetime, datetime]:
     return _earliest(settings.INGEST_EARLIEST_TIME), latest
 
 
+# What every event of one validate_events call is checked against: (earliest, latest, recipient delimiter),
+# read from the settings and the clock once per batch.
+_BATCH: ContextVar[tuple[datetime, datetime, str] | None] = ContextVar("ingest_batch", default=None)
+
+
+def _batch_context() -> tuple[datetime, datetime, str]:
+    return (*time_window(), settings.RECIPIENT_DELIMITER)
+
+
+def _context() -> tuple[datetime, datetime, str]:
+    return _BATCH.get() or _batch_context()
+
+
 def _time(value: Any, warn: Warn) -> datetime:
     if not isinstance(value, str):
         raise Invalid(f"must be an ISO 8601 date-time string with an offset, got {_json_type(value)}")
@@ -242,7 +256,7 @@ def _time(value: Any, warn: Warn) -> datetime:
         moment = parsed.astimezone(UTC)
     except OverflowError:
         moment = None
-    earliest, latest = time_window()
+    earliest, latest, _ = _context()
     if moment is None or not earliest <= moment <= latest:
         raise Invalid(
             f"is out of range: {_show(value)} (accepted: {earliest.isoformat()} to "
@@ -528,6 +542,20 @@ def validate_events(
     file); the domains of the batch's valid ``mailbox`` events are always added. Queries: one for the stored
     domains (unless given), one for known mailboxes when some owner address is outside them.
     """
+    batch = _BATCH.set(_batch_context())
+    try:
+        return _validate_events(tenant, events, base_index, accepted_domains, defer_domain_check)
+    finally:
+        _BATCH.reset(batch)
+
+
+def _validate_events(
+    tenant: Tenant,
+    events: Sequence[Any],
+    base_index: int,
+    accepted_domains: Collection[str] | None,
+    defer_domain_check: bool,
+) -> ValidationReport:
     report = ValidationReport()
     stored = (
         set(accepted_domains) if accepted_domains is not None else AcceptedDomain.objects.domains_of(tenant)
