@@ -9,7 +9,7 @@ from django import forms
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from core.filters import since_filter, until_filter
+from core.filters import FilterSet, since_filter, until_filter
 from core.models import Tenant
 
 from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
@@ -34,7 +34,7 @@ def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
     )
 
 
-class AlertFilterSet(django_filters.FilterSet):
+class AlertFilterSet(FilterSet):
     """Status (or all open alerts), severity, policy (kind or id), category, user, tenant, activity range.
 
     ``user`` matches an address exactly when given a whole address, else any part of the address or name.

@@ -276,3 +276,30 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy} / {self.mailbox} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class EvaluationFailureQuerySet(models.QuerySet):
+    def since(self, moment: datetime) -> EvaluationFailureQuerySet:
+        return self.filter(failed_at__gte=moment)
+
+
+class EvaluationFailure(models.Model):
+    """A detector that failed for one mailbox of a batch (the other mailboxes were evaluated). ``attempt`` 0
+    is the batch's own run; later attempts are the retries of just the failed mailboxes. Read by /healthz."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="evaluation_failures")
+    mailbox_id = models.BigIntegerField()
+    mailbox_address = models.CharField(max_length=320)
+    detector = models.CharField(max_length=32)
+    error = models.TextField()
+    attempt = models.PositiveSmallIntegerField(default=0)
+    final = models.BooleanField(default=False)  # no retry follows
+    failed_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = EvaluationFailureQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-failed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.detector} failed for {self.mailbox_address} (attempt {self.attempt})"

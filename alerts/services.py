@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.models import AuditEvent, Tenant
@@ -26,6 +27,7 @@ from .models import (
     AlertComment,
     AlertEvidence,
     AlertPolicy,
+    EvaluationFailure,
     PolicyOverride,
     Suppression,
 )
@@ -445,13 +447,36 @@ def raise_restriction_alert(restriction_id: int) -> Alert | None:
     return alerts[0] if alerts else None
 
 
-def evaluate_mailboxes(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime) -> int:
-    """Run every enabled detector for the users a batch touched; returns how many alerts gained evidence."""
+# Detectors read back (baselines, look-backs) and ahead (rolling windows) of a batch's range: keep the range
+# far enough from datetime.min / max that their arithmetic cannot overflow, whatever reached the database.
+SAFE_EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+SAFE_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+RETRY_BASE_SECONDS = 30
+# Errors of the database itself: the task retries as a whole (every mailbox would fail alike).
+_INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
+
+
+def _safe_moment(moment: datetime) -> datetime:
+    return min(max(moment, SAFE_EARLIEST), SAFE_LATEST)
+
+
+def evaluate_mailboxes(
+    tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime, *, attempt: int = 0
+) -> int:
+    """Run every enabled detector for the users a batch touched; returns how many alerts gained evidence.
+
+    Each mailbox is evaluated independently: when a detector fails on the batch, it is run again per mailbox,
+    so one mailbox's failure (logged with the mailbox and the exception, recorded as an
+    :class:`EvaluationFailure`) never stops the others. The failed mailboxes alone are evaluated again by a
+    follow-up ``alerts.evaluate`` with exponential backoff, at most ``DETECTION_MAX_RETRIES`` times.
+    """
     from .detectors import DETECTORS
 
+    start, end = _safe_moment(start), _safe_moment(end)
     tenant = Tenant.objects.get(pk=tenant_id)
     policies = ensure_default_policies(tenant)
     mailboxes = list(Mailbox.objects.filter(tenant=tenant, pk__in=list(mailbox_ids)))
+    failures: dict[int, list[tuple[str, BaseException]]] = {}
     touched = 0
     for kind, detect in DETECTORS.items():
         policy = policies.get(kind)
@@ -460,9 +485,95 @@ def evaluate_mailboxes(tenant_id: int, mailbox_ids: Iterable[int], start: dateti
         in_scope = [m for m in mailboxes if policy.covers(m.address, m.department)]
         if not in_scope:
             continue
-        for detection in detect(policy, in_scope, start, end):
-            touched += len(raise_alert(policy, detection))
+        for detection in _detect_each(kind, detect, policy, in_scope, start, end, failures):
+            try:
+                with transaction.atomic():
+                    touched += len(raise_alert(policy, detection))
+            except _INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                failures.setdefault(detection.mailbox_id, []).append((kind, exc))
+    if failures:
+        _record_failures(tenant, {m.pk: m for m in mailboxes}, failures, start, end, attempt)
     return touched
+
+
+def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[Detection]:
+    """The detector's findings for ``mailboxes``: one call for all of them, or, when that call fails, one
+    call per mailbox, each failure kept in ``failures`` by mailbox id."""
+    try:
+        with transaction.atomic():  # a savepoint: a failed query must not abort the caller's transaction
+            return list(detect(policy, mailboxes, start, end))
+    except _INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        if len(mailboxes) == 1:
+            failures.setdefault(mailboxes[0].pk, []).append((kind, exc))
+            return []
+    detections: list[Detection] = []
+    for mailbox in mailboxes:
+        detections.extend(_detect_one(kind, detect, policy, mailbox, start, end, failures))
+    return detections
+
+
+def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Detection]:
+    try:
+        with transaction.atomic():
+            return list(detect(policy, [mailbox], start, end))
+    except _INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        failures.setdefault(mailbox.pk, []).append((kind, exc))
+        return []
+
+
+def _record_failures(
+    tenant: Tenant,
+    mailboxes: dict[int, Mailbox],
+    failures: dict[int, list[tuple[str, BaseException]]],
+    start: datetime,
+    end: datetime,
+    attempt: int,
+) -> None:
+    """Log and record each failure; schedule the failed mailboxes alone for another attempt, with backoff."""
+    final = attempt >= settings.DETECTION_MAX_RETRIES
+    rows = []
+    for mailbox_id, errors in failures.items():
+        address = mailboxes[mailbox_id].address if mailbox_id in mailboxes else f"#{mailbox_id}"
+        for kind, exc in errors:
+            logger.error(
+                "Detection %s failed for mailbox %s (id %s, tenant %s, attempt %d%s): %s: %s",
+                kind,
+                address,
+                mailbox_id,
+                tenant.slug,
+                attempt,
+                ", giving up" if final else "",
+                exc.__class__.__name__,
+                exc,
+                exc_info=exc,
+            )
+            rows.append(
+                EvaluationFailure(
+                    tenant=tenant,
+                    mailbox_id=mailbox_id,
+                    mailbox_address=address[:320],
+                    detector=kind,
+                    error=f"{exc.__class__.__name__}: {exc}"[:2000],
+                    attempt=attempt,
+                    final=final,
+                )
+            )
+    EvaluationFailure.objects.bulk_create(rows)
+    if final:
+        return
+    retry = current_app.signature(
+        "alerts.evaluate",
+        args=(tenant.pk, sorted(failures), start.isoformat(), end.isoformat()),
+        kwargs={"attempt": attempt + 1},
+        countdown=RETRY_BASE_SECONDS * 2**attempt,
+    )
+    transaction.on_commit(retry.apply_async)
 
 
 # ------------------------------------------------------------------------------------------------ triage

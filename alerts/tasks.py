@@ -13,10 +13,13 @@ from . import services
     retry_backoff=True,
     max_retries=5,
 )
-def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str) -> None:
-    """Run the detectors for the users one ingested batch touched (one task per batch, never per event)."""
+def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str, attempt: int = 0) -> None:
+    """Run the detectors for the users one ingested batch touched (one task per batch, never per event).
+
+    A detector failing for one mailbox does not stop the others: the service records it and enqueues this task
+    again for the failed mailboxes alone (``attempt`` + 1, with backoff)."""
     services.evaluate_mailboxes(
-        tenant_id, mailbox_ids, datetime.fromisoformat(start), datetime.fromisoformat(end)
+        tenant_id, mailbox_ids, datetime.fromisoformat(start), datetime.fromisoformat(end), attempt=attempt
     )
 
 

@@ -1,11 +1,11 @@
 import django_filters
 from django.db.models import Q
 
-from core.filters import since_filter, until_filter
+from core.filters import FilterSet, since_filter, until_filter
 from core.models import AuditEvent
 
 
-class AuditEventFilterSet(django_filters.FilterSet):
+class AuditEventFilterSet(FilterSet):
     """Filters of the Audit log page (and its CSV export)."""
 
     q = django_filters.CharFilter(method="search", label="Search")

@@ -1,13 +1,61 @@
 """Filters every list shares (django-filter): a time range on one field, picked with the browser's date-time
-control and accepted as ISO 8601 by the API."""
+control and accepted as ISO 8601 by the API; and :class:`FilterSet`, the base of every list's filters, which
+keeps hostile values away from the database.
+
+A value the database cannot take is a form error, never a 500: the API answers 400 with it, a console list
+shows it and leaves that filter out. Refused: a time whose offset PostgreSQL does not accept (``-16:30``) or
+that leaves the calendar once converted to UTC (``0001-01-01T00:00+01:00``), an integer past 64 bits, a NUL
+character or a lone surrogate in a text, a text longer than :data:`MAX_TEXT_LENGTH`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
+from django_filters.fields import IsoDateTimeField
+
+MAX_TEXT_LENGTH = 1000
+MAX_INTEGER = 2**63 - 1
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def since_filter(field_name: str, label: str) -> django_filters.IsoDateTimeFilter:
+def _storable_text(value: str) -> None:
+    if isinstance(value, str) and _UNSTORABLE.search(value):
+        raise ValidationError("Must not contain NUL characters or lone surrogates.", code="unstorable")
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 (or browser ``datetime-local``) time, handed to the query in UTC; one whose UTC form
+    leaves the calendar is refused."""
+
+    def to_python(self, value):  # noqa: ANN001, ANN201 - django's signature
+        return _in_utc(super().to_python(value))
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("This time is out of range.", code="out_of_range") from None
+    if not datetime.min.replace(tzinfo=UTC) < moment < datetime.max.replace(tzinfo=UTC):
+        raise ValidationError("This time is out of range.", code="out_of_range")
+    return moment
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
+def since_filter(field_name: str, label: str) -> UtcDateTimeFilter:
     """``field_name`` at or after the given time."""
-    return django_filters.IsoDateTimeFilter(
+    return UtcDateTimeFilter(
         field_name=field_name,
         lookup_expr="gte",
         label=label,
@@ -15,11 +63,51 @@ def since_filter(field_name: str, label: str) -> django_filters.IsoDateTimeFilte
     )
 
 
-def until_filter(field_name: str, label: str) -> django_filters.IsoDateTimeFilter:
+def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
     """``field_name`` strictly before the given time."""
-    return django_filters.IsoDateTimeFilter(
+    return UtcDateTimeFilter(
         field_name=field_name,
         lookup_expr="lt",
         label=label,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
+
+
+def _guard(field: forms.Field) -> None:
+    """Add the bounds a database value needs to a filter's form field (in place: fields are per filterset)."""
+    if isinstance(field, forms.DateTimeField) and not isinstance(field, UtcDateTimeField):
+        to_python = field.to_python
+        field.to_python = lambda value: _in_utc(to_python(value))
+    elif isinstance(field, forms.IntegerField | forms.DecimalField | forms.FloatField):
+        field.validators += [MinValueValidator(-MAX_INTEGER), MaxValueValidator(MAX_INTEGER)]
+    elif isinstance(field, forms.ModelChoiceField):
+        field.validators.append(_storable_text)
+        field.to_python = _bounded_choice(field.to_python)
+    elif isinstance(field, forms.CharField | forms.ChoiceField):
+        field.validators += [_storable_text, MaxLengthValidator(MAX_TEXT_LENGTH)]
+
+
+def _bounded_choice(to_python):  # noqa: ANN001, ANN202
+    """A model choice looked up only when its key is a storable value (a 64-bit integer for integer keys)."""
+
+    def checked(value):  # noqa: ANN001, ANN202
+        if isinstance(value, str):
+            _storable_text(value)
+            if len(value) > MAX_TEXT_LENGTH:
+                raise ValidationError("Select a valid choice.", code="invalid_choice")
+            digits = value.strip().lstrip("+-")
+            if digits.isdigit() and int(digits) > MAX_INTEGER:
+                raise ValidationError("Select a valid choice.", code="invalid_choice")
+        return to_python(value)
+
+    return checked
+
+
+class FilterSet(django_filters.FilterSet):
+    """The base of every list's filters: each form field refuses what the database cannot take."""
+
+    def get_form_class(self):  # noqa: ANN201 - django-filter's signature
+        form_class = super().get_form_class()
+        for field in form_class.base_fields.values():
+            _guard(field)
+        return form_class

@@ -3,12 +3,12 @@ protocol from Redis and memory.
 
 **Decisions.** Mail is outbound when the client authenticated (``sasl_username``) or connects from a trusted
 network; anything else gets ``DUNNO`` at once. The sender is the mailbox the SASL login maps to, else
-``sender``. At ``RCPT`` a sender with a restriction key is refused (``550 5.1.8``); the recipient is
-remembered under the message's ``instance`` (in memory, bounded). At ``END-OF-MESSAGE`` the message's
-recipients are counted (internal / external by the accepted domains) in the Redis windows of
-:mod:`enforcement.windows`; over a limit of the sending-limit policy the service sets the restriction key at
-once, refuses the message and enqueues ``enforcement.place_restriction`` (the database row, then the alert);
-under, it answers ``DUNNO`` and queues a ``message`` event (id from the queue id, see
+``sender``, without its sub-address tag (``RECIPIENT_DELIMITER``). At ``RCPT`` a sender with a restriction key
+is refused (``550 5.1.8``); the recipient is remembered under the message's ``instance`` (in memory, bounded).
+At ``END-OF-MESSAGE`` the message's recipients are counted (internal / external by the accepted domains) in
+the Redis windows of :mod:`enforcement.windows`; over a limit of the sending-limit policy the service sets the
+restriction key at once, refuses the message and enqueues ``enforcement.place_restriction`` (the database row,
+then the alert); under, it answers ``DUNNO`` and queues a ``message`` event (id from the queue id, see
 :mod:`mailflow.postfix_ids`; else ``postfix:<instance>``) for the ingest service.
 
 **Hot path.** The event loop touches Redis and memory only, through one pipelined connection
@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
+from django.conf import settings
 from redis.exceptions import RedisError
 
+from mailboxes.addresses import base_address
 from mailflow.postfix_ids import postfix_event_id
 from mailflow.ratewindow import SendingLimits
 from restricted_users import state
@@ -215,6 +217,7 @@ class PolicyServer:
         enqueue: Callable[[str, tuple], None] | None = None,
     ) -> None:
         self.tenant_slug = tenant_slug
+        self.recipient_delimiter = settings.RECIPIENT_DELIMITER
         self.trusted_networks = trusted_networks
         self.instance_name = instance_name
         self.refresh_seconds = refresh_seconds
@@ -391,7 +394,8 @@ class PolicyServer:
         if not login and not self._trusted(request.get("client_address")):
             return ""
         mailbox = snapshot.mailbox_for_login(login) if login else ""
-        return mailbox or request.get("sender").strip().lower()
+        # A sub-address (jamal+x@) sends as its mailbox (jamal@): its restriction and counters apply.
+        return base_address(mailbox or request.get("sender").strip().lower(), self.recipient_delimiter)
 
     def _trusted(self, client_address: str) -> bool:
         if not client_address or not self.trusted_networks:

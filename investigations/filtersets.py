@@ -26,7 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from core.filters import since_filter, until_filter
+from core.filters import FilterSet, since_filter, until_filter
 from core.models import Tenant
 
 from .models import Finding, Investigation, RemediationAction
@@ -78,7 +78,7 @@ def _filter_user(queryset: QuerySet, prefix: str, value: str) -> QuerySet:
     )
 
 
-class InvestigationFilterSet(django_filters.FilterSet):
+class InvestigationFilterSet(FilterSet):
     """Status (or every open one), verdict, user, tenant, creation period or range, "has actions to decide";
     sortable by id, status, user, creation, last change, threats, actions and duration."""
 
@@ -146,7 +146,7 @@ class InvestigationFilterSet(django_filters.FilterSet):
         return queryset.filter(created_at__gte=timezone.now() - PERIODS[value])
 
 
-class RemediationActionFilterSet(django_filters.FilterSet):
+class RemediationActionFilterSet(FilterSet):
     """Pending / open / history or one status, action type, investigation, user, tenant, proposal range;
     sortable by proposal, decision, expiry, status, type and user."""
 

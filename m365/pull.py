@@ -40,6 +40,7 @@ from mailboxes import services as directory
 from mailboxes.addresses import domain_of
 from mailboxes.models import AcceptedDomain, InboxRule, Mailbox
 from mailflow.ingest import LENIENT, ingest_events
+from mailflow.validation import safe_text
 
 from . import mapping
 from .client import GraphError, M365Client
@@ -130,6 +131,8 @@ class PullContext:
                     )
                 for conflict in result.conflicts:
                     rejected.append((conflict, f"event {conflict} was stored before with other content"))
+            # Record ids come from Microsoft: one holding a NUL must not fail the page (and block the cursor).
+            rejected = [(safe_text(str(record))[:500], safe_text(text)) for record, text in rejected]
             run.pages += 1
             run.records += records
             run.accepted += result.accepted if result else 0

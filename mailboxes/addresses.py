@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
+
 MAX_ADDRESS_LENGTH = 254
 MAX_DOMAIN_LENGTH = 253
 
@@ -21,6 +23,20 @@ ADDRESS_RE = re.compile(rf"^(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LAB
 def normalize_address(address: str) -> str:
     """The stored form of an address: surrounding space removed, lowercased."""
     return address.strip().lower()
+
+
+def base_address(address: str, delimiter: str | None = None) -> str:
+    """The mailbox a sub-address belongs to: ``user+tag@domain`` is ``user@domain`` (Postfix's
+    ``recipient_delimiter``; ``RECIPIENT_DELIMITER`` setting, ``+`` by default, empty for none). Each
+    character of the setting is a delimiter; the local part is cut at the first one, unless that would leave
+    it empty.
+    """
+    delimiters = settings.RECIPIENT_DELIMITER if delimiter is None else delimiter
+    local, at, domain = address.rpartition("@")
+    if not at or not delimiters:
+        return address
+    cut = min((i for i in map(local.find, delimiters) if i > 0), default=-1)
+    return f"{local[:cut]}@{domain}" if cut > 0 else address
 
 
 def domain_of(address: str) -> str:

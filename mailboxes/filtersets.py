@@ -11,6 +11,7 @@ from typing import Any
 import django_filters
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
+from core.filters import FilterSet
 from core.models import Tenant
 
 from .models import Mailbox, SignIn
@@ -64,7 +65,7 @@ class NullsLastOrderingFilter(django_filters.OrderingFilter):
         return qs.order_by(*ordering, "pk") if ordering else qs
 
 
-class MailboxFilterSet(django_filters.FilterSet):
+class MailboxFilterSet(FilterSet):
     """Search (address or display name), department, VIP, tenant (by slug) and sort.
 
     The queryset is annotated with the newest sign-in (:func:`with_last_sign_in`), so it can be shown and

@@ -3,13 +3,14 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
+from core.filters import FilterSet
 from core.models import Tenant
 from mailboxes.addresses import normalize_address
 
 from .models import MessageEvent
 
 
-class MessageEventFilterSet(django_filters.FilterSet):
+class MessageEventFilterSet(FilterSet):
     """Search (subject, event id, Message-ID), sender, verdict, event-time range, external only, tenant."""
 
     q = django_filters.CharFilter(method="search", label="Search")

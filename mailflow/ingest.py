@@ -8,7 +8,8 @@ simulator, the Postfix policy service and connectors.
 
 Identity is the event id, unique per tenant, kept for every type in the ``IngestedEvent`` ledger with a hash
 of the event's normal form: same id and same content is a duplicate (counted, nothing written), same id and
-other content a conflict (counted, reported, not stored), a repeated id inside one batch a duplicate.
+other content a conflict (counted, reported, not stored). Inside one batch the first event of an id is
+the one considered; a later one with the same content is a duplicate, with other content a conflict.
 Directory events are applied in event-time order by the ``mailboxes`` services, so the newest event is the
 state whatever order events arrive in. Writes are bulk: a batch costs a fixed number of queries, not one per
 event.
@@ -158,10 +159,13 @@ def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> l
     """The events not stored yet; counts duplicates (in the batch or the ledger) and conflicts. One query."""
     unique: dict[str, ValidEvent] = {}
     for event in events:
-        if event.id in unique:
+        first = unique.get(event.id)
+        if first is None:
+            unique[event.id] = event
+        elif first.content_hash == event.content_hash:
             stored.duplicates += 1
         else:
-            unique[event.id] = event
+            stored.conflicts.append(event.id)  # the first one of the batch is the one stored
     ids = list(unique)
     known: dict[str, str] = {}
     for start in range(0, len(ids), LEDGER_LOOKUP_CHUNK):

@@ -16,13 +16,21 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
+import re
 from collections.abc import Callable, Collection, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+
 from core.models import Tenant
-from mailboxes.addresses import domain_of, is_valid_address
+from mailboxes.addresses import base_address, domain_of, is_valid_address
 from mailboxes.models import AcceptedDomain, Delegation, Mailbox, SignIn
 
 from .models import EventType, MessageEvent
@@ -34,6 +42,11 @@ MAX_URL_LENGTH = 2_048
 MAX_LIST_ITEMS = 100
 MAX_OBJECT_CHARS = 16_384
 MAX_SIZE = 2**63 - 1
+# Open-ended values (platform rule conditions): nesting depth and integer magnitude kept storable.
+MAX_DEPTH = 10
+MAX_INTEGER = 2**63 - 1
+# NUL (PostgreSQL text cannot hold it) and lone UTF-16 surrogates (not encodable as UTF-8).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 RULE_OPERATIONS = ("created", "updated", "deleted")
 DELEGATION_OPERATIONS = ("added", "removed")
@@ -71,8 +84,27 @@ def _json_type(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
+    """A short JSON rendering of a value for an error message; safe to encode as UTF-8."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        text = f"<{_json_type(value)}>"
+    text = text if len(text) <= 60 else text[:57] + "…"
+    return safe_text(text)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates shown as escapes (``\\u0000``), for messages and field names."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _storable(value: str) -> str:
+    """Refuses a string the database cannot store or UTF-8 cannot encode."""
+    found = _UNSTORABLE.search(value)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "a lone UTF-16 surrogate"
+        raise Invalid(f"must not contain {what} (\\u{ord(found.group()):04x}) at position {found.start()}")
+    return value
 
 
 def _text(max_length: int, *, nonblank: bool = False) -> Checker:
@@ -83,7 +115,7 @@ def _text(max_length: int, *, nonblank: bool = False) -> Checker:
             raise Invalid("must be a non-empty string")
         if len(value) > max_length:
             raise Invalid(f"must be at most {max_length} characters long, got {len(value)}")
-        return value
+        return _storable(value)
 
     return check
 
@@ -112,6 +144,11 @@ def _address(value: Any, warn: Warn) -> str:
     if not is_valid_address(address):
         raise Invalid(f"is not a valid email address: {_show(value)}")
     return address
+
+
+def _mailbox_address(value: Any, warn: Warn) -> str:
+    """The address of a mailbox of the tenant: a sub-address (``user+tag@``) is the mailbox ``user@``."""
+    return base_address(_address(value, warn), _context()[2])
 
 
 def _address_or_null(value: Any, warn: Warn) -> str | None:
@@ -172,6 +209,38 @@ def _country(value: Any, warn: Warn) -> str:
     return value.upper()
 
 
+@cache
+def _earliest(setting: str) -> datetime:
+    try:
+        earliest = datetime.fromisoformat(setting)
+    except ValueError:
+        earliest = None
+    if earliest is None or earliest.utcoffset() is None:
+        raise ImproperlyConfigured(
+            f"INGEST_EARLIEST_TIME must be an ISO 8601 date-time with an offset, got {setting!r}"
+        )
+    return earliest.astimezone(UTC)
+
+
+def time_window() -> tuple[datetime, datetime]:
+    """The event times ingest accepts: ``INGEST_EARLIEST_TIME`` to now + ``INGEST_MAX_FUTURE_SECONDS``."""
+    latest = timezone.now() + timedelta(seconds=max(0, min(settings.INGEST_MAX_FUTURE_SECONDS, 10**9)))
+    return _earliest(settings.INGEST_EARLIEST_TIME), latest
+
+
+# What every event of one validate_events call is checked against: (earliest, latest, recipient delimiter),
+# read from the settings and the clock once per batch.
+_BATCH: ContextVar[tuple[datetime, datetime, str] | None] = ContextVar("ingest_batch", default=None)
+
+
+def _batch_context() -> tuple[datetime, datetime, str]:
+    return (*time_window(), settings.RECIPIENT_DELIMITER)
+
+
+def _context() -> tuple[datetime, datetime, str]:
+    return _BATCH.get() or _batch_context()
+
+
 def _time(value: Any, warn: Warn) -> datetime:
     if not isinstance(value, str):
         raise Invalid(f"must be an ISO 8601 date-time string with an offset, got {_json_type(value)}")
@@ -184,9 +253,16 @@ def _time(value: Any, warn: Warn) -> datetime:
     if parsed.utcoffset() is None:
         raise Invalid(f"must carry a UTC offset (e.g. Z or +02:00): {_show(value)}")
     try:
-        return parsed.astimezone(UTC)
+        moment = parsed.astimezone(UTC)
     except OverflowError:
-        raise Invalid(f"is out of range: {_show(value)}") from None
+        moment = None
+    earliest, latest, _ = _context()
+    if moment is None or not earliest <= moment <= latest:
+        raise Invalid(
+            f"is out of range: {_show(value)} (accepted: {earliest.isoformat()} to "
+            f"{settings.INGEST_MAX_FUTURE_SECONDS} seconds from now, {latest.isoformat(timespec='seconds')})"
+        )
+    return moment
 
 
 def _event_id(value: Any, warn: Warn) -> str:
@@ -194,7 +270,39 @@ def _event_id(value: Any, warn: Warn) -> str:
         raise Invalid(f"must be a non-empty string, got {_json_type(value)} {_show(value)}")
     if len(value) > MAX_ID_LENGTH:
         raise Invalid(f"must be at most {MAX_ID_LENGTH} characters long, got {len(value)}")
-    return value
+    return _storable(value)
+
+
+def _open_value(value: Any, depth: int = 0) -> None:
+    """An open-ended JSON value (kept as sent) that PostgreSQL and UTF-8 can store: strings (keys too)
+    without NUL or lone surrogates, integers within 64 bits, finite numbers, at most ``MAX_DEPTH`` deep."""
+    if depth > MAX_DEPTH:
+        raise Invalid(f"must be nested at most {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise Invalid(f"integers must be within ±{MAX_INTEGER}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise Invalid("numbers must be finite")
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            try:
+                _open_value(item, depth + 1)
+            except Invalid as exc:
+                raise Invalid(exc.message, f"[{position}]{exc.path}") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            try:
+                _storable(key)
+                _open_value(item, depth + 1)
+            except Invalid as exc:
+                raise Invalid(exc.message, f".{safe_text(key)}{exc.path}") from None
+    else:
+        raise Invalid(f"must be a JSON value, got {_json_type(value)}")
 
 
 def _object_size(value: dict) -> None:
@@ -220,7 +328,7 @@ def _rule_actions(value: Any, warn: Warn) -> dict:
     for name, item in value.items():
         check = _RULE_ACTION_CHECKS.get(name)
         if check is None:
-            warn(f".{name}", f"unknown rule action, ignored (known: {', '.join(RULE_ACTIONS)})")
+            warn(f".{safe_text(name)}", f"unknown rule action, ignored (known: {', '.join(RULE_ACTIONS)})")
             continue
         if item is None:
             continue
@@ -235,6 +343,7 @@ def _rule_conditions(value: Any, warn: Warn) -> dict:
     """Open-ended: the text conditions are checked (stored as arrays), other platform conditions are kept."""
     if not isinstance(value, dict):
         raise Invalid(f"must be an object, got {_json_type(value)}")
+    _open_value(value)
     _object_size(value)
     result = {}
     for name, item in value.items():
@@ -263,13 +372,13 @@ _COMMON = (Field("id", _event_id, required=True), Field("time", _time, required=
 
 SCHEMAS: dict[str, tuple[Field, ...]] = {
     EventType.MAILBOX: (
-        Field("address", _address, required=True, owner=True),
+        Field("address", _mailbox_address, required=True, owner=True),
         Field("display_name", _text(200)),
         Field("department", _text(200)),
         Field("vip", _bool),
     ),
     EventType.MESSAGE: (
-        Field("sender", _address, required=True, owner=True),
+        Field("sender", _mailbox_address, required=True, owner=True),
         Field(
             "recipients",
             _list_of(_address, max_items=MAX_RECIPIENTS, nonempty=True, unique=True),
@@ -284,7 +393,7 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         Field("body_hash", _text(128)),
     ),
     EventType.INBOX_RULE: (
-        Field("mailbox", _address, required=True, owner=True),
+        Field("mailbox", _mailbox_address, required=True, owner=True),
         Field("operation", _enum(RULE_OPERATIONS), required=True),
         Field("rule_id", _text(MAX_ID_LENGTH, nonblank=True), required=True),
         Field("name", _text(255), default=""),
@@ -293,18 +402,18 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         Field("enabled", _bool, default=True),
     ),
     EventType.FORWARDING: (
-        Field("mailbox", _address, required=True, owner=True),
+        Field("mailbox", _mailbox_address, required=True, owner=True),
         Field("forward_to", _address_or_null, null_is_value=True),
         Field("keep_copy", _bool, default=False),
     ),
     EventType.DELEGATION: (
-        Field("mailbox", _address, required=True, owner=True),
+        Field("mailbox", _mailbox_address, required=True, owner=True),
         Field("delegate", _address, required=True),
         Field("access", _enum(Delegation.Access.values), required=True),
         Field("operation", _enum(DELEGATION_OPERATIONS), required=True),
     ),
     EventType.SIGN_IN: (
-        Field("user", _address, required=True, owner=True),
+        Field("user", _mailbox_address, required=True, owner=True),
         Field("ip", _ip, required=True),
         Field("country", _country),
         Field("client_app", _enum(SignIn.ClientApp.values)),
@@ -385,7 +494,7 @@ def _validate_one(raw: Any, index: int, report: ValidationReport) -> ValidEvent 
         known = _KNOWN_FIELDS[event_type]
         for name in raw:
             if name not in known:
-                warn(str(name), "unknown field, ignored")
+                warn(safe_text(str(name)), "unknown field, ignored")
     data: dict[str, Any] = {"type": event_type}
     for spec in (*_COMMON, *schema):
         value = raw.get(spec.name)
@@ -433,6 +542,20 @@ def validate_events(
     file); the domains of the batch's valid ``mailbox`` events are always added. Queries: one for the stored
     domains (unless given), one for known mailboxes when some owner address is outside them.
     """
+    batch = _BATCH.set(_batch_context())
+    try:
+        return _validate_events(tenant, events, base_index, accepted_domains, defer_domain_check)
+    finally:
+        _BATCH.reset(batch)
+
+
+def _validate_events(
+    tenant: Tenant,
+    events: Sequence[Any],
+    base_index: int,
+    accepted_domains: Collection[str] | None,
+    defer_domain_check: bool,
+) -> ValidationReport:
     report = ValidationReport()
     stored = (
         set(accepted_domains) if accepted_domains is not None else AcceptedDomain.objects.domains_of(tenant)

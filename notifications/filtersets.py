@@ -2,12 +2,12 @@
 
 import django_filters
 
-from core.filters import since_filter
+from core.filters import FilterSet, since_filter
 
 from .models import EVENT_KINDS, TEST_KIND, Attempted, WebhookDelivery, WebhookEndpoint
 
 
-class WebhookDeliveryFilterSet(django_filters.FilterSet):
+class WebhookDeliveryFilterSet(FilterSet):
     status = django_filters.ChoiceFilter(choices=Attempted.Status.choices, label="Status")
     endpoint = django_filters.ModelChoiceFilter(queryset=WebhookEndpoint.objects.all(), label="Endpoint")
     kind = django_filters.ChoiceFilter(choices=(*EVENT_KINDS, (TEST_KIND, "Test delivery")), label="Event")

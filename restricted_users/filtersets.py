@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q
 from django.utils import timezone
 
+from core.filters import FilterSet
 from core.models import Tenant
 
 from .models import Restriction
@@ -14,7 +15,7 @@ PLACED_PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": ti
 PLACED_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 
 
-class RestrictionFilterSet(django_filters.FilterSet):
+class RestrictionFilterSet(FilterSet):
     """Search by address or name, state (restricted now / expired / released), source, placement period,
     mailbox, tenant, ordering."""
 

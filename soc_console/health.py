@@ -1,4 +1,6 @@
-"""/healthz: the database and, outside embedded mode, the broker reachable and beat seen recently."""
+"""/healthz: the database and, outside embedded mode, the broker reachable and beat seen recently; and how
+detection fares (evaluation failures of the last hour, the last one, the total), which is reported, not fatal:
+the other mailboxes of a batch are still evaluated and the failed ones retried."""
 
 from datetime import timedelta
 
@@ -9,6 +11,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from alerts.models import EvaluationFailure
 from core.models import Heartbeat
 
 from .celery import app
@@ -41,6 +44,21 @@ def _check_beat() -> dict:
     return {"status": "ok" if ok else "error: stale", "last_seen": heartbeat.last_seen.isoformat()}
 
 
+def _check_detection() -> dict:
+    """Evaluation failures (a detector that raised for one mailbox): a counter and the last hour's."""
+    failures = EvaluationFailure.objects.all()
+    last = failures.order_by("-failed_at", "-id").first()
+    recent = failures.since(timezone.now() - timedelta(hours=1))
+    return {
+        "status": "failing" if recent.exists() else "ok",
+        "failures_last_hour": recent.count(),
+        "failures_given_up_last_hour": recent.filter(final=True).count(),
+        "failures_total": failures.count(),
+        "last_failure_at": last.failed_at.isoformat() if last else None,
+        "last_failure": f"{last.detector} for {last.mailbox_address}: {last.error[:200]}" if last else None,
+    }
+
+
 @login_not_required
 @require_GET
 def healthz(request):
@@ -53,5 +71,7 @@ def healthz(request):
         body["broker"] = _check_broker()
         body["beat"] = _check_beat() if database == "ok" else {"status": "unknown", "last_seen": None}
         healthy = healthy and body["broker"] == "ok" and body["beat"]["status"] == "ok"
+    if database == "ok":
+        body["detection"] = _check_detection()
     body["status"] = "ok" if healthy else "error"
     return JsonResponse(body, status=200 if healthy else 503)

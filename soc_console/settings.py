@@ -253,6 +253,10 @@ SPECTACULAR_SETTINGS = {
     },
     # `check --deploy` must not need the database (it runs in image builds); the schema has its own tests.
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.document_error_responses",
+    ],
 }
 
 # Celery: queues of DESIGN section 3. No broker configured -> tasks run in-process (embedded mode).
@@ -422,6 +426,14 @@ LOGGING = {
 # Ingest API limits per request (DESIGN section 4); above them POST /api/v1/events/ answers 413.
 INGEST_MAX_EVENTS = env_int("INGEST_MAX_EVENTS", 10_000)
 INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 10 * 1024 * 1024)
+# Event times outside [INGEST_EARLIEST_TIME, now + INGEST_MAX_FUTURE_SECONDS] are refused field by field.
+INGEST_EARLIEST_TIME = env_str("INGEST_EARLIEST_TIME", "2000-01-01T00:00:00+00:00")
+INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 86_400)
+# The sub-address separator (Postfix's recipient_delimiter): user+tag@domain is the mailbox user@domain in
+# ingest identity and in the policy service. Empty: no sub-addressing.
+RECIPIENT_DELIMITER = env_str("RECIPIENT_DELIMITER", "+")
+# Detection of one mailbox that failed is retried this many times (backoff 30 s, 60 s, ...), then logged.
+DETECTION_MAX_RETRIES = env_int("DETECTION_MAX_RETRIES", 5)
 
 # Notifications (notifications/): mail through Django's mailers, webhooks signed with HMAC-SHA256.
 # SMTP through EMAIL_HOST; unset -> the MTA on localhost:25 in production, and mails printed to the log in

@@ -105,6 +105,10 @@ class AlertSerializer(serializers.ModelSerializer):
 
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     policy = serializers.SerializerMethodField()
+    # Blank until resolved: declared so (a read-only model field loses allow_blank).
+    classification = serializers.ChoiceField(
+        choices=Alert.Classification.choices, allow_blank=True, read_only=True
+    )
     user = serializers.SerializerMethodField()
     assigned_to = serializers.SerializerMethodField()
     resolved_by = serializers.SerializerMethodField()

@@ -155,8 +155,11 @@ class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
 
-    @extend_schema(request=s.PolicyOverrideInputSerializer, responses=s.PolicyOverrideSerializer(many=True))
-    @action(detail=True, methods=["get", "post"])
+    @extend_schema(methods=["GET"], responses=s.PolicyOverrideSerializer(many=True))
+    @extend_schema(
+        methods=["POST"], request=s.PolicyOverrideInputSerializer, responses={201: s.PolicyOverrideSerializer}
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)  # a policy has few overrides
     def overrides(self, request: Request, pk: str | None = None) -> Response:
         """List the policy's per-mailbox overrides, or set one (replacing the mailbox's previous override)."""
         policy = self.get_object()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,7 +35,13 @@ class ChangeFeedView(APIView):
             OpenApiParameter("cursor", int, description="the next_cursor of the previous page (0: start)"),
             OpenApiParameter("limit", int, description="entries per page, 1-1000 (default 100)"),
         ],
-        responses=s.FeedPageSerializer,
+        responses={
+            (200, "application/json"): s.FeedPageSerializer,
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="?format=cef: one CEF line per entry; next cursor in X-Next-Cursor",
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         query = s.FeedQuerySerializer(data=request.query_params)
@@ -43,9 +51,13 @@ class ChangeFeedView(APIView):
             limit=query.validated_data["limit"],
             tenant=tenant_of(request),
         )
-        return Response(
-            {
-                "entries": s.ChangeFeedEntrySerializer(entries, many=True).data,
-                "next_cursor": str(next_cursor),
-            }
-        )
+        page = {
+            "entries": s.ChangeFeedEntrySerializer(entries, many=True).data,
+            "next_cursor": str(next_cursor),
+        }
+        if request.accepted_renderer.format == CEFRenderer.format:
+            # Rendered here: DRF drops the Content-Type of an empty body, and an empty page is a valid answer.
+            response = HttpResponse(content_type="text/plain; charset=utf-8")
+            response.content = CEFRenderer().render(page, renderer_context={"response": response})
+            return response
+        return Response(page)

@@ -4,14 +4,21 @@ API); these serializers only shape output and parse inputs."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..actions import BULK_LIMIT
 from ..models import AnalyzerRun, Finding, Investigation, MailCluster, RemediationAction
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class UsernameField(serializers.RelatedField):
-    """A person as their username (null when unset or deleted)."""
+    """A person as their username (null when unset or deleted): declared as a nullable string."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
 
     def to_representation(self, value) -> str:
         return value.get_username()
@@ -128,6 +135,8 @@ class InvestigationSerializer(serializers.ModelSerializer):
 
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     user = serializers.CharField(source="mailbox.address", read_only=True)
+    # Blank while running: declared so (a read-only model field loses allow_blank).
+    verdict = serializers.ChoiceField(choices=Investigation.Verdict.choices, allow_blank=True, read_only=True)
     display_name = serializers.CharField(source="mailbox.display_name", read_only=True)
     status_label = serializers.CharField(source="get_status_display", read_only=True)
     trigger = serializers.SerializerMethodField()

@@ -2,12 +2,12 @@
 
 import django_filters
 
-from core.filters import since_filter
+from core.filters import FilterSet, since_filter
 
 from ..models import PullRun, Source
 
 
-class PullRunFilterSet(django_filters.FilterSet):
+class PullRunFilterSet(FilterSet):
     source = django_filters.ChoiceFilter(choices=Source.choices, label="Source")
     status = django_filters.ChoiceFilter(choices=PullRun.Status.choices, label="Status")
     since = since_filter("started_at", "From")

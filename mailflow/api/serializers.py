@@ -8,6 +8,8 @@ class MessageEventSerializer(serializers.ModelSerializer):
 
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     sender = serializers.CharField(source="sender.address", read_only=True)
+    # Blank when the source gave none: declared so (a read-only model field loses allow_blank).
+    verdict = serializers.ChoiceField(choices=MessageEvent.Verdict.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = MessageEvent
@@ -39,12 +41,14 @@ class IngestErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField(allow_null=True)
     error = serializers.CharField()
+    line = serializers.IntegerField(required=False, help_text="NDJSON only: the event's line")
 
 
 class IngestWarningSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     field = serializers.CharField(allow_null=True)
     warning = serializers.CharField()
+    line = serializers.IntegerField(required=False, help_text="NDJSON only: the event's line")
 
 
 class IngestAcceptedSerializer(serializers.Serializer):
@@ -63,3 +67,20 @@ class IngestRefusedSerializer(serializers.Serializer):
     errors = IngestErrorSerializer(many=True)
     warnings = IngestWarningSerializer(many=True)
     error_count = serializers.IntegerField()
+
+
+class IngestUndecodableSerializer(serializers.Serializer):
+    """The answer to a body that does not decode (not UTF-8, not JSON, nested too deep, a huge integer):
+    nothing was stored; ``index`` names the event of a JSON array, ``line`` the line, when known."""
+
+    detail = serializers.CharField()
+    index = serializers.IntegerField(required=False)
+    line = serializers.IntegerField(required=False)
+
+
+class IngestLimitSerializer(serializers.Serializer):
+    """The answer to a request above an ingest limit (413)."""
+
+    detail = serializers.CharField()
+    limit = serializers.CharField()
+    max = serializers.IntegerField()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -17,10 +16,17 @@ from rest_framework.views import APIView
 from core.models import Tenant
 from core.permissions import CanIngest, RolePermission, tenant_of
 
+from ..decoding import DecodeError, decode_array, decode_json
 from ..filtersets import MessageEventFilterSet
 from ..ingest import STRICT, ingest_events
 from ..models import MessageEvent
-from .serializers import IngestAcceptedSerializer, IngestRefusedSerializer, MessageEventSerializer
+from .serializers import (
+    IngestAcceptedSerializer,
+    IngestLimitSerializer,
+    IngestRefusedSerializer,
+    IngestUndecodableSerializer,
+    MessageEventSerializer,
+)
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 JSON_TYPES = ("application/json", "")
@@ -81,30 +87,11 @@ def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def parse_events(body: bytes, content_type: str) -> tuple[list[Any], list[int] | None]:
-    """The events of a JSON array or NDJSON body, and for NDJSON the line number of each event."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestRefused(
-            status.HTTP_400_BAD_REQUEST, {"detail": f"The body is not UTF-8 (byte {exc.start})."}
-        ) from None
+    """The events of a JSON array or NDJSON body, and for NDJSON the line number of each event. Every
+    decoding failure (not UTF-8, not JSON, nested too deep, an integer too long, NaN) is a 400 naming the
+    event (``index``) or the line."""
     if content_type in NDJSON_TYPES:
-        events, lines = [], []
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RequestRefused(
-                    status.HTTP_400_BAD_REQUEST,
-                    {
-                        "detail": f"Line {number} is not valid JSON: {exc.msg} (column {exc.colno}).",
-                        "line": number,
-                    },
-                ) from None
-            lines.append(number)
-        return events, lines
+        return _parse_ndjson(body)
     if content_type not in JSON_TYPES:
         raise RequestRefused(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -114,15 +101,23 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], list[int] |
             },
         )
     try:
-        events = json.loads(text)
-    except json.JSONDecodeError as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
         raise RequestRefused(
             status.HTTP_400_BAD_REQUEST,
-            {
-                "detail": f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
-                "line": exc.lineno,
-            },
+            {"detail": f"The body is not UTF-8 (byte {exc.start}, line {line}).", "line": line},
         ) from None
+    try:
+        events = decode_array(text)
+    except DecodeError as exc:
+        detail = exc.message if exc.index is not None else f"Invalid JSON: {exc.message}."
+        refused: dict[str, Any] = {"detail": detail}
+        if exc.index is not None:
+            refused["index"] = exc.index
+        if exc.line is not None:
+            refused["line"] = exc.line
+        raise RequestRefused(status.HTTP_400_BAD_REQUEST, refused) from None
     if not isinstance(events, list):
         raise RequestRefused(
             status.HTTP_400_BAD_REQUEST,
@@ -132,6 +127,29 @@ def parse_events(body: bytes, content_type: str) -> tuple[list[Any], list[int] |
             },
         )
     return events, None
+
+
+def _parse_ndjson(body: bytes) -> tuple[list[Any], list[int]]:
+    events, lines = [], []
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestRefused(
+                status.HTTP_400_BAD_REQUEST,
+                {"detail": f"Line {number} is not UTF-8 (byte {exc.start} of the line).", "line": number},
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_json(line))
+        except DecodeError as exc:
+            raise RequestRefused(
+                status.HTTP_400_BAD_REQUEST,
+                {"detail": f"Line {number} is not valid JSON: {exc.message}.", "line": number},
+            ) from None
+        lines.append(number)
+    return events, lines
 
 
 class EventIngestView(APIView):
@@ -151,8 +169,13 @@ class EventIngestView(APIView):
         responses={
             200: IngestAcceptedSerializer,
             201: IngestAcceptedSerializer,
-            400: IngestRefusedSerializer,
-            413: None,
+            400: PolymorphicProxySerializer(
+                component_name="IngestBadRequest",
+                serializers=[IngestRefusedSerializer, IngestUndecodableSerializer],
+                resource_type_field_name=None,
+            ),
+            413: IngestLimitSerializer,
+            415: OpenApiResponse(description="Neither JSON nor NDJSON"),
         },
     )
     def post(self, request: Request) -> Response:

@@ -300,3 +300,35 @@ def test_the_metrics_endpoint_counts_answers(running_server, connect, redis_clie
     assert 'soc_policy_answers_total{action="dunno"} 2' in text
     assert 'soc_policy_errors_total{reason="malformed"} 1' in text
     assert "soc_policy_requests_total 3" in text
+
+
+def test_a_sub_address_is_refused_like_its_restricted_mailbox(
+    running_server, connect, redis_client, settings
+):
+    """Issue 15, row 13: ``alice+x@`` is the mailbox ``alice@``, as sender, SASL login or mapped login."""
+    settings.ENFORCEMENT_SASL_LOGINS = f"alice02=alice+tag@{DOMAIN}"
+    redis_client.set(state.restriction_key("default", ALICE), state.key_value(None, "Manual", None))
+    client = connect(running_server())
+    assert client.rcpt(f"alice+x@{DOMAIN}", OUTSIDE, instance="p1") == REJECT
+    assert client.rcpt(f"ALICE+news+2@{DOMAIN}", OUTSIDE, instance="p2") == REJECT
+    assert (
+        client.rcpt(
+            "", OUTSIDE, instance="p3", sasl_username=f"alice+y@{DOMAIN}", client_address="198.51.100.7"
+        )
+        == REJECT
+    )
+    assert (
+        client.rcpt("", OUTSIDE, instance="p4", sasl_username="alice02", client_address="198.51.100.7")
+        == REJECT
+    )
+    assert client.rcpt(f"bob+x@{DOMAIN}", OUTSIDE, instance="p5") == DUNNO
+
+
+def test_sub_addressing_follows_the_recipient_delimiter_setting(
+    running_server, connect, redis_client, settings
+):
+    settings.RECIPIENT_DELIMITER = "-"
+    redis_client.set(state.restriction_key("default", ALICE), state.key_value(None, "Manual", None))
+    client = connect(running_server())
+    assert client.rcpt(f"alice-x@{DOMAIN}", OUTSIDE, instance="d1") == REJECT
+    assert client.rcpt(f"alice+x@{DOMAIN}", OUTSIDE, instance="d2") == DUNNO

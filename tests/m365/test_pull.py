@@ -241,6 +241,27 @@ def test_a_malformed_record_is_rejected_with_a_clear_error_and_the_rest_of_the_p
     assert cursor.rejected_total == 1
 
 
+def test_records_holding_nul_characters_are_rejected_alone_and_the_cursor_moves_on(contoso, m365_connection):
+    """Issue 15, row 2: a NUL in an id or a user agent failed the whole page and blocked the cursor."""
+    nul_id = fake.sign_in("bob@contoso.com", ago(hours=1), ip="192.0.2.7")
+    nul_id["id"] = "sign-in\x00one"
+    nul_agent = fake.sign_in("bob@contoso.com", ago(hours=1), ip="192.0.2.8")
+    nul_agent["userAgent"] = "Mozilla\x00"
+    contoso.sign_ins = [nul_id, nul_agent, fake.sign_in("bob@contoso.com", ago(hours=1), ip="192.0.2.9")]
+
+    pull_connection(m365_connection, force=True)
+
+    run = runs(Source.SIGN_INS).last()
+    assert run.status == PullRun.Status.PARTIAL, run.error
+    assert run.rejected == 2
+    assert any("\\u0000" in error["record"] for error in run.errors), run.errors  # shown escaped
+    assert all("NUL" in error["error"] for error in run.errors), run.errors
+    assert list(SignIn.objects.filter(tenant=m365_connection.tenant).values_list("ip", flat=True)) == [
+        "192.0.2.9"
+    ]
+    assert PullCursor.objects.get(connection=m365_connection, source=Source.SIGN_INS).rejected_total == 2
+
+
 def test_a_pull_interrupted_mid_way_resumes_at_the_page_it_stopped_without_loss_or_duplicates(
     contoso, m365_connection, settings
 ):

@@ -73,9 +73,15 @@ def test_ids_are_shared_by_every_event_type(accepted):
     assert not SignIn.objects.exists()
 
 
-def test_a_repeated_id_inside_one_batch_is_a_duplicate(accepted):
-    result = ingest_events(accepted, [message("m-1", subject="a"), message("m-1", subject="b")])
+def test_a_repeated_id_with_the_same_content_inside_one_batch_is_a_duplicate(accepted):
+    result = ingest_events(accepted, [message("m-1", subject="a"), message("m-1", subject="a")])
     assert (result.accepted, result.duplicates, result.conflicts) == (1, 1, [])
+
+
+def test_a_repeated_id_with_other_content_inside_one_batch_is_a_reported_conflict(accepted):
+    result = ingest_events(accepted, [message("m-1", subject="a"), message("m-1", subject="b")])
+    assert (result.accepted, result.duplicates, result.conflicts) == (1, 0, ["m-1"])
+    assert result.summary()["conflicts"] == 1
     assert MessageEvent.objects.get(event_id="m-1").subject == "a"
 
 

@@ -9,7 +9,6 @@ pass.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from core.models import Tenant
 from mailboxes.addresses import domain_of
 from mailboxes.models import AcceptedDomain, Mailbox
 from mailboxes.services import declare_accepted_domains
+from mailflow.decoding import DecodeError, decode_json
 from mailflow.ingest import STRICT, ingest_events
 from mailflow.validation import outside_domain_message, validate_events
 
@@ -74,9 +74,9 @@ def read_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any, str | None]]:
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text), None
-        except json.JSONDecodeError as exc:
-            yield number, None, f"not valid JSON: {exc.msg} (column {exc.colno})"
+            yield number, decode_json(text), None
+        except DecodeError as exc:
+            yield number, None, f"not valid JSON: {exc.message}"
 
 
 class Command(BaseCommand):
