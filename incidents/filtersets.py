@@ -13,7 +13,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, S
 from django.db.models.functions import Coalesce
 
 from alerts.models import SEVERITY_RANK, Alert, Severity
-from core.filters import since_filter, until_filter
+from core.filters import FilterSet, since_filter, until_filter
 from core.models import Tenant
 from investigations.models import RemediationAction
 
@@ -50,7 +50,7 @@ def with_counts(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
     )
 
 
-class IncidentFilterSet(django_filters.FilterSet):
+class IncidentFilterSet(FilterSet):
     """Status (or all open), severity, assignee (a username, ``me`` or ``none``), user, tenant, activity
     range, and the incident of one alert / restriction / investigation / remediation action."""
 

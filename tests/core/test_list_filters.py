@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 API_LISTS = [
+    "/api/v1/incidents/",
     "/api/v1/alerts/",
     "/api/v1/policies/",
     "/api/v1/investigations/",
@@ -22,6 +23,7 @@ API_LISTS = [
 ]
 CONSOLE_LISTS = [
     "/",
+    "/incidents/",
     "/alerts/",
     "/restricted-users/",
     "/investigations/",
@@ -31,6 +33,7 @@ CONSOLE_LISTS = [
     "/audit/",
     "/settings/notifications/",
     "/settings/m365/",
+    "/settings/mail-servers/",
 ]
 PARAMETERS = [
     "since",
