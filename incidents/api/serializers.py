@@ -12,6 +12,10 @@ class IncidentSerializer(serializers.ModelSerializer):
     """An incident as the queue shows it, with the ids of everything it groups."""
 
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # Blank until resolved: declared so (a read-only model field loses allow_blank).
+    classification = serializers.ChoiceField(
+        choices=Incident.Classification.choices, allow_blank=True, read_only=True
+    )
     user = serializers.SerializerMethodField()
     assigned_to = serializers.SerializerMethodField()
     resolved_by = serializers.SerializerMethodField()

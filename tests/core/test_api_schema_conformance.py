@@ -111,7 +111,13 @@ def test_every_get_endpoint_answers_as_its_schema_declares_for_a_reader(simulate
     session = {"sessionid": client.cookies["sessionid"].value}
     schema = api_schema()
     failures: dict[str, str] = {}
-    counts = {op.label: run(op, failures, cookies=session) for op in operations(schema, "GET")}
+    # The schema document itself is checked by tests/security (it needs a signed-in user; its media type is
+    # OpenAPI's own, not one of the API's answers).
+    counts = {
+        op.label: run(op, failures, cookies=session)
+        for op in operations(schema, "GET")
+        if op.path != "/api/v1/schema/"
+    }
     print(f"\nschemathesis GET as a reader: {sum(counts.values())} cases over {len(counts)} operations")
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
     assert len(counts) >= 10 and all(counts.values()), counts
