@@ -35,7 +35,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from alerts.models import Alert
@@ -210,13 +210,7 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         if investigation.verdict == Investigation.Verdict.COMPROMISED
         else Alert.Classification.TP_OTHER
     )
-    alerts = (
-        Alert.objects.open()
-        .filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
-        .distinct()
-        .order_by("pk")
-    )
-    for alert in alerts:
+    for alert in _alerts_of(investigation).open():
         resolve_alert(
             alert,
             actor=None,
@@ -226,16 +220,19 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         )
 
 
-def reopen_investigation_alerts(investigation: Investigation) -> None:
-    """An investigation that is no longer Remediated (an action was undone, a threat came back) reopens the
-    alerts its remediation had resolved; alerts a person resolved stay as they are."""
-    alerts = (
-        Alert.objects.filter(status=Alert.Status.RESOLVED)
-        .filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
+def _alerts_of(investigation: Investigation) -> QuerySet[Alert]:
+    """The investigation's alerts: those attached to it and its trigger."""
+    return (
+        Alert.objects.filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
         .distinct()
         .order_by("pk")
     )
-    for alert in alerts:
+
+
+def reopen_investigation_alerts(investigation: Investigation) -> None:
+    """An investigation that is no longer Remediated (an action was undone, a threat came back) reopens the
+    alerts its remediation had resolved; alerts a person resolved stay as they are."""
+    for alert in _alerts_of(investigation).filter(status=Alert.Status.RESOLVED):
         if resolved_by_label(alert) == ALERT_RESOLVER:
             reopen_alert(
                 alert,
