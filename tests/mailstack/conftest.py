@@ -66,6 +66,55 @@ def connected(tenant, administrator, mailboxes, mail_redis, settings):
 os.environ.setdefault("MAILSTACK_DOVEADM_API_KEY", "test-api-key")
 
 
+class ServerGate:
+    """Stands between the mail servers and the live server: their calls (``/hooks/mailstack/…``) reach the
+    console only while a test holds the gate open, and the gate closes only once no such call is in flight.
+
+    Dovecot reports a login to the policy endpoint after the login has been answered, and Rspamd exports after
+    the scan: without the gate such a call can land after the test, while its database is being flushed (a
+    deadlock that leaves the rows in place for the next test) or while database access is blocked."""
+
+    PREFIX = "/hooks/mailstack/"
+
+    def __init__(self, app):
+        import threading
+
+        self.app = app
+        self.open = False
+        self.in_flight = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith(self.PREFIX):
+            return self.app(environ, start_response)
+        with self.changed:
+            if not self.open:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"between tests\n"]
+            self.in_flight += 1
+        try:
+            # The body is produced and the response closed here (Django's request_finished closes the thread's
+            # database connection), so the call's database work is over when it leaves the gate.
+            response = self.app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+        finally:
+            with self.changed:
+                self.in_flight -= 1
+                self.changed.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new calls and wait for those in flight to finish."""
+        with self.changed:
+            self.open = False
+            if not self.changed.wait_for(lambda: self.in_flight == 0, timeout=timeout):
+                running = self.in_flight
+                raise AssertionError(f"{running} mail-server call(s) still running after {timeout:.0f} s")
+
+
 @pytest.fixture(scope="session")
 def mail_stack(live_server):
     """Dovecot, Redis, Rspamd, Postfix and an SMTP sink for the session, calling the console at
@@ -84,9 +133,13 @@ def mail_stack(live_server):
     database = connections.settings["default"]
     max_age, database["CONN_MAX_AGE"] = database.get("CONN_MAX_AGE", 0), 0
     port = live_server.url.rsplit(":", 1)[1]
+    httpd = live_server.thread.httpd
+    gate = ServerGate(httpd.get_app())
+    httpd.set_app(gate)
     stack = MailStack(
         f"http://127.0.0.1:{port}", free_port(), Path(settings.BASE_DIR, "var", "rspamd-hs-cache")
     )
+    stack.gate = gate
     try:
         stack.start()
     except Exception as exc:
@@ -95,6 +148,7 @@ def mail_stack(live_server):
         pytest.fail(f"The mail servers did not start: {exc}\n{logs}")
     yield stack
     stack.stop()
+    httpd.set_app(gate.app)
     database["CONN_MAX_AGE"] = max_age
 
 
@@ -119,5 +173,8 @@ def stack(mail_stack, transactional_db, tenant, mailboxes, mail_redis, settings)
     )
     forget_configs()
     mail_stack.connection = MailstackConnection.objects.get(pk=connection.pk)
+    with mail_stack.gate.changed:
+        mail_stack.gate.open = True
     yield mail_stack
+    mail_stack.gate.close()
     forget_configs()
