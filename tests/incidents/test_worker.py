@@ -30,8 +30,8 @@ def test_a_burst_ends_as_one_incident_with_everything_linked(real_worker, client
             return None
         kinds = set(incident.alerts.values_list("policy__kind", flat=True))
         linked = incident.restrictions.exists() and incident.investigations.exists()
-        # The severity is a roll-up refreshed by each alert's own correlation task: an alert that is raised and
-        # then escalated in a later batch reaches the incident in two steps.
+        # The severity is a roll-up refreshed by each alert's own correlation task: an alert that is raised
+        # and then escalated in a later batch reaches the incident in two steps.
         high = incident.severity == "high"
         return incident if {"sending_limit", "restriction"} <= kinds and linked and high else None
 
