@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.models import AuditEvent, Tenant
+from core.queueing import enqueue_on_commit
 from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
@@ -346,9 +347,7 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 after={"evidence_count": alert.evidence_count},
             )
             publish_change("alert.updated", target=alert, payload=_alert_change(alert))
-        transaction.on_commit(
-            current_app.signature("incidents.correlate_alert", args=(alert.pk,)).apply_async
-        )
+        enqueue_on_commit("incidents.correlate_alert", alert.pk)
         if detection.breach is not None:
             _contain(policy, mailbox, detection, [alert], now)
         if created:
@@ -408,10 +407,7 @@ def _maybe_investigate(alert: Alert, now: datetime) -> None:
         return
     if "investigations.start" not in current_app.tasks:
         return  # the investigations app is not installed in this build
-    alert_id = alert.pk
-    transaction.on_commit(
-        lambda: current_app.signature("investigations.start", args=(alert_id,)).apply_async()
-    )
+    enqueue_on_commit("investigations.start", alert.pk)
 
 
 def raise_restriction_alert(restriction_id: int) -> Alert | None:
@@ -567,13 +563,15 @@ def _record_failures(
     EvaluationFailure.objects.bulk_create(rows)
     if final:
         return
-    retry = current_app.signature(
+    enqueue_on_commit(
         "alerts.evaluate",
-        args=(tenant.pk, sorted(failures), start.isoformat(), end.isoformat()),
-        kwargs={"attempt": attempt + 1},
+        tenant.pk,
+        sorted(failures),
+        start.isoformat(),
+        end.isoformat(),
+        attempt + 1,
         countdown=RETRY_BASE_SECONDS * 2**attempt,
     )
-    transaction.on_commit(retry.apply_async)
 
 
 # ------------------------------------------------------------------------------------------------ triage
@@ -759,10 +757,7 @@ def reopen_alert(
         )
         publish_change("alert.reopened", target=alert, payload=_alert_change(alert))
         # The incident reopens with its alert (a higher layer: by task name, on commit).
-        alert_id = alert.pk
-        transaction.on_commit(
-            lambda: current_app.signature("incidents.correlate_alert", args=(alert_id,)).apply_async()
-        )
+        enqueue_on_commit("incidents.correlate_alert", alert.pk)
     return alert
 
 

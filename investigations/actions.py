@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -41,6 +40,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.exceptions import DomainError
+from core.queueing import enqueue_on_commit
 from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
@@ -107,11 +107,6 @@ def _require(actor: AbstractBaseUser | None, permission: str, message: str) -> N
 def _snapshot(action: RemediationAction) -> dict[str, Any]:
     """What an audit row records before / after a change of an action."""
     return {"status": action.status, "result": action.result, "attempts": action.attempts}
-
-
-def _enqueue(task: str, args: tuple, countdown: int | None = None) -> None:
-    """Send a task by name once the current transaction commits (never for a rolled-back change)."""
-    transaction.on_commit(lambda: current_app.signature(task, args=args).apply_async(countdown=countdown))
 
 
 def _lock_investigations(
@@ -362,7 +357,7 @@ def _decide(
         "action.decided", action, decided_by=actor.get_username(), comment=comment, previous=before["status"]
     )
     if approve:
-        _enqueue(EXECUTE_TASK, (action.pk,))
+        enqueue_on_commit(EXECUTE_TASK, action.pk)
 
 
 def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
@@ -676,7 +671,7 @@ def _retry_or_give_up(
             before=before,
             after=_snapshot(action),
         )
-        _enqueue(EXECUTE_TASK, (action.pk,), countdown=delay)
+        enqueue_on_commit(EXECUTE_TASK, action.pk, countdown=delay)
         return action.status
 
 
@@ -743,7 +738,7 @@ def request_undo(action: RemediationAction, *, actor: AbstractBaseUser, comment:
         raise ActionError(refusal)
     with transaction.atomic():
         record_audit("investigations.action.undo_requested", target=action, actor=actor, comment=comment)
-        _enqueue(UNDO_TASK, (action.pk, actor.pk, comment))
+        enqueue_on_commit(UNDO_TASK, action.pk, actor.pk, comment)
 
 
 def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> RemediationAction:
@@ -842,8 +837,8 @@ def perform_requested_undo(action_id: int, actor_id: int, comment: str, attempt:
             record_undo_failure(action_id, actor_id, f"Gave up after {attempt} attempts: {reason}")
         else:
             with transaction.atomic():
-                _enqueue(
-                    UNDO_TASK, (action_id, actor_id, comment, attempt + 1), countdown=retry_delay(attempt)
+                enqueue_on_commit(
+                    UNDO_TASK, action_id, actor_id, comment, attempt + 1, countdown=retry_delay(attempt)
                 )
         return action.status
     except (ActionError, ConnectorError) as exc:
@@ -922,7 +917,7 @@ def reap_expired_leases(now: datetime | None = None) -> int:
                 before=before,
                 after=_snapshot(action),
             )
-            _enqueue(EXECUTE_TASK, (action.pk,))
+            enqueue_on_commit(EXECUTE_TASK, action.pk)
     waiting = RemediationAction.objects.filter(status=Status.APPROVED).filter(
         Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, decided_at__lt=cutoff)
     )
@@ -935,7 +930,7 @@ def reap_expired_leases(now: datetime | None = None) -> int:
         if bumped:
             logger.info("Remediation action %s was approved but never picked up; enqueued again", action_id)
             with transaction.atomic():
-                _enqueue(EXECUTE_TASK, (action_id,))
+                enqueue_on_commit(EXECUTE_TASK, action_id)
     return reaped
 
 

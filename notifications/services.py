@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import urllib3
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
@@ -33,6 +32,7 @@ from django.utils import timezone
 
 from alerts.models import SEVERITY_RANK, AlertPolicy, Severity
 from core.models import OutboxMessage, Tenant
+from core.queueing import enqueue, enqueue_on_commit
 from core.services import publish_change, record_audit, sequence_changes
 from investigations.models import RemediationAction
 
@@ -134,7 +134,7 @@ def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) ->
     with transaction.atomic():
         delivery = WebhookDelivery.objects.create(endpoint=endpoint, kind=TEST_KIND, body=_body(document))
         record_audit("notifications.webhook.tested", target=endpoint, actor=actor)
-        _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+        enqueue_on_commit(DELIVER_WEBHOOK_TASK, delivery.pk)
     return delivery
 
 
@@ -170,10 +170,10 @@ def dispatch_outbox(batch: int = 100) -> int:
                             },
                         )
                         if created:
-                            _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+                            enqueue_on_commit(DELIVER_WEBHOOK_TASK, delivery.pk)
                 mail = _plan_email(message)
                 if mail is not None and mail.status == S.PENDING:
-                    _enqueue(SEND_EMAIL_TASK, mail.pk)
+                    enqueue_on_commit(SEND_EMAIL_TASK, mail.pk)
             OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
                 state=OutboxMessage.State.DISPATCHED, dispatched_at=timezone.now()
             )
@@ -190,10 +190,6 @@ def _endpoints_by_tenant(tenant_ids: set[int | None]) -> dict[int | None, list[W
 def _body(document: dict[str, Any]) -> str:
     """The exact bytes (as text) a delivery signs and sends: the change document plus its console link."""
     return json.dumps({**document, "console_url": console_url_for(document)}, sort_keys=True)
-
-
-def _enqueue(task: str, pk: int, countdown: float | None = None) -> None:
-    transaction.on_commit(lambda: current_app.signature(task, args=(pk,)).apply_async(countdown=countdown))
 
 
 def console_url_for(document: dict[str, Any]) -> str:
@@ -629,7 +625,7 @@ def _failed(
         status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error
     )
     if task is not None:
-        current_app.signature(task, args=(row.pk,)).apply_async(countdown=delay)
+        enqueue(task, row.pk, countdown=delay)
     return S.PENDING
 
 
@@ -647,8 +643,8 @@ def retry_due(now: datetime | None = None) -> int:
         for pk in model.objects.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
             "pk", flat=True
         )[:1000]:
-            current_app.signature(task, args=(pk,)).apply_async()
+            enqueue(task, pk)
             enqueued += 1
     if OutboxMessage.objects.pending().exists():
-        current_app.signature(DISPATCH_TASK).apply_async()
+        enqueue(DISPATCH_TASK)
     return enqueued

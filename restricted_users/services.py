@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.models import Tenant
+from core.queueing import enqueue_on_commit
 from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Delegation, InboxRule, Mailbox, MailboxForwarding
 
@@ -140,12 +140,8 @@ def restrict_user(
         )
         restriction_id, mailbox_id = restriction.pk, mailbox.pk
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
-        transaction.on_commit(
-            current_app.signature("incidents.correlate_restriction", args=(restriction_id,)).apply_async
-        )
-        transaction.on_commit(
-            lambda: current_app.signature("alerts.restriction_placed", args=(restriction_id,)).apply_async()
-        )
+        enqueue_on_commit("incidents.correlate_restriction", restriction_id)
+        enqueue_on_commit("alerts.restriction_placed", restriction_id)
     return restriction, True
 
 
@@ -444,9 +440,7 @@ def release_user(
             actor.pk,
         )
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
-        transaction.on_commit(
-            lambda: current_app.signature("alerts.restriction_released", args=alert_args).apply_async()
-        )
+        enqueue_on_commit("alerts.restriction_released", *alert_args)
     return restriction
 
 
