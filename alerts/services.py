@@ -36,6 +36,7 @@ from .policies import DEFAULT_POLICIES, DEFAULTS_BY_KIND
 
 logger = logging.getLogger(__name__)
 
+TRIAGE_PERMISSION = "alerts.triage_alert"
 RESTRICT_ONLY_IF_BREACH_WITHIN = timedelta(hours=24)
 INVESTIGATE_WHEN_OTHER_OPEN_WITHIN = timedelta(hours=24)
 # Restrictions the console itself places: by an administrator, or by an approved block sender.
@@ -487,7 +488,7 @@ def evaluate_mailboxes(
                     touched += len(raise_alert(policy, detection))
             except _INFRASTRUCTURE_ERRORS:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one user's failure is recorded and retried alone
                 failures.setdefault(detection.mailbox_id, []).append((kind, exc))
     if failures:
         _record_failures(tenant, {m.pk: m for m in mailboxes}, failures, start, end, attempt)
@@ -502,7 +503,7 @@ def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[
             return list(detect(policy, mailboxes, start, end))
     except _INFRASTRUCTURE_ERRORS:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a detector bug: retry per mailbox to isolate it
         if len(mailboxes) == 1:
             failures.setdefault(mailboxes[0].pk, []).append((kind, exc))
             return []
@@ -518,7 +519,7 @@ def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Det
             return list(detect(policy, [mailbox], start, end))
     except _INFRASTRUCTURE_ERRORS:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded as this mailbox's failure, retried later
         failures.setdefault(mailbox.pk, []).append((kind, exc))
         return []
 
@@ -606,6 +607,10 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
 
 
 def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+    """Assign the alert to an active person who may triage alerts (None unassigns); a New alert becomes In
+    progress. Anyone else is refused with :class:`AlertStateError`, whoever asks (console, API, a task)."""
+    if assignee is not None and not (assignee.is_active and assignee.has_perm(TRIAGE_PERMISSION)):
+        raise AlertStateError(f"{assignee.get_username()!r} is not a person who may triage alerts.")
     with transaction.atomic():
         alert = _locked(alert)
         before = {

@@ -283,6 +283,12 @@ def releases_within_cap_window(mailbox: Mailbox, now: datetime | None = None) ->
     return Restriction.objects.released().for_mailbox(mailbox).filter(released_at__gte=since).count()
 
 
+def past_release_cap(releases_in_window: int) -> bool:
+    """The release cap rule, in one place: after ``RELEASE_CAP_COUNT`` releases within ``RELEASE_CAP_DAYS``
+    (:func:`releases_within_cap_window`), another release needs an override reason and is flagged."""
+    return releases_in_window >= settings.RELEASE_CAP_COUNT
+
+
 @dataclass(frozen=True)
 class ReleasePlan:
     """What a release would record: the filled-in checklist and whether it is past the cap (flagged)."""
@@ -339,7 +345,7 @@ def plan_release(
             f"Confirm every checklist item before releasing; missing: {', '.join(missing)}."
         )
     count = releases_within_cap_window(restriction.mailbox, now)
-    past_cap = count >= settings.RELEASE_CAP_COUNT
+    past_cap = past_release_cap(count)
     if past_cap and not override_reason.strip():
         raise OverrideRequired(
             f"This account was released {count} times in the last {settings.RELEASE_CAP_DAYS} days "

@@ -33,11 +33,10 @@ def sent(monkeypatch) -> list[tuple[str, tuple, dict]]:
 
 @pytest.mark.django_db
 def test_a_task_is_sent_by_name_only_once_the_transaction_commits(sent, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            enqueue_on_commit("alerts.restriction_placed", 7)
-            enqueue_on_commit("investigations.undo_action", 1, 2, "why", countdown=30)
-            assert sent == []
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        enqueue_on_commit("alerts.restriction_placed", 7)
+        enqueue_on_commit("investigations.undo_action", 1, 2, "why", countdown=30)
+        assert sent == []
     assert sent == [
         ("alerts.restriction_placed", (7,), {}),
         ("investigations.undo_action", (1, 2, "why"), {"countdown": 30}),

@@ -12,10 +12,10 @@ from django.utils import timezone
 from alerts.models import Alert
 from core.models import AuditEvent
 from core.services import DispatchOnCommit
-from investigations import actions
+from investigations import action_services as actions
 from investigations.action_tasks import beat_expire_actions
-from investigations.actions import ActionError, ActionPermissionError
 from investigations.connectors import BUILTIN_NOTE
+from investigations.exceptions import ActionError, ActionPermissionError
 from investigations.models import Investigation, RemediationAction, SoftDeletedMessage
 from mailboxes.models import Delegation, DirectoryChange, InboxRule, Mailbox, MailboxForwarding
 from restricted_users.models import Restriction
