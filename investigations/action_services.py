@@ -1,5 +1,6 @@
-"""Remediation actions: decisions, execution through the tenant's connector, manual steps, undo, and the beat
-housekeeping (lease reaper, expiry). DESIGN section 6.
+"""Remediation actions: decisions, execution through the tenant's connector and manual steps (DESIGN section
+6); undo is in :mod:`investigations.action_undo`, the beat housekeeping (lease reaper, expiry) in
+:mod:`investigations.action_beat`, and :mod:`investigations.actions` names all of them.
 
 The action state table, as enforced here:
 
@@ -24,14 +25,12 @@ executions cannot deadlock. Tasks are enqueued on commit, by name.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q, QuerySet
@@ -55,7 +54,7 @@ from .exceptions import (
     InvestigationPermissionError,
     TransientConnectorError,
 )
-from .models import ACTION_EXPIRY, Investigation, RemediationAction
+from .models import Investigation, RemediationAction
 from .status import recompute_status
 
 logger = logging.getLogger(__name__)
@@ -716,263 +715,3 @@ def mark_manual_action(
         )
         settle_investigation(investigation)
     return action
-
-
-# ------------------------------------------------------------------------------------------------ undo
-
-
-def undo_refusal(action: RemediationAction) -> str | None:
-    """Why ``action`` cannot be undone, or None when it can."""
-    return action.undo_refusal()
-
-
-def request_undo(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> None:
-    """Check an undo and send it to ``investigations.undo_action`` (a connector may be a remote platform,
-    so the undo runs in a worker; in-process in embedded mode). Operators only; needs a comment."""
-    _require(actor, UNDO_PERMISSION, "Only security operators may undo remediation actions.")
-    comment = comment.strip()
-    if not comment:
-        raise ActionError("Give a comment saying why the action is undone.")
-    if refusal := undo_refusal(action):
-        raise ActionError(refusal)
-    with transaction.atomic():
-        record_audit("investigations.action.undo_requested", target=action, actor=actor, comment=comment)
-        enqueue_on_commit(UNDO_TASK, action.pk, actor.pk, comment)
-
-
-def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> RemediationAction:
-    """Put the target back as the action's ``prior_state`` records, through the tenant's connector; the action
-    becomes Undone. Completed reversible actions only, operators only, with a comment; audited.
-
-    Raises :class:`TransientConnectorError` for a retryable failure (the task retries) and
-    :class:`ConnectorError` / :class:`ActionError` otherwise; the action then stays Completed.
-    """
-    _require(actor, UNDO_PERMISSION, "Only security operators may undo remediation actions.")
-    comment = comment.strip()
-    if not comment:
-        raise ActionError("Give a comment saying why the action is undone.")
-    with transaction.atomic():
-        locked = _lock_action(action.pk)
-        if locked is None:
-            raise ActionError("This action no longer exists.")
-        investigation, action = locked
-        if refusal := undo_refusal(action):
-            raise ActionError(refusal)
-        result = connector_for(action.tenant).undo(action, action.prior_state)
-        if result.manual:
-            raise ActionError(
-                f"The connector cannot undo this through an API; do it by hand: {result.manual_step}"
-            )
-        before = _snapshot(action)
-        action.status = Status.UNDONE
-        action.undone_by = actor
-        action.undone_at = timezone.now()
-        action.result = "\n".join(part for part in (action.result, f"Undone: {result.message}") if part)
-        action.connector_calls = [*action.connector_calls, *_calls_of(result)]
-        action.save(update_fields=["status", "undone_by", "undone_at", "result", "connector_calls"])
-        again = _propose_again(action, now=action.undone_at)
-        record_audit(
-            "investigations.action.undone",
-            target=action,
-            actor=actor,
-            before={**before, "prior_state": action.prior_state},
-            after={**_snapshot(action), "proposed_again": again.pk},
-            comment=comment,
-        )
-        _publish_action(
-            "action.undone", action, undone_by=actor.get_username(), comment=comment, proposed_again=again.pk
-        )
-        settle_investigation(investigation)
-    return action
-
-
-def _propose_again(action: RemediationAction, *, now: datetime) -> RemediationAction:
-    """After an undo the threat the action answered is back: propose the same clean-up again (Pending, a
-    fresh 7-day clock), so the investigation reopens with something to decide. Audited as the playbook."""
-    again = RemediationAction.objects.create(
-        tenant=action.tenant,
-        investigation=action.investigation,
-        finding=action.finding,
-        action_type=action.action_type,
-        target=action.target,
-        target_label=action.target_label,
-        target_key=action.target_key,
-        status=Status.PENDING,
-        proposed_at=now,
-        expires_at=now + ACTION_EXPIRY,
-    )
-    record_audit(
-        "investigations.action.proposed",
-        target=again,
-        actor_label="playbook",
-        after=_snapshot(again),
-        comment=f"Proposed again: action #{action.pk} was undone.",
-    )
-    _publish_action("action.proposed", again, reason="undo", undone_action=action.pk)
-    return again
-
-
-def perform_requested_undo(action_id: int, actor_id: int, comment: str, attempt: int = 1) -> str | None:
-    """The worker side of :func:`request_undo`; returns the action's status, or None when it is gone.
-
-    A transient connector error enqueues the next attempt with backoff (the attempt number travels with the
-    task) up to ``ACTION_MAX_ATTEMPTS``. An undo that cannot happen (a permanent connector error, the action
-    changed meanwhile, transient errors to the last attempt) is recorded in the audit trail as ``undo_failed``
-    with the reason, and the action stays Completed. A duplicate delivery finds it Undone and does nothing.
-    """
-    action = RemediationAction.objects.select_related("tenant").filter(pk=action_id).first()
-    actor = get_user_model().objects.filter(pk=actor_id).first()
-    if action is None:
-        return None
-    if action.status == Status.UNDONE:
-        return Status.UNDONE
-    try:
-        if actor is None:
-            raise ActionError("The person who asked for the undo no longer exists.")
-        return undo_action(action, actor=actor, comment=comment).status
-    except TransientConnectorError as exc:
-        reason = str(exc) or exc.__class__.__name__
-        if attempt >= max_attempts():
-            record_undo_failure(action_id, actor_id, f"Gave up after {attempt} attempts: {reason}")
-        else:
-            with transaction.atomic():
-                enqueue_on_commit(
-                    UNDO_TASK, action_id, actor_id, comment, attempt + 1, countdown=retry_delay(attempt)
-                )
-        return action.status
-    except (ActionError, ConnectorError) as exc:
-        current = RemediationAction.objects.values_list("status", flat=True).get(pk=action_id)
-        if current != Status.UNDONE:
-            record_undo_failure(action_id, actor_id, str(exc))
-        return current
-
-
-def record_undo_failure(action_id: int, actor_id: int | None, reason: str) -> None:
-    """Audit that a requested undo could not be carried out (the action stays Completed), with the reason."""
-    action = (
-        RemediationAction.objects.select_related("tenant", "investigation__mailbox")
-        .filter(pk=action_id)
-        .first()
-    )
-    if action is None:
-        return
-    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    with transaction.atomic():
-        record_audit(
-            "investigations.action.undo_failed",
-            target=action,
-            actor=actor,
-            actor_label=SYSTEM_ACTOR,
-            comment=reason,
-        )
-        _publish_action("action.updated", action, undo_failed=reason[:500])
-
-
-# ------------------------------------------------------------------------------------------------ beat
-
-
-def reap_expired_leases(now: datetime | None = None) -> int:
-    """Return Running actions whose lease (``ACTION_LEASE_SECONDS``) has run out — their worker died — to
-    Approved and enqueue them again (Failed once ``ACTION_MAX_ATTEMPTS`` claims were lost). Also re-enqueue
-    Approved actions no worker picked up within a lease (a message lost between commit and broker).
-
-    Rows a live worker holds are skipped (``skip_locked``), so a slow execution is never taken over. Returns
-    the number of Running actions returned or failed.
-    """
-    now = now or timezone.now()
-    cutoff = now - lease()
-    reaped = 0
-    stale = RemediationAction.objects.filter(status=Status.RUNNING, running_since__lt=cutoff)
-    for action_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            locked = _lock_action(action_id, skip_locked=True)
-            if locked is None:
-                continue
-            investigation, action = locked
-            if (
-                action.status != Status.RUNNING
-                or action.running_since is None
-                or action.running_since >= cutoff
-            ):
-                continue
-            reaped += 1
-            if action.attempts >= max_attempts():
-                reason = f"its worker stopped during each of {action.attempts} attempts"
-                _finish(investigation, action, _Outcome(Status.FAILED, f"Failed: {reason}.", None))
-                continue
-            before = _snapshot(action)
-            action.status = Status.APPROVED
-            action.running_since = None
-            action.next_attempt_at = now
-            action.result = (
-                f"The worker running attempt {action.attempts} stopped before finishing (its "
-                f"{int(lease().total_seconds())} s lease ran out); queued again."
-            )
-            action.save(update_fields=["status", "running_since", "next_attempt_at", "result"])
-            record_audit(
-                "investigations.action.lease_expired",
-                target=action,
-                actor_label=SYSTEM_ACTOR,
-                before=before,
-                after=_snapshot(action),
-            )
-            enqueue_on_commit(EXECUTE_TASK, action.pk)
-    waiting = RemediationAction.objects.filter(status=Status.APPROVED).filter(
-        Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, decided_at__lt=cutoff)
-    )
-    for action_id in waiting.values_list("pk", flat=True):
-        bumped = (
-            RemediationAction.objects.filter(pk=action_id, status=Status.APPROVED)
-            .filter(Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True))
-            .update(next_attempt_at=now)
-        )
-        if bumped:
-            logger.info("Remediation action %s was approved but never picked up; enqueued again", action_id)
-            with transaction.atomic():
-                enqueue_on_commit(EXECUTE_TASK, action_id)
-    return reaped
-
-
-def expire_pending_actions(now: datetime | None = None) -> int:
-    """Expire Pending actions whose ``expires_at`` (7 days after they were proposed) has passed, audited as
-    the system; their investigations' statuses follow (e.g. Terminated by system). Returns how many expired.
-    Investigations another process holds are skipped until the next run."""
-    now = now or timezone.now()
-    due: dict[int, list[int]] = defaultdict(list)
-    for pk, investigation_id in RemediationAction.objects.filter(
-        status=Status.PENDING, expires_at__lte=now
-    ).values_list("pk", "investigation_id"):
-        due[investigation_id].append(pk)
-    expired = 0
-    for investigation_id, ids in sorted(due.items()):
-        with transaction.atomic():
-            locked = _lock_investigations([investigation_id], skip_locked=True)
-            if not locked:
-                continue
-            investigation = locked[0]
-            actions = (
-                RemediationAction.objects.select_for_update(of=("self",))
-                .select_related("tenant", "investigation__mailbox")
-                .filter(pk__in=ids, status=Status.PENDING, expires_at__lte=now)
-                .order_by("pk")
-            )
-            for action in actions:
-                before = _snapshot(action)
-                action.status = Status.EXPIRED
-                action.result = f"Expired: nobody decided it within {_days(action)} days."
-                action.save(update_fields=["status", "result"])
-                record_audit(
-                    "investigations.action.expired",
-                    target=action,
-                    actor_label=SYSTEM_ACTOR,
-                    before=before,
-                    after=_snapshot(action),
-                )
-                _publish_action("action.expired", action, expired_at=action.expires_at.isoformat())
-                expired += 1
-            settle_investigation(investigation)
-    return expired
-
-
-def _days(action: RemediationAction) -> int:
-    return max(1, round((action.expires_at - action.proposed_at).total_seconds() / 86400))

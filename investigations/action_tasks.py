@@ -1,5 +1,5 @@
 """Celery tasks of the action side (queue ``act``; the ``beat_*`` ones on ``beat``): thin wrappers over
-:mod:`investigations.action_services`, each idempotent because the services claim their rows with
+:mod:`investigations.actions`, each idempotent because the services claim their rows with
 conditional updates.
 
 Registered from ``InvestigationsConfig.ready`` so every process (web, worker, beat) knows them by name.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from core.queueing import domain_task
 
-from . import action_services
+from . import action_beat, action_services, action_undo
 
 
 @domain_task("investigations.execute_action")
@@ -24,16 +24,16 @@ def undo_action(action_id: int, actor_id: int, comment: str, attempt: int = 1) -
     """Undo a completed reversible action an operator asked to undo. The service re-checks everything under
     the row locks (a duplicate delivery changes nothing) and schedules the next attempt itself after a
     transient connector error."""
-    action_services.perform_requested_undo(action_id, actor_id, comment, attempt)
+    action_undo.perform_requested_undo(action_id, actor_id, comment, attempt)
 
 
 @domain_task("investigations.beat_reap_leases")
 def beat_reap_leases() -> None:
     """Periodic: return Running actions whose worker died (lease expired) to Approved, enqueued again."""
-    action_services.reap_expired_leases()
+    action_beat.reap_expired_leases()
 
 
 @domain_task("investigations.beat_expire_actions")
 def beat_expire_actions() -> None:
     """Periodic: expire Pending actions nobody decided within 7 days."""
-    action_services.expire_pending_actions()
+    action_beat.expire_pending_actions()

@@ -1,6 +1,6 @@
 """``/api/v1/investigations/`` and ``/api/v1/actions/``: reads for every role (and read tokens, limited to
 their tenant); stopping an investigation and deciding, undoing and closing manual steps for operators. Every
-write goes through :mod:`investigations.action_services` / :mod:`investigations.services`; domain errors
+write goes through :mod:`investigations.actions` / :mod:`investigations.services`; domain errors
 answer 400 ``{"detail": …}``."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from alerts.models import Alert
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
-from .. import action_services
+from .. import actions
 from ..filtersets import InvestigationFilterSet, RemediationActionFilterSet, with_counts
 from ..models import Investigation, RemediationAction
 from . import serializers as s
 
-DECIDE = action_services.DECIDE_PERMISSION
-UNDO = action_services.UNDO_PERMISSION
+DECIDE = actions.DECIDE_PERMISSION
+UNDO = actions.UNDO_PERMISSION
 STOP = "investigations.stop_investigation"
 
 
@@ -66,7 +66,7 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
         comment = _input(s.CommentInputSerializer, request)["comment"]
         try:
-            action_services.stop_investigation(self.get_object(), actor=request.user, comment=comment)
+            actions.stop_investigation(self.get_object(), actor=request.user, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
@@ -106,7 +106,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         comment = _input(s.CommentInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            action_services.decide_actions(target, actor=request.user, approve=approve, comment=comment)
+            actions.decide_actions(target, actor=request.user, approve=approve, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])
@@ -131,7 +131,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         if missing:
             return _bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
         try:
-            decided = action_services.decide_actions(
+            decided = actions.decide_actions(
                 chosen, actor=request.user, approve=data["decision"] == "approve", comment=data["comment"]
             )
         except DomainError as exc:
@@ -146,7 +146,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         comment = _input(s.UndoInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            action_services.request_undo(target, actor=request.user, comment=comment)
+            actions.request_undo(target, actor=request.user, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk], status.HTTP_202_ACCEPTED)
@@ -157,9 +157,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         data = _input(s.ManualInputSerializer, request)
         target = self.get_object()
         try:
-            action_services.mark_manual_action(
-                target, actor=request.user, done=data["done"], comment=data["comment"]
-            )
+            actions.mark_manual_action(target, actor=request.user, done=data["done"], comment=data["comment"])
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])

@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from investigations import action_services as actions
+from investigations import actions
 from investigations.exceptions import ActionError
 from investigations.models import RemediationAction
 from mailboxes.models import DirectoryChange, MailboxForwarding

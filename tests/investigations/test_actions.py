@@ -12,7 +12,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from core.models import AuditEvent
 from core.services import DispatchOnCommit
-from investigations import action_services as actions
+from investigations import actions
 from investigations.action_tasks import beat_expire_actions
 from investigations.connectors import BUILTIN_NOTE
 from investigations.exceptions import ActionError, ActionPermissionError

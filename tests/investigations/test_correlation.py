@@ -11,7 +11,7 @@ from django.db import close_old_connections, connection
 from alerts.models import Alert, AlertPolicy
 from core.models import AuditEvent
 from investigations import services
-from investigations.action_services import stop_investigation
+from investigations.actions import stop_investigation
 from investigations.exceptions import InvestigationError, InvestigationPermissionError
 from investigations.models import Investigation, RemediationAction
 from investigations.services import start_investigation_by_hand, start_investigation_for_alert

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from core.models import ApiToken
 from core.services import create_api_token
-from investigations.action_services import run_approved_action
+from investigations.actions import run_approved_action
 from investigations.models import Investigation, RemediationAction
 
 from .action_builders import (

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import AuditEvent
-from investigations.action_services import run_approved_action
+from investigations.actions import run_approved_action
 from investigations.models import Investigation, RemediationAction
 from mailboxes.models import MailboxForwarding
 from restricted_users.services import restrict_user

@@ -15,7 +15,7 @@ from alerts.exceptions import AlertStateError
 from alerts.models import Alert, AlertPolicy
 from alerts.services import resolve_alert
 from core.models import ChangeFeedEntry
-from investigations import action_services as actions
+from investigations import actions
 from investigations.models import Investigation, RemediationAction
 from mailboxes.models import MailboxForwarding
 from restricted_users.models import CHECKLIST_ITEMS, Restriction

@@ -35,8 +35,7 @@ from alerts.services import TRUE_POSITIVES, ensure_default_policies, resolve_ale
 from core.feed import declaration_of
 from core.models import AuditEvent, ChangeFeedEntry, Tenant
 from incidents.models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
-from investigations import action_services as actions
-from investigations import playbook
+from investigations import actions, playbook
 from investigations.models import Investigation, RemediationAction
 from investigations.status import derive_status
 from mailboxes.models import Mailbox

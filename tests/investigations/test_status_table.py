@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from investigations import analyzers, playbook
-from investigations.action_services import stop_investigation
+from investigations.actions import stop_investigation
 from investigations.models import AnalyzerRun, Investigation
 from investigations.services import start_investigation_by_hand
 from investigations.status import derive_status

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.models import Alert, AlertPolicy
-from investigations import action_services as actions
+from investigations import actions
 from investigations.models import Investigation, RemediationAction
 from mailboxes.models import MailboxForwarding
 from mailflow.ingest import ingest_events

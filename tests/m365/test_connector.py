@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from investigations import action_services as actions
+from investigations import actions
 from investigations.models import Investigation, RemediationAction
 from m365.models import DirectoryUser
 from m365.pull import pull_connection

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from investigations import action_services as actions
+from investigations import actions
 from investigations.models import RemediationAction
 from m365 import mapping, services
 from m365.client import M365Client, Unreachable

@@ -61,7 +61,7 @@ def action_of(kind: str) -> RemediationAction:
 def test_a_sieve_redirect_is_forwarding_and_turning_it_off_rewrites_the_script_then_undo_restores_it(
     stack, operator
 ):
-    from investigations.action_services import decide_actions, request_undo
+    from investigations.actions import decide_actions, request_undo
     from mailstack.services import read_sieve
 
     upload_with_managesieve(ANN, "annpass", "rules", REDIRECT)
@@ -96,7 +96,7 @@ def test_a_sieve_redirect_is_forwarding_and_turning_it_off_rewrites_the_script_t
 
 
 def test_removing_a_sieve_rule_keeps_the_rest_of_the_script(stack, operator, tenant):
-    from investigations.action_services import decide_actions
+    from investigations.actions import decide_actions
     from mailstack.services import read_sieve
 
     script = (
@@ -123,7 +123,7 @@ def test_removing_a_sieve_rule_keeps_the_rest_of_the_script(stack, operator, ten
 def test_soft_delete_moves_the_messages_to_quarantine_in_both_mailboxes_and_undo_moves_them_back(
     stack, operator, tenant
 ):
-    from investigations.action_services import decide_actions, request_undo
+    from investigations.actions import decide_actions, request_undo
 
     message_id = stack.submit(ANN, "annpass", [BOB, CAROL], subject="Your invoice is overdue")
     from mailflow.models import MessageEvent
@@ -170,7 +170,7 @@ def make_action(tenant, operator, address: str, kind: str, **target) -> Remediat
 
 
 def test_disable_account_is_refused_by_dovecot_and_postfix_and_undo_lifts_both(stack, operator, tenant):
-    from investigations.action_services import decide_actions, request_undo
+    from investigations.actions import decide_actions, request_undo
     from tests.enforcement.conftest import RunningServer
 
     policy = RunningServer().start(port=stack.policy_port)
@@ -203,7 +203,7 @@ def test_disable_account_is_refused_by_dovecot_and_postfix_and_undo_lifts_both(s
 
 
 def test_revoke_sessions_kicks_the_users_imap_sessions(stack, operator, tenant):
-    from investigations.action_services import decide_actions
+    from investigations.actions import decide_actions
 
     session = stack.imap_login(CAROL, "carolpass")
     session.select("INBOX")
@@ -219,7 +219,7 @@ def test_revoke_sessions_kicks_the_users_imap_sessions(stack, operator, tenant):
 
 def test_doveadm_down_is_a_clear_connector_error_and_the_action_is_retried(stack, operator, tenant, settings):
     from core.models import AuditEvent
-    from investigations.action_services import decide_actions
+    from investigations.actions import decide_actions
     from mailstack.models import MailstackConnection
 
     settings.ACTION_MAX_ATTEMPTS = 3  # in-process tasks: the retries run at once, not after the backoff

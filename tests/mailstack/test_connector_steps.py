@@ -18,7 +18,7 @@ Status = RemediationAction.Status
 
 
 def approve(action, operator) -> RemediationAction:
-    from investigations.action_services import decide_actions
+    from investigations.actions import decide_actions
 
     decide_actions(action, actor=operator, approve=True)
     action.refresh_from_db()

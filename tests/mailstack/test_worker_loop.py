@@ -21,7 +21,7 @@ Status = RemediationAction.Status
 
 
 def test_the_forwarding_loop_runs_on_the_worker_against_the_real_servers(stack, real_worker, operator):
-    from investigations.action_services import decide_actions, request_undo
+    from investigations.actions import decide_actions, request_undo
     from mailstack.tasks import read_sieve
 
     message_id = stack.submit(ANN, "annpass", ["bob@example.test"], subject="Minutes")
