@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import django_filters
 from django import forms
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
-from django.utils import timezone
 
-from core.filters import FilterSet, since_filter, until_filter
-from core.models import Tenant
+from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
+from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
 
 from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
 from .policies import DEFAULT_POLICIES
@@ -19,8 +16,6 @@ OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (not resolved)"), *Alert.Status.choices]
 CATEGORY_CHOICES = [(category, category) for category in sorted({p.category for p in DEFAULT_POLICIES})]
 POLICY_CHOICES = [("", "Any policy"), *((p.kind, p.name) for p in DEFAULT_POLICIES)]
-PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-PERIOD_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 
 
 def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
@@ -53,12 +48,8 @@ class AlertFilterSet(FilterSet):
         choices=CATEGORY_CHOICES, label="Category", empty_label="Any category"
     )
     user = django_filters.CharFilter(method="filter_user", label="User")
-    tenant = django_filters.ModelChoiceFilter(
-        queryset=Tenant.objects.all(), label="Tenant", empty_label="Any tenant"
-    )
-    last = django_filters.ChoiceFilter(
-        choices=PERIOD_CHOICES, method="filter_last", label="Last activity", empty_label="Any time"
-    )
+    tenant = TenantFilter()
+    last = PeriodFilter(field_name="last_activity_at", label="Last activity", empty_label="Any time")
     since = since_filter("last_activity_at", "Active since")
     until = until_filter("last_activity_at", "Active before")
     ordering = django_filters.OrderingFilter(
@@ -102,6 +93,3 @@ class AlertFilterSet(FilterSet):
         return queryset.filter(
             Q(mailbox__address__icontains=value) | Q(mailbox__display_name__icontains=value)
         )
-
-    def filter_last(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
-        return queryset.filter(last_activity_at__gte=timezone.now() - PERIODS[value])

@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.models import AuditEvent, Tenant
+from core.queueing import enqueue_on_commit
 from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
@@ -35,6 +36,7 @@ from .policies import DEFAULT_POLICIES, DEFAULTS_BY_KIND
 
 logger = logging.getLogger(__name__)
 
+TRIAGE_PERMISSION = "alerts.triage_alert"
 RESTRICT_ONLY_IF_BREACH_WITHIN = timedelta(hours=24)
 INVESTIGATE_WHEN_OTHER_OPEN_WITHIN = timedelta(hours=24)
 # Restrictions the console itself places: by an administrator, or by an approved block sender.
@@ -346,9 +348,7 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 after={"evidence_count": alert.evidence_count},
             )
             publish_change("alert.updated", target=alert, payload=_alert_change(alert))
-        transaction.on_commit(
-            current_app.signature("incidents.correlate_alert", args=(alert.pk,)).apply_async
-        )
+        enqueue_on_commit("incidents.correlate_alert", alert.pk)
         if detection.breach is not None:
             _contain(policy, mailbox, detection, [alert], now)
         if created:
@@ -408,10 +408,7 @@ def _maybe_investigate(alert: Alert, now: datetime) -> None:
         return
     if "investigations.start" not in current_app.tasks:
         return  # the investigations app is not installed in this build
-    alert_id = alert.pk
-    transaction.on_commit(
-        lambda: current_app.signature("investigations.start", args=(alert_id,)).apply_async()
-    )
+    enqueue_on_commit("investigations.start", alert.pk)
 
 
 def raise_restriction_alert(restriction_id: int) -> Alert | None:
@@ -491,7 +488,7 @@ def evaluate_mailboxes(
                     touched += len(raise_alert(policy, detection))
             except _INFRASTRUCTURE_ERRORS:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one user's failure is recorded and retried alone
                 failures.setdefault(detection.mailbox_id, []).append((kind, exc))
     if failures:
         _record_failures(tenant, {m.pk: m for m in mailboxes}, failures, start, end, attempt)
@@ -506,7 +503,7 @@ def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[
             return list(detect(policy, mailboxes, start, end))
     except _INFRASTRUCTURE_ERRORS:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a detector bug: retry per mailbox to isolate it
         if len(mailboxes) == 1:
             failures.setdefault(mailboxes[0].pk, []).append((kind, exc))
             return []
@@ -522,7 +519,7 @@ def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Det
             return list(detect(policy, [mailbox], start, end))
     except _INFRASTRUCTURE_ERRORS:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded as this mailbox's failure, retried later
         failures.setdefault(mailbox.pk, []).append((kind, exc))
         return []
 
@@ -567,13 +564,15 @@ def _record_failures(
     EvaluationFailure.objects.bulk_create(rows)
     if final:
         return
-    retry = current_app.signature(
+    enqueue_on_commit(
         "alerts.evaluate",
-        args=(tenant.pk, sorted(failures), start.isoformat(), end.isoformat()),
-        kwargs={"attempt": attempt + 1},
+        tenant.pk,
+        sorted(failures),
+        start.isoformat(),
+        end.isoformat(),
+        attempt + 1,
         countdown=RETRY_BASE_SECONDS * 2**attempt,
     )
-    transaction.on_commit(retry.apply_async)
 
 
 # ------------------------------------------------------------------------------------------------ triage
@@ -608,6 +607,10 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
 
 
 def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+    """Assign the alert to an active person who may triage alerts (None unassigns); a New alert becomes In
+    progress. Anyone else is refused with :class:`AlertStateError`, whoever asks (console, API, a task)."""
+    if assignee is not None and not (assignee.is_active and assignee.has_perm(TRIAGE_PERMISSION)):
+        raise AlertStateError(f"{assignee.get_username()!r} is not a person who may triage alerts.")
     with transaction.atomic():
         alert = _locked(alert)
         before = {
@@ -759,10 +762,7 @@ def reopen_alert(
         )
         publish_change("alert.reopened", target=alert, payload=_alert_change(alert))
         # The incident reopens with its alert (a higher layer: by task name, on commit).
-        alert_id = alert.pk
-        transaction.on_commit(
-            lambda: current_app.signature("incidents.correlate_alert", args=(alert_id,)).apply_async()
-        )
+        enqueue_on_commit("incidents.correlate_alert", alert.pk)
     return alert
 
 

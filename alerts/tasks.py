@@ -1,18 +1,11 @@
 from datetime import datetime
 
-from celery import shared_task
-from django.db import OperationalError
+from core.queueing import domain_task
 
 from . import services
 
 
-@shared_task(
-    name="alerts.evaluate",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("alerts.evaluate")
 def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str, attempt: int = 0) -> None:
     """Run the detectors for the users one ingested batch touched (one task per batch, never per event).
 
@@ -23,25 +16,13 @@ def evaluate(tenant_id: int, mailbox_ids: list[int], start: str, end: str, attem
     )
 
 
-@shared_task(
-    name="alerts.restriction_placed",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("alerts.restriction_placed")
 def restriction_placed(restriction_id: int) -> None:
     """Raise or fold "User restricted from sending email" for a new restriction."""
     services.raise_restriction_alert(restriction_id)
 
 
-@shared_task(
-    name="alerts.restriction_released",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("alerts.restriction_released")
 def restriction_released(
     restriction_id: int, resolve: bool, reason: str, actor_id: int | None = None
 ) -> None:

@@ -35,7 +35,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 os.environ.setdefault("ALLOWED_HOSTS", "*")
 os.environ.setdefault("STATIC_MANIFEST", "false")  # pages render without collectstatic
 
-from bench.common import bench_database, percentile  # noqa: E402
+from bench.common import bench_database, percentile
 
 DATABASE = "soc_console_bench_console"
 DOMAIN = "bench.example"
@@ -139,11 +139,11 @@ def seed(rng: random.Random, now: datetime, sizes: dict[str, int]) -> dict:
     started = time.perf_counter()
     sync_roles()
     users = get_user_model()
-    admin = users.objects.create_user("bench.admin", password="unused-bench-password")  # noqa: S106
+    admin = users.objects.create_user("bench.admin", password="unused-bench-password")
     admin.groups.add(Group.objects.get(name=ADMINISTRATOR))
     analysts = [admin]
     for n in range(4):
-        analyst = users.objects.create_user(f"analyst{n}", password="unused-bench-password")  # noqa: S106
+        analyst = users.objects.create_user(f"analyst{n}", password="unused-bench-password")
         analyst.groups.add(Group.objects.get(name=OPERATOR))
         analysts.append(analyst)
     tenant = Tenant.objects.default()

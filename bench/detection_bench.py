@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
-from bench.common import ROOT, bench_database, celery_worker, percentile  # noqa: E402
+from bench.common import ROOT, bench_database, celery_worker, percentile
 
 DATABASE = "soc_console_bench_detect"
 

@@ -33,7 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 
-from bench.common import ROOT, bench_database, percentile  # noqa: E402
+from bench.common import ROOT, bench_database, percentile
 
 BENCH_DB = "soc_mailstack_bench"
 SECRET = "bench-secret"

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 
-from bench.common import bench_database  # noqa: E402
-from bench.console_bench import copy_rows  # noqa: E402
+from bench.common import bench_database
+from bench.console_bench import copy_rows
 
 DATABASE = "soc_console_bench_retention"
 DOMAIN = "bench.example"

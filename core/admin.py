@@ -10,6 +10,8 @@ from .models import ApiToken, AuditEvent, Tenant
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin page that shows rows and changes none: writes go through the services (audited)."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

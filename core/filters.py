@@ -11,13 +11,22 @@ character or a lone surrogate in a text, a text longer than :data:`MAX_TEXT_LENG
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
+from django.db.models import QuerySet
+from django.utils import timezone
+from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
+
+from .models import Tenant
+
+#: The "last …" periods the lists offer (alert activity, investigation creation, restriction placement).
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+PERIOD_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 
 MAX_TEXT_LENGTH = 1000
 MAX_INTEGER = 2**63 - 1
@@ -33,7 +42,7 @@ class UtcDateTimeField(IsoDateTimeField):
     """An ISO 8601 (or browser ``datetime-local``) time, handed to the query in UTC; one whose UTC form
     leaves the calendar is refused."""
 
-    def to_python(self, value):  # noqa: ANN001, ANN201 - django's signature
+    def to_python(self, value):
         return _in_utc(super().to_python(value))
 
 
@@ -73,6 +82,63 @@ def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
     )
 
 
+class PeriodFilter(django_filters.ChoiceFilter):
+    """``field_name`` within one of :data:`PERIODS` of now (``?last=24h`` / ``7d`` / ``30d``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("choices", PERIOD_CHOICES)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet, value: str) -> QuerySet:
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.filter(**{f"{self.field_name}__gte": timezone.now() - PERIODS[value]})
+
+
+class TenantChoiceField(forms.ModelChoiceField):
+    """A tenant named by its slug (the one form every list and the ingest API take). For links made before the
+    lists agreed on it, a number that is no tenant's slug is read as the tenant's id."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["to_field_name"] = "slug"
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        tenant = tenant_named(str(value), self.queryset)
+        if tenant is None:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return tenant
+
+
+def tenant_named(key: str, tenants: QuerySet[Tenant] | None = None) -> Tenant | None:
+    """The tenant whose slug is ``key`` or, failing that, whose id it is; None for a key no tenant has (or
+    one the database could not even compare: a NUL, a lone surrogate, a number past 64 bits)."""
+    tenants = Tenant.objects.all() if tenants is None else tenants
+    key = key.strip()
+    if not key or len(key) > MAX_TEXT_LENGTH or _UNSTORABLE.search(key):
+        return None
+    tenant = tenants.filter(slug=key).first()
+    if tenant is None and key.isdigit() and int(key) <= MAX_INTEGER:
+        tenant = tenants.filter(pk=int(key)).first()
+    return tenant
+
+
+class TenantFilter(django_filters.ModelChoiceFilter):
+    """Rows of one tenant, named by slug (``?tenant=contoso``; an id still works, see
+    :class:`TenantChoiceField`)."""
+
+    field_class = TenantChoiceField
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("queryset", Tenant.objects.all())
+        kwargs.setdefault("field_name", "tenant")
+        kwargs.setdefault("label", "Tenant")
+        kwargs.setdefault("empty_label", "Any tenant")
+        super().__init__(*args, **kwargs)
+
+
 def _guard(field: forms.Field) -> None:
     """Add the bounds a database value needs to a filter's form field (in place: fields are per filterset)."""
     if isinstance(field, forms.DateTimeField) and not isinstance(field, UtcDateTimeField):
@@ -87,10 +153,10 @@ def _guard(field: forms.Field) -> None:
         field.validators += [_storable_text, MaxLengthValidator(MAX_TEXT_LENGTH)]
 
 
-def _bounded_choice(to_python):  # noqa: ANN001, ANN202
+def _bounded_choice(to_python):
     """A model choice looked up only when its key is a storable value (a 64-bit integer for integer keys)."""
 
-    def checked(value):  # noqa: ANN001, ANN202
+    def checked(value):
         if isinstance(value, str):
             _storable_text(value)
             if len(value) > MAX_TEXT_LENGTH:
@@ -106,7 +172,7 @@ def _bounded_choice(to_python):  # noqa: ANN001, ANN202
 class FilterSet(django_filters.FilterSet):
     """The base of every list's filters: each form field refuses what the database cannot take."""
 
-    def get_form_class(self):  # noqa: ANN201 - django-filter's signature
+    def get_form_class(self):
         form_class = super().get_form_class()
         for field in form_class.base_fields.values():
             _guard(field)

@@ -1,4 +1,5 @@
-"""Layer 0: tenants, the append-only audit trail, API tokens and the worker heartbeat."""
+"""Layer 0: tenants, the append-only audit trail, API tokens, the worker heartbeat, and the outbox and
+change feed every app publishes to (:func:`core.services.publish_change`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """DRF permissions: denied by default, and the same model permissions as the HTML console."""
 
+from django.db.models import QuerySet
 from rest_framework import permissions
 
 from .authentication import TokenPrincipal
@@ -40,3 +41,23 @@ class CanIngest(permissions.BasePermission):
 def tenant_of(request):
     """The tenant a token is bound to, else None (a person may name one)."""
     return request.user.tenant if isinstance(request.user, TokenPrincipal) else None
+
+
+def for_request(queryset: QuerySet, request, tenant_field: str = "tenant") -> QuerySet:
+    """``queryset`` as ``request`` may see it: a token bound to a tenant sees that tenant's rows only; a
+    person sees every tenant's (their role decides what; ``?tenant=`` narrows a list)."""
+    tenant = tenant_of(request)
+    return queryset if tenant is None else queryset.filter(**{tenant_field: tenant})
+
+
+class TenantScopedMixin:
+    """For an API viewset: it defines ``base_queryset()``; ``get_queryset()`` is that, scoped to the tenant of
+    the request's token (:func:`for_request`), so no viewset can forget the scoping."""
+
+    tenant_field = "tenant"
+
+    def base_queryset(self) -> QuerySet:
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet:
+        return for_request(self.base_queryset(), self.request, self.tenant_field)

@@ -27,7 +27,7 @@ _ERRORS = {
 }
 
 
-def document_error_responses(result: dict, generator, request, public) -> dict:  # noqa: ANN001
+def document_error_responses(result: dict, generator, request, public) -> dict:
     """Postprocessing hook: the error answers every operation can give, declared where they apply (a 400
     where there are parameters or a body, a 404 where the path names an object), as ``{"detail": …}`` or
     ``{field: [messages]}``."""

@@ -15,6 +15,7 @@ from .context import current_request_id
 from .exceptions import TokenError
 from .feed import declaration_of
 from .models import ApiToken, AuditEvent, ChangeFeedEntry, Heartbeat, OutboxMessage, Tenant, hash_token
+from .queueing import enqueue
 
 SYSTEM_ACTOR = "system"
 
@@ -114,7 +115,7 @@ class DispatchOnCommit:
     """The on-commit hook enqueuing one ``notifications.dispatch`` per transaction, however many changes."""
 
     def __call__(self) -> None:
-        current_app.signature(DISPATCH_TASK).apply_async()
+        enqueue(DISPATCH_TASK)
 
 
 def publish_change(

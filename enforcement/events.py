@@ -64,9 +64,9 @@ class Counters:
 
 def send_task(name: str, args: tuple) -> None:
     """Send a task by name (honours eager mode in embedded setups, like the restriction services do)."""
-    from celery import current_app
+    from core.queueing import enqueue
 
-    current_app.signature(name, args=args).apply_async()
+    enqueue(name, *args)
 
 
 class EventForwarder:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from celery import shared_task
-from django.db import OperationalError
+from core.queueing import domain_task
 
 from . import services
 
 
-@shared_task(
-    name="enforcement.place_restriction",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("enforcement.place_restriction")
 def place_restriction(
     tenant_id: int, address: str, policy_name: str, reason: dict, expires_at: str | None
 ) -> None:
@@ -32,13 +25,7 @@ def place_restriction(
     )
 
 
-@shared_task(
-    name="enforcement.ingest_messages",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("enforcement.ingest_messages")
 def ingest_messages(tenant_id: int, events: list[dict]) -> None:
     """Store one batch of messages the policy service accepted as ``message`` events (lenient ingest:
     idempotent by event id, so a redelivered batch stores nothing twice)."""

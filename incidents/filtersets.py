@@ -13,8 +13,7 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, S
 from django.db.models.functions import Coalesce
 
 from alerts.models import SEVERITY_RANK, Alert, Severity
-from core.filters import FilterSet, since_filter, until_filter
-from core.models import Tenant
+from core.filters import FilterSet, TenantFilter, since_filter, until_filter
 from investigations.models import RemediationAction
 
 from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
@@ -65,9 +64,7 @@ class IncidentFilterSet(FilterSet):
     mailbox = django_filters.NumberFilter(
         field_name="mailbox_id", label="Mailbox id", widget=forms.HiddenInput
     )
-    tenant = django_filters.ModelChoiceFilter(
-        queryset=Tenant.objects.all(), label="Tenant", empty_label="Any tenant"
-    )
+    tenant = TenantFilter()
     since = since_filter("last_activity_at", "Active since")
     until = until_filter("last_activity_at", "Active before")
     alert = django_filters.NumberFilter(

@@ -3,33 +3,24 @@ services. Lower apps enqueue them by name on commit; a redelivery finds the obje
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import OperationalError
+from core.queueing import domain_task
 
 from . import services
 
-_RETRY = {
-    "acks_late": True,
-    "ignore_result": True,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "max_retries": 5,
-}
 
-
-@shared_task(name="incidents.correlate_alert", **_RETRY)
+@domain_task("incidents.correlate_alert")
 def correlate_alert(alert_id: int) -> None:
     """Put a new (or folded) alert in its user's incident."""
     services.correlate_alert(alert_id)
 
 
-@shared_task(name="incidents.correlate_restriction", **_RETRY)
+@domain_task("incidents.correlate_restriction")
 def correlate_restriction(restriction_id: int) -> None:
     """Put a new restriction in its user's incident."""
     services.correlate_restriction(restriction_id)
 
 
-@shared_task(name="incidents.correlate_investigation", **_RETRY)
+@domain_task("incidents.correlate_investigation")
 def correlate_investigation(investigation_id: int) -> None:
     """Put a new investigation in its user's incident."""
     services.correlate_investigation(investigation_id)

@@ -13,7 +13,7 @@ class InvestigationsConfig(AppConfig):
 
         from . import (  # noqa: F401 - the playbook's tasks too (start, run)
             action_tasks,
-            audit_kinds,  # noqa: F401 - declare the audit actions and their feed kinds
+            audit_kinds,
             tasks,
         )
         from .release_checklist import release_checklist_ticks

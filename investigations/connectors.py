@@ -14,7 +14,7 @@ A retryable failure (timeout, throttling) raises :class:`TransientConnectorError
 with backoff. Anything else that cannot succeed raises :class:`ConnectorError` and the action fails.
 
 ``block_sender`` is never a connector's business: it goes through the restriction services, which the policy
-service enforces, whatever the connector (see :mod:`investigations.actions`).
+service enforces, whatever the connector (see :mod:`investigations.action_services`).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from core.exceptions import DomainError
 from core.models import Tenant
 from mailboxes import services as directory
 from mailboxes.addresses import domain_of
 from mailboxes.models import AcceptedDomain, Delegation, InboxRule, Mailbox, MailboxForwarding
 from mailflow.models import MessageEvent
 
+from .exceptions import ConnectorError, ConnectorNotConfigured
 from .models import MailCluster, RemediationAction, SoftDeletedMessage
 
 Type = RemediationAction.Type
@@ -43,18 +43,6 @@ Type = RemediationAction.Type
 # Where a change made by an investigation comes from, in the directory history.
 HISTORY_SOURCE = "investigation"
 BUILTIN_NOTE = "applied in the console; no mail platform connected"
-
-
-class TransientConnectorError(Exception):
-    """A failure worth retrying: the platform timed out, throttled or was briefly unavailable."""
-
-
-class ConnectorError(DomainError):
-    """A failure retrying will not fix (the platform refused, the target cannot change). User-safe text."""
-
-
-class ConnectorNotConfigured(ConnectorError):
-    """The tenant's connector kind has no entry in ``settings.CONNECTOR_KINDS``."""
 
 
 @dataclass(frozen=True)

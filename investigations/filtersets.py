@@ -7,8 +7,6 @@ costs the same few queries whatever its number of rows.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import django_filters
 from django import forms
 from django.db.models import (
@@ -24,10 +22,9 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, Now
-from django.utils import timezone
 
-from core.filters import FilterSet, since_filter, until_filter
-from core.models import Tenant
+from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
+from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
 
 from .models import Finding, Investigation, RemediationAction
 
@@ -41,8 +38,6 @@ ACTION_STATUS_CHOICES = [
     (HISTORY, "History (decided)"),
     *RemediationAction.Status.choices,
 ]
-PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-PERIOD_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
 
 
 def _count(queryset: QuerySet) -> Coalesce:
@@ -87,13 +82,13 @@ class InvestigationFilterSet(FilterSet):
     )
     verdict = django_filters.ChoiceFilter(choices=Investigation.Verdict.choices, label="Verdict")
     user = django_filters.CharFilter(method="filter_user", label="User")
-    tenant = django_filters.ModelChoiceFilter(queryset=Tenant.objects.all(), label="Tenant")
+    tenant = TenantFilter()
     pending = django_filters.BooleanFilter(
         method="filter_pending",
         label="Actions to decide",
         widget=forms.Select(choices=[("", "Any"), ("true", "Yes"), ("false", "No")]),
     )
-    last = django_filters.ChoiceFilter(choices=PERIOD_CHOICES, method="filter_last", label="Created")
+    last = PeriodFilter(field_name="created_at", label="Created")
     since = since_filter("created_at", "Created since")
     until = until_filter("created_at", "Created before")
     ordering = django_filters.OrderingFilter(
@@ -142,9 +137,6 @@ class InvestigationFilterSet(FilterSet):
             return queryset
         return queryset.filter(pending_count__gt=0) if value else queryset.filter(pending_count=0)
 
-    def filter_last(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(created_at__gte=timezone.now() - PERIODS[value])
-
 
 class RemediationActionFilterSet(FilterSet):
     """Pending / open / history or one status, action type, investigation, user, tenant, proposal range;
@@ -156,7 +148,7 @@ class RemediationActionFilterSet(FilterSet):
     action_type = django_filters.ChoiceFilter(choices=RemediationAction.Type.choices, label="Action")
     investigation = django_filters.NumberFilter(field_name="investigation_id", label="Investigation")
     user = django_filters.CharFilter(method="filter_user", label="User")
-    tenant = django_filters.ModelChoiceFilter(queryset=Tenant.objects.all(), label="Tenant")
+    tenant = TenantFilter()
     since = since_filter("proposed_at", "Proposed since")
     until = until_filter("proposed_at", "Proposed before")
     ordering = django_filters.OrderingFilter(

@@ -31,10 +31,13 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.queueing import enqueue
 from core.services import publish_change, record_audit
 
 from . import analyzers
+from .action_services import reopen_investigation_alerts, resolve_investigation_alerts
 from .models import AnalyzerRun, Finding, Investigation
+from .services import request_run
 from .status import derive_status
 
 logger = logging.getLogger(__name__)
@@ -89,10 +92,8 @@ def requeue_stalled_runs(now: datetime | None = None) -> int:
             | Q(status=S.QUEUED, created_at__lt=stale, run_requested_at__isnull=True)
         ).values_list("pk", flat=True)
     )
-    from .tasks import run
-
     for pk in ids:
-        run.delay(pk)
+        enqueue("investigations.run", pk)
     return len(ids)
 
 
@@ -218,8 +219,6 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
             "risk_score": investigation.risk_score,
         },
     )
-    from .actions import reopen_investigation_alerts, resolve_investigation_alerts
-
     if status == S.REMEDIATED:
         # A re-run found every action already done: the alerts close as they would after the last action.
         resolve_investigation_alerts(investigation)
@@ -231,8 +230,6 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
     ]
     if requested is not None and requested > ctx.until and status != S.FAILED:
         # A trigger arrived after this run was claimed: run again with what it added.
-        from .services import request_run
-
         request_run(investigation)
 
 

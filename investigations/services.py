@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from alerts.detection import Detection, Evidence
 from alerts.models import Alert, AlertEvidence, AlertPolicy
 from alerts.services import ensure_default_policies, raise_alert
+from core.queueing import enqueue_on_commit
 from core.services import publish_change, record_audit
 from mailboxes.models import Mailbox
 
@@ -83,14 +83,7 @@ def start_investigation_by_hand(
 def request_run(investigation: Investigation) -> None:
     """Ask for a (re-)run of the analyzers once the current transaction commits."""
     Investigation.objects.filter(pk=investigation.pk).update(run_requested_at=timezone.now())
-    investigation_id = investigation.pk
-    transaction.on_commit(lambda: _enqueue_run(investigation_id))
-
-
-def _enqueue_run(investigation_id: int) -> None:
-    from .tasks import run
-
-    run.delay(investigation_id)
+    enqueue_on_commit("investigations.run", investigation.pk)
 
 
 def _lock_mailbox(mailbox_id: int) -> Mailbox:
@@ -155,8 +148,6 @@ def _open_or_correlate(
             "by_hand": actor is not None,
         },
     )
-    transaction.on_commit(
-        current_app.signature("incidents.correlate_investigation", args=(investigation.pk,)).apply_async
-    )
+    enqueue_on_commit("incidents.correlate_investigation", investigation.pk)
     request_run(investigation)
     return investigation

@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
-from django.db import OperationalError
-
 from alerts.models import Alert
+from core.queueing import domain_task
 
 from . import playbook, services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="investigations.start",
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("investigations.start")
 def start(alert_id: int) -> None:
     """Open an investigation for an alert's user, or correlate the alert into the user's open one."""
     try:
@@ -36,20 +27,13 @@ def start(alert_id: int) -> None:
         logger.warning("Alert %s no longer exists; no investigation started", alert_id)
 
 
-@shared_task(
-    name="investigations.run",
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("investigations.run")
 def run(investigation_id: int) -> None:
     """Run the playbook's analyzers over an investigation and conclude its verdict and status."""
     playbook.run_investigation(investigation_id)
 
 
-@shared_task(name="investigations.beat_requeue_stalled_runs", ignore_result=True)
+@domain_task("investigations.beat_requeue_stalled_runs")
 def beat_requeue_stalled_runs() -> None:
     """Periodic: enqueue again the runs a dead worker or an exhausted retry left Running / Queued."""
     playbook.requeue_stalled_runs()

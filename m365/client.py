@@ -33,7 +33,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from investigations.connectors import ConnectorError, TransientConnectorError
+from investigations.exceptions import ConnectorError, TransientConnectorError
 
 from . import crypto
 from .exceptions import M365Error

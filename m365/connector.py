@@ -27,11 +27,10 @@ from django.utils import timezone
 
 from investigations.connectors import (
     BuiltinConnector,
-    ConnectorError,
     ConnectorResult,
     TargetState,
-    TransientConnectorError,
 )
+from investigations.exceptions import ConnectorError, TransientConnectorError
 from investigations.models import RemediationAction
 from mailflow.models import MessageEvent
 

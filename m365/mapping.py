@@ -279,7 +279,7 @@ def graph_rule_state(rule: dict[str, Any], folder_names: dict[str, str] | None =
 # ------------------------------------------------------------------------------------------------ audit log
 
 
-class ReadRules(Exception):  # noqa: N818 - a request to the puller, not an error
+class ReadRules(Exception):
     """An audit record says a mailbox's inbox rules changed but not how in a form the console can follow (an
     Outlook / EWS ``UpdateInboxRules``, or a rule named only by Exchange's numeric id): the puller re-reads
     that mailbox's rules from Graph instead."""

@@ -35,7 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.exceptions import DomainError
-from investigations.connectors import TransientConnectorError
+from investigations.exceptions import TransientConnectorError
 from mailboxes import services as directory
 from mailboxes.addresses import domain_of
 from mailboxes.models import AcceptedDomain, InboxRule, Mailbox

@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from core.models import Tenant
+from core.queueing import enqueue_on_commit
 from core.services import record_audit
 
 from . import crypto, permissions
 from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
 from .exceptions import M365Error
-from .models import M365Connection
+from .models import M365Connection, Source
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$", re.IGNORECASE)
@@ -188,6 +189,27 @@ def set_enabled(
             after=_public(connection),
         )
     return connection
+
+
+def request_pull(connection: M365Connection, *, actor: AbstractBaseUser | None, source: str = "") -> None:
+    """Queue a pull of every source (or of ``source``) now, whether it is due or not; audited.
+
+    The one place of the manual-pull rule: a disabled connection does not pull, and a source must be one of
+    :class:`Source`. The pull itself is ``m365.pull`` (forced), enqueued once the audit row commits.
+    """
+    if source and source not in Source.values:
+        raise M365Error("Choose a source to pull.")
+    if not connection.enabled:
+        raise M365Error("The connection is disabled: enable it to pull.")
+    with transaction.atomic():
+        record_audit(
+            "m365.connection.pull_requested",
+            target=connection,
+            actor=actor,
+            tenant=connection.tenant,
+            after={"source": source or "all"},
+        )
+        enqueue_on_commit("m365.pull", connection.pk, source, True)
 
 
 def disconnect(connection: M365Connection, *, actor: AbstractBaseUser | None) -> Tenant:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from core.queueing import domain_task
 
 from .models import M365Connection
 from .pull import pull_connection, pull_source
 
 
-@shared_task(name="m365.beat_pull", ignore_result=True)
+@domain_task("m365.beat_pull")
 def beat_pull() -> int:
     """Enqueue a pull of every enabled connection; each pulls only its sources that are due."""
     ids = list(M365Connection.objects.enabled().values_list("pk", flat=True))
@@ -17,7 +17,7 @@ def beat_pull() -> int:
     return len(ids)
 
 
-@shared_task(name="m365.pull", ignore_result=True, acks_late=True)
+@domain_task("m365.pull")
 def pull(connection_id: int, source: str = "", force: bool = False) -> None:
     """Pull one source (or every due source) of a connection; a disabled or deleted one is skipped. The
     cursor leases make a duplicate delivery a no-op."""

@@ -1,20 +1,10 @@
 """Read-only admin views of the directory: every write goes through ``mailboxes.services``."""
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from core.admin import ReadOnlyAdmin
 
 from .models import AcceptedDomain, Delegation, DirectoryChange, InboxRule, Mailbox, MailboxForwarding, SignIn
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(AcceptedDomain)

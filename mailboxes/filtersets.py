@@ -11,8 +11,7 @@ from typing import Any
 import django_filters
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from core.filters import FilterSet
-from core.models import Tenant
+from core.filters import FilterSet, TenantFilter
 
 from .models import Mailbox, SignIn
 
@@ -92,13 +91,7 @@ class MailboxFilterSet(FilterSet):
     vip = django_filters.ChoiceFilter(
         choices=VIP_CHOICES, method="filter_vip", label="VIP", empty_label="All"
     )
-    tenant = django_filters.ModelChoiceFilter(
-        queryset=Tenant.objects.all(),
-        field_name="tenant",
-        to_field_name="slug",
-        label="Tenant",
-        empty_label="All tenants",
-    )
+    tenant = TenantFilter(empty_label="All tenants")
     ordering = NullsLastOrderingFilter(
         fields=ORDERING_FIELDS, field_labels=ORDERING_LABELS, label="Sort", empty_label=DEFAULT_ORDER_LABEL
     )

@@ -9,18 +9,21 @@ Each verb has a batch form (used by the ingest service: a few queries per batch,
 single-item form for the console and remediation (``turn off forwarding`` is ``set_forwarding(mailbox,
 forward_to=None, actor=…)``). Changes made here (``source="console"``) or by a person (``actor``) are also
 written to the audit trail; telemetry (ingest, connectors) is recorded in the history only.
+
+Inbox rules, forwarding and delegations live in :mod:`mailboxes.mailbox_settings` (one "apply changes in event
+order" skeleton for the three) and are re-exported here: ``mailboxes.services`` stays the one import path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core.models import Tenant
@@ -28,23 +31,32 @@ from core.services import record_audit
 
 from .addresses import is_valid_address, is_valid_domain, normalize_address
 from .exceptions import DirectoryError
+from .mailbox_settings import (
+    BULK_BATCH_SIZE,
+    CONSOLE,
+    DELEGATION_OPERATIONS,
+    RULE_OPERATIONS,
+    DelegationChange,
+    ForwardingChange,
+    InboxRuleChange,
+    Kind,
+    Operation,
+    apply_delegation_change,
+    apply_delegation_changes,
+    apply_inbox_rule_change,
+    apply_inbox_rule_changes,
+    history_row,
+    is_audited,
+    set_forwarding,
+    set_forwardings,
+)
 from .models import (
     AcceptedDomain,
-    Delegation,
     DirectoryChange,
-    InboxRule,
     Mailbox,
-    MailboxForwarding,
 )
 
-Kind = DirectoryChange.Kind
-Operation = DirectoryChange.Operation
-CONSOLE = DirectoryChange.Source.CONSOLE
-
-BULK_BATCH_SIZE = 2000
 MAILBOX_ATTRIBUTES = ("display_name", "department", "vip")
-RULE_OPERATIONS = (Operation.CREATED, Operation.UPDATED, Operation.DELETED)
-DELEGATION_OPERATIONS = (Operation.ADDED, Operation.REMOVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,166 +69,6 @@ class MailboxChange:
     at: datetime
     attributes: dict[str, Any] | None = None
     event_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class InboxRuleChange:
-    """An inbox rule created / updated (with its full state) or deleted."""
-
-    mailbox_id: int
-    rule_id: str
-    operation: str
-    at: datetime
-    name: str = ""
-    conditions: dict[str, Any] = field(default_factory=dict)
-    actions: dict[str, Any] = field(default_factory=dict)
-    enabled: bool = True
-    event_id: str = ""
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "rule_id": self.rule_id,
-            "name": self.name,
-            "conditions": self.conditions,
-            "actions": self.actions,
-            "enabled": self.enabled,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardingChange:
-    """Mailbox forwarding set to ``forward_to``, or turned off (``forward_to`` None)."""
-
-    mailbox_id: int
-    at: datetime
-    forward_to: str | None
-    keep_copy: bool = False
-    event_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DelegationChange:
-    """A permission on a mailbox granted to (``added``) or taken from (``removed``) a delegate."""
-
-    mailbox_id: int
-    delegate: str
-    access: str
-    operation: str
-    at: datetime
-    event_id: str = ""
-
-
-def _audited(source: str, actor: AbstractBaseUser | None) -> bool:
-    return actor is not None or source == CONSOLE
-
-
-def _save_directory_batch(
-    model: type[models.Model],
-    new: dict,
-    changed: dict,
-    fields: list[str],
-    history: list[DirectoryChange],
-    audits: list[tuple[models.Model, str, Any, Any]],
-    *,
-    audit_prefix: str,
-    source: str,
-    actor: AbstractBaseUser | None,
-    tenant: Tenant,
-) -> None:
-    """Write one batch of directory state (new and changed rows), its history, and — for a person's or the
-    console's change — one audit row per change (``audits``: target, operation, before, after)."""
-    if new:
-        model.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
-    if changed:
-        model.objects.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
-    DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
-    if _audited(source, actor):
-        for row, operation, before, after in audits:
-            record_audit(
-                f"{audit_prefix}.{operation}",
-                target=row,
-                actor=actor,
-                actor_label=source,
-                tenant=tenant,
-                before=before,
-                after=after,
-            )
-
-
-def _history(
-    tenant: Tenant,
-    mailbox: Mailbox | int,
-    kind: str,
-    key: str,
-    operation: str,
-    at: datetime,
-    state: dict[str, Any],
-    *,
-    applied: bool,
-    event_id: str,
-    source: str,
-    recorded_at: datetime,
-) -> DirectoryChange:
-    target = {"mailbox": mailbox} if isinstance(mailbox, Mailbox) else {"mailbox_id": mailbox}
-    return DirectoryChange(
-        tenant=tenant,
-        kind=kind,
-        key=key,
-        operation=operation,
-        at=at,
-        state=state,
-        applied=applied,
-        event_id=event_id,
-        source=source,
-        recorded_at=recorded_at,
-        **target,
-    )
-
-
-class _Removals:
-    """When rules / delegations were removed, from history and the batch. Read lazily, once a batch, and only
-    when a late, older creation needs it: events arriving in order never pay the query."""
-
-    def __init__(
-        self,
-        tenant: Tenant,
-        kind: str,
-        operation: str,
-        in_batch: list[tuple[tuple, datetime]],
-        *,
-        key_of: Callable[[int, str, dict | None], tuple],
-        mailbox_ids: set[int],
-        keys: set[str],
-    ) -> None:
-        self._query = dict(
-            tenant=tenant, kind=kind, operation=operation, mailbox_id__in=mailbox_ids, key__in=keys
-        )
-        self._key_of = key_of
-        self._in_batch = in_batch
-        self._times: dict[tuple, list[datetime]] | None = None
-
-    def _load(self) -> dict[tuple, list[datetime]]:
-        if self._times is None:
-            self._times = {}
-            rows = DirectoryChange.objects.filter(**self._query).values_list(
-                "mailbox_id", "key", "state", "at"
-            )
-            for mailbox_id, key, state, at in rows:
-                self._times.setdefault(self._key_of(mailbox_id, key, state), []).append(at)
-            for key, at in self._in_batch:
-                self._times.setdefault(key, []).append(at)
-        return self._times
-
-    def in_last_lifetime(
-        self, key: tuple, at: datetime, started_at: datetime | None, removed_at: datetime | None
-    ) -> bool:
-        """Whether an older creation at ``at`` belongs to the entity's current lifetime (present) or its last
-        one (removed): the first removal after ``at`` is none (present) or the final one (removed)."""
-        if started_at is not None and at >= started_at:
-            return False
-        later = [t for t in self._load().get(key, []) if t > at]
-        first_removal_after = min(later) if later else None
-        return first_removal_after == removed_at
 
 
 # --- accepted domains ---------------------------------------------------------------------------------------
@@ -390,7 +242,7 @@ def upsert_mailboxes(
             if change.attributes is None:
                 if first:
                     history.append(
-                        _history(
+                        history_row(
                             tenant,
                             mailbox,
                             Kind.MAILBOX,
@@ -420,7 +272,7 @@ def upsert_mailboxes(
             else:
                 state = {"address": mailbox.address, **attributes}
             history.append(
-                _history(
+                history_row(
                     tenant,
                     mailbox,
                     Kind.MAILBOX,
@@ -445,7 +297,7 @@ def upsert_mailboxes(
                 batch_size=BULK_BATCH_SIZE,
             )
         DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
-        if _audited(source, actor):
+        if is_audited(source, actor):
             for mailbox in created.values():
                 record_audit(
                     "mailboxes.mailbox.created",
@@ -539,368 +391,26 @@ def update_account_state(
     return mailbox
 
 
-# --- inbox rules --------------------------------------------------------------------------------------------
-
-
-def apply_inbox_rule_changes(
-    tenant: Tenant,
-    changes: Sequence[InboxRuleChange],
-    *,
-    source: str,
-    actor: AbstractBaseUser | None = None,
-) -> list[InboxRule]:
-    """Apply inbox rule changes in event-time order; the newest change of a rule is its state.
-
-    ``created`` / ``updated`` carry the rule's full state (a rule not yet known is created by either);
-    ``deleted`` sets ``removed_at`` (a deletion of an unknown rule is kept as a removed row, so an older
-    creation arriving later cannot resurrect it). An older ``created`` arriving late still moves
-    ``created_at`` back. Returns the rules touched, in the order of ``changes`` sorted by time.
-    """
-    if not changes:
-        return []
-    for change in changes:
-        if change.operation not in RULE_OPERATIONS:
-            raise DirectoryError(f"Unknown inbox rule operation {change.operation!r}.")
-    ordered = sorted(changes, key=attrgetter("at"))
-    now = timezone.now()
-    with transaction.atomic():
-        rules = {
-            (r.mailbox_id, r.rule_id): r
-            for r in InboxRule.objects.filter(
-                tenant=tenant,
-                mailbox_id__in={c.mailbox_id for c in ordered},
-                rule_id__in={c.rule_id for c in ordered},
-            )
-        }
-        removals = _Removals(
-            tenant,
-            Kind.INBOX_RULE,
-            Operation.DELETED,
-            [((c.mailbox_id, c.rule_id), c.at) for c in ordered if c.operation == Operation.DELETED],
-            key_of=lambda mailbox_id, key, state: (mailbox_id, key),
-            mailbox_ids={c.mailbox_id for c in ordered},
-            keys={c.rule_id for c in ordered},
-        )
-        new: dict[tuple[int, str], InboxRule] = {}
-        changed: dict[tuple[int, str], InboxRule] = {}
-        history: list[DirectoryChange] = []
-        touched: list[InboxRule] = []
-        audits: list[tuple[InboxRule, str, dict | None, dict | None]] = []
-        for change in ordered:
-            key = (change.mailbox_id, change.rule_id)
-            rule = rules.get(key)
-            newer = rule is None or change.at >= rule.changed_at
-            before = rule.state() if rule is not None and rule.is_present else None
-            if rule is None:
-                rule = InboxRule(tenant=tenant, mailbox_id=change.mailbox_id, rule_id=change.rule_id)
-                rules[key] = new[key] = rule
-            elif key not in new:
-                changed.setdefault(key, rule)
-            if change.operation == Operation.DELETED:
-                state = before or {"rule_id": change.rule_id}
-                if newer:
-                    rule.removed_at = rule.changed_at = change.at
-            else:
-                state = change.state()
-                if newer:
-                    if rule.removed_at is not None or rule.created_at is None:
-                        rule.created_at = change.at  # a new rule, or a removed one coming back
-                    rule.removed_at = None
-                    rule.name, rule.conditions = change.name, change.conditions
-                    rule.actions, rule.enabled = change.actions, change.enabled
-                    rule.changed_at = change.at
-                elif removals.in_last_lifetime(key, change.at, rule.created_at, rule.removed_at):
-                    # A late, older change of the rule's current (or last) lifetime: it existed since then.
-                    rule.created_at = change.at
-            history.append(
-                _history(
-                    tenant,
-                    change.mailbox_id,
-                    Kind.INBOX_RULE,
-                    change.rule_id,
-                    change.operation,
-                    change.at,
-                    state,
-                    applied=newer,
-                    event_id=change.event_id,
-                    source=source,
-                    recorded_at=now,
-                )
-            )
-            touched.append(rule)
-            if newer:
-                audits.append((rule, change.operation, before, rule.state() if rule.is_present else None))
-        _save_directory_batch(
-            InboxRule,
-            new,
-            changed,
-            ["name", "conditions", "actions", "enabled", "created_at", "changed_at", "removed_at"],
-            history,
-            audits,
-            audit_prefix="mailboxes.inbox_rule",
-            source=source,
-            actor=actor,
-            tenant=tenant,
-        )
-    return touched
-
-
-def apply_inbox_rule_change(
-    mailbox: Mailbox,
-    *,
-    rule_id: str,
-    operation: str,
-    actor: AbstractBaseUser | None,
-    at: datetime | None = None,
-    name: str = "",
-    conditions: dict[str, Any] | None = None,
-    actions: dict[str, Any] | None = None,
-    enabled: bool = True,
-    source: str = CONSOLE,
-    event_id: str = "",
-) -> InboxRule:
-    """Create, update or delete one inbox rule of ``mailbox`` (remediation: ``operation="deleted"``; undo:
-    re-create it from the saved state). See :func:`apply_inbox_rule_changes`.
-    """
-    change = InboxRuleChange(
-        mailbox_id=mailbox.pk,
-        rule_id=rule_id,
-        operation=operation,
-        at=at or timezone.now(),
-        name=name,
-        conditions=conditions or {},
-        actions=actions or {},
-        enabled=enabled,
-        event_id=event_id,
-    )
-    return apply_inbox_rule_changes(mailbox.tenant, [change], source=source, actor=actor)[0]
-
-
-# --- forwarding ---------------------------------------------------------------------------------------------
-
-
-def set_forwardings(
-    tenant: Tenant,
-    changes: Sequence[ForwardingChange],
-    *,
-    source: str,
-    actor: AbstractBaseUser | None = None,
-) -> list[MailboxForwarding]:
-    """Apply mailbox forwarding changes in event-time order; the newest change is the mailbox's forwarding.
-
-    History: ``set`` rows hold the new forwarding, ``cleared`` rows the forwarding that was turned off.
-    """
-    if not changes:
-        return []
-    ordered = sorted(changes, key=attrgetter("at"))
-    now = timezone.now()
-    with transaction.atomic():
-        rows = {
-            f.mailbox_id: f
-            for f in MailboxForwarding.objects.filter(
-                tenant=tenant, mailbox_id__in={c.mailbox_id for c in ordered}
-            )
-        }
-        new: dict[int, MailboxForwarding] = {}
-        changed: dict[int, MailboxForwarding] = {}
-        history: list[DirectoryChange] = []
-        touched: list[MailboxForwarding] = []
-        audits: list[tuple[MailboxForwarding, str, dict, dict]] = []
-        for change in ordered:
-            row = rows.get(change.mailbox_id)
-            newer = row is None or change.at >= row.changed_at
-            before = row.state() if row is not None else {"forward_to": None, "keep_copy": False}
-            requested = {"forward_to": change.forward_to, "keep_copy": change.keep_copy}
-            operation = Operation.SET if change.forward_to else Operation.CLEARED
-            if newer:
-                if row is None:
-                    row = MailboxForwarding(tenant=tenant, mailbox_id=change.mailbox_id)
-                    rows[change.mailbox_id] = new[change.mailbox_id] = row
-                elif change.mailbox_id not in new:
-                    changed.setdefault(change.mailbox_id, row)
-                row.forward_to, row.keep_copy, row.changed_at = change.forward_to, change.keep_copy, change.at
-                audits.append((row, operation, before, requested))
-            state = before if operation == Operation.CLEARED and newer else requested
-            history.append(
-                _history(
-                    tenant,
-                    change.mailbox_id,
-                    Kind.FORWARDING,
-                    "",
-                    operation,
-                    change.at,
-                    state,
-                    applied=newer,
-                    event_id=change.event_id,
-                    source=source,
-                    recorded_at=now,
-                )
-            )
-            touched.append(rows[change.mailbox_id])
-        _save_directory_batch(
-            MailboxForwarding,
-            new,
-            changed,
-            ["forward_to", "keep_copy", "changed_at"],
-            history,
-            audits,
-            audit_prefix="mailboxes.forwarding",
-            source=source,
-            actor=actor,
-            tenant=tenant,
-        )
-    return touched
-
-
-def set_forwarding(
-    mailbox: Mailbox,
-    *,
-    forward_to: str | None,
-    actor: AbstractBaseUser | None,
-    keep_copy: bool = False,
-    at: datetime | None = None,
-    source: str = CONSOLE,
-    event_id: str = "",
-) -> MailboxForwarding:
-    """Set (or with ``forward_to=None`` turn off) the mailbox's forwarding. See :func:`set_forwardings`."""
-    if forward_to is not None:
-        forward_to = normalize_address(forward_to)
-        if not is_valid_address(forward_to):
-            raise DirectoryError(f"{forward_to!r} is not a valid email address.")
-    change = ForwardingChange(mailbox.pk, at or timezone.now(), forward_to, keep_copy, event_id)
-    return set_forwardings(mailbox.tenant, [change], source=source, actor=actor)[0]
-
-
-# --- delegations --------------------------------------------------------------------------------------------
-
-
-def apply_delegation_changes(
-    tenant: Tenant,
-    changes: Sequence[DelegationChange],
-    *,
-    source: str,
-    actor: AbstractBaseUser | None = None,
-) -> list[Delegation]:
-    """Apply delegation changes in event-time order; the newest change of a (mailbox, delegate, access) wins.
-
-    A removal of an unknown delegation is kept as a removed row (so an older ``added`` arriving later is
-    history only, though it fills in ``added_at``). History rows are keyed by the delegate's address.
-    """
-    if not changes:
-        return []
-    for change in changes:
-        if change.operation not in DELEGATION_OPERATIONS:
-            raise DirectoryError(f"Unknown delegation operation {change.operation!r}.")
-        if change.access not in Delegation.Access.values:
-            raise DirectoryError(f"Unknown delegation access {change.access!r}.")
-    ordered = sorted(changes, key=attrgetter("at"))
-    now = timezone.now()
-    with transaction.atomic():
-        rows = {
-            (d.mailbox_id, d.delegate, d.access): d
-            for d in Delegation.objects.filter(
-                tenant=tenant,
-                mailbox_id__in={c.mailbox_id for c in ordered},
-                delegate__in={c.delegate for c in ordered},
-            )
-        }
-        removals = _Removals(
-            tenant,
-            Kind.DELEGATION,
-            Operation.REMOVED,
-            [
-                ((c.mailbox_id, c.delegate, c.access), c.at)
-                for c in ordered
-                if c.operation == Operation.REMOVED
-            ],
-            key_of=lambda mailbox_id, key, state: (mailbox_id, key, (state or {}).get("access")),
-            mailbox_ids={c.mailbox_id for c in ordered},
-            keys={c.delegate for c in ordered},
-        )
-        new: dict[tuple, Delegation] = {}
-        changed: dict[tuple, Delegation] = {}
-        history: list[DirectoryChange] = []
-        touched: list[Delegation] = []
-        audits: list[tuple[Delegation, str]] = []
-        for change in ordered:
-            key = (change.mailbox_id, change.delegate, change.access)
-            row = rows.get(key)
-            newer = row is None or change.at >= row.changed_at
-            if row is None:
-                row = Delegation(
-                    tenant=tenant,
-                    mailbox_id=change.mailbox_id,
-                    delegate=change.delegate,
-                    access=change.access,
-                )
-                rows[key] = new[key] = row
-            elif key not in new:
-                changed.setdefault(key, row)
-            added = change.operation == Operation.ADDED
-            if newer:
-                if added and (row.removed_at is not None or row.added_at is None):
-                    row.added_at = change.at
-                if added:
-                    row.removed_at = None
-                else:
-                    row.removed_at = change.at
-                row.changed_at = change.at
-                audits.append((row, change.operation))
-            elif added and removals.in_last_lifetime(key, change.at, row.added_at, row.removed_at):
-                row.added_at = change.at  # a late, older grant of the current (or last) lifetime
-            history.append(
-                _history(
-                    tenant,
-                    change.mailbox_id,
-                    Kind.DELEGATION,
-                    change.delegate,
-                    change.operation,
-                    change.at,
-                    {"delegate": change.delegate, "access": change.access},
-                    applied=newer,
-                    event_id=change.event_id,
-                    source=source,
-                    recorded_at=now,
-                )
-            )
-            touched.append(row)
-        _save_directory_batch(
-            Delegation,
-            new,
-            changed,
-            ["added_at", "changed_at", "removed_at"],
-            history,
-            [
-                (
-                    row,
-                    op,
-                    {**row.state(), "present": op != Operation.ADDED},
-                    {**row.state(), "present": op == Operation.ADDED},
-                )
-                for row, op in audits
-            ],
-            audit_prefix="mailboxes.delegation",
-            source=source,
-            actor=actor,
-            tenant=tenant,
-        )
-    return touched
-
-
-def apply_delegation_change(
-    mailbox: Mailbox,
-    *,
-    delegate: str,
-    access: str,
-    operation: str,
-    actor: AbstractBaseUser | None,
-    at: datetime | None = None,
-    source: str = CONSOLE,
-    event_id: str = "",
-) -> Delegation:
-    """Add or remove one delegation of ``mailbox`` (remediation: ``operation="removed"``; undo: "added")."""
-    cleaned = normalize_address(delegate)
-    if not is_valid_address(cleaned):
-        raise DirectoryError(f"{delegate!r} is not a valid email address.")
-    change = DelegationChange(mailbox.pk, cleaned, access, operation, at or timezone.now(), event_id)
-    return apply_delegation_changes(mailbox.tenant, [change], source=source, actor=actor)[0]
+__all__ = [
+    "BULK_BATCH_SIZE",
+    "CONSOLE",
+    "DELEGATION_OPERATIONS",
+    "RULE_OPERATIONS",
+    "DelegationChange",
+    "ForwardingChange",
+    "InboxRuleChange",
+    "MailboxChange",
+    "add_accepted_domain",
+    "apply_delegation_change",
+    "apply_delegation_changes",
+    "apply_inbox_rule_change",
+    "apply_inbox_rule_changes",
+    "declare_accepted_domains",
+    "remove_accepted_domain",
+    "set_forwarding",
+    "set_forwardings",
+    "sync_accepted_domains",
+    "update_account_state",
+    "upsert_mailbox",
+    "upsert_mailboxes",
+]

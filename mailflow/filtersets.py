@@ -3,8 +3,7 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
-from core.filters import FilterSet
-from core.models import Tenant
+from core.filters import FilterSet, TenantFilter
 from mailboxes.addresses import normalize_address
 
 from .models import MessageEvent
@@ -19,9 +18,7 @@ class MessageEventFilterSet(FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="gte", label="Sent at or after")
     until = django_filters.IsoDateTimeFilter(field_name="time", lookup_expr="lte", label="Sent at or before")
     external = django_filters.BooleanFilter(method="filter_external", label="Has external recipients")
-    tenant = django_filters.ModelChoiceFilter(
-        queryset=Tenant.objects.all(), field_name="tenant", to_field_name="slug", label="Tenant"
-    )
+    tenant = TenantFilter()
     ordering = django_filters.OrderingFilter(
         fields=(
             ("time", "time"),

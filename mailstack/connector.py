@@ -29,11 +29,10 @@ from django.conf import settings
 
 from investigations.connectors import (
     BuiltinConnector,
-    ConnectorError,
     ConnectorResult,
     TargetState,
-    TransientConnectorError,
 )
+from investigations.exceptions import ConnectorError, TransientConnectorError
 from investigations.models import RemediationAction, SoftDeletedMessage
 from mailboxes import services as directory
 from mailboxes.models import MailboxForwarding

@@ -28,11 +28,12 @@ import time
 from dataclasses import dataclass
 
 import redis
-from celery import current_app
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from core.queueing import enqueue
 
 from . import state
 from .mapping import BadRequest, Skipped, dovecot_sign_in, rspamd_event
@@ -104,7 +105,7 @@ def _authorized(request: HttpRequest, secret_hash: str) -> bool:
 
 def _enqueue_drain(config: EndpointConfig) -> None:
     """The first event of a burst schedules one ingest task for the whole burst."""
-    current_app.signature(DRAIN_TASK, args=(config.tenant_id,), countdown=DRAIN_DELAY_SECONDS).apply_async()
+    enqueue(DRAIN_TASK, config.tenant_id, countdown=DRAIN_DELAY_SECONDS)
 
 
 def _queue(config: EndpointConfig, event: dict, source: str) -> None:

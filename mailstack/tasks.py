@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import OperationalError
+from core.queueing import domain_task
 
 from .doveadm import Unreachable
 from .models import MailstackConnection
 
 
-@shared_task(
-    name="mailstack.ingest_pending",
-    ignore_result=True,
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@domain_task("mailstack.ingest_pending")
 def ingest_pending(tenant_id: int) -> None:
     """Store the events the endpoints queued for a tenant (one task per burst; idempotent by event id)."""
     from .services import drain_events
@@ -24,7 +16,7 @@ def ingest_pending(tenant_id: int) -> None:
     drain_events(tenant_id)
 
 
-@shared_task(name="mailstack.beat_drain", ignore_result=True)
+@domain_task("mailstack.beat_drain")
 def beat_drain() -> int:
     """A safety net for a lost burst task: drain every connected tenant's queue."""
     ids = list(MailstackConnection.objects.enabled().values_list("tenant_id", flat=True))
@@ -33,14 +25,7 @@ def beat_drain() -> int:
     return len(ids)
 
 
-@shared_task(
-    name="mailstack.read_sieve",
-    ignore_result=True,
-    acks_late=True,
-    autoretry_for=(Unreachable, OperationalError),
-    retry_backoff=True,
-    max_retries=3,
-)
+@domain_task("mailstack.read_sieve", retry_on=(Unreachable,))
 def read_sieve(connection_id: int) -> None:
     """Read the tenant's Sieve scripts through doveadm and ingest what changed."""
     from .services import read_sieve as read
@@ -52,7 +37,7 @@ def read_sieve(connection_id: int) -> None:
         read(connection)
 
 
-@shared_task(name="mailstack.beat_read_sieve", ignore_result=True)
+@domain_task("mailstack.beat_read_sieve")
 def beat_read_sieve() -> int:
     """Enqueue a Sieve read of every enabled connection whose last read is older than the interval."""
     from .services import sieve_read_due
@@ -63,7 +48,7 @@ def beat_read_sieve() -> int:
     return len(due)
 
 
-@shared_task(name="mailstack.beat_sync_disabled", ignore_result=True)
+@domain_task("mailstack.beat_sync_disabled")
 def beat_sync_disabled() -> int:
     """Rewrite the disabled-account keys of every connected tenant from the directory."""
     from .services import sync_disabled_keys

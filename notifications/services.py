@@ -1,5 +1,6 @@
 """Writes of notifications: webhook endpoints (audited), the dispatcher that turns outbox messages into
 webhook deliveries and mails, and the senders that claim one delivery at a time and retry with backoff.
+Mail wording: :mod:`notifications.wording`; webhook HTTP: :mod:`notifications.transport`.
 
 Delivery semantics: every attempt first claims its row with a conditional update (``pending`` → ``sending``),
 so two workers, a retry and beat never send the same delivery twice. A worker killed between the send and
@@ -9,20 +10,16 @@ it is sent again with the same ``X-SOC-Delivery`` id, which receivers use to dro
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import urllib3
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
@@ -31,8 +28,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import SEVERITY_RANK, AlertPolicy, Severity
+from alerts.models import SEVERITY_RANK, AlertPolicy
 from core.models import OutboxMessage, Tenant
+from core.queueing import enqueue, enqueue_on_commit
 from core.services import publish_change, record_audit, sequence_changes
 from investigations.models import RemediationAction
 
@@ -48,6 +46,8 @@ from .models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from .transport import post_webhook
+from .wording import WAITING_KIND, console_url_for, describe, mail_subject, thread_of
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,6 @@ DELIVER_WEBHOOK_TASK = "notifications.deliver_webhook"
 SEND_EMAIL_TASK = "notifications.send_email"
 DISPATCH_TASK = "notifications.dispatch"
 S = Attempted.Status
-SUBJECT_MAX = 150
-VALUE_MAX = 200
-WAITING_KIND = "action.waiting"
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9-]+")
 
 # ------------------------------------------------------------------------------------------------ endpoints
 
@@ -72,7 +68,7 @@ def create_endpoint(
         raise EndpointError("A webhook endpoint needs a name.")
     try:
         URLValidator(schemes=["http", "https"])(url)
-    except Exception as exc:  # noqa: BLE001 - Django's ValidationError; the message is ours
+    except ValidationError as exc:
         raise EndpointError("Give an http:// or https:// URL.") from exc
     targets.check_url(url)
     unknown = sorted(set(kinds) - {kind for kind, _ in EVENT_KINDS})
@@ -134,7 +130,7 @@ def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) ->
     with transaction.atomic():
         delivery = WebhookDelivery.objects.create(endpoint=endpoint, kind=TEST_KIND, body=_body(document))
         record_audit("notifications.webhook.tested", target=endpoint, actor=actor)
-        _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+        enqueue_on_commit(DELIVER_WEBHOOK_TASK, delivery.pk)
     return delivery
 
 
@@ -170,10 +166,10 @@ def dispatch_outbox(batch: int = 100) -> int:
                             },
                         )
                         if created:
-                            _enqueue(DELIVER_WEBHOOK_TASK, delivery.pk)
+                            enqueue_on_commit(DELIVER_WEBHOOK_TASK, delivery.pk)
                 mail = _plan_email(message)
                 if mail is not None and mail.status == S.PENDING:
-                    _enqueue(SEND_EMAIL_TASK, mail.pk)
+                    enqueue_on_commit(SEND_EMAIL_TASK, mail.pk)
             OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
                 state=OutboxMessage.State.DISPATCHED, dispatched_at=timezone.now()
             )
@@ -192,27 +188,6 @@ def _body(document: dict[str, Any]) -> str:
     return json.dumps({**document, "console_url": console_url_for(document)}, sort_keys=True)
 
 
-def _enqueue(task: str, pk: int, countdown: float | None = None) -> None:
-    transaction.on_commit(lambda: current_app.signature(task, args=(pk,)).apply_async(countdown=countdown))
-
-
-def console_url_for(document: dict[str, Any]) -> str:
-    """The console page of a change's target (absolute, from ``CONSOLE_BASE_URL``)."""
-    data, target = document.get("data") or {}, document.get("target") or {}
-    kind = document.get("kind", "")
-    if kind.startswith("alert."):
-        path = reverse("console:alert_detail", args=[target.get("id")])
-    elif kind.startswith("incident."):
-        path = reverse("console:incident_detail", args=[target.get("id")])
-    elif kind.startswith("restriction."):
-        path = reverse("console:restricted_user_detail", args=[target.get("id")])
-    elif data.get("investigation_id"):
-        path = reverse("console:investigation_detail", args=[data["investigation_id"]])
-    else:
-        path = reverse("console:dashboard")
-    return settings.CONSOLE_BASE_URL.rstrip("/") + path
-
-
 # ------------------------------------------------------------------------------------------------ mail
 
 
@@ -225,7 +200,7 @@ def _plan_email(message: OutboxMessage) -> EmailNotification | None:
     data = message.payload.get("data") or {}
     budget = _budget(budget_key, limit)
     if EmailBudget.objects.filter(pk=budget.pk, sent__lt=F("limit")).update(sent=F("sent") + 1):
-        subject, context = _describe(message.kind, data)
+        subject, context = describe(message.kind, data)
         context["url"] = console_url_for(message.payload)
         return _mail(message, recipients, subject, context, summary=False, thread=thread_of(message.payload))
     EmailBudget.objects.filter(pk=budget.pk).update(suppressed=F("suppressed") + 1)
@@ -245,7 +220,7 @@ def _plan_email(message: OutboxMessage) -> EmailNotification | None:
         outbox=message,
         kind=message.kind,
         recipients=recipients,
-        subject=_subject(_describe(message.kind, data)[0]),
+        subject=mail_subject(describe(message.kind, data)[0]),
         status=S.SUPPRESSED,
         finished_at=timezone.now(),
     )
@@ -291,99 +266,6 @@ def _budget(key: str, limit: int) -> EmailBudget:
     return budget
 
 
-def _clip(value: Any) -> str:
-    """A single-line value of bounded length (addresses, titles and action targets come from telemetry)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= VALUE_MAX else text[: VALUE_MAX - 1] + "…"
-
-
-def _when(value: str | None) -> str:
-    """An ISO timestamp as an analyst reads it (minutes, UTC)."""
-    if not value:
-        return ""
-    try:
-        return f"{datetime.fromisoformat(value).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    except ValueError:
-        return _clip(value)
-
-
-def _subject(text: str) -> str:
-    text = " ".join(f"[SOC] {text}".split())
-    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "…"
-
-
-def _describe(kind: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The subject and the template context of a change's mail: what an analyst needs, nothing more."""
-    user = _clip(data.get("user", ""))
-    if kind == "alert.raised":
-        severity = Severity(data["severity"]).label if data.get("severity") in Severity.values else ""
-        headline = f"{severity} alert: {_clip(data.get('title', ''))} for {user}"
-        lines = [
-            ("User", user),
-            ("Severity", severity),
-            ("Events", data.get("evidence_count")),
-            ("First activity", _when(data.get("first_activity_at"))),
-        ]
-    elif kind == "restriction.placed":
-        headline = f"User restricted from sending: {user}"
-        lines = [
-            ("User", user),
-            ("By", _clip(data.get("placed_by") or data.get("policy_name", ""))),
-            ("Until", _when(data.get("expires_at")) or "released by an administrator"),
-        ]
-    elif kind == "restriction.released":
-        flagged = bool(data.get("flagged"))
-        headline = f"Restriction released{' past the release cap' if flagged else ''}: {user}"
-        lines = [
-            ("User", user),
-            ("Released by", _clip(data.get("released_by", ""))),
-            ("Releases in the cap window", data.get("releases_in_window")),
-        ]
-        if flagged:
-            lines.append(("Flagged", "past the release cap: an override reason was given"))
-    elif kind == WAITING_KIND:
-        action_type = data.get("action_type")
-        label = (
-            RemediationAction.Type(action_type).label
-            if action_type in RemediationAction.Type.values
-            else _clip(action_type or "")
-        )
-        headline = f"Action waiting for approval: {label} for {user}"
-        lines = [
-            ("User", user),
-            ("Action", label),
-            ("Target", data.get("target", "")),
-            ("Proposed", _when(data.get("proposed_at"))),
-            ("Investigation", f"#{data.get('investigation_id')}"),
-        ]
-    else:
-        status = str(data.get("status", "")).replace("_", " ")
-        headline = f"Investigation #{data.get('investigation_id')} {status}: {user}"
-        lines = [("User", user), ("Status", status), ("Verdict", data.get("verdict") or "—")]
-    return _subject(headline), {"headline": headline, "lines": [(k, _clip(v)) for k, v in lines if v]}
-
-
-def thread_of(document: dict[str, Any]) -> str:
-    """The deterministic root Message-ID of the thread a change's mail belongs to, or "" for none.
-
-    One thread per alert (``alert.*``), per restriction (``restriction.*``) and per investigation (its status
-    changes and its actions), e.g. ``<alert-7@default.soc-console>``.
-    """
-    kind, data = document.get("kind", ""), document.get("data") or {}
-    target_id = (document.get("target") or {}).get("id")
-    if kind.startswith("alert.") and target_id is not None:
-        key = f"alert-{target_id}"
-    elif kind.startswith("restriction.") and target_id is not None:
-        key = f"restriction-{target_id}"
-    elif data.get("investigation_id") is not None:
-        key = f"investigation-{data['investigation_id']}"
-    else:
-        return ""
-    tenant = _UNSAFE_ID_CHARS.sub("-", str(document.get("tenant") or "")).strip("-")
-    domain = f"{tenant}.soc-console" if tenant else "soc-console"
-    return f"<{_UNSAFE_ID_CHARS.sub('-', key)}@{domain}>"
-
-
 def _mail(
     message: OutboxMessage,
     recipients: list[str],
@@ -399,7 +281,7 @@ def _mail(
     for address in recipients:
         try:
             validate_email(address)
-        except Exception:  # noqa: BLE001 - Django's ValidationError: an invalid address is skipped, logged
+        except ValidationError:  # an invalid address is skipped, logged
             logger.warning("Skipping invalid notification recipient %r", address)
         else:
             valid.append(address)
@@ -408,7 +290,7 @@ def _mail(
         "outbox": message,
         "kind": message.kind,
         "recipients": valid,
-        "subject": _subject(subject.removeprefix("[SOC] ")),
+        "subject": mail_subject(subject.removeprefix("[SOC] ")),
         "text_body": render_to_string("notifications/email.txt", context),
         "html_body": render_to_string("notifications/email.html", context),
         "is_summary": summary,
@@ -504,67 +386,6 @@ def announce_waiting_actions(now: datetime | None = None) -> int:
     return announced
 
 
-# ------------------------------------------------------------------------------------------------ webhooks
-
-
-def signature(secret: str, body: bytes) -> str:
-    """The ``X-SOC-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of the raw body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def post_webhook(delivery: WebhookDelivery) -> tuple[int | None, str]:
-    """POST a delivery's body once to a checked address of its URL; returns (HTTP status or None, error).
-
-    Raises :class:`~notifications.targets.TargetRefused` when the host is or resolves to an address webhooks
-    may not reach. The checked addresses are tried in order until one accepts the connection; nothing else is
-    ever connected to. A redirect is an answer, not a new destination: a signed POST is never replayed
-    elsewhere.
-    """
-    target = targets.pin(delivery.endpoint.url)
-    body = delivery.body.encode()
-    headers = {
-        "Host": target.host_header,
-        "Content-Type": "application/json",
-        "User-Agent": "soc-console-webhooks/1",
-        "X-SOC-Signature": signature(delivery.endpoint.secret, body),
-        "X-SOC-Delivery": str(delivery.delivery_id),
-        "X-SOC-Event": delivery.kind,
-    }
-    error = ""
-    for address in target.addresses:
-        try:
-            with _pool(target, address) as pool:
-                response = pool.urlopen(
-                    "POST", target.path, body=body, headers=headers, redirect=False, assert_same_host=False
-                )
-        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            continue  # this address does not answer: the next checked one may
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:500]
-        if 200 <= response.status < 300:
-            return response.status, ""
-        return response.status, f"HTTP {response.status}"
-    return None, error
-
-
-def _pool(target: targets.Target, address: str) -> urllib3.HTTPConnectionPool:
-    """A connection pool to exactly ``address``; for HTTPS, SNI and the certificate check name the host."""
-    timeout = urllib3.Timeout(total=settings.WEBHOOK_TIMEOUT_SECONDS)
-    if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            address,
-            target.port,
-            timeout=timeout,
-            retries=False,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=settings.WEBHOOK_CA_BUNDLE or None,
-            server_hostname=target.host,
-            assert_hostname=target.host,
-        )
-    return urllib3.HTTPConnectionPool(address, target.port, timeout=timeout, retries=False)
-
-
 def deliver_webhook(delivery_id: int) -> str | None:
     """Send one webhook delivery (claimed first, so never twice at once); 2xx succeeds, else retry later."""
     claimed_at = _claim(WebhookDelivery, delivery_id)
@@ -629,7 +450,7 @@ def _failed(
         status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error
     )
     if task is not None:
-        current_app.signature(task, args=(row.pk,)).apply_async(countdown=delay)
+        enqueue(task, row.pk, countdown=delay)
     return S.PENDING
 
 
@@ -647,8 +468,8 @@ def retry_due(now: datetime | None = None) -> int:
         for pk in model.objects.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
             "pk", flat=True
         )[:1000]:
-            current_app.signature(task, args=(pk,)).apply_async()
+            enqueue(task, pk)
             enqueued += 1
     if OutboxMessage.objects.pending().exists():
-        current_app.signature(DISPATCH_TASK).apply_async()
+        enqueue(DISPATCH_TASK)
     return enqueued

@@ -1,18 +1,14 @@
 """Filters of restrictions, shared by the console's Restricted users list and the API."""
 
-from datetime import timedelta
-
 import django_filters
 from django.db.models import Q
 from django.utils import timezone
 
-from core.filters import FilterSet
-from core.models import Tenant
+from core.filters import PERIODS, FilterSet, PeriodFilter, TenantFilter
 
 from .models import Restriction
 
-PLACED_PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-PLACED_CHOICES = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days")]
+PLACED_PERIODS = PERIODS  # the name the console's dashboard imports
 
 
 class RestrictionFilterSet(FilterSet):
@@ -26,17 +22,9 @@ class RestrictionFilterSet(FilterSet):
     source = django_filters.ChoiceFilter(
         choices=Restriction.Source.choices, label="Placed by", empty_label="Any"
     )
-    placed = django_filters.ChoiceFilter(
-        choices=PLACED_CHOICES, method="filter_placed", label="Placed", empty_label="Any time"
-    )
+    placed = PeriodFilter(field_name="placed_at", label="Placed", empty_label="Any time")
     mailbox = django_filters.NumberFilter(field_name="mailbox_id", label="Mailbox id")
-    tenant = django_filters.ModelChoiceFilter(
-        queryset=Tenant.objects.all(),
-        field_name="tenant",
-        to_field_name="slug",
-        label="Tenant",
-        empty_label="All",
-    )
+    tenant = TenantFilter(empty_label="All")
     ordering = django_filters.OrderingFilter(
         fields=(
             ("placed_at", "placed"),
@@ -62,9 +50,6 @@ class RestrictionFilterSet(FilterSet):
         return queryset.filter(
             Q(mailbox__address__icontains=value.strip()) | Q(mailbox__display_name__icontains=value.strip())
         )
-
-    def filter_placed(self, queryset, name, value):
-        return queryset.filter(placed_at__gte=timezone.now() - PLACED_PERIODS[value])
 
     def filter_state(self, queryset, name, value):
         now = timezone.now()

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.models import Tenant
+from core.queueing import enqueue_on_commit
 from core.services import SYSTEM_ACTOR, publish_change, record_audit
 from mailboxes.models import Delegation, InboxRule, Mailbox, MailboxForwarding
 
@@ -140,12 +140,8 @@ def restrict_user(
         )
         restriction_id, mailbox_id = restriction.pk, mailbox.pk
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
-        transaction.on_commit(
-            current_app.signature("incidents.correlate_restriction", args=(restriction_id,)).apply_async
-        )
-        transaction.on_commit(
-            lambda: current_app.signature("alerts.restriction_placed", args=(restriction_id,)).apply_async()
-        )
+        enqueue_on_commit("incidents.correlate_restriction", restriction_id)
+        enqueue_on_commit("alerts.restriction_placed", restriction_id)
     return restriction, True
 
 
@@ -287,6 +283,12 @@ def releases_within_cap_window(mailbox: Mailbox, now: datetime | None = None) ->
     return Restriction.objects.released().for_mailbox(mailbox).filter(released_at__gte=since).count()
 
 
+def past_release_cap(releases_in_window: int) -> bool:
+    """The release cap rule, in one place: after ``RELEASE_CAP_COUNT`` releases within ``RELEASE_CAP_DAYS``
+    (:func:`releases_within_cap_window`), another release needs an override reason and is flagged."""
+    return releases_in_window >= settings.RELEASE_CAP_COUNT
+
+
 @dataclass(frozen=True)
 class ReleasePlan:
     """What a release would record: the filled-in checklist and whether it is past the cap (flagged)."""
@@ -343,7 +345,7 @@ def plan_release(
             f"Confirm every checklist item before releasing; missing: {', '.join(missing)}."
         )
     count = releases_within_cap_window(restriction.mailbox, now)
-    past_cap = count >= settings.RELEASE_CAP_COUNT
+    past_cap = past_release_cap(count)
     if past_cap and not override_reason.strip():
         raise OverrideRequired(
             f"This account was released {count} times in the last {settings.RELEASE_CAP_DAYS} days "
@@ -444,9 +446,7 @@ def release_user(
             actor.pk,
         )
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
-        transaction.on_commit(
-            lambda: current_app.signature("alerts.restriction_released", args=alert_args).apply_async()
-        )
+        enqueue_on_commit("alerts.restriction_released", *alert_args)
     return restriction
 
 

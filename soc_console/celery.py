@@ -1,4 +1,6 @@
-"""The Celery app. Tasks use Celery's Django task class, so services enqueue with ``delay_on_commit``."""
+"""The Celery app. Domain services enqueue by task name once their transaction commits, through
+:func:`core.queueing.enqueue_on_commit`, and domain tasks are declared with :func:`core.queueing.domain_task`
+(one retry policy). The Django task class is kept so tests and tools may still call ``delay_on_commit``."""
 
 import os
 

@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.exceptions import DomainError
-from core.models import Tenant
-from core.permissions import RolePermission, tenant_of
+from core.filters import tenant_named
+from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
 from ..exceptions import PolicyValidationError
@@ -25,7 +25,7 @@ from ..filtersets import AlertFilterSet
 from ..models import Alert, AlertComment, AlertPolicy, PolicyOverride
 from . import serializers as s
 
-TRIAGE = "alerts.triage_alert"
+TRIAGE = services.TRIAGE_PERMISSION
 CHANGE_POLICY = "alerts.change_alertpolicy"
 
 
@@ -33,7 +33,7 @@ def _bad_request(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class AlertViewSet(viewsets.ReadOnlyModelViewSet):
+class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Alerts, newest activity first, filtered by :class:`AlertFilterSet`; triage needs the operator role."""
 
     permission_classes = [RolePermission]
@@ -41,14 +41,13 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     action_permissions = {"status": TRIAGE, "assign": TRIAGE, "comment": TRIAGE, "resolve": TRIAGE}
     filterset_class = AlertFilterSet
 
-    def get_queryset(self) -> QuerySet[Alert]:
+    def base_queryset(self) -> QuerySet[Alert]:
         queryset = Alert.objects.with_related().select_related("resolved_by")
         if self.action != "list":
             queryset = queryset.prefetch_related(
                 Prefetch("comments", queryset=AlertComment.objects.select_related("author"))
             )
-        tenant = tenant_of(self.request)
-        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+        return queryset
 
     def get_serializer_class(self):
         return s.AlertSerializer if self.action == "list" else s.AlertDetailSerializer
@@ -82,9 +81,12 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
             assignee = (
                 request.user if name == "me" else get_user_model().objects.filter(username=name).first()
             )
-            if assignee is None or not assignee.is_active or not assignee.has_perm(TRIAGE):
+            if assignee is None:
                 return _bad_request(f"{name!r} is not a person who may triage alerts.")
-        alert = services.assign_alert(self.get_object(), actor=request.user, assignee=assignee)
+        try:
+            alert = services.assign_alert(self.get_object(), actor=request.user, assignee=assignee)
+        except DomainError as exc:
+            return _bad_request(str(exc))
         return self._done(alert)
 
     @extend_schema(request=s.AlertCommentInputSerializer, responses=s.AlertDetailSerializer)
@@ -116,7 +118,9 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         return self._done(alert)
 
 
-class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AlertPolicyViewSet(
+    TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """The alert policies of each tenant (seeded with the tenant; a read writes nothing), edited with PATCH;
     per-mailbox overrides.
 
@@ -134,15 +138,11 @@ class AlertPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.AlertPolicySerializer
     http_method_names = ["get", "patch", "post", "delete", "head", "options"]
 
-    def _tenants(self) -> QuerySet[Tenant]:
-        tenant = tenant_of(self.request)
-        return Tenant.objects.filter(pk=tenant.pk) if tenant is not None else Tenant.objects.all()
-
-    def get_queryset(self) -> QuerySet[AlertPolicy]:
-        tenants = self._tenants()
-        queryset = AlertPolicy.objects.filter(tenant__in=tenants).select_related("tenant")
-        if tenant_id := self.request.query_params.get("tenant"):
-            queryset = queryset.filter(tenant_id=tenant_id) if tenant_id.isdigit() else queryset.none()
+    def base_queryset(self) -> QuerySet[AlertPolicy]:
+        queryset = AlertPolicy.objects.select_related("tenant")
+        if key := self.request.query_params.get("tenant"):
+            tenant = tenant_named(key)
+            queryset = queryset.filter(tenant=tenant) if tenant is not None else queryset.none()
         return queryset.prefetch_related("overrides").order_by("tenant__name", "name")
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:

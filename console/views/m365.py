@@ -24,7 +24,6 @@ from m365.api.filtersets import PullRunFilterSet
 from m365.exceptions import M365Error
 from m365.models import M365Connection, PullCursor, PullRun, Source
 from m365.permissions import REQUIREMENTS
-from m365.tasks import pull
 
 from ..forms_m365 import ConnectTenantForm, CredentialForm
 from ..lists import FilteredListView
@@ -225,7 +224,7 @@ def connection_pull(request: HttpRequest, pk: int) -> HttpResponse:
     elif not connection.enabled:
         messages.error(request, "The connection is disabled: enable it to pull.")
     else:
-        pull.delay_on_commit(connection.pk, source=source, force=True)
+        services.request_pull(connection, actor=request.user, source=source)
         what = Source(source).label if source else "Every source"
         messages.success(request, f"{what}: pull queued. Refresh this page to follow it.")
     return redirect("console:m365_connection", pk=pk)

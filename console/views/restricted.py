@@ -127,7 +127,7 @@ def _release_context(request: HttpRequest, restriction: Restriction, form: Relea
         return {"release_form": None}
     auto = services.checklist_auto_ticks(restriction)
     released = services.releases_within_cap_window(restriction.mailbox)
-    past_cap = released >= settings.RELEASE_CAP_COUNT
+    past_cap = services.past_release_cap(released)
     return {
         "release_form": form or ReleaseForm(auto_ticks=auto, past_cap=past_cap),
         "auto_ticks": [(CHECKLIST_ITEMS[item], proof) for item, proof in auto.items()],
@@ -179,7 +179,7 @@ def restriction_release(request: HttpRequest, pk: int) -> HttpResponse:
     """First POST: check and show a confirmation. With ``confirm``: release at once, back to the detail."""
     restriction = get_object_or_404(Restriction.objects.with_related(), pk=pk)
     auto = services.checklist_auto_ticks(restriction)
-    past_cap = services.releases_within_cap_window(restriction.mailbox) >= settings.RELEASE_CAP_COUNT
+    past_cap = services.past_release_cap(services.releases_within_cap_window(restriction.mailbox))
     form = ReleaseForm(request.POST, auto_ticks=auto, past_cap=past_cap)
     if form.is_valid():
         arguments = {

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.exceptions import DomainError
-from core.permissions import RolePermission, tenant_of
+from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
 from ..filtersets import IncidentFilterSet, with_counts
@@ -28,7 +28,7 @@ def _bad_request(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Incidents, latest activity first, filtered by :class:`IncidentFilterSet`."""
 
     permission_classes = [RolePermission]
@@ -36,12 +36,11 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     action_permissions = {"status": TRIAGE, "assign": TRIAGE, "resolve": TRIAGE}
     filterset_class = IncidentFilterSet
 
-    def get_queryset(self) -> QuerySet[Incident]:
+    def base_queryset(self) -> QuerySet[Incident]:
         queryset = with_counts(Incident.objects.with_related()).prefetch_related(
             "alert_links", "restriction_links", "investigation_links"
         )
-        tenant = tenant_of(self.request)
-        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+        return queryset
 
     def get_serializer_class(self):
         return s.IncidentSerializer if self.action == "list" else s.IncidentDetailSerializer

@@ -1,6 +1,6 @@
 """Representations of investigations and remediation actions for ``/api/v1/``, and the inputs of the action
-endpoints. Decisions are validated by :mod:`investigations.actions` (one set of rules for the console and the
-API); these serializers only shape output and parse inputs."""
+endpoints. Decisions are validated by :mod:`investigations.action_services` (one set of rules for the console
+and the API); these serializers only shape output and parse inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..actions import BULK_LIMIT
+from ..action_services import BULK_LIMIT
 from ..models import AnalyzerRun, Finding, Investigation, MailCluster, RemediationAction
 
 

@@ -1,7 +1,7 @@
 """``/api/v1/investigations/`` and ``/api/v1/actions/``: reads for every role (and read tokens, limited to
 their tenant); stopping an investigation and deciding, undoing and closing manual steps for operators. Every
-write goes through :mod:`investigations.actions` / :mod:`investigations.services`; domain errors answer 400
-``{"detail": …}``."""
+write goes through :mod:`investigations.actions` / :mod:`investigations.services`; domain errors
+answer 400 ``{"detail": …}``."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from rest_framework.response import Response
 
 from alerts.models import Alert
 from core.exceptions import DomainError
-from core.permissions import RolePermission, tenant_of
+from core.permissions import RolePermission, TenantScopedMixin
 
-from .. import actions as action_services
+from .. import actions
 from ..filtersets import InvestigationFilterSet, RemediationActionFilterSet, with_counts
 from ..models import Investigation, RemediationAction
 from . import serializers as s
 
-DECIDE = action_services.DECIDE_PERMISSION
-UNDO = action_services.UNDO_PERMISSION
+DECIDE = actions.DECIDE_PERMISSION
+UNDO = actions.UNDO_PERMISSION
 STOP = "investigations.stop_investigation"
 
 
@@ -35,7 +35,7 @@ def _input(serializer_class, request: Request) -> dict:
     return serializer.validated_data
 
 
-class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
+class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Investigations, newest first, filtered by :class:`InvestigationFilterSet`; the detail carries findings,
     clusters, the analyzer log and the actions. ``POST …/stop/`` (operators) rejects its open actions."""
 
@@ -44,7 +44,7 @@ class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
     action_permissions = {"stop": STOP}
     filterset_class = InvestigationFilterSet
 
-    def get_queryset(self) -> QuerySet[Investigation]:
+    def base_queryset(self) -> QuerySet[Investigation]:
         queryset = with_counts(Investigation.objects.with_related())
         if self.action != "list":
             queryset = queryset.select_related("stopped_by").prefetch_related(
@@ -56,8 +56,7 @@ class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
                     "actions", queryset=RemediationAction.objects.with_related().select_related("undone_by")
                 ),
             )
-        tenant = tenant_of(self.request)
-        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+        return queryset
 
     def get_serializer_class(self):
         return s.InvestigationSerializer if self.action == "list" else s.InvestigationDetailSerializer
@@ -67,13 +66,13 @@ class InvestigationViewSet(viewsets.ReadOnlyModelViewSet):
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
         comment = _input(s.CommentInputSerializer, request)["comment"]
         try:
-            action_services.stop_investigation(self.get_object(), actor=request.user, comment=comment)
+            actions.stop_investigation(self.get_object(), actor=request.user, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
 
 
-class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
+class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Remediation actions across investigations (the action center), filtered by
     :class:`RemediationActionFilterSet` (``status=pending`` / ``open`` / ``history`` or one status)."""
 
@@ -89,14 +88,13 @@ class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = RemediationActionFilterSet
     serializer_class = s.RemediationActionSerializer
 
-    def get_queryset(self) -> QuerySet[RemediationAction]:
+    def base_queryset(self) -> QuerySet[RemediationAction]:
         queryset = (
             RemediationAction.objects.with_related()
             .select_related("undone_by")
             .order_by("-proposed_at", "-id")
         )
-        tenant = tenant_of(self.request)
-        return queryset.filter(tenant=tenant) if tenant is not None else queryset
+        return queryset
 
     def _done(self, pks: list[int], code: int = status.HTTP_200_OK) -> Response:
         rows = self.get_queryset().filter(pk__in=pks)
@@ -108,7 +106,7 @@ class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
         comment = _input(s.CommentInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            action_services.decide_actions(target, actor=request.user, approve=approve, comment=comment)
+            actions.decide_actions(target, actor=request.user, approve=approve, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])
@@ -133,7 +131,7 @@ class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
         if missing:
             return _bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
         try:
-            decided = action_services.decide_actions(
+            decided = actions.decide_actions(
                 chosen, actor=request.user, approve=data["decision"] == "approve", comment=data["comment"]
             )
         except DomainError as exc:
@@ -148,7 +146,7 @@ class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
         comment = _input(s.UndoInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            action_services.request_undo(target, actor=request.user, comment=comment)
+            actions.request_undo(target, actor=request.user, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk], status.HTTP_202_ACCEPTED)
@@ -159,9 +157,7 @@ class RemediationActionViewSet(viewsets.ReadOnlyModelViewSet):
         data = _input(s.ManualInputSerializer, request)
         target = self.get_object()
         try:
-            action_services.mark_manual_action(
-                target, actor=request.user, done=data["done"], comment=data["comment"]
-            )
+            actions.mark_manual_action(target, actor=request.user, done=data["done"], comment=data["comment"])
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])

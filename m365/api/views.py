@@ -13,12 +13,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.permissions import RolePermission, tenant_of
+from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
 from ..exceptions import M365Error
 from ..models import M365Connection, PullCursor, PullRun, Source
-from ..tasks import pull as pull_task
 from . import serializers as s
 from .filtersets import PullRunFilterSet
 
@@ -32,7 +31,9 @@ def _bad_request(exc: M365Error) -> Response:
     return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class M365ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class M365ConnectionViewSet(
+    TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Connections (ids, credential kind and date, last test); connect, PATCH, disconnect, test, pull."""
 
     permission_classes = [RolePermission]
@@ -48,12 +49,11 @@ class M365ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     serializer_class = s.M365ConnectionSerializer
 
-    def get_queryset(self) -> QuerySet[M365Connection]:
+    def base_queryset(self) -> QuerySet[M365Connection]:
         connections = M365Connection.objects.select_related("tenant", "created_by").defer(
             "credential_ciphertext"
         )
-        tenant = tenant_of(self.request)
-        return connections.filter(tenant=tenant) if tenant is not None else connections
+        return connections
 
     @extend_schema(request=s.M365ConnectionCreateSerializer, responses={201: s.M365ConnectionSerializer})
     def create(self, request: Request) -> Response:
@@ -110,10 +110,11 @@ class M365ConnectionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         connection = self.get_object()
         data = s.PullRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not connection.enabled:
-            return _bad_request(M365Error("The connection is disabled: enable it to pull."))
         source = data.validated_data.get("source", "")
-        pull_task.delay_on_commit(connection.pk, source=source, force=True)
+        try:
+            services.request_pull(connection, actor=request.user, source=source)
+        except M365Error as exc:
+            return _bad_request(exc)
         return Response(
             {"connection": connection.pk, "source": source, "queued": True}, status=status.HTTP_202_ACCEPTED
         )

@@ -3,14 +3,14 @@
 from django.db.models import QuerySet
 from rest_framework import viewsets
 
-from core.permissions import RolePermission, tenant_of
+from core.permissions import RolePermission, TenantScopedMixin
 
 from ..filtersets import MailboxFilterSet
 from ..models import Mailbox
 from .serializers import MailboxSerializer
 
 
-class MailboxViewSet(viewsets.ReadOnlyModelViewSet):
+class MailboxViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Mailboxes; a token sees its own tenant's only, a person every tenant (filter: ``?tenant=<slug>``)."""
 
     serializer_class = MailboxSerializer
@@ -18,7 +18,6 @@ class MailboxViewSet(viewsets.ReadOnlyModelViewSet):
     read_permission = "mailboxes.view_mailbox"
     filterset_class = MailboxFilterSet
 
-    def get_queryset(self) -> QuerySet[Mailbox]:
+    def base_queryset(self) -> QuerySet[Mailbox]:
         mailboxes = Mailbox.objects.select_related("tenant").order_by("address", "id")
-        tenant = tenant_of(self.request)
-        return mailboxes.filter(tenant=tenant) if tenant is not None else mailboxes
+        return mailboxes

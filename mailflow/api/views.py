@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.models import Tenant
-from core.permissions import CanIngest, RolePermission, tenant_of
+from core.permissions import CanIngest, RolePermission, TenantScopedMixin, tenant_of
 
 from ..decoding import DecodeError, decode_array, decode_json
 from ..filtersets import MessageEventFilterSet
@@ -207,7 +207,7 @@ def _with_lines(items: list[dict[str, Any]], lines: list[int] | None) -> list[di
     return [{**item, "line": lines[item["index"]]} for item in items]
 
 
-class MessageEventViewSet(viewsets.ReadOnlyModelViewSet):
+class MessageEventViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Stored message events; a token sees its own tenant's only, a person every tenant (``?tenant=``)."""
 
     serializer_class = MessageEventSerializer
@@ -215,7 +215,6 @@ class MessageEventViewSet(viewsets.ReadOnlyModelViewSet):
     read_permission = "mailflow.view_messageevent"
     filterset_class = MessageEventFilterSet
 
-    def get_queryset(self) -> QuerySet[MessageEvent]:
+    def base_queryset(self) -> QuerySet[MessageEvent]:
         messages = MessageEvent.objects.with_related().order_by("-time", "-id")
-        tenant = tenant_of(self.request)
-        return messages.filter(tenant=tenant) if tenant is not None else messages
+        return messages

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from core.exceptions import DomainError
 from core.models import Tenant
-from core.permissions import RolePermission
+from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
 from ..models import WebhookDelivery, WebhookEndpoint
@@ -23,15 +23,18 @@ from . import serializers as s
 MANAGE = "notifications.change_webhookendpoint"
 
 
-class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Endpoints (secret prefix only); create (its answer holds the secret, once), disable, test, log."""
+class WebhookEndpointViewSet(
+    TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Endpoints (secret prefix only); create (its answer holds the secret, once), disable, test, log. A token
+    bound to a tenant sees that tenant's endpoints only (not the deployment-wide ones)."""
 
     permission_classes = [RolePermission]
     read_permission = "notifications.view_webhookendpoint"
     action_permissions = {"create": "notifications.add_webhookendpoint", "disable": MANAGE, "test": MANAGE}
     serializer_class = s.WebhookEndpointSerializer
 
-    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+    def base_queryset(self) -> QuerySet[WebhookEndpoint]:
         return WebhookEndpoint.objects.select_related("tenant", "created_by")
 
     @extend_schema(

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.exceptions import DomainError
-from core.permissions import RolePermission, tenant_of
+from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
 from ..exceptions import RestrictionPermissionError
@@ -18,7 +18,9 @@ from ..models import Restriction
 from .serializers import ReleaseSerializer, RestrictByHandSerializer, RestrictionSerializer
 
 
-class RestrictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class RestrictionViewSet(
+    TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = RestrictionSerializer
     permission_classes = [RolePermission]
     read_permission = "restricted_users.view_restriction"
@@ -28,10 +30,9 @@ class RestrictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     }
     filterset_class = RestrictionFilterSet
 
-    def get_queryset(self):
+    def base_queryset(self):
         restrictions = Restriction.objects.with_related()
-        tenant = tenant_of(self.request)
-        return restrictions.filter(tenant=tenant) if tenant is not None else restrictions
+        return restrictions
 
     @extend_schema(
         request=RestrictByHandSerializer, responses={201: RestrictionSerializer, 200: RestrictionSerializer}

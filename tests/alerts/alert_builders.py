@@ -3,53 +3,14 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from alerts.detection import Detection, Evidence
-from alerts.models import Alert, AlertPolicy
-from alerts.services import ensure_default_policies, raise_alert
 from mailboxes.models import Mailbox
+from tests.builders import make_alert, make_mailbox, policy_of
 
-_ids = itertools.count(1)
-
-
-def make_mailbox(tenant, address: str, *, display_name: str = "", department: str = "") -> Mailbox:
-    return Mailbox.objects.create(
-        tenant=tenant, address=address.lower(), display_name=display_name, department=department
-    )
-
-
-def policy_of(tenant, kind: str = AlertPolicy.Kind.SENDING_LIMIT) -> AlertPolicy:
-    return ensure_default_policies(tenant)[kind]
-
-
-def make_alert(
-    tenant,
-    mailbox: Mailbox,
-    kind: str = AlertPolicy.Kind.FORWARDING,
-    *,
-    at: datetime | None = None,
-    events: int = 1,
-    event_kind: str = "forwarding",
-    event_ids: list[str] | None = None,
-    details: dict | None = None,
-) -> Alert:
-    """Raise (or fold into) an alert of ``kind`` for ``mailbox`` with ``events`` fresh evidence events."""
-    at = at or timezone.now() - timedelta(minutes=5)
-    ids = event_ids or [f"evt-{next(_ids)}" for _ in range(events)]
-    detection = Detection(
-        mailbox_id=mailbox.pk,
-        evidence=[
-            Evidence(event_kind, event_id, at + timedelta(seconds=i)) for i, event_id in enumerate(ids)
-        ],
-        details=details or {},
-    )
-    alerts = raise_alert(policy_of(tenant, kind), detection)
-    assert alerts, "the alert was not raised (suppressed or duplicate evidence)"
-    return alerts[-1]
+__all__ = ["make_alert", "make_mailbox", "make_message", "policy_of"]
 
 
 def make_message(

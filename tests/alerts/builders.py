@@ -10,11 +10,12 @@ service, so the rows the detectors read are exactly what production stores.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from mailboxes.models import Mailbox
 from mailflow.ingest import ingest_events
+from tests.builders import Clock, iso
 
 HOME = "contoso.example"
 OUTSIDE = "fabrikam.example"
@@ -22,16 +23,9 @@ OUTSIDE = "fabrikam.example"
 NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 
 
-def today(hh: int, mm: int = 0) -> datetime:
-    return NOW.replace(hour=hh, minute=mm)
-
-
-def days_ago(days: int, hh: int = 9) -> datetime:
-    return today(hh) - timedelta(days=days)
-
-
-def iso(at: datetime) -> str:
-    return at.isoformat()
+CLOCK = Clock(NOW, default_hour=9)
+today = CLOCK.today
+days_ago = CLOCK.days_ago
 
 
 class Telemetry:

@@ -69,6 +69,11 @@ def test_the_list_filters(reader_client, alerts, query, expected):
 def test_the_list_filters_by_policy_id_tenant_and_time_range(reader_client, alerts, tenant, other_tenant):
     delegation = alerts["delegation"]
     assert _ids(reader_client.get(f"/api/v1/alerts/?policy={delegation.policy_id}")) == {delegation.pk}
+    assert _ids(reader_client.get(f"/api/v1/alerts/?tenant={other_tenant.slug}")) == {alerts["foreign"].pk}
+    assert _ids(reader_client.get(f"/api/v1/alerts/?tenant={tenant.slug}")) == {
+        alerts[name].pk for name in ("forwarding", "delegation", "rule")
+    }
+    # The id the list took before tenants were named by slug everywhere still works (older links).
     assert _ids(reader_client.get(f"/api/v1/alerts/?tenant={other_tenant.pk}")) == {alerts["foreign"].pk}
     until = (timezone.now() - timedelta(hours=12)).isoformat()
     response = reader_client.get("/api/v1/alerts/", {"until": until})
@@ -172,6 +177,23 @@ def test_an_alert_cannot_be_assigned_to_a_reader(operator_client, reader, alerts
         f"/api/v1/alerts/{alert.pk}/assign/", {"assignee": reader.username}, content_type="application/json"
     )
     assert response.status_code == 400
+    assert response.json() == {"detail": f"{reader.username!r} is not a person who may triage alerts."}
+
+
+def test_the_assign_service_itself_refuses_a_reader_or_a_deactivated_operator(operator, reader, alerts):
+    from alerts.exceptions import AlertStateError
+    from alerts.services import assign_alert
+
+    alert = alerts["forwarding"]
+    with pytest.raises(AlertStateError):
+        assign_alert(alert, actor=operator, assignee=reader)
+    operator.is_active = False
+    operator.save(update_fields=["is_active"])
+    with pytest.raises(AlertStateError):
+        assign_alert(alert, actor=operator, assignee=operator)
+    alert.refresh_from_db()
+    assert alert.assigned_to is None
+    assert not AuditEvent.objects.filter(action="alerts.alert.assigned").exists()
 
 
 def test_resolving_with_suppression_stops_new_alerts_for_the_pair(operator_client, alerts, tenant):

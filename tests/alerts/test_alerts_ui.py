@@ -170,9 +170,10 @@ def test_the_list_query_count_does_not_grow_with_rows(reader_client, tenant, dja
             alert = make_alert(tenant, mailbox, AlertPolicy.Kind.FORWARDING)
             if i % 2:
                 from alerts.services import assign_alert
+                from core.roles import OPERATOR
                 from tests.conftest import make_user
 
-                assign_alert(alert, actor=None, assignee=make_user(f"op{i}", None))
+                assign_alert(alert, actor=None, assignee=make_user(f"op{i}", OPERATOR))
 
     fill(10)
     from django.db import connection

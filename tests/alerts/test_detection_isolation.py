@@ -124,7 +124,7 @@ def test_a_retry_is_sent_for_the_failed_mailbox_alone_after_a_backoff(
 
     def record(self, *args, **kwargs):
         if self.task == "alerts.evaluate":
-            sent.append((self.args[1], self.kwargs["attempt"], self.options["countdown"]))
+            sent.append((self.args[1], self.args[4], self.options["countdown"]))
 
     monkeypatch.setattr(Signature, "apply_async", record)
     with django_capture_on_commit_callbacks(execute=True):

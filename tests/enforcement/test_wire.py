@@ -76,9 +76,17 @@ def test_it_reconnects_after_redis_drops_the_connection(key_prefix, redis_client
         wire = RedisWire(settings.REDIS_URL)
         try:
             await wire.execute(b"SET", key_prefix, "before")
+            lost = asyncio.Event()
+            connection_lost = wire.connection_lost
+
+            def on_lost(exc: Exception | None) -> None:
+                connection_lost(exc)
+                lost.set()
+
+            wire.connection_lost = on_lost  # the event loop calls the protocol's method on the instance
             host, port = wire._transport.get_extra_info("sockname")[:2]
             redis_client.client_kill(f"{host}:{port}")
-            await asyncio.sleep(0.1)  # the close reaches the loop
+            await asyncio.wait_for(lost.wait(), timeout=5)  # the close has reached the loop
             return await wire.execute(b"GET", key_prefix)
         finally:
             await wire.close()

@@ -5,15 +5,16 @@ tests do not depend on the playbook)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.utils import timezone
 
-from alerts.models import Alert, AlertPolicy
-from alerts.services import ensure_default_policies
+from alerts.models import Alert
 from investigations.models import ACTION_EXPIRY, Finding, Investigation, MailCluster, RemediationAction
 from mailboxes import services as directory
-from mailboxes.models import AcceptedDomain, Mailbox
+from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
+from tests import builders
 
 HOME = "contoso.example"
 OUTSIDE = "fabrikam.example"
@@ -23,26 +24,10 @@ Type = RemediationAction.Type
 Status = RemediationAction.Status
 
 
-def make_mailbox(tenant, address: str = ALICE, *, display_name: str = "Alice Example") -> Mailbox:
-    AcceptedDomain.objects.get_or_create(tenant=tenant, domain=address.split("@")[1])
-    return Mailbox.objects.create(tenant=tenant, address=address, display_name=display_name)
-
-
-def make_alert(tenant, mailbox: Mailbox, *, title: str = "Suspicious email forwarding activity") -> Alert:
-    """An open alert, created through the ORM so that no investigation is started for it."""
-    policy = ensure_default_policies(tenant)[AlertPolicy.Kind.FORWARDING]
-    now = timezone.now()
-    return Alert.objects.create(
-        tenant=tenant,
-        policy=policy,
-        mailbox=mailbox,
-        title=title,
-        severity=policy.severity,
-        category=policy.category,
-        first_activity_at=now - timedelta(hours=1),
-        last_activity_at=now - timedelta(minutes=5),
-        evidence_count=1,
-    )
+#: A mailbox whose domain is accepted (the directory services see its address as internal).
+make_mailbox = partial(builders.make_mailbox, accept_domain=True)
+#: An open alert that starts no investigation.
+make_alert = builders.make_quiet_alert
 
 
 def make_investigation(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from investigations.models import Investigation
 from mailboxes.models import Mailbox
 from mailflow.ingest import IngestResult, ingest_events
+from tests.builders import Clock
 
 HOME = "contoso.example"
 OUTSIDE = "fabrikam.example"
@@ -29,12 +30,9 @@ NOW = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
 PERIOD_START = NOW - timedelta(days=30)
 
 
-def hours_ago(hours: float) -> datetime:
-    return NOW - timedelta(hours=hours)
-
-
-def days_ago(days: float, hour: int = 10) -> datetime:
-    return (NOW - timedelta(days=days)).replace(hour=hour, minute=0)
+CLOCK = Clock(NOW, default_hour=10)
+hours_ago = CLOCK.hours_ago
+days_ago = CLOCK.days_ago
 
 
 class Telemetry:

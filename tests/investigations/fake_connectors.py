@@ -11,11 +11,10 @@ from pathlib import Path
 
 from investigations.connectors import (
     BuiltinConnector,
-    ConnectorError,
     ConnectorResult,
-    TransientConnectorError,
     manual_step_for,
 )
+from investigations.exceptions import ConnectorError, TransientConnectorError
 
 
 class CountingConnector(BuiltinConnector):

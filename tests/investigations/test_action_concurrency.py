@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from investigations import actions
-from investigations.actions import ActionError
+from investigations.exceptions import ActionError
 from investigations.models import RemediationAction
 from mailboxes.models import DirectoryChange, MailboxForwarding
 from tests.conftest import wait_for
@@ -62,7 +62,7 @@ def _together(*calls) -> tuple[list, list[BaseException]]:
         try:
             barrier.wait(timeout=10)
             results.append(call())
-        except BaseException as exc:  # reported to the test thread
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
             errors.append(exc)
         finally:
             connection.close()

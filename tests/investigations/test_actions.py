@@ -14,8 +14,8 @@ from core.models import AuditEvent
 from core.services import DispatchOnCommit
 from investigations import actions
 from investigations.action_tasks import beat_expire_actions
-from investigations.actions import ActionError, ActionPermissionError
 from investigations.connectors import BUILTIN_NOTE
+from investigations.exceptions import ActionError, ActionPermissionError
 from investigations.models import Investigation, RemediationAction, SoftDeletedMessage
 from mailboxes.models import Delegation, DirectoryChange, InboxRule, Mailbox, MailboxForwarding
 from restricted_users.models import Restriction

@@ -427,7 +427,7 @@ class FakeM365:
                     reply = self._route(req, form or {})
         except ApiError as exc:
             reply = exc.reply
-        except Exception:  # a bug of the fake: answer 500 and keep the traceback for the test to see
+        except Exception:  # noqa: BLE001 - a bug of the fake: answer 500 and keep the traceback for the test to see
             self.internal_errors.append(traceback.format_exc())
             reply = Reply(
                 500,

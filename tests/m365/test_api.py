@@ -337,6 +337,8 @@ def test_pull_queues_a_forced_pull(
     assert response.json() == {"connection": m365_connection.pk, "source": "", "queued": True}
     assert len(queued) == 1
     assert PullRun.objects.count() == len(Source)
+    requested = AuditEvent.objects.get(action="m365.connection.pull_requested")
+    assert (requested.actor.username, requested.after) == ("ada.admin", {"source": "all"})
 
     with django_capture_on_commit_callbacks(execute=True):  # nothing is due now: forced all the same
         response = administrator_client.post(url(m365_connection, "pull"), {}, content_type=JSON)
@@ -371,6 +373,7 @@ def test_pull_refuses_an_unknown_source_and_a_disabled_connection(
     assert disabled.status_code == 400
     assert disabled.json() == {"detail": "The connection is disabled: enable it to pull."}
     assert queued == []
+    assert not AuditEvent.objects.filter(action="m365.connection.pull_requested").exists()
 
 
 def test_status_shows_every_source_and_the_recent_runs(

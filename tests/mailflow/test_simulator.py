@@ -262,7 +262,7 @@ def test_the_config_refuses_an_impossible_tenant():
     with pytest.raises(ValueError, match="compromised"):
         SimulationConfig(end=END, mailboxes=10, compromised=9)
     with pytest.raises(ValueError, match="aware"):
-        SimulationConfig(end=datetime(2025, 3, 14, 12))
+        SimulationConfig(end=datetime(2025, 3, 14, 12))  # noqa: DTZ001 - naive on purpose: refused
     with pytest.raises(ValueError, match="home_country"):
         SimulationConfig(end=END, home_country="XX")
     with pytest.raises(ValueError, match="domain"):

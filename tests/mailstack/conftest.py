@@ -142,7 +142,7 @@ def mail_stack(live_server):
     stack.gate = gate
     try:
         stack.start()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any start failure fails the test with the servers' logs
         logs = "\n".join(stack.log(name)[-3000:] for name in ("dovecot", "rspamd", "postfix"))
         stack.stop()
         pytest.fail(f"The mail servers did not start: {exc}\n{logs}")

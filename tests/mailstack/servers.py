@@ -357,7 +357,7 @@ worker "rspamd_proxy" {{
             def __init__(self) -> None:
                 self.messages: list[tuple[str, list[str], bytes]] = []
 
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            async def handle_DATA(self, server, session, envelope):
                 self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
                 return "250 OK"
 
@@ -506,7 +506,7 @@ worker "rspamd_proxy" {{
         client = imaplib.IMAP4("127.0.0.1", IMAP_PORT, timeout=30)
         if originating_ip:
             imaplib.Commands["ID"] = ("NONAUTH", "AUTH", "SELECTED")
-            client._simple_command("ID", f'("x-originating-ip" "{originating_ip}")')  # noqa: SLF001
+            client._simple_command("ID", f'("x-originating-ip" "{originating_ip}")')
         client.login(user, password)
         return client
 

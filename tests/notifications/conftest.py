@@ -57,7 +57,7 @@ class SmtpSink:
     port: int
     mails: list[ReceivedMail] = field(default_factory=list)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.mails.append(
             ReceivedMail(time.monotonic(), envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
         )
@@ -116,7 +116,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append(ReceivedRequest(time.monotonic(), self.path, self.headers, body))
                 self.send_response(receiver.status)

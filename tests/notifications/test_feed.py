@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -99,7 +98,11 @@ def test_the_feed_speaks_cef(tenant, reader_client):
     assert response["X-Next-Cursor"] == "1"
 
 
-def _publish_in_thread(tenant_id: int, n: int, hold: float, started: threading.Event | None = None) -> None:
+def _publish_in_thread(
+    tenant_id: int, n: int, started: threading.Event | None = None, release: threading.Event | None = None
+) -> None:
+    """Publish one change; with ``started`` / ``release``, say when it is written and hold the transaction
+    open until the test releases it."""
     from core.models import Tenant
 
     try:
@@ -107,20 +110,22 @@ def _publish_in_thread(tenant_id: int, n: int, hold: float, started: threading.E
             publish_change("test.change", target=Tenant.objects.get(pk=tenant_id), payload={"n": n})
             if started is not None:
                 started.set()
-            time.sleep(hold)
+            if release is not None:
+                assert release.wait(30), "the test never released the slow writer"
     finally:
         connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_entry_committed_after_a_newer_one_is_not_skipped(tenant, reader_client):
-    started = threading.Event()
-    slow = threading.Thread(target=_publish_in_thread, args=(tenant.pk, 1, 1.0, started))
+    started, release = threading.Event(), threading.Event()
+    slow = threading.Thread(target=_publish_in_thread, args=(tenant.pk, 1, started, release))
     slow.start()
-    started.wait(5)
-    _publish_in_thread(tenant.pk, 2, 0)  # a higher id, committed first
+    assert started.wait(30)
+    _publish_in_thread(tenant.pk, 2)  # a higher id, committed first
     first = page(reader_client)
     assert [e["data"]["n"] for e in first["entries"]] == [2]
+    release.set()
     slow.join()
     second = page(reader_client, first["next_cursor"])
     assert [e["data"]["n"] for e in second["entries"]] == [1]
@@ -130,9 +135,7 @@ def test_an_entry_committed_after_a_newer_one_is_not_skipped(tenant, reader_clie
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_and_a_paging_reader_lose_and_repeat_nothing(tenant, reader_client):
     writers = [
-        threading.Thread(
-            target=lambda w=w: [_publish_in_thread(tenant.pk, w * 100 + i, 0.01 * (i % 3)) for i in range(25)]
-        )
+        threading.Thread(target=lambda w=w: [_publish_in_thread(tenant.pk, w * 100 + i) for i in range(25)])
         for w in range(4)
     ]
     seen: list[dict] = []

@@ -23,7 +23,7 @@ def test_concurrent_restrictions_of_one_user_place_one_row(mailbox, redis_client
                 mailbox, policy_name=f"by {source}", reason={}, expires_at=None, source=source
             )
             results.append((restriction.pk, created))
-        except BaseException as exc:  # reported below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
             errors.append(exc)
         finally:
             connection.close()

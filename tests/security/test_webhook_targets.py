@@ -221,7 +221,7 @@ class TlsReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append(
                     (self.headers["Host"], getattr(self.connection, "server_hostname", None))

@@ -147,7 +147,7 @@ class Command(BaseCommand):
     def _open(self, path: str, stdin: IO | None) -> IO[bytes]:
         if path != "-":
             try:
-                return open(path, "rb")  # noqa: SIM115 - closed by the caller's `with`
+                return open(path, "rb")
             except OSError as exc:
                 raise CommandError(f"Cannot read {path}: {exc.strerror}.") from exc
         source = stdin if stdin is not None else sys.stdin
