@@ -15,6 +15,7 @@ validator on that event, which produces the contract's error messages and field 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -98,15 +99,22 @@ def from_object(raw: Any) -> FastEvent | None:
         return None
 
 
-def normal_form(event: FastEvent, checks: Any) -> tuple[datetime, dict[str, Any], str]:
-    """(UTC time, normal form, owner address) of a shape-checked event, with ``checks`` (the validation
-    module's checkers). Raises :class:`NotFast` when a checker refuses a value, so the caller can report it
-    the contract's way.
+def normal_form(event: FastEvent, checks: Any) -> tuple[datetime, dict[str, Any], str, str]:
+    """(UTC time, normal form, owner address, content hash) of a shape-checked event, with ``checks`` (the
+    validation module's checkers). Raises :class:`NotFast` when a checker refuses a value, so the caller can
+    report it the contract's way.
+
+    The content hash is the SHA-256 of msgspec's sorted compact encoding, byte for byte the canonical JSON
+    of ``ValidEvent.content_hash`` for these values (strings, integers, lists: no floats).
     """
     try:
-        return _normal_form(event, checks)
+        moment, data, owner = _normal_form(event, checks)
     except checks.Invalid:
         raise NotFast from None
+    return moment, data, owner, hashlib.sha256(_encode_sorted(data)).hexdigest()
+
+
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
 def _text_value(value: str, checks: Any) -> str:

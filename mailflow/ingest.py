@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 from celery import current_app
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.bulk import insert_rows
@@ -143,17 +143,26 @@ def store_valid_events(
     stored_domains: set[str],
     source: str,
     into: IngestResult | None = None,
+    durable: bool = True,
 ) -> IngestResult:
     """Store events already validated (by :func:`validate_events`, against ``stored_domains``) in one
     transaction: ``import_events`` validates a whole file once, then stores it batch by batch through here.
 
     A concurrent batch storing the same new ids (or mailboxes) first makes the transaction fail; it is
     sorted again, at most ``_ATTEMPTS`` times.
+
+    ``durable=False`` (``import_events``, every batch but its last) commits without waiting for the WAL
+    flush on PostgreSQL (``synchronous_commit = off`` for that transaction): a server crash may lose the last
+    such batches, which re-running the import restores, and the import's final, durable commit flushes all
+    of them before it reports success. Callers that answer a client (the API, connectors) keep the default.
     """
     result = into or IngestResult()
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with transaction.atomic():
+                if not durable and connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
                 stored = _store(tenant, events, stored_domains, source=source)
                 result.accepted, result.duplicates = stored.accepted, stored.duplicates
                 result.conflicts = stored.conflicts
@@ -183,8 +192,8 @@ def _after_commit(tenant: Tenant, result: IngestResult) -> None:
 
 
 def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> list[ValidEvent]:
-    """The events not stored yet; counts duplicates (in the batch or the ledger) and conflicts, and writes
-    the ledger rows of the new ones (set-based on PostgreSQL, see :mod:`mailflow.staging`)."""
+    """The events not stored yet, whose ledger rows it writes; counts duplicates (in the batch or the
+    ledger) and conflicts. Set-based on PostgreSQL (:mod:`mailflow.staging`)."""
     unique: dict[str, ValidEvent] = {}
     for event in events:
         first = unique.get(event.id)
@@ -194,7 +203,9 @@ def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> l
             stored.duplicates += 1
         else:
             stored.conflicts.append(event.id)  # the first one of the batch is the one stored
-    known = staging.stage_and_find_known(tenant, list(unique.values()))
+    known = staging.store_ledger_rows(tenant, list(unique.values()), received_at=timezone.now())
+    if not known:
+        return list(unique.values())
     new = []
     for event in unique.values():
         content_hash = known.get(event.id)
@@ -204,7 +215,6 @@ def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> l
             stored.duplicates += 1
         else:
             stored.conflicts.append(event.id)
-    staging.insert_new_ledger_rows(tenant, new, received_at=timezone.now())
     return new
 
 

@@ -262,10 +262,15 @@ class Command(BaseCommand):
         """
         totals = Totals()
         domains = AcceptedDomain.objects.domains_of(tenant)
-        for events in read_spool(spool):
-            if not events:
-                continue
-            result = store_valid_events(tenant, events, stored_domains=domains, source="import")
+        batches = (events for events in read_spool(spool) if events)
+        upcoming = next(batches, None)
+        while upcoming is not None:
+            events, upcoming = upcoming, next(batches, None)
+            # Every batch but the last commits without waiting for the disk; the last, durable commit
+            # flushes them all before the import reports success (a crash before it: re-run the import).
+            result = store_valid_events(
+                tenant, events, stored_domains=domains, source="import", durable=upcoming is None
+            )
             totals.accepted += result.accepted
             totals.duplicates += result.duplicates
             totals.conflict_count += len(result.conflicts)
