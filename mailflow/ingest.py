@@ -46,6 +46,7 @@ from mailboxes.services import (
 )
 
 from . import staging
+from .counters import count_sent
 from .models import EventType, MessageEvent
 from .validation import ValidationReport, ValidEvent, validate_events
 
@@ -250,13 +251,17 @@ def _store(tenant: Tenant, events: list[ValidEvent], stored_domains: set[str], *
         source=source,
     )
     owner_ids = {address: mailbox.pk for address, mailbox in mailboxes.items()}
-    insert_rows(
-        MessageEvent,
-        MESSAGE_COLUMNS,
-        [
-            _message_row(tenant.pk, e, owner_ids[e.owner], accepted_domains, now)
-            for e in by_type[EventType.MESSAGE]
-        ],
+    message_rows = [
+        _message_row(tenant.pk, e, owner_ids[e.owner], accepted_domains, now)
+        for e in by_type[EventType.MESSAGE]
+    ]
+    insert_rows(MessageEvent, MESSAGE_COLUMNS, message_rows)
+    count_sent(
+        tenant.pk,
+        (
+            (row[3], row[2], row[6], row[7], row[5], int(row[10] in MessageEvent.BAD_VERDICTS))
+            for row in message_rows
+        ),
     )
     insert_rows(
         SignIn,
@@ -408,14 +413,19 @@ def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
     if not wanted:
         return 0
     changed: list[MessageEvent] = []
+    bad_moves: list[tuple[int, datetime, int, int, int, int]] = []  # the minute counters' bad messages
     with transaction.atomic():
         rows = MessageEvent.objects.select_for_update().filter(tenant=tenant, event_id__in=list(wanted))
         for row in rows:
             data = wanted[row.event_id]
             fields = []
             if data.get("verdict") and row.verdict != data["verdict"]:
+                was_bad = row.verdict in MessageEvent.BAD_VERDICTS
                 row.verdict = data["verdict"]
                 fields.append("verdict")
+                bad_moves.append(
+                    (row.sender_id, row.time, 0, 0, 0, (row.verdict in MessageEvent.BAD_VERDICTS) - was_bad)
+                )
             for name in MERGED_FIELDS:
                 if data.get(name) not in (None, "", []) and getattr(row, name) in (None, "", []):
                     setattr(row, name, data[name])
@@ -423,6 +433,7 @@ def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
             if fields:
                 row.save(update_fields=fields)
                 changed.append(row)
+        count_sent(tenant.pk, (move for move in bad_moves if move[5]))
         if changed:
             times = [row.time for row in changed]
             result = IngestResult(
