@@ -22,6 +22,7 @@ from .models import SendingMinute
 
 COUNTERS = ("internal", "external", "total", "bad")
 _TABLE = SendingMinute._meta.db_table
+_STAGE = "mailflow_sending_minute_stage"
 
 
 def minute_of(moment: datetime) -> int:
@@ -31,8 +32,8 @@ def minute_of(moment: datetime) -> int:
 
 def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int, int]]) -> None:
     """Add messages, given as (sender id, time, internal, external, total recipients, bad 0/1), to their
-    minutes; ``bad`` may be -1 to take a verdict back. One statement for the whole batch, rows in key order
-    (so concurrent batches lock shared minutes in the same order)."""
+    minutes; ``bad`` may be -1 to take a verdict back. One upsert for the whole batch, rows in key order (so
+    concurrent batches lock shared minutes in the same order)."""
     sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for sender_id, at, internal, external, total, bad in sent:
         counters = sums[(sender_id, minute_of(at))]
@@ -42,27 +43,38 @@ def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int
         counters[3] += bad
     if not sums:
         return
-    rows = [
-        (tenant_id, sender_id, minute, datetime.fromtimestamp(minute * 60, UTC), *counters)
-        for (sender_id, minute), counters in sorted(sums.items())
-    ]
     columns = ("tenant_id", "sender_id", "minute", "time", *COUNTERS)
     update = ", ".join(f"{c} = {_TABLE}.{c} + excluded.{c}" for c in COUNTERS)
     conflict = f"ON CONFLICT (sender_id, minute) DO UPDATE SET {update}"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {_TABLE} ({', '.join(columns)}) "  # noqa: S608 - our table, values are parameters
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], "
-                f"%s::int[], %s::int[], %s::int[], %s::int[]) {conflict}",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
-        else:
+    if connection.vendor != "postgresql":
+        rows = [
+            (tenant_id, sender_id, minute, datetime.fromtimestamp(minute * 60, UTC), *counters)
+            for (sender_id, minute), counters in sorted(sums.items())
+        ]
+        with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {_TABLE} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
                 f"{conflict}",
                 rows,
             )
+        return
+    # PostgreSQL: COPY into a staging table, then one set-based upsert (array parameters cost more to build).
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (sender_id bigint, minute bigint, internal int, "
+            "external int, total int, bad int) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {_STAGE}")
+        with cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+            for (sender_id, minute), counters in sums.items():
+                copy.write_row((sender_id, minute, *counters))
+        cursor.execute(
+            f"INSERT INTO {_TABLE} ({', '.join(columns)}) "  # noqa: S608 - our tables, values are parameters
+            f"SELECT %s, sender_id, minute, to_timestamp(minute * 60), {', '.join(COUNTERS)} FROM {_STAGE} "
+            f"ORDER BY sender_id, minute {conflict}",
+            (tenant_id,),
+        )
 
 
 def busiest_windows(

@@ -67,8 +67,8 @@ def run() -> dict[str, Any]:
     from core.models import Tenant
     from mailboxes.models import InboxRule, Mailbox, SignIn
     from mailboxes.services import declare_accepted_domains
-    from mailflow.ingest import LENIENT, STRICT, ingest_events
-    from mailflow.models import IngestedEvent, MessageEvent
+    from mailflow.ingest import LENIENT, STRICT, ingest_events, merge_message_details
+    from mailflow.models import IngestedEvent, MessageEvent, SendingMinute
 
     tenant = Tenant.objects.default()
     declare_accepted_domains(tenant, ["example.com"])
@@ -91,6 +91,9 @@ def run() -> dict[str, Any]:
             refused = ""
         except Exception as exc:  # CommandError: what the operator reads
             refused = f"{exc} | {err.getvalue()}".replace(str(bad), "bad.ndjson")
+    merged = merge_message_details(
+        tenant, [message("m-3", ALICE, ["bob@example.com"], minutes=2, verdict="phish")]
+    )
     message_row = MessageEvent.objects.get(event_id="m-1")
     return {
         "strict": [strict.errors, strict.warnings, strict.accepted, stored_after_strict],
@@ -112,5 +115,11 @@ def run() -> dict[str, Any]:
             message_row.external_domains,
             message_row.sender.address,
         ],
+        "merged": merged,
+        "minutes": sorted(
+            SendingMinute.objects.values_list(
+                "sender__address", "minute", "internal", "external", "total", "bad"
+            )
+        ),
         "hashes": sorted(IngestedEvent.objects.values_list("event_id", "content_hash")),
     }

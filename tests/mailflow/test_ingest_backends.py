@@ -64,3 +64,10 @@ def test_ingest_answers_the_same_on_postgresql_and_sqlite(tmp_path):
     assert postgres["import"] == "30 accepted, 1 duplicate, 1 conflicting"
     assert "2 error(s)" in postgres["refused"]
     assert postgres["m-1"][1:4] == [1, 1, ["partner.example.net"]]
+    # Alice's minute counters: m-1 (1 internal, 1 external) at 09:00, m-2, m-3, then the 30 imported ones
+    # one a minute; the merged phish verdict of m-3 counts as bad in its minute.
+    minutes = {m[1]: m[2:] for m in postgres["minutes"] if m[0] == "alice@example.com"}
+    first = min(minutes)
+    assert minutes[first] == [1 + 1, 1, 2 + 1, 0]  # m-1, and i-0 at the same minute
+    assert minutes[first + 2] == [2, 0, 2, 1]  # m-3 (phish after the merge) and i-2
+    assert postgres["merged"] == 1
