@@ -315,7 +315,8 @@ def main() -> None:
         every_rate = count / every_row_seconds
         print(
             f"reference: raw COPY of every row import_events wrote for the {count:,} events "
-            f"({every_row_count:,} rows: ledger, messages, sign-ins; exported as COPY text first): "
+            f"({every_row_count:,} rows: ledger, messages, sign-ins, minute counters; "
+            "exported as COPY text first): "
             f"{every_row_seconds:.2f} s"
         )
         print(f"  -> {every_rate:,.0f} events/s ({every_row_count / every_row_seconds:,.0f} rows/s)")
