@@ -156,7 +156,10 @@ def _address(value: Any, warn: Warn) -> str:
 
 def _mailbox_address(value: Any, warn: Warn) -> str:
     """The address of a mailbox of the tenant: a sub-address (``user+tag@``) is the mailbox ``user@``."""
-    return base_address(_address(value, warn), _context()[2])
+    return _base_address(_address(value, warn), _context()[2])
+
+
+_base_address = lru_cache(maxsize=65_536)(base_address)
 
 
 def _address_or_null(value: Any, warn: Warn) -> str | None:

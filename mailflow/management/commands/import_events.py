@@ -73,8 +73,9 @@ _SPOOL_DECODER = msgspec.msgpack.Decoder()
 
 
 def spool_batch(spool: IO[bytes], events: list[ValidEvent]) -> None:
-    """Append one batch of validated events (normal form) to ``spool``: a length, then MessagePack."""
-    payload = _SPOOL_ENCODER.encode([(e.id, e.type, e.time, e.data, e.owner) for e in events])
+    """Append one batch of validated events (normal form and content hash) to ``spool``: a length, then
+    MessagePack."""
+    payload = _SPOOL_ENCODER.encode([(e.id, e.type, e.time, e.data, e.owner, e.content_hash) for e in events])
     spool.write(_LENGTH.pack(len(payload)))
     spool.write(payload)
 
@@ -84,8 +85,16 @@ def read_spool(spool: IO[bytes]) -> Iterator[list[ValidEvent]]:
     while header := spool.read(_LENGTH.size):
         (length,) = _LENGTH.unpack(header)
         yield [
-            ValidEvent(index=index, id=event_id, type=event_type, time=time, data=data, owner=owner)
-            for index, (event_id, event_type, time, data, owner) in enumerate(
+            ValidEvent(
+                index=index,
+                id=event_id,
+                type=event_type,
+                time=time,
+                data=data,
+                owner=owner,
+                _hash=content_hash,
+            )
+            for index, (event_id, event_type, time, data, owner, content_hash) in enumerate(
                 _SPOOL_DECODER.decode(spool.read(length))
             )
         ]
