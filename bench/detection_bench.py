@@ -7,6 +7,11 @@
 2. Accuracy on a simulated tenant (``BENCH_MAILBOXES`` 1,000, 7 days, 5 compromised, seed 1), ingested in
    5,000-event batches with detection in-process: which compromised users were detected (and by which
    alerts), and how many benign users were alerted or restricted.
+3. Detection cost (issue 17): one simulated stream (seed 2) ingested three times into fresh tenants, in
+   5,000-event batches, in-process: ingest alone (no detection enqueued); ingest + detection (and the
+   restrictions and investigations it starts); and, as the reference, ingest + detection with the volume
+   detectors reading every touched user's messages instead of bounding them by the minute counters
+   (``BENCH_UNBOUNDED=0`` skips it). Prints the rates and ingest + detection as a share of ingest alone.
 
 Uses its own database ``soc_console_bench_detect`` on the ``DATABASE_URL`` server and the configured broker.
 """
@@ -136,6 +141,69 @@ def measure_accuracy(mailboxes: int) -> None:
     )
 
 
+def ingest_stream(tenant, events: list[dict], *, detection: bool) -> float:
+    """Seconds to ingest ``events`` in 5,000-event batches, with detection (and what follows it: restriction,
+    investigation) run in-process after each batch's commit, or without any."""
+    from django.db import transaction
+
+    from mailflow import ingest
+    from mailflow.ingest import ingest_events
+    from soc_console.celery import app
+
+    app.conf.task_always_eager = detection
+    after_commit = ingest._after_commit
+    if not detection:
+        ingest._after_commit = lambda tenant, result: None
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(events), 5000):
+            with transaction.atomic():
+                result = ingest_events(tenant, events[start : start + 5000], source="bench")
+            assert result.ok, result.errors[:3]
+        return time.perf_counter() - started
+    finally:
+        ingest._after_commit = after_commit
+        app.conf.task_always_eager = False
+
+
+def measure_detection_cost(mailboxes: int) -> None:
+    """The same simulated stream into three tenants: ingest alone; ingest + detection; ingest + detection
+    with every touched user's messages read (the volume detectors without the minute counters' bounds)."""
+    from alerts.detectors import volume_bounds
+    from core.models import Tenant
+    from mailflow.simulator import SimulationConfig, default_end, simulate
+
+    simulation = simulate(
+        SimulationConfig(
+            end=default_end(datetime.now(UTC)), mailboxes=mailboxes, days=7, compromised=5, seed=2
+        )
+    )
+    events = simulation.events
+    alone = ingest_stream(Tenant.objects.create(name="Ingest alone", slug="alone"), events, detection=False)
+    bounded = ingest_stream(Tenant.objects.create(name="With detection", slug="det"), events, detection=True)
+    print(
+        f"same stream ({len(events):,} events, {mailboxes:,} mailboxes, 7 days), "
+        "5,000-event batches, in-process:"
+    )
+    print(f"  ingest alone:                  {alone:6.1f} s  {len(events) / alone:8,.0f} events/s")
+    print(f"  ingest + detection:            {bounded:6.1f} s  {len(events) / bounded:8,.0f} events/s")
+    print(f"  -> ingest + detection is {alone / bounded:.0%} of ingest alone (goal >= 60%)")
+    if os.environ.get("BENCH_UNBOUNDED", "1") == "1":
+        keep = volume_bounds.may_exceed_sending_limits, volume_bounds.may_show_sending_patterns
+        volume_bounds.may_exceed_sending_limits = volume_bounds.may_show_sending_patterns = (
+            lambda policy, boxes, start, end: boxes
+        )
+        try:
+            tenant = Tenant.objects.create(name="Reading every message", slug="unbounded")
+            unbounded = ingest_stream(tenant, events, detection=True)
+        finally:
+            volume_bounds.may_exceed_sending_limits, volume_bounds.may_show_sending_patterns = keep
+        print(
+            f"  reference, detectors reading every touched user's messages (no counters): {unbounded:6.1f} s "
+            f"{len(events) / unbounded:8,.0f} events/s ({alone / unbounded:.0%} of ingest alone)"
+        )
+
+
 def main() -> None:
     with bench_database(DATABASE) as url:
         samples = int(os.environ.get("BENCH_SAMPLES", "40"))
@@ -146,6 +214,7 @@ def main() -> None:
             f"max {max(latencies) * 1000:.0f} ms"
         )
         measure_accuracy(int(os.environ.get("BENCH_MAILBOXES", "1000")))
+        measure_detection_cost(int(os.environ.get("BENCH_MAILBOXES", "1000")))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,35 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
                     )
                 ]
             )
+
+
+def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Insert plain rows (values in ``columns`` order, attribute names; JSON columns already encoded as JSON
+    text) without building model instances: one COPY on PostgreSQL, ``bulk_create`` elsewhere.
+
+    Building a model instance costs more than writing its row; the ingest hot path hands rows straight over.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    if connection.vendor != "postgresql":
+        import json
+
+        json_columns = {f.attname for f in meta.concrete_fields if isinstance(f, models.JSONField)}
+        objs = []
+        for row in rows:
+            values = dict(zip(columns, row, strict=True))
+            for name in json_columns & values.keys():
+                values[name] = json.loads(values[name]) if values[name] is not None else None
+            objs.append(model(**values))
+        model.objects.bulk_create(objs, batch_size=2000)
+        return
+    quote = connection.ops.quote_name
+    column_of = {f.attname: f.column for f in meta.concrete_fields}
+    db_columns = [column_of[name] for name in columns]
+    sql = f"COPY {quote(meta.db_table)} ({', '.join(map(quote, db_columns))}) FROM STDIN"
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)

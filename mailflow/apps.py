@@ -8,7 +8,7 @@ class MailflowConfig(AppConfig):
     def ready(self) -> None:
         from core.retention import LEDGER, RetainedTable, register_guard, register_table
 
-        from .retention import keep_ledger_of_stored_events
+        from .retention import SENDING_MINUTES, keep_ledger_of_stored_events, keep_minutes_of_stored_messages
 
         register_table(
             RetainedTable(
@@ -20,4 +20,6 @@ class MailflowConfig(AppConfig):
             )
         )
         register_table(RetainedTable(LEDGER, "mailflow.IngestedEvent", "time"))
+        register_table(RetainedTable(SENDING_MINUTES, "mailflow.SendingMinute", "time"))
         register_guard(keep_ledger_of_stored_events)
+        register_guard(keep_minutes_of_stored_messages)

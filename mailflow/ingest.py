@@ -23,14 +23,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import msgspec
 from celery import current_app
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.bulk import bulk_insert
+from core.bulk import insert_rows
 from core.models import Tenant
 from mailboxes.addresses import domain_of
-from mailboxes.models import Mailbox, SignIn
+from mailboxes.models import SignIn
 from mailboxes.services import (
     MAILBOX_ATTRIBUTES,
     DelegationChange,
@@ -44,16 +45,23 @@ from mailboxes.services import (
     upsert_mailboxes,
 )
 
-from .models import EventType, IngestedEvent, MessageEvent
+from . import staging
+from .counters import count_sent
+from .models import EventType, MessageEvent
 from .validation import ValidationReport, ValidEvent, validate_events
 
-__all__ = ["IngestResult", "ValidationReport", "ValidEvent", "ingest_events", "validate_events"]
+__all__ = [
+    "IngestResult",
+    "ValidationReport",
+    "ValidEvent",
+    "ingest_events",
+    "store_valid_events",
+    "validate_events",
+]
 
 STRICT = "strict"
 LENIENT = "lenient"
 MODES = (STRICT, LENIENT)
-BULK_BATCH_SIZE = 2000
-LEDGER_LOOKUP_CHUNK = 10_000
 # A concurrent batch may store the same new ids (or mailboxes) first; the batch is then sorted again.
 _ATTEMPTS = 3
 
@@ -124,10 +132,39 @@ def ingest_events(
     )
     if (report.errors and mode == STRICT) or not report.events:
         return result
+    return store_valid_events(
+        tenant, report.events, stored_domains=report.stored_domains, source=source, into=result
+    )
+
+
+def store_valid_events(
+    tenant: Tenant,
+    events: list[ValidEvent],
+    *,
+    stored_domains: set[str],
+    source: str,
+    into: IngestResult | None = None,
+    durable: bool = True,
+) -> IngestResult:
+    """Store events already validated (by :func:`validate_events`, against ``stored_domains``) in one
+    transaction: ``import_events`` validates a whole file once, then stores it batch by batch through here.
+
+    A concurrent batch storing the same new ids (or mailboxes) first makes the transaction fail; it is
+    sorted again, at most ``_ATTEMPTS`` times.
+
+    ``durable=False`` (``import_events``, every batch but its last) commits without waiting for the WAL
+    flush on PostgreSQL (``synchronous_commit = off`` for that transaction): a server crash may lose the last
+    such batches, which re-running the import restores, and the import's final, durable commit flushes all
+    of them before it reports success. Callers that answer a client (the API, connectors) keep the default.
+    """
+    result = into or IngestResult()
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                stored = _store(tenant, report, source=source)
+                if not durable and connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                stored = _store(tenant, events, stored_domains, source=source)
                 result.accepted, result.duplicates = stored.accepted, stored.duplicates
                 result.conflicts = stored.conflicts
                 result.affected_mailbox_ids = stored.affected_mailbox_ids
@@ -156,7 +193,8 @@ def _after_commit(tenant: Tenant, result: IngestResult) -> None:
 
 
 def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> list[ValidEvent]:
-    """The events not stored yet; counts duplicates (in the batch or the ledger) and conflicts. One query."""
+    """The events not stored yet, whose ledger rows it writes; counts duplicates (in the batch or the
+    ledger) and conflicts. Set-based on PostgreSQL (:mod:`mailflow.staging`)."""
     unique: dict[str, ValidEvent] = {}
     for event in events:
         first = unique.get(event.id)
@@ -166,15 +204,9 @@ def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> l
             stored.duplicates += 1
         else:
             stored.conflicts.append(event.id)  # the first one of the batch is the one stored
-    ids = list(unique)
-    known: dict[str, str] = {}
-    for start in range(0, len(ids), LEDGER_LOOKUP_CHUNK):
-        chunk = ids[start : start + LEDGER_LOOKUP_CHUNK]
-        known.update(
-            IngestedEvent.objects.filter(tenant=tenant, event_id__in=chunk).values_list(
-                "event_id", "content_hash"
-            )
-        )
+    known = staging.store_ledger_rows(tenant, list(unique.values()), received_at=timezone.now())
+    if not known:
+        return list(unique.values())
     new = []
     for event in unique.values():
         content_hash = known.get(event.id)
@@ -187,9 +219,9 @@ def _split_known(tenant: Tenant, events: list[ValidEvent], stored: _Stored) -> l
     return new
 
 
-def _store(tenant: Tenant, report: ValidationReport, *, source: str) -> _Stored:
+def _store(tenant: Tenant, events: list[ValidEvent], stored_domains: set[str], *, source: str) -> _Stored:
     stored = _Stored()
-    new = _split_known(tenant, report.events, stored)
+    new = _split_known(tenant, events, stored)
     if not new:
         return stored
     now = timezone.now()
@@ -198,10 +230,10 @@ def _store(tenant: Tenant, report: ValidationReport, *, source: str) -> _Stored:
         by_type[event.type].append(event)
 
     declared = {domain_of(e.owner) for e in by_type[EventType.MAILBOX]}
-    if declared - report.stored_domains:
+    if declared - stored_domains:
         # Re-reads the stored domains: a concurrent batch may have declared some since validation.
         declare_accepted_domains(tenant, declared, source_label=source)
-    accepted_domains = report.stored_domains | declared
+    accepted_domains = stored_domains | declared
 
     mailboxes = upsert_mailboxes(
         tenant,
@@ -218,15 +250,23 @@ def _store(tenant: Tenant, report: ValidationReport, *, source: str) -> _Stored:
         ],
         source=source,
     )
-    bulk_insert(
-        MessageEvent,
-        [_message(tenant, e, mailboxes[e.owner], accepted_domains, now) for e in by_type[EventType.MESSAGE]],
-        batch_size=BULK_BATCH_SIZE,
+    owner_ids = {address: mailbox.pk for address, mailbox in mailboxes.items()}
+    message_rows = [
+        _message_row(tenant.pk, e, owner_ids[e.owner], accepted_domains, now)
+        for e in by_type[EventType.MESSAGE]
+    ]
+    insert_rows(MessageEvent, MESSAGE_COLUMNS, message_rows)
+    count_sent(
+        tenant.pk,
+        (
+            (row[3], row[2], row[6], row[7], row[5], int(row[10] in MessageEvent.BAD_VERDICTS))
+            for row in message_rows
+        ),
     )
-    bulk_insert(
+    insert_rows(
         SignIn,
-        [_sign_in(tenant, e, mailboxes[e.owner], now) for e in by_type[EventType.SIGN_IN]],
-        batch_size=BULK_BATCH_SIZE,
+        SIGN_IN_COLUMNS,
+        [_sign_in_row(tenant.pk, e, owner_ids[e.owner], now) for e in by_type[EventType.SIGN_IN]],
     )
     apply_inbox_rule_changes(
         tenant,
@@ -264,69 +304,92 @@ def _store(tenant: Tenant, report: ValidationReport, *, source: str) -> _Stored:
         ],
         source=source,
     )
-    bulk_insert(
-        IngestedEvent,
-        [
-            IngestedEvent(
-                tenant_id=tenant.pk,
-                event_id=e.id,
-                type=e.type,
-                content_hash=e.content_hash,
-                time=e.time,
-                received_at=now,
-            )
-            for e in new
-        ],
-        batch_size=BULK_BATCH_SIZE,
-    )
     stored.accepted = len(new)
-    stored.affected_mailbox_ids = {mailboxes[e.owner].pk for e in new}
+    stored.affected_mailbox_ids = {owner_ids[e.owner] for e in new}
     times = [e.time for e in new]
     stored.time_range = (min(times), max(times))
     return stored
 
 
-def _message(
-    tenant: Tenant, event: ValidEvent, sender: Mailbox, accepted_domains: set[str], now: datetime
-) -> MessageEvent:
+MESSAGE_COLUMNS = (
+    "tenant_id",
+    "event_id",
+    "time",
+    "sender_id",
+    "recipients",
+    "recipient_count",
+    "internal_count",
+    "external_count",
+    "external_domains",
+    "subject",
+    "verdict",
+    "urls",
+    "size",
+    "client_ip",
+    "internet_message_id",
+    "body_hash",
+    "received_at",
+)
+SIGN_IN_COLUMNS = (
+    "tenant_id",
+    "event_id",
+    "mailbox_id",
+    "time",
+    "ip",
+    "country",
+    "client_app",
+    "result",
+    "user_agent",
+    "received_at",
+)
+_EMPTY_LIST = "[]"
+
+
+def _json(value: list) -> str:
+    return msgspec.json.encode(value).decode() if value else _EMPTY_LIST
+
+
+def _message_row(
+    tenant_id: int, event: ValidEvent, sender_id: int, accepted_domains: set[str], now: datetime
+) -> tuple:
+    """A ``MessageEvent`` row in ``MESSAGE_COLUMNS`` order (recipients split by direction at ingest time)."""
     data = event.data
     recipients: list[str] = data["recipients"]
     external_domains = [d for d in map(domain_of, recipients) if d not in accepted_domains]
-    # Ids rather than instances: the related-object descriptors cost more than the rest of the row.
-    return MessageEvent(
-        tenant_id=tenant.pk,
-        event_id=event.id,
-        time=event.time,
-        sender_id=sender.pk,
-        recipients=recipients,
-        recipient_count=len(recipients),
-        internal_count=len(recipients) - len(external_domains),
-        external_count=len(external_domains),
-        external_domains=sorted(set(external_domains)),
-        subject=data.get("subject", ""),
-        verdict=data.get("verdict", ""),
-        urls=data.get("urls", []),
-        size=data.get("size"),
-        client_ip=data.get("client_ip"),
-        internet_message_id=data.get("internet_message_id", ""),
-        body_hash=data.get("body_hash", ""),
-        received_at=now,
+    return (
+        tenant_id,
+        event.id,
+        event.time,
+        sender_id,
+        _json(recipients),
+        len(recipients),
+        len(recipients) - len(external_domains),
+        len(external_domains),
+        _json(sorted(set(external_domains))),
+        data.get("subject", ""),
+        data.get("verdict", ""),
+        _json(data.get("urls", [])),
+        data.get("size"),
+        data.get("client_ip"),
+        data.get("internet_message_id", ""),
+        data.get("body_hash", ""),
+        now,
     )
 
 
-def _sign_in(tenant: Tenant, event: ValidEvent, user: Mailbox, now: datetime) -> SignIn:
+def _sign_in_row(tenant_id: int, event: ValidEvent, user_id: int, now: datetime) -> tuple:
     data = event.data
-    return SignIn(
-        tenant_id=tenant.pk,
-        event_id=event.id,
-        mailbox_id=user.pk,
-        time=event.time,
-        ip=data["ip"],
-        country=data.get("country", ""),
-        client_app=data.get("client_app", ""),
-        result=data.get("result", ""),
-        user_agent=data.get("user_agent", ""),
-        received_at=now,
+    return (
+        tenant_id,
+        event.id,
+        user_id,
+        event.time,
+        data["ip"],
+        data.get("country", ""),
+        data.get("client_app", ""),
+        data.get("result", ""),
+        data.get("user_agent", ""),
+        now,
     )
 
 
@@ -350,14 +413,19 @@ def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
     if not wanted:
         return 0
     changed: list[MessageEvent] = []
+    bad_moves: list[tuple[int, datetime, int, int, int, int]] = []  # the minute counters' bad messages
     with transaction.atomic():
         rows = MessageEvent.objects.select_for_update().filter(tenant=tenant, event_id__in=list(wanted))
         for row in rows:
             data = wanted[row.event_id]
             fields = []
             if data.get("verdict") and row.verdict != data["verdict"]:
+                was_bad = row.verdict in MessageEvent.BAD_VERDICTS
                 row.verdict = data["verdict"]
                 fields.append("verdict")
+                bad_moves.append(
+                    (row.sender_id, row.time, 0, 0, 0, (row.verdict in MessageEvent.BAD_VERDICTS) - was_bad)
+                )
             for name in MERGED_FIELDS:
                 if data.get(name) not in (None, "", []) and getattr(row, name) in (None, "", []):
                     setattr(row, name, data[name])
@@ -365,6 +433,7 @@ def merge_message_details(tenant: Tenant, events: Sequence[Any]) -> int:
             if fields:
                 row.save(update_fields=fields)
                 changed.append(row)
+        count_sent(tenant.pk, (move for move in bad_moves if move[5]))
         if changed:
             times = [row.time for row in changed]
             result = IngestResult(

@@ -115,3 +115,32 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.time:%Y-%m-%d %H:%M} → {self.recipient_count}"
+
+
+class SendingMinute(models.Model):
+    """The recipients a mailbox sent in one minute of event time (issue 17): rolling per-user counters kept by
+    the ingest service as it stores messages, so detection can bound a user's rolling hour or day from at most
+    1,441 small rows instead of re-reading every message of the window.
+
+    ``minute`` is the minute's number since the Unix epoch (an integer, so PostgreSQL and SQLite window
+    functions can range over it), ``time`` its start (for retention). ``internal`` / ``external`` / ``total``
+    count recipients as the message rows do; ``bad`` counts messages verdicted spam, phish or malware (a
+    verdict merged later moves it). Counters only ever over-count the rows still stored (a message purged or
+    deleted leaves its minute as it was), which keeps them a safe upper bound.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    sender = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    minute = models.BigIntegerField()
+    time = models.DateTimeField()
+    internal = models.PositiveIntegerField(default=0)
+    external = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    bad = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sender", "minute"], name="sending_minute_unique")]
+        indexes = [models.Index(fields=["time"])]
+
+    def __str__(self) -> str:
+        return f"{self.sender_id} @ {self.time:%Y-%m-%d %H:%M}: {self.total}"

@@ -40,6 +40,7 @@ from restricted_users.models import Restriction
 
 from ..detection import Breach, Detection, Evidence
 from ..models import AlertPolicy
+from . import volume_bounds
 
 
 def limits_over_time(policy: AlertPolicy, address: str) -> Callable[[datetime], SendingLimits]:
@@ -68,6 +69,10 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     if not mailboxes:
         return []
     prefetch_related_objects([policy], "overrides")
+    # Only the users whose minute counters reach a threshold can fire: read the messages of those alone.
+    mailboxes = volume_bounds.may_exceed_sending_limits(policy, mailboxes, start, end)
+    if not mailboxes:
+        return []
     ids = [m.pk for m in mailboxes]
     sent: dict[int, list[SentMessage]] = defaultdict(list)
     rows = (

@@ -31,6 +31,7 @@ from mailflow.ratewindow import DAY, HOUR, Sample, WindowSum, rolling_sums, unio
 
 from ..detection import Detection, Evidence
 from ..models import AlertPolicy
+from . import volume_bounds
 
 BASELINE_SPAN = timedelta(days=7)
 VOLUME_SPIKE = "volume_spike"
@@ -49,6 +50,10 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     if not mailboxes:
         return []
     prefetch_related_objects([policy], "overrides")
+    # Only the users whose minute counters reach a threshold can fire: read the messages of those alone.
+    mailboxes = volume_bounds.may_show_sending_patterns(policy, mailboxes, start, end)
+    if not mailboxes:
+        return []
     ids = [m.pk for m in mailboxes]
     messages = MessageEvent.objects.filter(tenant_id=policy.tenant_id, sender_id__in=ids)
     sent: dict[int, list[_Sent]] = defaultdict(list)

@@ -284,7 +284,21 @@ def test_the_detector_reads_a_whole_batch_in_a_fixed_number_of_queries(
     telemetry.ingest()
     mailboxes = [mailbox_of(tenant, u) for u in users]
     policy_ = AlertPolicy.objects.get(pk=policy(tenant).pk)
-    with django_assert_max_num_queries(3):
+    # overrides, the minute counters of the batch's users, then messages and releases of those over a limit
+    with django_assert_max_num_queries(4):
         detections = sending_limit.detect(policy_, mailboxes, at(10), at(11))
     assert sorted(d.mailbox_id for d in detections) == sorted(m.pk for m in mailboxes)
     assert all(len(d.evidence) == 12 and d.breach.count == 550 for d in detections)
+
+
+def test_users_whose_minute_counters_stay_within_the_limits_have_no_message_read(
+    tenant, telemetry, django_assert_max_num_queries
+):
+    users = [f"quiet{i}@{HOME}" for i in range(6)]
+    for user in users:
+        telemetry.messages(user, [at(10) + timedelta(minutes=m) for m in range(0, 60, 5)], external=40)
+    telemetry.ingest()  # 480 external recipients in the hour: under the 500 limit
+    mailboxes = [mailbox_of(tenant, u) for u in users]
+    policy_ = AlertPolicy.objects.get(pk=policy(tenant).pk)
+    with django_assert_max_num_queries(2):  # the overrides and the counters; no message read
+        assert sending_limit.detect(policy_, mailboxes, at(10), at(11)) == []

@@ -1,15 +1,17 @@
 """``manage.py import_events FILE|-``: import NDJSON events (contract v1) of any size into a tenant.
 
 First the whole file is validated, streamed line by line (errors by line number, non-zero exit, nothing
-stored); then it is stored in batches through the ingest service in strict mode. Each batch commits on its
-own, so an interrupted import is completed by running the same command again: event ids make it idempotent
-(what was stored counts as duplicates). Standard input (``-``) is spooled to a temporary file for the second
-pass.
+stored); the valid events, in normal form, are spooled to a temporary file as they are validated. Then the
+spool is stored in batches through the ingest service (``store_valid_events``): the file is decoded and
+validated once. Each batch commits on its own, so an interrupted import is completed by running the same
+command again: event ids make it idempotent (what was stored counts as duplicates). Standard input (``-``) is
+spooled to a temporary file first.
 """
 
 from __future__ import annotations
 
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -17,15 +19,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import msgspec
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.models import Tenant
 from mailboxes.addresses import domain_of
 from mailboxes.models import AcceptedDomain, Mailbox
 from mailboxes.services import declare_accepted_domains
+from mailflow.compiled import decode_line
 from mailflow.decoding import DecodeError, decode_json
-from mailflow.ingest import STRICT, ingest_events
-from mailflow.validation import outside_domain_message, validate_events
+from mailflow.ingest import store_valid_events
+from mailflow.validation import ValidEvent, outside_domain_message, validate_events
 
 # Errors kept (and shown) at most; the count is always exact.
 MAX_KEPT_ERRORS = 1000
@@ -63,9 +67,51 @@ class Totals:
     batches: int = 0
 
 
+_LENGTH = struct.Struct("<I")
+_SPOOL_ENCODER = msgspec.msgpack.Encoder()
+_SPOOL_DECODER = msgspec.msgpack.Decoder()
+
+
+def spool_batch(spool: IO[bytes], events: list[ValidEvent]) -> None:
+    """Append one batch of validated events (normal form and content hash) to ``spool``: a length, then
+    MessagePack."""
+    payload = _SPOOL_ENCODER.encode([(e.id, e.type, e.time, e.data, e.owner, e.content_hash) for e in events])
+    spool.write(_LENGTH.pack(len(payload)))
+    spool.write(payload)
+
+
+def read_spool(spool: IO[bytes]) -> Iterator[list[ValidEvent]]:
+    """The batches :func:`spool_batch` wrote, in order."""
+    while header := spool.read(_LENGTH.size):
+        (length,) = _LENGTH.unpack(header)
+        yield [
+            ValidEvent(
+                index=index,
+                id=event_id,
+                type=event_type,
+                time=time,
+                data=data,
+                owner=owner,
+                _hash=content_hash,
+            )
+            for index, (event_id, event_type, time, data, owner, content_hash) in enumerate(
+                _SPOOL_DECODER.decode(spool.read(length))
+            )
+        ]
+
+
 def read_lines(handle: IO[bytes]) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, parsed event, None) or (line number, None, error) for every non-blank line."""
+    """(line number, parsed event, None) or (line number, None, error) for every non-blank line.
+
+    A ``message`` or ``sign_in`` line is decoded and shape-checked in one step by the compiled decoder
+    (``mailflow.compiled``); any other line, or one it refuses, goes through the JSON decoder, whose messages
+    the contract reports.
+    """
     for number, raw in enumerate(handle, start=1):
+        fast = decode_line(raw) if b'"type"' in raw else None
+        if fast is not None:
+            yield number, fast, None
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -105,8 +151,8 @@ class Command(BaseCommand):
         tenant = self._tenant(options.get("tenant"))
         path = options["file"]
         started = time.monotonic()
-        with self._open(path, options.get("stdin")) as handle:
-            check = self._validate(tenant, handle, batch_size)
+        with self._open(path, options.get("stdin")) as handle, tempfile.TemporaryFile() as spool:
+            check = self._validate(tenant, handle, batch_size, spool)
             validated = time.monotonic()
             self._report_warnings(check)
             if check.error_count:
@@ -116,8 +162,8 @@ class Command(BaseCommand):
                     "Fix the lines above and re-run."
                 )
             declare_accepted_domains(tenant, check.declared_domains, source_label="import")
-            handle.seek(0)
-            totals = self._store(tenant, handle, batch_size)
+            spool.seek(0)
+            totals = self._store(tenant, spool)
         finished = time.monotonic()
         elapsed = max(finished - started, 1e-9)
         self.stdout.write(
@@ -156,9 +202,10 @@ class Command(BaseCommand):
         spool.seek(0)
         return spool
 
-    def _validate(self, tenant: Tenant, handle: IO[bytes], batch_size: int) -> FileCheck:
+    def _validate(self, tenant: Tenant, handle: IO[bytes], batch_size: int, spool: IO[bytes]) -> FileCheck:
         """Pass 1: every line, in chunks; owner addresses outside the domains known so far are settled at the
-        end, once every ``mailbox`` event of the file has declared its domain.
+        end, once every ``mailbox`` event of the file has declared its domain. Each chunk's valid events are
+        spooled (one stored batch each) until the first error; after an error nothing will be stored.
         """
         check = FileCheck()
         stored = AcceptedDomain.objects.domains_of(tenant)
@@ -175,6 +222,8 @@ class Command(BaseCommand):
             for warning in report.warnings[: max(0, 5 - len(check.warning_samples))]:
                 check.warning_samples.append((lines[warning["index"]], warning["field"], warning["warning"]))
             check.declared_domains |= report.declared_domains
+            if not check.error_count:
+                spool_batch(spool, report.events)
             for address, places in report.outside_addresses.items():
                 entry = check.outside.setdefault(address, [0, []])
                 entry[0] += len(places)
@@ -214,42 +263,30 @@ class Command(BaseCommand):
                 check.add_error(number, field_name, outside_domain_message(address))
             check.error_count += count - len(places)  # the rest are counted, not listed
 
-    def _store(self, tenant: Tenant, handle: IO[bytes], batch_size: int) -> Totals:
-        """Pass 2: store in batches, each its own transaction."""
-        totals = Totals()
-        batch: list[Any] = []
-        lines: list[int] = []
+    def _store(self, tenant: Tenant, spool: IO[bytes]) -> Totals:
+        """Pass 2: store the spooled batches, each its own transaction, without validating them again.
 
-        def flush() -> None:
-            result = ingest_events(tenant, batch, mode=STRICT, source="import")
-            if result.errors:
-                shown = "; ".join(
-                    f"line {lines[e['index']]}: {e['field']}: {e['error']}" for e in result.errors[:5]
-                )
-                raise CommandError(
-                    "A batch was refused while storing (did the file or the accepted domains change?): "
-                    f"{shown}. "
-                    f"{totals.accepted} events were stored before it; re-run to complete the import."
-                )
+        Recipients are split internal / external against the accepted domains as they are now, with every
+        domain the file declares.
+        """
+        totals = Totals()
+        domains = AcceptedDomain.objects.domains_of(tenant)
+        batches = (events for events in read_spool(spool) if events)
+        upcoming = next(batches, None)
+        while upcoming is not None:
+            events, upcoming = upcoming, next(batches, None)
+            # Every batch but the last commits without waiting for the disk; the last, durable commit
+            # flushes them all before the import reports success (a crash before it: re-run the import).
+            result = store_valid_events(
+                tenant, events, stored_domains=domains, source="import", durable=upcoming is None
+            )
             totals.accepted += result.accepted
             totals.duplicates += result.duplicates
             totals.conflict_count += len(result.conflicts)
             totals.conflicts.extend(result.conflicts[: max(0, SHOWN_IDS - len(totals.conflicts))])
             totals.batches += 1
             if self.verbosity >= 2:
-                self.stderr.write(f"  batch {totals.batches}: +{result.accepted} (through line {lines[-1]})")
-            batch.clear()
-            lines.clear()
-
-        for number, event, error in read_lines(handle):
-            if error is not None:  # the file changed since it was validated
-                raise CommandError(f"Line {number} is {error}; nothing more was stored.")
-            batch.append(event)
-            lines.append(number)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
+                self.stderr.write(f"  batch {totals.batches}: +{result.accepted}")
         return totals
 
     def _report_errors(self, check: FileCheck) -> None:
