@@ -226,7 +226,7 @@ def export_rows(connection, tables: tuple[str, ...]) -> dict[str, tuple[str, byt
             )
             columns = cursor.fetchone()[0]
             data = bytearray()
-            with cursor.cursor.copy(f"COPY {table} ({columns}) TO STDOUT") as copy:  # noqa: S608
+            with cursor.cursor.copy(f"COPY {table} ({columns}) TO STDOUT") as copy:
                 for chunk in copy:
                     data += chunk
             exported[table] = (columns, bytes(data))
@@ -236,14 +236,14 @@ def export_rows(connection, tables: tuple[str, ...]) -> dict[str, tuple[str, byt
 def copy_every_row(connection, exported: dict[str, tuple[str, bytes]]) -> tuple[float, int]:
     """Empty the tables, then COPY their rows back in one transaction, timed (COPY and commit only)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE TABLE {', '.join(exported)} RESTART IDENTITY CASCADE")  # noqa: S608
+        cursor.execute(f"TRUNCATE TABLE {', '.join(exported)} RESTART IDENTITY CASCADE")
     connection.ensure_connection()
     raw = connection.connection
     rows = sum(data.count(b"\n") for _, data in exported.values())
     started = time.perf_counter()
     with raw.cursor() as cursor:
         for table, (columns, data) in exported.items():
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 copy.write(data)
     raw.commit()
     return time.perf_counter() - started, rows
