@@ -608,8 +608,13 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
 
 
 def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+    """Give the alert to ``assignee`` (None: nobody). Taking a New alert also starts work on it: the status
+    moves to In progress, written in the same audit row (before / after). Assigning it to whom it already
+    belongs changes nothing and writes nothing."""
     with transaction.atomic():
         alert = _locked(alert)
+        if alert.assigned_to_id == (assignee.pk if assignee is not None else None):
+            return alert
         before = {
             "assignee": alert.assigned_to.get_username() if alert.assigned_to else None,
             "status": alert.status,

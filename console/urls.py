@@ -26,6 +26,7 @@ urlpatterns = [
     path("incidents/<int:pk>/assign/", incidents.incident_assign, name="incident_assign"),
     path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident_resolve"),
     path("alerts/", alerts.AlertListView.as_view(), name="alert_list"),
+    path("alerts/bulk/", alerts.alert_bulk, name="alert_bulk"),
     path("alerts/<int:pk>/", alerts.alert_detail, name="alert_detail"),
     path("alerts/<int:pk>/status/", alerts.alert_status, name="alert_status"),
     path("alerts/<int:pk>/assign/", alerts.alert_assign, name="alert_assign"),
