@@ -26,6 +26,7 @@ from restricted_users import services
 from restricted_users.filtersets import RestrictionFilterSet
 from restricted_users.models import CHECKLIST_ITEMS, Restriction
 
+from .. import presenters
 from ..forms_restricted import ReleaseForm, RestrictByHandForm
 from ..lists import FilteredListView
 
@@ -99,18 +100,30 @@ def _parse_time(value: object) -> datetime | None:
 
 
 def _reason_rows(reason: dict) -> list[tuple[str, object]]:
-    """The reason's values as (label, value) rows, known keys first; ``counts`` is shown as its own table."""
+    """The reason's values as (label, value) rows in words, known keys first; times stay datetimes (the
+    template shows them as UTC), counts carry their unit. ``counts`` is shown as its own table."""
     rows: list[tuple[str, object]] = []
     for key, label in REASON_LABELS.items():
         if key in reason:
             parsed = _parse_time(reason[key]) if key.startswith("window_") else None
-            rows.append((label, parsed or reason[key]))
+            rows.append((label, parsed or presenters.value_text(reason[key], key)))
     rows += [
-        (key.replace("_", " ").capitalize(), value)
+        (presenters.key_label(key), presenters.value_text(value, key))
         for key, value in reason.items()
         if key not in REASON_LABELS and key != "counts"
     ]
     return rows
+
+
+def _reason_counts(reason: dict) -> list[tuple[str, str]]:
+    """The measures counted in the window, each labelled and with its unit."""
+    counts = reason.get("counts")
+    if not isinstance(counts, dict):
+        return []
+    return [
+        (presenters.key_label(str(name)), presenters.value_text(value, "count"))
+        for name, value in counts.items()
+    ]
 
 
 def _message_window(restriction: Restriction) -> tuple[datetime, datetime]:
@@ -148,9 +161,7 @@ def _detail_context(request: HttpRequest, restriction: Restriction, form: Releas
         "restriction": restriction,
         "single_tenant": Tenant.objects.count() < 2,
         "reason_rows": _reason_rows(restriction.reason),
-        "reason_counts": restriction.reason.get("counts")
-        if isinstance(restriction.reason.get("counts"), dict)
-        else {},
+        "reason_counts": _reason_counts(restriction.reason),
         "alerts": Alert.objects.with_related().filter(restriction=restriction),
         "message_window": (start, end),
         "messages_around": mail.order_by("-time", "-id")[:MESSAGES_CAP],
