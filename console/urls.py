@@ -40,7 +40,13 @@ urlpatterns = [
     path("investigations/start/", investigations.investigation_start, name="investigation_start"),
     path("investigations/<int:pk>/", investigations.investigation_detail, name="investigation_detail"),
     path("investigations/<int:pk>/status/", investigations.investigation_status, name="investigation_status"),
+    path(
+        "investigations/<int:pk>/clusters/<int:cluster_pk>/",
+        investigations.investigation_cluster,
+        name="investigation_cluster",
+    ),
     path("investigations/<int:pk>/stop/", investigations.investigation_stop, name="investigation_stop"),
+    path("investigations/<int:pk>/<slug:tab>/", investigations.investigation_tab, name="investigation_tab"),
     path("action-center/", actions.ActionCenterView.as_view(), name="action_center"),
     path("action-center/decide/", actions.action_decide, name="action_decide"),
     path("action-center/<int:pk>/undo/", actions.action_undo, name="action_undo"),
