@@ -122,3 +122,26 @@ def test_a_reloaded_post_only_url_shows_the_friendly_page(page, simulated, admin
     assert page.locator("h1").inner_text() == "This address only takes a form"
     # The page keeps its honest 405 status, which Chromium logs; nothing else may fail.
     assert [e for e in page.console_errors if "status of 405" not in e] == []
+
+
+def test_the_investigation_tabs_work_with_the_keyboard(page, simulated, reader):  # noqa: F811
+    sign_in(page, reader.username)
+    investigation = Investigation.objects.order_by("pk").first()
+    page.goto(f"/investigations/{investigation.pk}/")
+    tabs = page.get_by_role("navigation", name="Investigation sections")
+    overview = tabs.get_by_role("link", name="Overview")
+    assert overview.get_attribute("aria-current") == "page"
+    overview.focus()
+    page.keyboard.press("Tab")  # the next tab: Graph
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Graph"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/investigations/{investigation.pk}/graph/")
+    assert page.locator("h2#graph-heading").is_visible()
+    assert tabs.get_by_role("link", name="Graph").get_attribute("aria-current") == "page"
+    tabs.get_by_role("link", name="Log").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/investigations/{investigation.pk}/log/")
+    assert page.locator("h2#log-heading").is_visible()
+    page.go_back()
+    page.wait_for_url(f"**/investigations/{investigation.pk}/graph/")
+    assert page.console_errors == []
