@@ -506,6 +506,10 @@ def main() -> None:
             ("alert list (open, high, last 7 days)", "/alerts/?" + urlencode(FILTERED)),
             ("alert list (one user)", "/alerts/?" + urlencode({"user": seeded["busiest_user"]})),
             ("investigation detail (most alerts)", f"/investigations/{seeded['investigation']}/"),
+            ("investigation graph tab", f"/investigations/{seeded['investigation']}/graph/"),
+            ("investigation clusters tab", f"/investigations/{seeded['investigation']}/clusters/"),
+            ("investigation history tab", f"/investigations/{seeded['investigation']}/history/"),
+            ("action center (pending)", "/action-center/"),
         ]  # fmt: skip
         print(f"\n{requests} requests per page after {WARMUPS} warm-ups (Django test client, server time):")
         print(f"  {'page':<40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")

@@ -14,6 +14,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
@@ -154,19 +155,34 @@ def _pending_actions(actions: QuerySet[RemediationAction], now: datetime, tenant
     }
 
 
-def _time_to_restrict(alerts: QuerySet[Alert], now: datetime, tenant_slug: str | None) -> dict:
-    """Median of (restriction placed − first activity of its earliest alert) over the restrictions placed by
-    a policy in the last 7 days."""
-    rows = (
-        alerts.filter(
-            restriction__source=Restriction.Source.POLICY,
-            restriction__placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD],
+def _time_to_restrict(
+    restrictions: QuerySet[Restriction], alerts: QuerySet[Alert], now: datetime, tenant_slug: str | None
+) -> dict:
+    """Median of (restriction placed − breach) over the restrictions placed by a policy in the last 7 days.
+    The breach is when the sending crossed the limit (the end of the rolling window the policy recorded in
+    the restriction's reason); a restriction without one falls back to the first activity of its earliest
+    alert. Not the alerts' creation, nor the start of a user's activity hours before the breach."""
+    rows = list(
+        restrictions.filter(
+            source=Restriction.Source.POLICY, placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD]
         )
-        .values("restriction_id", "restriction__placed_at")
-        .annotate(first=Min("first_activity_at"))
-        .order_by("-restriction__placed_at")[:MEDIAN_SAMPLE]
+        .order_by("-placed_at")
+        .values_list("pk", "placed_at", "reason")[:MEDIAN_SAMPLE]
     )
-    delays = [max(row["restriction__placed_at"] - row["first"], timedelta(0)) for row in rows]
+    breaches = {pk: _breach_time(reason) for pk, _, reason in rows}
+    missing = [pk for pk, moment in breaches.items() if moment is None]
+    if missing:
+        breaches |= dict(
+            alerts.filter(restriction_id__in=missing)
+            .values_list("restriction_id")
+            .annotate(first=Min("first_activity_at"))
+            .order_by()
+        )
+    delays = [
+        max(placed_at - breaches[pk], timedelta(0))
+        for pk, placed_at, _ in rows
+        if breaches.get(pk) is not None
+    ]
     return {
         "median": _median(delays),
         "count": len(delays),
@@ -178,6 +194,12 @@ def _time_to_restrict(alerts: QuerySet[Alert], now: datetime, tenant_slug: str |
             tenant=tenant_slug,
         ),
     }
+
+
+def _breach_time(reason: object) -> datetime | None:
+    value = reason.get("window_end") if isinstance(reason, dict) else None
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, tenant_id: int | None) -> dict:
@@ -271,7 +293,9 @@ class DashboardView(ConsolePage):
             newest_restriction=restrictions.select_related("mailbox").order_by("-placed_at", "-id").first(),
             investigations=_investigation_counts(investigations, tenant_id),
             pending=_pending_actions(RemediationAction.objects.filter(**by_tenant), now, tenant_id),
-            time_to_restrict=_time_to_restrict(alerts, now, tenant_slug),
+            time_to_restrict=_time_to_restrict(
+                Restriction.objects.filter(**by_tenant), alerts, now, tenant_slug
+            ),
             time_to_remediate=_time_to_remediate(investigations, now, tenant_id),
             top_users=_top_users(alerts, now, tenant_id),
             attention=_needs_attention(alerts, RemediationAction.objects.filter(**by_tenant), now),

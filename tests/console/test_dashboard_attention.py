@@ -55,3 +55,24 @@ def test_status_counters_leave_out_the_zeros(reader_client, tenant):
     assert "New" in statuses and "Resolved" not in statuses
     investigations = html[html.index('id="investigations-heading"') : html.index('id="trend-heading"')]
     assert "None." in investigations
+
+
+def test_time_to_restrict_runs_from_the_breach_not_from_the_first_activity(reader_client, tenant):
+    from restricted_users.services import restrict_user
+
+    mailbox = make_mailbox(tenant, "d@example.com")
+    # Sending began six hours ago; it crossed the limit 20 minutes ago; the policy restricted now.
+    alert = make_alert(tenant, mailbox, AlertPolicy.Kind.FORWARDING, at=timezone.now() - timedelta(hours=6))
+    breach = (timezone.now() - timedelta(minutes=20)).isoformat()
+    restriction, _ = restrict_user(
+        mailbox,
+        policy_name="Email sending limit exceeded",
+        reason={"limit_name": "external_per_hour", "limit": 500, "count": 612, "window_end": breach},
+        expires_at=None,
+        source="policy",
+        actor_label="test",
+    )
+    Alert.objects.filter(pk=alert.pk).update(restriction=restriction)
+    ttr = reader_client.get(DASHBOARD).context["time_to_restrict"]
+    assert ttr["count"] == 1
+    assert timedelta(minutes=19) <= ttr["median"] <= timedelta(minutes=21)
