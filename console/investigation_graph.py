@@ -18,7 +18,7 @@ ROW_GAP = 12
 HEADER = 26
 MARGIN = 8
 MAX_PER_COLUMN = 7
-LABEL_CHARS = 27  # per line; a label wraps onto a second line, and its full text is the node's hover title
+LABEL_CHARS = 24  # per line; a label wraps onto a second line, and its full text is the node's hover title
 LABEL_LINES = 2
 
 
@@ -114,7 +114,7 @@ def _capped(items: Sequence[_Item], noun: str) -> list[_Item]:
     hidden = len(items) - (MAX_PER_COLUMN - 1)
     return [
         *items[: MAX_PER_COLUMN - 1],
-        _Item(f"more-{noun}", f"+{hidden} more {noun}", "see below", "more"),
+        _Item(f"more-{noun}", f"+{hidden} more {noun}", "open the list", "more"),
     ]
 
 
