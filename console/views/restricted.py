@@ -136,8 +136,11 @@ def _message_window(restriction: Restriction) -> tuple[datetime, datetime]:
 
 def _release_context(request: HttpRequest, restriction: Restriction, form: ReleaseForm | None) -> dict:
     """The release panel: shown to administrators while the restriction is in force."""
-    if not request.user.has_perm(RELEASE) or not restriction.is_active():
+    if not restriction.is_active():
         return {"release_form": None}
+    if not request.user.has_perm(RELEASE):
+        # Say who can act instead of showing nothing: releasing is an administrator's decision.
+        return {"release_form": None, "release_needs_admin": True}
     auto = services.checklist_auto_ticks(restriction)
     released = services.releases_within_cap_window(restriction.mailbox)
     past_cap = released >= settings.RELEASE_CAP_COUNT
