@@ -24,7 +24,7 @@ from investigations.filtersets import HISTORY, PENDING, RemediationActionFilterS
 from investigations.models import RemediationAction
 
 from ..forms_actions import DecisionForm, ManualStepForm, UndoForm
-from ..lists import FilteredListView
+from ..lists import FilteredListView, single_valued
 
 VIEW = "investigations.view_remediationaction"
 DECIDE = services.DECIDE_PERMISSION
@@ -91,7 +91,7 @@ class ActionCenterView(FilteredListView):
         )
 
     def get_queryset(self):
-        data = self.request.GET.copy()
+        data = single_valued(self.request.GET)
         data.setdefault("status", PENDING)  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
         return self.filterset.qs

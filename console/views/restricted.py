@@ -28,7 +28,7 @@ from restricted_users.models import CHECKLIST_ITEMS, Restriction
 
 from .. import presenters
 from ..forms_restricted import ReleaseForm, RestrictByHandForm
-from ..lists import FilteredListView
+from ..lists import FilteredListView, single_valued
 
 VIEW = "restricted_users.view_restriction"
 RELEASE = "restricted_users.release_restriction"
@@ -81,7 +81,7 @@ class RestrictedUserListView(FilteredListView):
 
     def get_queryset(self):
         self.single_tenant = Tenant.objects.count() < 2
-        data = self.request.GET.copy()
+        data = single_valued(self.request.GET)
         data.setdefault("state", Restriction.State.ACTIVE)  # an empty ``state=`` means every state
         self.filterset = self.filterset_class(
             data, queryset=self.base_queryset(), request=self.request, show_tenant=not self.single_tenant
