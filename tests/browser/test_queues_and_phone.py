@@ -145,3 +145,18 @@ def test_the_investigation_tabs_work_with_the_keyboard(page, simulated, reader):
     page.go_back()
     page.wait_for_url(f"**/investigations/{investigation.pk}/graph/")
     assert page.console_errors == []
+
+
+def test_a_form_error_below_the_fold_is_scrolled_to_and_focused(page, tenant, administrator):
+    from alerts.services import ensure_default_policies
+
+    policy = ensure_default_policies(tenant)["sending_limit"]
+    sign_in(page, administrator.username)
+    page.goto(f"/policies/{policy.pk}/")
+    page.locator("#id_mailbox_address").fill("ghost@nowhere.example")
+    page.get_by_role("button", name="Save override").click()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.activeElement.name") == "mailbox_address"
+    top = page.evaluate("document.activeElement.getBoundingClientRect().top")
+    assert 0 <= top <= page.viewport_size["height"]
+    assert page.evaluate("window.scrollY") > 0
