@@ -202,6 +202,8 @@ class Alert(models.Model):
             models.Index(fields=["mailbox", "created_at"]),
             # The alert list's default order: the newest 50 without sorting every alert.
             models.Index(fields=["-last_activity_at", "-id"], name="alert_recent_idx"),
+            # The dashboard's trend by first activity, stacked by severity: an index-only scan of a window.
+            models.Index(fields=["first_activity_at", "severity"], name="alert_first_activity_idx"),
         ]
 
     def __str__(self) -> str:

@@ -607,12 +607,16 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
 
 
 def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
-    """Assign the alert to an active person who may triage alerts (None unassigns); a New alert becomes In
-    progress. Anyone else is refused with :class:`AlertStateError`, whoever asks (console, API, a task)."""
+    """Give the alert to ``assignee`` (None: nobody), an active person who may triage alerts; anyone else is
+    refused with :class:`AlertStateError`, whoever asks (console, API, a task). Taking a New alert also starts
+    work on it: the status moves to In progress, written in the same audit row (before / after). Assigning it
+    to whom it already belongs changes nothing and writes nothing."""
     if assignee is not None and not (assignee.is_active and assignee.has_perm(TRIAGE_PERMISSION)):
         raise AlertStateError(f"{assignee.get_username()!r} is not a person who may triage alerts.")
     with transaction.atomic():
         alert = _locked(alert)
+        if alert.assigned_to_id == (assignee.pk if assignee is not None else None):
+            return alert
         before = {
             "assignee": alert.assigned_to.get_username() if alert.assigned_to else None,
             "status": alert.status,

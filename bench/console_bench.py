@@ -482,6 +482,20 @@ def measure(client, path: str, requests: int) -> tuple[list[float], int]:
     return timings, len(queries)
 
 
+def correlate_seeded_investigation(investigation_id: int) -> int | None:
+    """Correlate the measured investigation's alerts and itself into their incident (the seed writes no
+    incidents), through the incidents service: the incident page is measured on a real one."""
+    from incidents.models import Incident
+    from incidents.services import correlate_alert, correlate_investigation
+    from investigations.models import Investigation
+
+    links = Investigation.alerts.through.objects.filter(investigation_id=investigation_id)
+    for alert_id in links.values_list("alert_id", flat=True).order_by("alert_id"):
+        correlate_alert(alert_id)
+    incident = correlate_investigation(investigation_id) or Incident.objects.order_by("pk").first()
+    return incident.pk if incident else None
+
+
 def main() -> None:
     from urllib.parse import urlencode
 
@@ -498,6 +512,7 @@ def main() -> None:
 
         print(f"Seeding {', '.join(f'{v:,} {k}' for k, v in sizes.items())} (COPY)...", flush=True)
         seeded = seed(random.Random(5), now, sizes)
+        incident = correlate_seeded_investigation(seeded["investigation"])
         client = Client()
         client.force_login(seeded["admin"])
         pages = [
@@ -506,6 +521,12 @@ def main() -> None:
             ("alert list (open, high, last 7 days)", "/alerts/?" + urlencode(FILTERED)),
             ("alert list (one user)", "/alerts/?" + urlencode({"user": seeded["busiest_user"]})),
             ("investigation detail (most alerts)", f"/investigations/{seeded['investigation']}/"),
+            ("investigation graph tab", f"/investigations/{seeded['investigation']}/graph/"),
+            ("investigation clusters tab", f"/investigations/{seeded['investigation']}/clusters/"),
+            ("investigation history tab", f"/investigations/{seeded['investigation']}/history/"),
+            ("action center (pending)", "/action-center/"),
+            ("incident list (open)", "/incidents/"),
+            *([("incident detail (that investigation's)", f"/incidents/{incident}/")] if incident else []),
         ]  # fmt: skip
         print(f"\n{requests} requests per page after {WARMUPS} warm-ups (Django test client, server time):")
         print(f"  {'page':<40} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")

@@ -54,3 +54,45 @@ class AlertResolveForm(forms.Form):
     def suppress_for(self) -> timedelta | None:
         minutes = self.cleaned_data["suppress_minutes"]
         return timedelta(minutes=minutes) if minutes else None
+
+
+BULK_LIMIT = 200
+BULK_OPERATIONS = [
+    ("assign_me", "Assign to me"),
+    ("unassign", "Unassign"),
+    ("in_progress", "Set status: In progress"),
+    ("new", "Set status: New"),
+    ("resolve", "Resolve…"),
+]
+
+
+class AlertBulkForm(forms.Form):
+    """Triage of the alerts ticked on the queue: one operation applied to each through the same service as
+    on the alert's page (so each alert gets its own audit row). Resolving needs a classification."""
+
+    ids = forms.TypedMultipleChoiceField(coerce=int, required=True)
+    operation = forms.ChoiceField(choices=BULK_OPERATIONS)
+    classification = forms.ChoiceField(
+        choices=[("", "Choose…"), *Alert.Classification.choices], required=False
+    )
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Any positive id is acceptable here; the view reads which of them exist.
+        raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
+        self.fields["ids"].choices = [(value, value) for value in raw if str(value).isdigit()]
+        self.fields["ids"].error_messages["required"] = "Tick at least one alert."
+        self.fields["ids"].error_messages["invalid_choice"] = "Choose alerts from the list."
+
+    def clean_ids(self) -> list[int]:
+        ids = sorted(set(self.cleaned_data["ids"]))
+        if len(ids) > BULK_LIMIT:
+            raise forms.ValidationError(f"Triage at most {BULK_LIMIT} alerts at a time.")
+        return ids
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("operation") == "resolve" and not cleaned.get("classification"):
+            self.add_error("classification", "Choose a classification to resolve the alerts.")
+        return cleaned

@@ -12,6 +12,8 @@ from django import forms
 from alerts.models import AlertPolicy, Severity
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
 
+from . import presenters
+
 THRESHOLD_PREFIX = "threshold_"
 _SEPARATORS = re.compile(r"[\n,;]+")
 
@@ -26,11 +28,24 @@ def _thresholds_of(policy: AlertPolicy) -> dict[str, Threshold]:
     return dict(default.thresholds) if default else {}
 
 
-def _threshold_field(key: str, spec: Threshold, *, required: bool) -> forms.IntegerField:
+def _threshold_field(
+    key: str, spec: Threshold, *, required: bool, current: int | None = None
+) -> forms.IntegerField:
+    """A threshold's field, labelled in words with its unit; an override's help reads the policy's value now
+    (``current``), not the shipped default."""
+    unit = presenters.unit_of(key)
+    label = key.replace("_", " ").capitalize() + (f" ({unit})" if unit else "")
+    if current is None:
+        help_text = f"{spec.help}. Allowed {spec.minimum}–{spec.maximum:,}; default {spec.default:,}."
+    else:
+        help_text = (
+            f"{spec.help}. Allowed {spec.minimum}–{spec.maximum:,}. Leave empty to keep this policy's value, "
+            f"now {presenters.with_unit(current, key)}."
+        )
     return forms.IntegerField(
-        label=key.replace("_", " ").capitalize(),
+        label=label,
         required=required,
-        help_text=f"{spec.help}. Allowed {spec.minimum}–{spec.maximum:,}; default {spec.default:,}.",
+        help_text=help_text,
         widget=forms.NumberInput(attrs={"min": spec.minimum, "max": spec.maximum, "step": 1}),
     )
 
@@ -169,7 +184,8 @@ class PolicyOverrideForm(ServiceErrorsMixin, forms.Form):
         self.threshold_keys = list(_thresholds_of(policy))
         super().__init__(*args, **kwargs)
         for key, spec in _thresholds_of(policy).items():
-            self.fields[THRESHOLD_PREFIX + key] = _threshold_field(key, spec, required=False)
+            current = (policy.thresholds or {}).get(key, spec.default)
+            self.fields[THRESHOLD_PREFIX + key] = _threshold_field(key, spec, required=False, current=current)
 
     def threshold_fields(self) -> list[forms.BoundField]:
         return [self[THRESHOLD_PREFIX + key] for key in self.threshold_keys]

@@ -22,6 +22,8 @@ from incidents.models import Incident
 from investigations.models import Investigation, RemediationAction
 from restricted_users.models import Restriction
 
+from . import presenters
+
 TIMELINE_CAP = 1000
 
 LABELS = {
@@ -112,14 +114,15 @@ def related_objects(incident: Incident) -> Related:
 
 
 def _change(before, after) -> str:
-    """``status: new → in_progress``-style text for the keys an audit row changed."""
+    """ "Status: New → In progress"-style words for the state keys an audit row changed."""
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
-    parts = []
-    for key in ("status", "state", "severity", "assignee", "assigned_to", "classification"):
-        if key in after and before.get(key) != after.get(key):
-            parts.append(f"{key.replace('_', ' ')}: {before.get(key) or '—'} → {after.get(key) or '—'}")
-    return "; ".join(parts)
+    keys = ("status", "state", "severity", "assignee", "assigned_to", "classification")
+    picked_before = {
+        key: before.get(key) for key in keys if key in after and before.get(key) != after.get(key)
+    }
+    picked_after = {key: after[key] for key in picked_before}
+    return "; ".join(presenters.change_lines(picked_before, picked_after))
 
 
 def build_timeline(incident: Incident, related: Related) -> tuple[list[Entry], bool]:
@@ -186,7 +189,7 @@ def build_timeline(incident: Incident, related: Related) -> tuple[list[Entry], b
     cut = len(events) > TIMELINE_CAP
     for event in events[:TIMELINE_CAP]:
         kind, subject, url = subjects[(event.target_type, event.target_id)]
-        label = LABELS.get(event.action) or event.action.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+        label = LABELS.get(event.action) or presenters.action_label(event.action)
         detail = " · ".join(filter(None, (_change(event.before, event.after), event.comment)))
         entries.append(Entry(event.at, kind, label, subject, url, event.actor_label, detail))
     entries.sort(key=lambda e: e.at)

@@ -11,14 +11,15 @@ from alerts.models import Alert
 from investigations.models import Finding, Investigation, RemediationAction
 
 COLUMNS = ("Alerts", "User", "Entities", "Actions", "Result")
-NODE_WIDTH = 176
-NODE_HEIGHT = 42
+NODE_WIDTH = 196
+NODE_HEIGHT = 56
 COLUMN_GAP = 40
 ROW_GAP = 12
 HEADER = 26
 MARGIN = 8
 MAX_PER_COLUMN = 7
-LABEL_CHARS = 22
+LABEL_CHARS = 24  # per line; a label wraps onto a second line, and its full text is the node's hover title
+LABEL_LINES = 2
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,16 @@ class Node:
 
     @property
     def label_y(self) -> float:
-        return self.y + 17
+        return self.y + 16
+
+    @property
+    def lines(self) -> tuple[tuple[str, float], ...]:
+        """The label wrapped on word boundaries, each line with its baseline."""
+        return tuple((line, self.y + 16 + 14 * n) for n, line in enumerate(_wrap(self.label)))
 
     @property
     def detail_y(self) -> float:
-        return self.y + 33
+        return self.y + 16 + 14 * len(_wrap(self.label)) + 2
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,34 @@ class _Item:
     title: str = ""
 
 
-def _short(text: str, limit: int = LABEL_CHARS) -> str:
+def _short(text: str, limit: int = LABEL_CHARS * LABEL_LINES) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _wrap(text: str, width: int = LABEL_CHARS, lines: int = LABEL_LINES) -> list[str]:
+    """``text`` on at most ``lines`` lines of ``width`` characters, broken at spaces (or inside a long word,
+    such as an address); the last line ends with "…" when text is left over."""
+    words, out, current = text.split(), [], ""
+    for word in words:
+        while len(word) > width:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(word[:width])
+            word = word[width:]
+        candidate = f"{current} {word}".strip()
+        if len(candidate) <= width:
+            current = candidate
+        else:
+            out.append(current)
+            current = word
+    if current:
+        out.append(current)
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][: width - 1] + "…"
+    return out or [""]
 
 
 def _capped(items: Sequence[_Item], noun: str) -> list[_Item]:
@@ -83,7 +114,7 @@ def _capped(items: Sequence[_Item], noun: str) -> list[_Item]:
     hidden = len(items) - (MAX_PER_COLUMN - 1)
     return [
         *items[: MAX_PER_COLUMN - 1],
-        _Item(f"more-{noun}", f"+{hidden} more {noun}", "see below", "more"),
+        _Item(f"more-{noun}", f"+{hidden} more {noun}", "open the list", "more"),
     ]
 
 
@@ -105,11 +136,14 @@ def build_graph(
     findings: Sequence[Finding],
     actions: Sequence[RemediationAction],
     urls: dict[str, str] | None = None,
+    remediated: set[int] | frozenset[int] = frozenset(),
 ) -> Graph:
     """Lay the investigation out in five columns; each column shows at most ``MAX_PER_COLUMN`` nodes (the
     rest folded into a "+N more" node). Findings judged clean are left out: the graph shows threats.
 
-    ``urls`` maps node keys (``alert-<id>``) to links.
+    ``urls`` maps node keys (``alert-<id>``, ``mailbox``, ``finding-<id>``, ``action-<id>``, ``result``) to
+    links; ``remediated`` holds the findings whose action was carried out: drawn as remediated, not as
+    threats.
     """
     urls = urls or {}
     mailbox = investigation.mailbox
@@ -137,9 +171,11 @@ def build_graph(
                 _Item(
                     f"finding-{f.pk}",
                     _short(f.entity_label),
-                    f"{f.get_entity_type_display()} · {f.get_verdict_display()}",
-                    f.verdict,
-                    title=f"{f.get_entity_type_display()}: {f.entity_label}",
+                    f"{f.get_entity_type_display()} · "
+                    + ("Remediated" if f.pk in remediated else f.get_verdict_display()),
+                    "remediated" if f.pk in remediated else f.verdict,
+                    title=f"{f.get_entity_type_display()}: {f.entity_label}"
+                    + (" (remediated)" if f.pk in remediated else f" ({f.get_verdict_display().lower()})"),
                 )
                 for f in threats
             ],

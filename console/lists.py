@@ -6,9 +6,24 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable
 
+from django import forms
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.http import StreamingHttpResponse
+from django.http import QueryDict, StreamingHttpResponse
 from django.views.generic import ListView
+
+from core.filters import UtcDateTimeField
+
+# One ISO 8601 text control per bound of a time range, read in UTC (the browser's datetime-local control shows
+# the analyst's locale, mm/dd/yyyy AM/PM in the US, while every time on the page is ISO UTC).
+ISO_UTC_ATTRS = {
+    "placeholder": "YYYY-MM-DD HH:MM",
+    "pattern": r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?",
+    "inputmode": "numeric",
+    "size": "16",
+    "autocomplete": "off",
+}
+# Filters that pick a period: shown together with the range bounds as one "Activity" control.
+PERIOD_FILTERS = frozenset({"last", "period"})
 
 
 class _Echo:
@@ -32,7 +47,7 @@ class FilteredListView(PermissionRequiredMixin, ListView):
     def get_queryset(self):
         # Always bound, so an invalid filter value is shown as a form error and simply not applied.
         self.filterset = self.filterset_class(
-            self.request.GET, queryset=self.base_queryset(), request=self.request
+            single_valued(self.request.GET), queryset=self.base_queryset(), request=self.request
         )
         return self.filterset.qs
 
@@ -49,11 +64,13 @@ class FilteredListView(PermissionRequiredMixin, ListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        params = self.request.GET.copy()
+        params = single_valued(self.request.GET)
         params.pop("page", None)
         params.pop("format", None)
         context["filter"] = self.filterset
         context["querystring"] = params.urlencode()
+        context["ordering"] = params.get("ordering", "")
+        context["filter_layout"] = FilterLayout(self.filterset.form)
         context["result_count"] = (
             context["paginator"].count if context.get("paginator") else len(context["object_list"])
         )
@@ -71,6 +88,48 @@ class FilteredListView(PermissionRequiredMixin, ListView):
         )
         response["Content-Disposition"] = f'attachment; filename="{self.csv_filename}"'
         return response
+
+
+def single_valued(params: QueryDict) -> QueryDict:
+    """``params`` with one value per key, the last one given (what ``QueryDict.get`` reads): a URL that
+    repeats a key (an old bookmark, a hand-edited address) filters, paginates and exports as that value."""
+    single = QueryDict(mutable=True)
+    for key in params:
+        single[key] = params.getlist(key)[-1]
+    return single
+
+
+class FilterLayout:
+    """The filter form's fields split in two: the ordinary ones, and the time range (period and ISO UTC
+    bounds) shown as one control, whose bounds become ISO text inputs. Split when the template first reads
+    it, so a view may still drop fields (a single tenant's "Tenant") after building its context."""
+
+    def __init__(self, form: forms.Form) -> None:
+        self.form = form
+        self._split: tuple[list, list] | None = None
+
+    def _parts(self) -> tuple[list, list]:
+        if self._split is None:
+            plain, time_range = [], []
+            for name, field in self.form.fields.items():
+                if isinstance(field, UtcDateTimeField):
+                    if not isinstance(field.widget, forms.TextInput) or field.widget.input_type != "text":
+                        field.widget = forms.TextInput(attrs=ISO_UTC_ATTRS)
+                    time_range.append(self.form[name])
+                elif name in PERIOD_FILTERS:
+                    time_range.append(self.form[name])
+                else:
+                    plain.append(self.form[name])
+            self._split = (plain, time_range)
+        return self._split
+
+    @property
+    def fields(self) -> list:
+        return self._parts()[0]
+
+    @property
+    def time_range(self) -> list:
+        return self._parts()[1]
 
 
 def _csv_safe(value) -> str:

@@ -3,8 +3,10 @@
 Seeds a simulated tenant (``seed_demo``) into a SQLite database in a temporary directory (embedded mode: no
 PostgreSQL, no Redis, tasks in-process), starts the development server on a free 127.0.0.1 port, signs in as
 the administrator with Playwright driving Debian's Chromium (``/usr/bin/chromium``; never ``playwright
-install``) and saves, at 1440x900, ``docs/dashboard.png``, ``docs/investigation.png`` (the compromised user
-with the most findings) and ``docs/restricted-users.png``. Nothing else is written outside the temporary
+install``) and saves, at 1440x900, ``docs/dashboard.png``, ``docs/alerts.png``, ``docs/investigation.png``
+and ``docs/investigation-graph.png`` (the compromised user with the most findings) and
+``docs/restricted-users.png``; at phone size (390x844) ``docs/phone-dashboard.png``, ``docs/phone-alerts.png``
+and ``docs/phone-investigation.png``. Nothing else is written outside the temporary
 directory. ``SCREENSHOT_MAILBOXES`` / ``SCREENSHOT_DAYS`` / ``SCREENSHOT_COMPROMISED`` size the tenant.
 """
 
@@ -32,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 # The investigation worth showing: the one with the most findings, open actions first.
 PICK_INVESTIGATION = """
 from django.db.models import Count
@@ -83,26 +86,37 @@ def wait_for_server(url: str, process: subprocess.Popen, timeout: float = 60) ->
 def shoot(url: str, password: str, investigation: str) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    shots = [
+    desktop = [
         ("/", DOCS / "dashboard.png"),
+        ("/alerts/?status=open", DOCS / "alerts.png"),
         (f"/investigations/{investigation}/", DOCS / "investigation.png"),
+        (f"/investigations/{investigation}/graph/", DOCS / "investigation-graph.png"),
         ("/restricted-users/", DOCS / "restricted-users.png"),
+    ]
+    phone = [
+        ("/", DOCS / "phone-dashboard.png"),
+        ("/alerts/?status=open", DOCS / "phone-alerts.png"),
+        (f"/investigations/{investigation}/", DOCS / "phone-investigation.png"),
     ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=url, viewport=VIEWPORT, timezone_id="UTC", locale="en-GB")
-        page = context.new_page()
-        page.goto("/login/")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda current: "/login/" not in current)
-        for path, target in shots:
-            page.goto(path)
-            page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(target))
+        for viewport, shots, mobile in ((VIEWPORT, desktop, False), (PHONE, phone, True)):
+            context = browser.new_context(
+                base_url=url, viewport=viewport, timezone_id="UTC", locale="en-GB", is_mobile=mobile
+            )
+            page = context.new_page()
+            page.goto("/login/")
+            page.get_by_label("Username").fill("admin")
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda current: "/login/" not in current)
+            for path, target in shots:
+                page.goto(path)
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(target))
+            context.close()
         browser.close()
-    return [target for _, target in shots]
+    return [target for _, target in (*desktop, *phone)]
 
 
 def main() -> int:

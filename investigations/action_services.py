@@ -275,9 +275,6 @@ def decision_problems(
         problems.append(f"Decide on at most {BULK_LIMIT} actions at a time.")
     if check_comment and not approve and not comment.strip():
         problems.append("Give a comment saying why the action is rejected.")
-    types = sorted({action.get_action_type_display() for action in actions})
-    if len(types) > 1:
-        problems.append(f"Decide on one action type at a time; the selection mixes {', '.join(types)}.")
     problems += [problem for action in actions if (problem := _undecidable(action, now))]
     return problems
 
@@ -289,7 +286,8 @@ def decide_actions(
     approve: bool,
     comment: str = "",
 ) -> list[RemediationAction]:
-    """Approve or reject one or several Pending actions, all of one action type. Operators only.
+    """Approve or reject one or several Pending actions, of any action types (the console's confirmation
+    counts them by type). Operators only.
 
     A rejection needs a comment. The whole call is atomic: if any action is expired, already decided or gone,
     nothing is decided and the error names each one. Approved actions are sent to

@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A GET on a POST-only URL (a reloaded form target) gets an explanatory page instead of a bare 405.
+    "console.middleware.FriendlyMethodNotAllowedMiddleware",
     # Last: turns a locked-out sign-in into the "locked out, try again in …" page.
     "axes.middleware.AxesMiddleware",
 ]

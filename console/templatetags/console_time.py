@@ -24,3 +24,16 @@ def utc_time(value: datetime | None, precision: str = "") -> str:
     value = value.astimezone(UTC)
     shown = f"{value.strftime(FORMATS.get(precision, FORMATS['']))} UTC"
     return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), shown, shown)
+
+
+@register.filter
+def utc_cell(value: datetime | None, precision: str = "") -> str:
+    """A ``<time>`` for a table cell under a "(UTC)" header: the time without the repeated "UTC", kept on
+    one line; the title (and the local time on hover) still says it."""
+    if not isinstance(value, datetime):
+        return ""
+    value = value.astimezone(UTC)
+    shown = value.strftime(FORMATS.get(precision, FORMATS[""]))
+    return format_html(
+        '<time class="cell-time" datetime="{}" title="{} UTC">{}</time>', value.isoformat(), shown, shown
+    )

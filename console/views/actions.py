@@ -6,6 +6,8 @@ their POSTs (403)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
@@ -18,11 +20,11 @@ from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import action_links
 from investigations import actions as services
-from investigations.filtersets import PENDING, RemediationActionFilterSet
+from investigations.filtersets import HISTORY, PENDING, RemediationActionFilterSet
 from investigations.models import RemediationAction
 
 from ..forms_actions import DecisionForm, ManualStepForm, UndoForm
-from ..lists import FilteredListView
+from ..lists import FilteredListView, single_valued
 
 VIEW = "investigations.view_remediationaction"
 DECIDE = services.DECIDE_PERMISSION
@@ -52,7 +54,7 @@ def _form_errors(form) -> str:
 
 class ActionCenterView(FilteredListView):
     """Remediation actions across investigations: Pending by default, or History / any status; filters in the
-    URL (the same as the API), bulk decisions for one action type, undo, manual steps, CSV."""
+    URL (the same as the API), bulk decisions across action types, undo, manual steps, CSV."""
 
     model = RemediationAction
     permission_required = VIEW
@@ -89,7 +91,7 @@ class ActionCenterView(FilteredListView):
         )
 
     def get_queryset(self):
-        data = self.request.GET.copy()
+        data = single_valued(self.request.GET)
         data.setdefault("status", PENDING)  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
         return self.filterset.qs
@@ -99,8 +101,11 @@ class ActionCenterView(FilteredListView):
         if Tenant.objects.count() < 2:
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
+        tab = self.request.GET.get("status", PENDING)
         context.update(
-            tab=self.request.GET.get("status", PENDING),
+            tab=tab,
+            # History holds decided actions only: nothing there can be decided, so no decision panel.
+            show_bulk=tab != HISTORY,
             can_decide=self.request.user.has_perm(DECIDE),
             can_undo=self.request.user.has_perm(UNDO),
             next=self.request.get_full_path(),
@@ -111,8 +116,8 @@ class ActionCenterView(FilteredListView):
 @require_POST
 @permission_required(DECIDE, raise_exception=True)
 def action_decide(request: HttpRequest) -> HttpResponse:
-    """Approve or reject the posted ``ids`` (one action type). First POST: a confirmation listing them,
-    with the comment box; with ``confirm``: decide, all or nothing."""
+    """Approve or reject the posted ``ids`` (any action types, counted by type on the confirmation). First
+    POST: a confirmation listing them, with the comment box; with ``confirm``: decide, all or nothing."""
     back = safe_next(request, reverse("console:action_center"))
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -131,6 +136,8 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     count = len(chosen)
     noun = f"{count} action{'s' if count != 1 else ''}"
+    by_type = Counter(action.get_action_type_display() for action in chosen)
+    summary = ", ".join(f"{n} × {label}" for label, n in sorted(by_type.items()))
     page = {
         "heading": f"{'Approve' if approve else 'Reject'} {noun}?",
         "lede": (
@@ -139,6 +146,7 @@ def action_decide(request: HttpRequest) -> HttpResponse:
             if approve
             else "Rejected actions are not carried out. Say why."
         ),
+        "summary": summary if len(by_type) > 1 or count > 1 else "",
         "items": chosen,
         "post_url": reverse("console:action_decide"),
         "hidden": [("decision", form.cleaned_data["decision"]), *(("ids", a.pk) for a in chosen)],

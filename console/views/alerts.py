@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from alerts import services
@@ -24,8 +25,15 @@ from incidents.links import alert_links
 from mailflow.models import MessageEvent
 
 from ..alert_details import describe_details
-from ..forms_alerts import AlertAssignForm, AlertCommentForm, AlertResolveForm, AlertStatusForm
+from ..forms_alerts import (
+    AlertAssignForm,
+    AlertBulkForm,
+    AlertCommentForm,
+    AlertResolveForm,
+    AlertStatusForm,
+)
 from ..lists import FilteredListView
+from .actions import safe_next
 
 TRIAGE = "alerts.triage_alert"
 EVIDENCE_CAP = 200
@@ -69,6 +77,9 @@ class AlertListView(FilteredListView):
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
         context["show_links"] = True
+        context["can_triage"] = self.request.user.has_perm(TRIAGE)
+        context["bulk_form"] = AlertBulkForm() if context["can_triage"] else None
+        context["next"] = self.request.get_full_path()
         return context
 
 
@@ -90,6 +101,19 @@ def evidence_rows(alert: Alert) -> list[EvidenceRow]:
     ]
 
 
+def next_in_queue(alert: Alert) -> Alert | None:
+    """The open alert after ``alert`` in the queue's default order (latest activity first), else the first
+    open one: where an analyst goes after a decision."""
+    queue = (
+        Alert.objects.open()
+        .select_related("mailbox")
+        .exclude(pk=alert.pk)
+        .order_by("-last_activity_at", "-id")
+    )
+    after = queue.filter(last_activity_at__lte=alert.last_activity_at).first()
+    return after or queue.first()
+
+
 def _detail_context(alert: Alert, request: HttpRequest) -> dict:
     others = Alert.objects.with_related().filter(mailbox_id=alert.mailbox_id).exclude(pk=alert.pk)
     can_triage = request.user.has_perm(TRIAGE)
@@ -107,6 +131,7 @@ def _detail_context(alert: Alert, request: HttpRequest) -> dict:
         "status_form": AlertStatusForm(initial={"status": alert.status}) if can_triage else None,
         "comment_form": AlertCommentForm() if can_triage else None,
         "resolve_form": AlertResolveForm() if can_triage else None,
+        "next_alert": next_in_queue(alert),
     }
 
 
@@ -121,8 +146,18 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/alert_detail.html", _detail_context(alert, request))
 
 
-def _triage(request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Alert], object], done: str):
-    """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect."""
+def _triage(
+    request: HttpRequest,
+    pk: int,
+    form: forms.Form,
+    change: Callable[[Alert], object],
+    done: str,
+    *,
+    then_next: bool = False,
+):
+    """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect (to the
+    next alert in the queue when ``then_next`` and it worked). When the alert reads the same afterwards,
+    the message says nothing changed instead of claiming success."""
     alert = get_object_or_404(Alert, pk=pk)
     if not form.is_valid():
         errors = "; ".join(
@@ -131,13 +166,30 @@ def _triage(request: HttpRequest, pk: int, form: forms.Form, change: Callable[[A
         )
         messages.error(request, f"Nothing changed. {errors}")
         return redirect("console:alert_detail", pk=alert.pk)
+    before = _triage_state(alert)
     try:
-        change(alert)
+        changed = change(alert)
     except DomainError as exc:
         messages.error(request, str(exc))
-    else:
-        messages.success(request, done)
+        return redirect("console:alert_detail", pk=alert.pk)
+    if isinstance(changed, Alert) and _triage_state(changed) == before:
+        messages.info(request, f"Nothing changed: the alert is already {_describe_state(changed)}.")
+        return redirect("console:alert_detail", pk=alert.pk)
+    following = next_in_queue(alert) if then_next else None
+    if following is not None:
+        messages.success(request, f"Alert #{alert.pk} resolved. This is the next open alert in the queue.")
+        return redirect("console:alert_detail", pk=following.pk)
+    messages.success(request, done)
     return redirect("console:alert_detail", pk=alert.pk)
+
+
+def _triage_state(alert: Alert) -> tuple:
+    return (alert.status, alert.assigned_to_id, alert.classification)
+
+
+def _describe_state(alert: Alert) -> str:
+    owner = f"assigned to {alert.assigned_to.get_username()}" if alert.assigned_to else "unassigned"
+    return f"{alert.get_status_display().lower()} and {owner}"
 
 
 @require_POST
@@ -194,4 +246,72 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
             suppress_for=form.suppress_for(),
         )
 
-    return _triage(request, pk, form, resolve, "Alert resolved.")
+    return _triage(
+        request, pk, form, resolve, "Alert resolved.", then_next=bool(request.POST.get("next_alert"))
+    )
+
+
+BULK_DONE = {
+    "assign_me": "assigned to you",
+    "unassign": "unassigned",
+    "in_progress": "set to In progress",
+    "new": "set to New",
+    "resolve": "resolved",
+}
+
+
+def _bulk_change(operation: str, form: AlertBulkForm, actor) -> Callable[[Alert], Alert]:
+    """The service call one bulk operation makes for each alert (each writes its own audit row)."""
+    if operation == "assign_me":
+        return lambda alert: services.assign_alert(alert, actor=actor, assignee=actor)
+    if operation == "unassign":
+        return lambda alert: services.assign_alert(alert, actor=actor, assignee=None)
+    if operation in ("new", "in_progress"):
+        return lambda alert: services.set_alert_status(alert, actor=actor, status=operation)
+    return lambda alert: services.resolve_alert(
+        alert,
+        actor=actor,
+        classification=form.cleaned_data["classification"],
+        comment=form.cleaned_data["comment"],
+    )
+
+
+@require_POST
+@permission_required(TRIAGE, raise_exception=True)
+def alert_bulk(request: HttpRequest) -> HttpResponse:
+    """Assign, set the status of, or resolve the ticked alerts, one service call per alert; the message
+    counts what changed, what was already so, and what could not be changed (and why)."""
+    back = safe_next(request, reverse("console:alert_list"))
+    form = AlertBulkForm(request.POST)
+    if not form.is_valid():
+        errors = " ".join(" ".join(errs) for errs in form.errors.values())
+        messages.error(request, f"Nothing changed. {errors}")
+        return redirect(back)
+    operation = form.cleaned_data["operation"]
+    change = _bulk_change(operation, form, request.user)
+    alerts = list(Alert.objects.select_related("assigned_to").filter(pk__in=form.cleaned_data["ids"]))
+    changed, unchanged, refused = 0, 0, []
+    for alert in alerts:
+        before = _triage_state(alert)
+        try:
+            after = change(alert)
+        except DomainError as exc:
+            refused.append(f"#{alert.pk}: {exc}")
+            continue
+        if _triage_state(after) == before:
+            unchanged += 1
+        else:
+            changed += 1
+    missing = len(form.cleaned_data["ids"]) - len(alerts)
+    parts = [f"{changed} alert{'s' if changed != 1 else ''} {BULK_DONE[operation]}."]
+    if unchanged:
+        parts.append(
+            f"{unchanged} already {'were' if unchanged != 1 else 'was'} so: nothing changed for them."
+        )
+    if missing:
+        parts.append(f"{missing} no longer exist{'s' if missing == 1 else ''}.")
+    if refused:
+        parts.append("Not changed: " + "; ".join(refused))
+    level = messages.success if changed and not refused else messages.error if refused else messages.info
+    level(request, " ".join(parts))
+    return redirect(back)

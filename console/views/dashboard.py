@@ -14,6 +14,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
@@ -25,7 +26,7 @@ from investigations.models import Investigation, RemediationAction
 from restricted_users.filtersets import PLACED_PERIODS
 from restricted_users.models import Restriction
 
-from ..charts import BarChart, bar_chart, buckets
+from ..charts import StackedChart, buckets, stacked_chart
 from .pages import ConsolePage
 
 TOP_USERS = 10
@@ -48,23 +49,54 @@ def alert_list_url(**params: object) -> str:
     return list_url("console:alert_list", **{k: v for k, v in params.items() if v != ""})
 
 
-def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> BarChart:
+SEVERITY_SERIES = tuple(
+    (severity, Severity(severity).label)
+    for severity in (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFORMATIONAL)
+)
+
+
+def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedChart:
+    """Alerts by when their activity began (not when the console created them: a backlog ingested at once
+    would pile onto one bucket), stacked by severity."""
     step, count, trunc = (timedelta(hours=1), 24, TruncHour) if hourly else (timedelta(days=1), 7, TruncDay)
     current = now.replace(minute=0, second=0, microsecond=0)
     if not hourly:
         current = current.replace(hour=0)
     starts = buckets(current, step, count)
-    counts = dict(
-        alerts.filter(created_at__gte=starts[0])
-        .annotate(bucket=trunc("created_at"))
-        .values_list("bucket")
+    counts: dict[datetime, dict[str, int]] = {}
+    rows = (
+        alerts.filter(first_activity_at__gte=starts[0])
+        .annotate(bucket=trunc("first_activity_at"))
+        .values_list("bucket", "severity")
         .annotate(n=Count("id"))
+        .order_by()
     )
+    for bucket, severity, n in rows:
+        counts.setdefault(bucket, {})[severity] = n
     if hourly:
-        points = [(f"{start:%H}:00", counts.get(start, 0)) for start in starts]
-        return bar_chart("Alerts created per hour, last 24 hours (UTC)", points, tick_every=3)
-    points = [(f"{start:%a} {start.day} {start:%b}", counts.get(start, 0)) for start in starts]
-    return bar_chart("Alerts created per day, last 7 days (UTC)", points)
+        points = [(f"{start:%H}:00", counts.get(start, {})) for start in starts]
+        return stacked_chart(
+            "Alerts by first activity per hour, last 24 hours (UTC)", points, SEVERITY_SERIES, tick_every=3
+        )
+    points = [(f"{start:%a} {start.day} {start:%b}", counts.get(start, {})) for start in starts]
+    return stacked_chart("Alerts by first activity per day, last 7 days (UTC)", points, SEVERITY_SERIES)
+
+
+ATTENTION_ROWS = 5
+
+
+def _needs_attention(alerts: QuerySet[Alert], actions: QuerySet[RemediationAction], now: datetime) -> dict:
+    """What to look at first: open high-severity alerts (the oldest activity first, so none is forgotten) and
+    the actions waiting for a decision, oldest first."""
+    high = alerts.open().filter(severity=Severity.HIGH).select_related("mailbox")
+    return {
+        "high_alerts": list(high.order_by("first_activity_at", "id")[:ATTENTION_ROWS]),
+        "waiting_actions": list(
+            actions.pending(now)
+            .select_related("investigation__mailbox")
+            .order_by("proposed_at", "id")[:ATTENTION_ROWS]
+        ),
+    }
 
 
 def _counts(queryset: QuerySet[Alert], field: str, choices, **filters: object) -> list[dict]:
@@ -123,19 +155,34 @@ def _pending_actions(actions: QuerySet[RemediationAction], now: datetime, tenant
     }
 
 
-def _time_to_restrict(alerts: QuerySet[Alert], now: datetime, tenant_slug: str | None) -> dict:
-    """Median of (restriction placed − first activity of its earliest alert) over the restrictions placed by
-    a policy in the last 7 days."""
-    rows = (
-        alerts.filter(
-            restriction__source=Restriction.Source.POLICY,
-            restriction__placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD],
+def _time_to_restrict(
+    restrictions: QuerySet[Restriction], alerts: QuerySet[Alert], now: datetime, tenant_slug: str | None
+) -> dict:
+    """Median of (restriction placed − breach) over the restrictions placed by a policy in the last 7 days.
+    The breach is when the sending crossed the limit (the end of the rolling window the policy recorded in
+    the restriction's reason); a restriction without one falls back to the first activity of its earliest
+    alert. Not the alerts' creation, nor the start of a user's activity hours before the breach."""
+    rows = list(
+        restrictions.filter(
+            source=Restriction.Source.POLICY, placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD]
         )
-        .values("restriction_id", "restriction__placed_at")
-        .annotate(first=Min("first_activity_at"))
-        .order_by("-restriction__placed_at")[:MEDIAN_SAMPLE]
+        .order_by("-placed_at")
+        .values_list("pk", "placed_at", "reason")[:MEDIAN_SAMPLE]
     )
-    delays = [max(row["restriction__placed_at"] - row["first"], timedelta(0)) for row in rows]
+    breaches = {pk: _breach_time(reason) for pk, _, reason in rows}
+    missing = [pk for pk, moment in breaches.items() if moment is None]
+    if missing:
+        breaches |= dict(
+            alerts.filter(restriction_id__in=missing)
+            .values_list("restriction_id")
+            .annotate(first=Min("first_activity_at"))
+            .order_by()
+        )
+    delays = [
+        max(placed_at - breaches[pk], timedelta(0))
+        for pk, placed_at, _ in rows
+        if breaches.get(pk) is not None
+    ]
     return {
         "median": _median(delays),
         "count": len(delays),
@@ -147,6 +194,12 @@ def _time_to_restrict(alerts: QuerySet[Alert], now: datetime, tenant_slug: str |
             tenant=tenant_slug,
         ),
     }
+
+
+def _breach_time(reason: object) -> datetime | None:
+    value = reason.get("window_end") if isinstance(reason, dict) else None
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, tenant_id: int | None) -> dict:
@@ -207,6 +260,13 @@ class DashboardView(ConsolePage):
         return [self.template_name]
 
     def get_context_data(self, **kwargs):
+        context = self._widgets(**kwargs)
+        # Counters without the zeros: a status nobody is in says nothing (the full rows stay in the context).
+        context["statuses_shown"] = [row for row in context["statuses"] if row["count"]]
+        context["investigations_shown"] = [row for row in context["investigations"] if row["count"]]
+        return context
+
+    def _widgets(self, **kwargs):
         now = timezone.now()
         tenants = list(Tenant.objects.all())
         tenant = next((t for t in tenants if str(t.pk) == self.request.GET.get("tenant")), None)
@@ -233,9 +293,15 @@ class DashboardView(ConsolePage):
             newest_restriction=restrictions.select_related("mailbox").order_by("-placed_at", "-id").first(),
             investigations=_investigation_counts(investigations, tenant_id),
             pending=_pending_actions(RemediationAction.objects.filter(**by_tenant), now, tenant_id),
-            time_to_restrict=_time_to_restrict(alerts, now, tenant_slug),
+            time_to_restrict=_time_to_restrict(
+                Restriction.objects.filter(**by_tenant), alerts, now, tenant_slug
+            ),
             time_to_remediate=_time_to_remediate(investigations, now, tenant_id),
             top_users=_top_users(alerts, now, tenant_id),
+            attention=_needs_attention(alerts, RemediationAction.objects.filter(**by_tenant), now),
+            high_url=alert_list_url(
+                status="open", severity=Severity.HIGH, tenant=tenant_id, ordering="first_activity"
+            ),
             refreshed_at=now,
             **kwargs,
         )

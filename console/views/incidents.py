@@ -22,7 +22,7 @@ from incidents.models import Incident
 
 from ..forms_incidents import IncidentAssignForm, IncidentBulkForm, IncidentResolveForm, IncidentStatusForm
 from ..incident_timeline import build_timeline, related_objects
-from ..lists import FilteredListView
+from ..lists import FilteredListView, single_valued
 from .actions import safe_next
 
 VIEW = "incidents.view_incident"
@@ -64,7 +64,7 @@ class IncidentListView(FilteredListView):
         return Incident.objects.with_related()
 
     def get_queryset(self):
-        data = self.request.GET.copy()
+        data = single_valued(self.request.GET)
         data.setdefault("status", "open")  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
         for name in ("mailbox", "alert", "restriction", "investigation", "action"):

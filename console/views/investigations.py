@@ -1,41 +1,38 @@
-"""Investigations: the list, an investigation's page (summary and graph, alerts, mailbox, evidence, clusters,
-analyzer log, pending actions and history), its status panel polled by htmx while the analyzers run, and the
-operators' stop. Every change goes through :mod:`investigations.services` / :mod:`investigations.actions`;
-readers see the same pages without the buttons, and the server refuses their POSTs (403)."""
+"""Investigations: the list, an investigation's page in tabs (overview, graph, alerts, mailbox, evidence,
+clusters and a page per cluster, analyzer log, history; see :mod:`console.investigation_page`), its status
+panel polled by htmx while the analyzers run, and the operators' stop. Every change goes through
+:mod:`investigations.services` / :mod:`investigations.actions`; readers see the same pages without the
+buttons, and the server refuses their POSTs (403)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
-from alerts.models import Alert
 from core.exceptions import DomainError
-from core.models import AuditEvent, Tenant
+from core.models import Tenant
 from incidents.links import investigation_links
 from investigations import actions as action_services
 from investigations import services
 from investigations.actions import DECIDE_PERMISSION, UNDO_PERMISSION
 from investigations.filtersets import InvestigationFilterSet
-from investigations.models import Finding, Investigation, RemediationAction
-from mailboxes.models import Delegation, InboxRule, MailboxForwarding
+from investigations.models import Finding, Investigation, MailCluster, RemediationAction
 from restricted_users.models import Restriction
 
+from .. import investigation_page as page
 from ..forms_actions import StopInvestigationForm
-from ..investigation_graph import build_graph
 from ..lists import FilteredListView
 from .actions import confirm_page, safe_next
 
 VIEW = "investigations.view_investigation"
 STOP = action_services.STOP_PERMISSION
-HISTORY_CAP = 200
 IN_PROGRESS = (Investigation.Status.QUEUED, Investigation.Status.RUNNING)
-VERDICT_ORDER = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
 
 
 def _duration_seconds(investigation: Investigation) -> str:
@@ -80,69 +77,24 @@ class InvestigationListView(FilteredListView):
         return context
 
 
-def _reasons(finding: Finding) -> list[str]:
-    """A finding's reasons as sentences, whether the analyzer stored strings or small objects."""
-    texts = []
-    for reason in finding.reasons or []:
-        if isinstance(reason, dict):
-            texts.append(str(reason.get("reason") or reason.get("text") or reason))
-        else:
-            texts.append(str(reason))
-    return texts
-
-
-def _optional_url(name: str, *args) -> str:
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return ""
-
-
-def _detail_context(request: HttpRequest, investigation: Investigation) -> dict:
-    mailbox = investigation.mailbox
-    # A subquery on the link table, not a join: an OR across the join defeats the indexes.
-    linked = Investigation.alerts.through.objects.filter(investigation_id=investigation.pk).values("alert_id")
-    alerts = list(
-        Alert.objects.with_related()
-        .filter(Q(pk__in=linked) | Q(pk=investigation.trigger_alert_id))
-        .order_by("-last_activity_at", "-id")
+def _frame_context(request: HttpRequest, investigation: Investigation, tab: str) -> dict:
+    """What every tab shows around its content: the heading, the tabs, counts, the release callout and the
+    role's permissions."""
+    restriction = Restriction.objects.active().for_mailbox(investigation.mailbox).first()
+    counts = investigation.actions.aggregate(
+        total=Count("pk"), open=Count("pk", filter=Q(status__in=RemediationAction.OPEN_STATUSES))
     )
-    findings = sorted(
-        investigation.findings.all(), key=lambda f: (VERDICT_ORDER.get(f.verdict, 3), f.entity_type)
-    )
-    for finding in findings:
-        finding.reason_texts = _reasons(finding)
-    actions = list(
-        investigation.actions.with_related().select_related("undone_by").order_by("proposed_at", "id")
-    )
-    open_actions = [a for a in actions if a.effective_status in RemediationAction.OPEN_STATUSES]
-    decided_actions = [a for a in actions if a.effective_status not in RemediationAction.OPEN_STATUSES]
-    history = AuditEvent.objects.filter(
-        Q(target_type=Investigation._meta.label_lower, target_id=str(investigation.pk))
-        | Q(target_type=RemediationAction._meta.label_lower, target_id__in=[str(a.pk) for a in actions])
-    )[:HISTORY_CAP]
-    restriction = Restriction.objects.active().for_mailbox(mailbox).first()
-    graph_urls = {f"alert-{a.pk}": reverse("console:alert_detail", args=[a.pk]) for a in alerts}
     return {
         "investigation": investigation,
+        "tab": tab,
+        "tabs": page.tabs_of(investigation.pk, tab),
         "in_progress": investigation.status in IN_PROGRESS,
         "single_tenant": Tenant.objects.count() < 2,
-        "alerts": alerts,
-        "findings": findings,
-        "threat_count": sum(1 for f in findings if f.verdict != Finding.Verdict.CLEAN),
-        "clusters": list(investigation.clusters.all()),
-        "runs": list(investigation.runs.all()),
-        "open_actions": open_actions,
-        "decided_actions": decided_actions,
-        "action_count": len(actions),
-        "history": history,
-        "graph": build_graph(
-            investigation, alerts=alerts, findings=findings, actions=actions, urls=graph_urls
-        ),
-        "mailbox_url": _optional_url("console:mailbox_detail", mailbox.pk),
-        "forwarding": MailboxForwarding.objects.filter(mailbox=mailbox).first(),
-        "inbox_rules": list(InboxRule.objects.present().for_mailbox(mailbox)),
-        "delegations": list(Delegation.objects.present().for_mailbox(mailbox)),
+        "threat_count": investigation.findings.exclude(verdict=Finding.Verdict.CLEAN).count(),
+        "action_count": counts["total"],
+        "open_count": counts["open"],
+        "runs": list(investigation.runs.all()) if tab == "overview" else [],
+        "mailbox_url": page.optional_url("console:mailbox_detail", investigation.mailbox_id),
         "restriction": restriction,
         "offer_release": restriction is not None and investigation.status == Investigation.Status.REMEDIATED,
         "can_decide": request.user.has_perm(DECIDE_PERMISSION),
@@ -159,10 +111,53 @@ def _investigation(pk: int) -> Investigation:
     return get_object_or_404(queryset, pk=pk)
 
 
+def _render_tab(request: HttpRequest, pk: int, tab: str) -> HttpResponse:
+    investigation = _investigation(pk)
+    context = _frame_context(request, investigation, tab)
+    context.update(page.tab_context(investigation, tab))
+    if tab == "overview":
+        actions = context["actions"]
+        context["open_actions"] = [
+            a for a in actions if a.effective_status in RemediationAction.OPEN_STATUSES
+        ]
+        context["decided_actions"] = [
+            a for a in actions if a.effective_status not in RemediationAction.OPEN_STATUSES
+        ]
+    return render(request, "console/investigation_detail.html", context)
+
+
+@require_safe
 @permission_required(VIEW, raise_exception=True)
 def investigation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The Overview tab: key findings, status, summary, and the actions (decide; undo a completed one)."""
+    return _render_tab(request, pk, "overview")
+
+
+@require_safe
+@permission_required(VIEW, raise_exception=True)
+def investigation_tab(request: HttpRequest, pk: int, tab: str) -> HttpResponse:
+    """Another tab of the investigation, at its own URL."""
+    if tab not in page.TAB_NAMES or tab == "overview":
+        raise Http404("No such section.")
+    return _render_tab(request, pk, tab)
+
+
+@require_safe
+@permission_required(VIEW, raise_exception=True)
+def investigation_cluster(request: HttpRequest, pk: int, cluster_pk: int) -> HttpResponse:
+    """One mail cluster of the investigation with its messages (the first few hundred)."""
     investigation = _investigation(pk)
-    return render(request, "console/investigation_detail.html", _detail_context(request, investigation))
+    cluster = get_object_or_404(
+        MailCluster.objects.select_related("investigation"), pk=cluster_pk, investigation=investigation
+    )
+    context = _frame_context(request, investigation, "clusters")
+    context.update(
+        cluster=cluster,
+        cluster_messages=page.cluster_messages(cluster),
+        messages_cap=page.CLUSTER_MESSAGES_CAP,
+        stored_ids=len(cluster.event_ids or []),
+    )
+    return render(request, "console/investigation_cluster.html", context)
 
 
 @permission_required(VIEW, raise_exception=True)

@@ -26,8 +26,9 @@ from restricted_users import services
 from restricted_users.filtersets import RestrictionFilterSet
 from restricted_users.models import CHECKLIST_ITEMS, Restriction
 
+from .. import presenters
 from ..forms_restricted import ReleaseForm, RestrictByHandForm
-from ..lists import FilteredListView
+from ..lists import FilteredListView, single_valued
 
 VIEW = "restricted_users.view_restriction"
 RELEASE = "restricted_users.release_restriction"
@@ -80,7 +81,7 @@ class RestrictedUserListView(FilteredListView):
 
     def get_queryset(self):
         self.single_tenant = Tenant.objects.count() < 2
-        data = self.request.GET.copy()
+        data = single_valued(self.request.GET)
         data.setdefault("state", Restriction.State.ACTIVE)  # an empty ``state=`` means every state
         self.filterset = self.filterset_class(
             data, queryset=self.base_queryset(), request=self.request, show_tenant=not self.single_tenant
@@ -99,18 +100,30 @@ def _parse_time(value: object) -> datetime | None:
 
 
 def _reason_rows(reason: dict) -> list[tuple[str, object]]:
-    """The reason's values as (label, value) rows, known keys first; ``counts`` is shown as its own table."""
+    """The reason's values as (label, value) rows in words, known keys first; times stay datetimes (the
+    template shows them as UTC), counts carry their unit. ``counts`` is shown as its own table."""
     rows: list[tuple[str, object]] = []
     for key, label in REASON_LABELS.items():
         if key in reason:
             parsed = _parse_time(reason[key]) if key.startswith("window_") else None
-            rows.append((label, parsed or reason[key]))
+            rows.append((label, parsed or presenters.value_text(reason[key], key)))
     rows += [
-        (key.replace("_", " ").capitalize(), value)
+        (presenters.key_label(key), presenters.value_text(value, key))
         for key, value in reason.items()
         if key not in REASON_LABELS and key != "counts"
     ]
     return rows
+
+
+def _reason_counts(reason: dict) -> list[tuple[str, str]]:
+    """The measures counted in the window, each labelled and with its unit."""
+    counts = reason.get("counts")
+    if not isinstance(counts, dict):
+        return []
+    return [
+        (presenters.key_label(str(name)), presenters.value_text(value, "count"))
+        for name, value in counts.items()
+    ]
 
 
 def _message_window(restriction: Restriction) -> tuple[datetime, datetime]:
@@ -123,8 +136,11 @@ def _message_window(restriction: Restriction) -> tuple[datetime, datetime]:
 
 def _release_context(request: HttpRequest, restriction: Restriction, form: ReleaseForm | None) -> dict:
     """The release panel: shown to administrators while the restriction is in force."""
-    if not request.user.has_perm(RELEASE) or not restriction.is_active():
+    if not restriction.is_active():
         return {"release_form": None}
+    if not request.user.has_perm(RELEASE):
+        # Say who can act instead of showing nothing: releasing is an administrator's decision.
+        return {"release_form": None, "release_needs_admin": True}
     auto = services.checklist_auto_ticks(restriction)
     released = services.releases_within_cap_window(restriction.mailbox)
     past_cap = services.past_release_cap(released)
@@ -148,9 +164,7 @@ def _detail_context(request: HttpRequest, restriction: Restriction, form: Releas
         "restriction": restriction,
         "single_tenant": Tenant.objects.count() < 2,
         "reason_rows": _reason_rows(restriction.reason),
-        "reason_counts": restriction.reason.get("counts")
-        if isinstance(restriction.reason.get("counts"), dict)
-        else {},
+        "reason_counts": _reason_counts(restriction.reason),
         "alerts": Alert.objects.with_related().filter(restriction=restriction),
         "message_window": (start, end),
         "messages_around": mail.order_by("-time", "-id")[:MESSAGES_CAP],

@@ -411,5 +411,6 @@ def test_the_dashboard_counts_active_restrictions(reader_client, tenant, alice):
 def test_the_dashboard_runs_a_fixed_number_of_queries(reader_client, tenant, django_assert_max_num_queries):
     for i in range(15):
         make_alert(tenant, make_mailbox(tenant, f"u{i}@example.com"), AlertPolicy.Kind.FORWARDING)
-    with django_assert_max_num_queries(20):
+    # A fixed number whatever the rows: two of them fill the "Needs attention now" panel (issue 16).
+    with django_assert_max_num_queries(22):
         assert reader_client.get(DASHBOARD).status_code == 200

@@ -93,8 +93,9 @@ def test_a_reader_sees_every_setting_read_only(reader_client, tenant):
     page = reader_client.get(reverse("console:policy_detail", args=[policy.pk]))
     html = page.content.decode()
     assert page.status_code == 200
-    for key in ("external_per_hour", "internal_per_hour", "total_per_day"):
-        assert key in html
+    for label in ("External recipients in a rolling hour", "All recipients in a rolling 24 hours"):
+        assert label in html  # each threshold in words (issue 16), not its key
+    assert "500 recipients / hour" in html
     assert "Restrict the user until the next day" in html
     assert "Save settings" not in html
     assert "Save override" not in html

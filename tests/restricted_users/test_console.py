@@ -177,9 +177,10 @@ def test_the_detail_shows_why_and_the_history(reader_client, mailbox, restrict, 
         response = reader_client.get(detail_url(restriction))
     html = response.content.decode()
     assert "Email sending limit exceeded" in html
-    assert dict(response.context["reason_rows"])["Count"] == 612
-    assert dict(response.context["reason_rows"])["Threshold"] == 500
-    assert response.context["reason_counts"] == {"external": 612, "internal": 3}
+    # In words with their unit (issue 16: no bare "Count 612", no snake_case measure names).
+    assert dict(response.context["reason_rows"])["Count"] == "612 recipients"
+    assert dict(response.context["reason_rows"])["Threshold"] == "500 recipients"
+    assert response.context["reason_counts"] == [("External", "612 recipients"), ("Internal", "3 recipients")]
     assert [r.release_reason for r in response.context["history"]] == ["First time"]
     assert [e.action for e in response.context["audit_events"]] == ["restricted_users.restriction.placed"]
 
