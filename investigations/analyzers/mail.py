@@ -250,10 +250,10 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
     summed into one "Other clean mail" row), updated in place by fingerprint on a re-run. Findings: one per
     malicious / suspicious cluster. Proposals: ``soft_delete_messages`` for every *malicious* cluster, and
     every cluster made suspicious by spam (issue 21), that reached internal recipients, targeting its event
-    ids and internal recipient count. A cluster grouped by URL or body is one campaign, so all its messages are targeted (copies the filter let through included);
-    one grouped only by subject targets just its phish / malware (and, for a spam cluster, spam / bulk)
-    messages, since a subject is too weak a
-    fingerprint to delete unverdicted mail. A malicious cluster sent only outside proposes nothing: there is
+    ids and internal recipient count. A cluster grouped by URL or body is one campaign, so all its messages
+    are targeted (copies the filter let through included); one grouped only by subject targets just its phish
+    / malware (and, for a spam cluster, spam / bulk) messages, since a subject is too weak a fingerprint to
+    delete unverdicted mail. A malicious cluster sent only outside proposes nothing: there is
     nothing here to delete.
     """
     name = "mail_clusters"

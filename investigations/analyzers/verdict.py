@@ -5,9 +5,10 @@ Rule: the score adds up the risk points of every finding of the investigation (t
 runs found, so a re-run that cannot see an old entity again does not forget it), each analyzer capped so that
 one kind of evidence cannot decide alone (alerts 30, sending anomaly 25, sent malware 45, clusters 20,
 forwarding 35, inbox rules 40, delegations 35, sign-ins 35, lookalike domains 35), the total capped at 100.
-``risk_reasons`` lists ``{points, reason, analyzer}`` and sums exactly to ``risk_score`` (an item a cap cut short shows the points it
-kept). Verdict: *compromised* from 60 points; *suspicious* when any finding is malicious or suspicious; else
-*clean*. The verdict is also a finding on the mailbox (malicious / suspicious / clean).
+``risk_reasons`` lists ``{points, reason, analyzer}`` and sums exactly to ``risk_score`` (an item a cap cut
+short shows the points it kept). Verdict: *compromised* from 60 points; *suspicious* when any finding is
+malicious or suspicious; else *clean*. The verdict is also a finding on the mailbox (malicious / suspicious /
+clean).
 
 Proposals when compromised (each answering the mailbox finding): ``force_password_reset``,
 ``revoke_sessions``, ``disable_account`` (offered; the analyst decides), and ``block_sender`` unless the user
