@@ -68,6 +68,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
         evidence: dict[tuple[str, str], Evidence] = {}
         pairs = []
         kinds: set[str] = set()
+        forwarding = False
         for record, rules in sign_ins:
             followed = _followed_by(after.get(mailbox_id, {}), record.at, record.at + span, limit)
             if not followed:
@@ -76,6 +77,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             for kind, items in followed.items():
                 kinds.add(kind)
                 evidence.update(((e.kind, e.event_id), e) for e in items)
+                forwarding = forwarding or any(e.kind == DirectoryChange.Kind.FORWARDING for e in items)
             pairs.append(
                 {
                     "sign_in": record.event_id,
@@ -88,7 +90,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             )
         if not pairs:
             continue
-        high = kinds & {LOOKALIKE} or len(kinds) >= 2 or after.get(mailbox_id, {}).get("forwarding_set")
+        high = LOOKALIKE in kinds or len(kinds) >= 2 or forwarding
         detections.append(
             Detection(
                 mailbox_id=mailbox_id,
@@ -194,8 +196,6 @@ def _activity(policy: AlertPolicy, ids: list[int], start: datetime, end: datetim
             if change.kind == DirectoryChange.Kind.FORWARDING and not change.state.get("forward_to"):
                 continue  # forwarding turned off
             activity[mailbox_id][MAILBOX_CHANGE].append((change.at, change.evidence()))
-            if change.kind == DirectoryChange.Kind.FORWARDING:
-                activity[mailbox_id]["forwarding_set"] = True
     return activity
 
 
