@@ -2,8 +2,8 @@
 written to, since when. Maintained incrementally, one batch at a time, before the detectors run.
 
 ``learn_contacts`` reads the external recipients of the batch's messages (one query), folds them per (user,
-kind, value) and upserts them in one statement per chunk: ``first_seen`` keeps the minimum and
-``last_seen`` the maximum over every message so far, so batches may arrive in any order and re-running a
+kind, value) and upserts them in one statement per chunk: ``first_seen`` (and the message that first
+wrote) keeps the minimum over every message so far, so batches may arrive in any order and re-running a
 batch changes nothing. A user the table knows nothing about yet (the table is new, or the user's history
 was imported before it) is bootstrapped from their previous ``BOOTSTRAP`` of mail, so the first batch after
 an upgrade does not take every correspondent for a first contact.
@@ -23,14 +23,14 @@ from .models import KnownContact
 BOOTSTRAP = timedelta(days=30)
 CHUNK = 1_000
 
+# A row is written only when it is new or seen earlier than known: in the steady state (contacts already
+# known), the statement reads the unique index and writes nothing.
 _UPSERT = """
-INSERT INTO {table} (tenant_id, mailbox_id, kind, value, first_seen, first_event_id, last_seen)
+INSERT INTO {table} (tenant_id, mailbox_id, kind, value, first_seen, first_event_id)
 VALUES {rows}
 ON CONFLICT (mailbox_id, kind, value) DO UPDATE SET
-  first_event_id = CASE WHEN excluded.first_seen < {table}.first_seen
-                        THEN excluded.first_event_id ELSE {table}.first_event_id END,
-  first_seen = {least}({table}.first_seen, excluded.first_seen),
-  last_seen = {greatest}({table}.last_seen, excluded.last_seen)
+  first_event_id = excluded.first_event_id, first_seen = excluded.first_seen
+WHERE excluded.first_seen < {table}.first_seen
 """
 
 Key = tuple[int, str, str]  # (mailbox id, kind, value)
@@ -46,7 +46,7 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
         KnownContact.objects.filter(mailbox_id__in=ids).values_list("mailbox_id", flat=True).distinct()
     )
     unknown = [pk for pk in ids if pk not in known]
-    seen: dict[Key, list] = {}
+    seen: dict[Key, tuple[datetime, str]] = {}
     _fold(seen, tenant_id, ids, start, end)
     if unknown:
         _fold(seen, tenant_id, unknown, start - BOOTSTRAP, start)
@@ -56,7 +56,9 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
     return len(rows)
 
 
-def _fold(seen: dict[Key, list], tenant_id: int, ids: list[int], start: datetime, end: datetime) -> None:
+def _fold(
+    seen: dict[Key, tuple[datetime, str]], tenant_id: int, ids: list[int], start: datetime, end: datetime
+) -> None:
     messages = (
         MessageEvent.objects.filter(
             tenant_id=tenant_id, sender_id__in=ids, time__gte=start, time__lte=end, external_count__gt=0
@@ -75,34 +77,19 @@ def _fold(seen: dict[Key, list], tenant_id: int, ids: list[int], start: datetime
         for kind, value in values:
             key = (sender_id, kind, value[:320])
             current = seen.get(key)
-            if current is None:
-                seen[key] = [at, event_id, at]
-                continue
-            if (at, event_id) < (current[0], current[1]):
-                current[0], current[1] = at, event_id
-            current[2] = max(current[2], at)
+            if current is None or (at, event_id) < current:
+                seen[key] = (at, event_id)
 
 
 def _upsert(rows: list[tuple]) -> None:
     ops = connection.ops
-    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
     sql = _UPSERT.format(
-        table=connection.ops.quote_name(KnownContact._meta.db_table),
-        rows=", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows)),
-        least=least,
-        greatest=greatest,
+        table=ops.quote_name(KnownContact._meta.db_table),
+        rows=", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows)),
     )
     params: list = []
-    for tenant_id, mailbox_id, kind, value, first, event_id, last in rows:
-        params += [
-            tenant_id,
-            mailbox_id,
-            kind,
-            value,
-            ops.adapt_datetimefield_value(first),
-            event_id,
-            ops.adapt_datetimefield_value(last),
-        ]
+    for tenant_id, mailbox_id, kind, value, first, event_id in rows:
+        params += [tenant_id, mailbox_id, kind, value, ops.adapt_datetimefield_value(first), event_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

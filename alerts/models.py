@@ -307,8 +307,8 @@ class EvaluationFailure(models.Model):
 
 
 class KnownContact(models.Model):
-    """Per user, an external domain or recipient the user has written to: when first and last (event time),
-    and the message that first did. The first-contact signals read it (a contact is new in a window when its
+    """Per user, an external domain or recipient the user has written to: when first (event time), and the
+    message that first did. The first-contact signals read it (a contact is new in a window when its
     first sighting falls inside it); ``alerts.contacts.learn_contacts`` keeps it up to date incrementally,
     batch by batch, with ``first_seen`` the minimum over every message so far, whatever their arrival order.
     """
@@ -323,7 +323,6 @@ class KnownContact(models.Model):
     value = models.CharField(max_length=320)
     first_seen = models.DateTimeField()
     first_event_id = models.CharField(max_length=200)
-    last_seen = models.DateTimeField()
 
     class Meta:
         constraints = [
