@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
+from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 
 from .models import KnownContact
@@ -42,8 +44,11 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
     ids = sorted(set(mailbox_ids))
     if not ids:
         return 0
+    # One index probe per user (the unique index leads with the mailbox), not a scan of their contacts.
     known = set(
-        KnownContact.objects.filter(mailbox_id__in=ids).values_list("mailbox_id", flat=True).distinct()
+        Mailbox.objects.filter(pk__in=ids)
+        .filter(Exists(KnownContact.objects.filter(mailbox_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
     )
     unknown = [pk for pk in ids if pk not in known]
     seen: dict[Key, tuple[datetime, str]] = {}
