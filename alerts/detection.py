@@ -48,3 +48,12 @@ class Detection:
     evidence: list[Evidence]
     details: dict = field(default_factory=dict)
     breach: Breach | None = None
+    # Set when the evidence makes it worse than the policy says (a lookalike domain): the higher one wins.
+    severity: str | None = None
+
+    def severity_under(self, policy_severity: str) -> str:
+        """The alert's severity: the policy's, or this detection's when that is higher."""
+        from .models import SEVERITY_RANK
+
+        raised = self.severity or policy_severity
+        return max(policy_severity, raised, key=lambda s: SEVERITY_RANK.get(s, 0))

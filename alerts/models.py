@@ -36,6 +36,7 @@ class AlertPolicy(models.Model):
         DELEGATION = "delegation", "Delegation"
         SIGN_IN = "sign_in", "Sign-in"
         ADMIN_INVESTIGATION = "admin_investigation", "Admin-triggered investigation"
+        SEQUENCE = "sequence", "Unusual sign-in, then unusual activity"
 
     class Action(models.TextChoices):
         ALERT_ONLY = "alert_only", "Alert only"
@@ -305,3 +306,31 @@ class EvaluationFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.detector} failed for {self.mailbox_address} (attempt {self.attempt})"
+
+
+class KnownContact(models.Model):
+    """Per user, an external domain or recipient the user has written to: when first (event time), and the
+    message that first did. The first-contact signals read it (a contact is new in a window when its
+    first sighting falls inside it); ``alerts.contacts.learn_contacts`` keeps it up to date incrementally,
+    batch by batch, with ``first_seen`` the minimum over every message so far, whatever their arrival order.
+    """
+
+    class Kind(models.TextChoices):
+        DOMAIN = "domain", "External domain"
+        RECIPIENT = "recipient", "External recipient"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind)
+    value = models.CharField(max_length=320)
+    first_seen = models.DateTimeField()
+    first_event_id = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "kind", "value"], name="known_contact_once_per_user")
+        ]
+        indexes = [models.Index(fields=["mailbox", "kind", "first_seen"], name="known_contact_first_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value} since {self.first_seen:%Y-%m-%d %H:%M}"

@@ -36,6 +36,7 @@ INBOX_MANIPULATION = "inbox_manipulation"
 DELEGATION = "delegation"
 SIGN_IN = "sign_in"
 ADMIN_INVESTIGATION = "admin_investigation"
+SEQUENCE = "sequence"
 
 DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
     PolicyDefault(
@@ -82,8 +83,13 @@ DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
             "learning_days": Threshold(7, 1, 30, "Days of the user's history needed before (a) applies"),
             "bad_share_percent": Threshold(30, 1, 100, "Share of 24 h mail verdicted spam/phish/malware"),
             "bad_min_count": Threshold(10, 1, 10_000, "… with at least this many such messages (0 = off)"),
+            "first_contact_domains": Threshold(
+                20, 0, 10_000, "External domains written to for the first time in an hour (0 = off)"
+            ),
         },
-        "A user's sending suddenly exceeds their own baseline, or much of it is verdicted malicious.",
+        "A user's sending suddenly exceeds their own baseline, much of it is verdicted malicious, or it "
+        "suddenly reaches many domains never written to before; links on or recipients at a lookalike of "
+        "the tenant's domains raise the alert to high.",
     ),
     PolicyDefault(
         FORWARDING,
@@ -144,6 +150,29 @@ DEFAULT_POLICIES: tuple[PolicyDefault, ...] = (
         "alert_only",
         "always",
         description="An operator started a compromised-user investigation by hand.",
+    ),
+    PolicyDefault(
+        SEQUENCE,
+        "Suspicious activity after an unusual sign-in",
+        "medium",
+        "Threat management",
+        "alert_only",
+        "always",
+        {
+            "window_minutes": Threshold(
+                60, 5, 24 * 60, "Activity this long after the unusual sign-in counts"
+            ),
+            "first_contact_recipients": Threshold(
+                20, 0, 10_000, "First-contact external recipients that make sending unusual (0 = off)"
+            ),
+            "lure_recipients": Threshold(
+                20, 0, 10_000, "Recipients of finance-lure subjects that make sending unusual (0 = off)"
+            ),
+        },
+        "An unusual sign-in (new country, impossible travel, legacy or unusual client) followed within the "
+        "window by unusual sending (first-contact burst, lookalike links or recipients, finance lures, "
+        "phish or malware) or by a mailbox change (rule, forwarding, delegation): one alert, high when "
+        "a lookalike domain or forwarding is involved, even when each half is under its own threshold.",
     ),
 )
 

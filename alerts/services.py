@@ -20,7 +20,7 @@ from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
 from restricted_users.models import Restriction
 
-from .detection import Detection
+from .detection import Detection, Evidence
 from .exceptions import AlertStateError, PolicyValidationError
 from .models import (
     SEVERITY_RANK,
@@ -304,7 +304,7 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
                 policy=policy,
                 mailbox=mailbox,
                 title=policy.name,
-                severity=policy.severity,
+                severity=detection.severity_under(policy.severity),
                 category=policy.category,
                 first_activity_at=fresh[0].at,
                 last_activity_at=fresh[-1].at,
@@ -321,8 +321,9 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
         before = alert.evidence_count
         alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
         alert.details = {**alert.details, **detection.details}
-        if SEVERITY_RANK.get(policy.severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
-            alert.severity = policy.severity
+        severity = detection.severity_under(policy.severity)
+        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
+            alert.severity = severity
         alert.save(
             update_fields=[
                 "first_activity_at",
@@ -414,9 +415,6 @@ def _maybe_investigate(alert: Alert, now: datetime) -> None:
 def raise_restriction_alert(restriction_id: int) -> Alert | None:
     """Raise or fold "User restricted from sending email" for a restriction a policy or the policy service
     placed (idempotent); None for the console's own restrictions (``CONSOLE_OWN_SOURCES``)."""
-
-    from .detection import Evidence
-
     restriction = Restriction.objects.select_related("mailbox__tenant").filter(pk=restriction_id).first()
     if restriction is None:
         return None
@@ -460,19 +458,19 @@ def _safe_moment(moment: datetime) -> datetime:
 def evaluate_mailboxes(
     tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime, *, attempt: int = 0
 ) -> int:
-    """Run every enabled detector for the users a batch touched; returns how many alerts gained evidence.
-
-    Each mailbox is evaluated independently: when a detector fails on the batch, it is run again per mailbox,
-    so one mailbox's failure (logged with the mailbox and the exception, recorded as an
-    :class:`EvaluationFailure`) never stops the others. The failed mailboxes alone are evaluated again by a
-    follow-up ``alerts.evaluate`` with exponential backoff, at most ``DETECTION_MAX_RETRIES`` times.
-    """
+    """Learn the batch's contacts (``alerts.contacts``), then run every enabled detector for the users a
+    batch touched; returns how many alerts gained evidence. Each mailbox is evaluated independently: when a
+    detector fails on the batch, it is run again per mailbox, so one mailbox's failure (logged, recorded as
+    an :class:`EvaluationFailure`) never stops the others; the failed mailboxes alone are evaluated again by
+    a follow-up ``alerts.evaluate`` with exponential backoff, at most ``DETECTION_MAX_RETRIES`` times."""
+    from .contacts import learn_contacts
     from .detectors import DETECTORS
 
     start, end = _safe_moment(start), _safe_moment(end)
     tenant = Tenant.objects.get(pk=tenant_id)
     policies = ensure_default_policies(tenant)
     mailboxes = list(Mailbox.objects.filter(tenant=tenant, pk__in=list(mailbox_ids)))
+    learn_contacts(tenant.pk, [m.pk for m in mailboxes], start, end)
     failures: dict[int, list[tuple[str, BaseException]]] = {}
     touched = 0
     for kind, detect in DETECTORS.items():

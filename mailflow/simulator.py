@@ -204,6 +204,8 @@ class SimulationConfig:
     seed: int = 1
     domain: str = "contoso.example"
     home_country: str = "GB"
+    # Issue 21's attacks under the thresholds and benign look-alikes (mailflow.scenarios_evasive)
+    evasive: bool = False
 
     def __post_init__(self) -> None:
         if self.end.utcoffset() is None:
@@ -254,7 +256,7 @@ class CompromisedMailbox:
     origin, and the scenario's details (the lure's subject and URL, the forwarding target, the delegate)."""
 
     address: str
-    scenario: Scenario
+    scenario: str  # a Scenario, or an EvasiveScenario of mailflow.scenarios_evasive
     starts_at: datetime
     attacker_country: str
     attacker_ip: str
@@ -272,6 +274,7 @@ class GroundTruth:
     compromised: tuple[CompromisedMailbox, ...]
     newsletter_owner: str
     vips: tuple[str, ...]
+    benign_lookalikes: dict[str, list[str]] = field(default_factory=dict)  # by kind, with ``evasive``
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, times in ISO 8601."""
@@ -477,7 +480,13 @@ class _Generator:
         self._assistant_delegations(users)
         victim_set = set(victims)
         benign = [user for index, user in enumerate(users) if index not in victim_set]
-        scenarios = tuple(Scenario)
+        scenarios: tuple[str, ...] = tuple(Scenario)
+        lookalikes: dict[str, list[str]] = {}
+        if self.config.evasive:
+            from . import scenarios_evasive
+
+            scenarios += tuple(scenarios_evasive.EvasiveScenario)
+            lookalikes = scenarios_evasive.benign_lookalikes(self, benign)
         truth = tuple(
             _Attack(self, users[index], benign).run(scenarios[n % len(scenarios)])
             for n, index in enumerate(victims)
@@ -491,6 +500,7 @@ class _Generator:
             compromised=truth,
             newsletter_owner=newsletter.address,
             vips=tuple(m.address for m in users if m.vip),
+            benign_lookalikes=lookalikes,
         )
         return Simulation(self.config, self._ordered(mailboxes), ground_truth, mailboxes)
 
@@ -702,14 +712,19 @@ class _Attack:
         self.agent = rng.choice(USER_AGENTS)
         self.day = generator.end - DAY_SECONDS  # the last day starts here
 
-    def run(self, scenario: Scenario) -> CompromisedMailbox:
-        build = {
+    def run(self, scenario: str) -> CompromisedMailbox:
+        builders = {
             Scenario.OUTBOUND_PHISH: self.outbound_phish,
             Scenario.SLOW_SPAM: self.slow_spam,
             Scenario.BEC_FORWARDING: self.bec_forwarding,
             Scenario.DELEGATION_IMAP: self.delegation_imap,
-        }[scenario]
-        first, details = build()
+        }
+        if scenario in builders:
+            first, details = builders[scenario]()
+        else:  # issue 21's attacks live in their own module
+            from . import scenarios_evasive
+
+            first, details = scenarios_evasive.build(self, scenarios_evasive.EvasiveScenario(scenario))
         return CompromisedMailbox(
             address=self.address,
             scenario=scenario,

@@ -19,6 +19,7 @@ from . import (
     inbox_manipulation,
     sending_limit,
     sending_pattern,
+    sequence,
     sign_in,
 )
 from .common import Detector
@@ -31,6 +32,7 @@ DETECTORS: dict[str, Detector] = {
     AlertPolicy.Kind.INBOX_MANIPULATION.value: inbox_manipulation.detect,
     AlertPolicy.Kind.DELEGATION.value: delegation.detect,
     AlertPolicy.Kind.SIGN_IN.value: sign_in.detect,
+    AlertPolicy.Kind.SEQUENCE.value: sequence.detect,
 }
 
 __all__ = ["DETECTORS", "Detector"]

@@ -5,6 +5,9 @@ to an address outside the tenant's accepted domains, or an inbox rule created or
 ``forward_to`` / ``redirect_to`` names such an address. Internal forwarding is not suspicious here (it still
 raises "Creation of forwarding/redirect rule" for rules).
 
+A target on a domain imitating an accepted domain (:mod:`.lookalike`) makes the alert high whatever the
+policy's severity, and is named in the details (``lookalikes``).
+
 Evidence: the directory changes by their ingest event id (kind ``forwarding`` / ``inbox_rule``); details name
 the kind (mailbox / inbox rule) and the external addresses. Two bulk queries for the whole batch (accepted
 domains, directory history); deterministic and idempotent because evidence is named by event id.
@@ -18,8 +21,9 @@ from mailboxes.addresses import addresses_in, is_external, rule_forward_targets
 from mailboxes.models import DirectoryChange, Mailbox
 
 from ..detection import Detection
-from ..models import AlertPolicy
+from ..models import AlertPolicy, Severity
 from .common import Change, accepted_domains, directory_changes, rule_is_enabled
+from .lookalike import LookalikeMatcher
 
 MAILBOX = "mailbox"
 INBOX_RULE = "inbox rule"
@@ -27,6 +31,7 @@ INBOX_RULE = "inbox rule"
 
 def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
     accepted = accepted_domains(policy)
+    matcher = LookalikeMatcher(accepted)
     changes = directory_changes(
         policy,
         mailboxes,
@@ -44,15 +49,19 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
                 evidence.append(change.evidence())
                 findings.append(finding)
         if evidence:
+            addresses = sorted({a for f in findings for a in f["addresses"]})
+            lookalikes = [x.as_dict() for x in matcher.in_domains(a.rpartition("@")[2] for a in addresses)]
             detections.append(
                 Detection(
                     mailbox_id=mailbox.pk,
                     evidence=evidence,
                     details={
                         "kinds": sorted({f["kind"] for f in findings}),
-                        "addresses": sorted({a for f in findings for a in f["addresses"]}),
+                        "addresses": addresses,
                         "forwarding": findings,
+                        **({"lookalikes": lookalikes} if lookalikes else {}),
                     },
+                    severity=Severity.HIGH.value if lookalikes else None,
                 )
             )
     return detections

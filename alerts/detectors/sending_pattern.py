@@ -1,4 +1,4 @@
-"""Suspicious email sending patterns detected (DESIGN section 5). Two rules, each over rolling windows that
+"""Suspicious email sending patterns detected (DESIGN section 5, issue 21). Rules over rolling windows that
 end at the user's message times:
 
 (a) **volume spike**: the recipients of a rolling hour ending at ``t`` exceed both ``hourly_floor`` and
@@ -8,12 +8,18 @@ end at the user's message times:
 (b) **malicious share**: of the messages the user sent in the rolling 24 hours ending at ``t`` (internal or
     external), at least ``bad_share_percent`` % are verdicted spam, phish or malware, and at least
     ``bad_min_count`` of them are.
+(c) **first-contact burst** (:mod:`.first_contact`): at least ``first_contact_domains`` external domains
+    written to for the first time in a rolling hour, after the learning period, whatever the verdicts.
+(d) **lookalike domains** (:mod:`.lookalike`): messages in the range with a link on, or recipients at, a
+    domain imitating one of the tenant's accepted domains. Such messages make the alert **high**, whichever
+    rules fired.
 
 Which windows: those ending from the batch's ``start`` up to an hour (a) or a day (b) after its ``end``, since
 a late message also fills the windows after it. Evidence = the messages of the anomalous hours (a) and the
 bad messages of the qualifying days (b), by event id; details list each rule's first window. Thresholds are
-the mailbox's (``thresholds_for``). Two bulk queries for the whole batch: the messages around the range and
-each user's first message.
+the mailbox's (``thresholds_for``). A few bulk queries for the whole batch: the messages around the range,
+each user's first message, the first contacts around the range, the accepted domains and the range's
+messages with URLs or external recipients.
 """
 
 from __future__ import annotations
@@ -29,13 +35,19 @@ from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 from mailflow.ratewindow import DAY, HOUR, Sample, WindowSum, rolling_sums, union_of
 
+from ..contacts import first_contacts
 from ..detection import Detection, Evidence
-from ..models import AlertPolicy
-from . import volume_bounds
+from ..models import AlertPolicy, KnownContact, Severity
+from ..policies import DEFAULTS_BY_KIND, SENDING_PATTERN
+from . import first_contact, volume_bounds
+from .common import accepted_domains
+from .lookalike import LookalikeMatcher, sent_with_lookalikes
 
 BASELINE_SPAN = timedelta(days=7)
 VOLUME_SPIKE = "volume_spike"
 MALICIOUS_SHARE = "malicious_share"
+LOOKALIKE_DOMAINS = "lookalike_domains"
+_FIRST_CONTACT_DEFAULT = DEFAULTS_BY_KIND[SENDING_PATTERN].thresholds["first_contact_domains"].default
 
 
 @dataclass(frozen=True)
@@ -50,46 +62,80 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     if not mailboxes:
         return []
     prefetch_related_objects([policy], "overrides")
-    # Only the users whose minute counters reach a threshold can fire: read the messages of those alone.
-    mailboxes = volume_bounds.may_show_sending_patterns(policy, mailboxes, start, end)
-    if not mailboxes:
-        return []
-    ids = [m.pk for m in mailboxes]
-    messages = MessageEvent.objects.filter(tenant_id=policy.tenant_id, sender_id__in=ids)
+    all_ids = [m.pk for m in mailboxes]
+    # The volume rules (a, b) can fire only for the users whose minute counters reach a threshold: read the
+    # messages of those alone. First contacts (c) and lookalikes (d) do not depend on volume: every user.
+    volume_ids = {m.pk for m in volume_bounds.may_show_sending_patterns(policy, mailboxes, start, end)}
+    contacts = first_contacts(all_ids, KnownContact.Kind.DOMAIN, start - HOUR, end + HOUR)
+    lookalikes = sent_with_lookalikes(
+        policy.tenant_id, all_ids, start, end, LookalikeMatcher(accepted_domains(policy))
+    )
+    messages = MessageEvent.objects.filter(tenant_id=policy.tenant_id)
     sent: dict[int, list[_Sent]] = defaultdict(list)
     rows = (
-        messages.filter(time__gte=start - BASELINE_SPAN - HOUR, time__lte=end + DAY)
+        messages.filter(sender_id__in=volume_ids, time__gte=start - BASELINE_SPAN - HOUR, time__lte=end + DAY)
         .order_by("sender_id", "time", "event_id")
         .values_list("sender_id", "event_id", "time", "recipient_count", "verdict")
     )
-    for sender_id, event_id, at, recipients, verdict in rows:
+    for sender_id, event_id, at, recipients, verdict in rows if volume_ids else ():
         sent[sender_id].append(_Sent(event_id, at, recipients, verdict in MessageEvent.BAD_VERDICTS))
-    first_sent = dict(
-        messages.values("sender_id").annotate(first=Min("time")).values_list("sender_id", "first")
+    first_sent_ids = volume_ids | {pk for pk, found in contacts.items() if found}
+    first_sent = (
+        dict(
+            messages.filter(sender_id__in=first_sent_ids)
+            .values("sender_id")
+            .annotate(first=Min("time"))
+            .values_list("sender_id", "first")
+        )
+        if first_sent_ids
+        else {}
     )
-
     detections = []
     for mailbox in mailboxes:
-        history = sent.get(mailbox.pk)
-        if not history:
+        history = sent.get(mailbox.pk, [])
+        if not history and not contacts.get(mailbox.pk) and mailbox.pk not in lookalikes:
             continue
         thresholds = policy.thresholds_for(mailbox.address, end)
         by_id = {m.event_id: m for m in history}
         reasons: list[dict] = []
-        chosen: set[str] = set()
-        for rule in (_volume_spikes, _malicious_share):
+        chosen: dict[str, Evidence] = {}
+        for rule in (_volume_spikes, _malicious_share) if history else ():
             found = rule(history, thresholds, first_sent.get(mailbox.pk), start, end)
             if found is not None:
                 reason, event_ids = found
                 reasons.append(reason)
-                chosen.update(event_ids)
+                chosen.update((i, Evidence("message", i, by_id[i].at)) for i in event_ids)
+        found = first_contact.burst(
+            contacts.get(mailbox.pk, []),
+            thresholds.get("first_contact_domains", _FIRST_CONTACT_DEFAULT),
+            first_sent.get(mailbox.pk),
+            timedelta(days=thresholds["learning_days"]),
+            start,
+            end,
+        )
+        if found is not None:
+            reasons.append(found[0])
+            chosen.update((e.event_id, e) for e in found[1])
+        severity = None
+        if mailbox.pk in lookalikes:
+            severity = Severity.HIGH.value
+            hits = lookalikes[mailbox.pk]
+            domains = {x.domain: x for m in hits for x in m.lookalikes}
+            reasons.append(
+                {
+                    "rule": LOOKALIKE_DOMAINS,
+                    "messages": len(hits),
+                    "lookalikes": [x.as_dict() for x in sorted(domains.values(), key=lambda x: x.domain)],
+                }
+            )
+            chosen.update((m.event_id, Evidence("message", m.event_id, m.at)) for m in hits)
         if chosen:
-            evidence = sorted((by_id[i] for i in chosen), key=lambda m: (m.at, m.event_id))
             detections.append(
                 Detection(
                     mailbox_id=mailbox.pk,
-                    evidence=[Evidence("message", m.event_id, m.at) for m in evidence],
+                    evidence=sorted(chosen.values(), key=lambda e: (e.at, e.event_id)),
                     details={"reasons": reasons},
+                    severity=severity,
                 )
             )
     return detections

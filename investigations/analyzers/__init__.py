@@ -7,6 +7,7 @@ one up here by name when it runs it, so a test can replace one (``monkeypatch.se
 from .base import LOOKBACK, AnalyzerResult, Context, Risk
 from .correlation import correlated_alerts
 from .directory import delegations, forwarding, inbox_rules
+from .lookalikes import lookalikes
 from .mail import mail_clusters, sending_anomaly, sent_malware
 from .sign_ins import sign_ins
 from .verdict import verdict
@@ -20,6 +21,7 @@ ANALYZERS: tuple[str, ...] = (
     "inbox_rules",
     "delegations",
     "sign_ins",
+    "lookalikes",
     "verdict",
 )
 # The analyzers that gather evidence; if every one of them fails, the run has learnt nothing and is Failed
@@ -37,6 +39,7 @@ __all__ = [
     "delegations",
     "forwarding",
     "inbox_rules",
+    "lookalikes",
     "mail_clusters",
     "sending_anomaly",
     "sent_malware",

@@ -248,11 +248,12 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
 
     Rows: one ``MailCluster`` per malicious / suspicious cluster and the 50 largest clean ones (the rest are
     summed into one "Other clean mail" row), updated in place by fingerprint on a re-run. Findings: one per
-    malicious / suspicious cluster. Proposals: ``soft_delete_messages`` for every *malicious* cluster that
-    reached internal recipients, targeting its event ids and internal recipient count. A cluster grouped by
-    URL or body is one campaign, so all its messages are targeted (copies the filter let through included);
-    one grouped only by subject targets just its phish / malware messages, since a subject is too weak a
-    fingerprint to delete unverdicted mail. A malicious cluster sent only outside proposes nothing: there is
+    malicious / suspicious cluster. Proposals: ``soft_delete_messages`` for every *malicious* cluster, and
+    every cluster made suspicious by spam (issue 21), that reached internal recipients, targeting its event
+    ids and internal recipient count. A cluster grouped by URL or body is one campaign, so all its messages
+    are targeted (copies the filter let through included); one grouped only by subject targets just its phish
+    / malware (and, for a spam cluster, spam / bulk) messages, since a subject is too weak a fingerprint to
+    delete unverdicted mail. A malicious cluster sent only outside proposes nothing: there is
     nothing here to delete.
     """
     name = "mail_clusters"
@@ -315,7 +316,8 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
         if verdict == Finding.Verdict.CLEAN:
             continue
         row = saved[cluster.fingerprint]
-        points = 10 if verdict == Finding.Verdict.MALICIOUS and row.internal_recipients else 5
+        spam = verdict == Finding.Verdict.SUSPICIOUS and _spammy(cluster)
+        points = 10 if (verdict == Finding.Verdict.MALICIOUS or spam) and row.internal_recipients else 5
         finding = ctx.record(
             name,
             Finding.EntityType.MAIL_CLUSTER,
@@ -335,9 +337,9 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
             },
         )
         findings.append(finding)
-        targeted = _soft_delete_targets(cluster)
+        targeted = _soft_delete_targets(cluster, spam=spam)
         copies = sum(m.internal for m in targeted)
-        if verdict == Finding.Verdict.MALICIOUS and copies:
+        if (verdict == Finding.Verdict.MALICIOUS or spam) and copies:
             mailboxes = _internal_mailboxes(ctx, targeted)
             action = ctx.propose(
                 RemediationAction.Type.SOFT_DELETE_MESSAGES,
@@ -385,11 +387,18 @@ def _internal_mailboxes(ctx: Context, messages: list[SentMessage]) -> int:
     return len(addresses)
 
 
-def _soft_delete_targets(cluster: _Cluster) -> list[SentMessage]:
-    """The messages a soft delete of a malicious cluster takes back (see :func:`mail_clusters`)."""
+def _soft_delete_targets(cluster: _Cluster, *, spam: bool = False) -> list[SentMessage]:
+    """The messages a soft delete of a malicious or spam cluster takes back (see :func:`mail_clusters`)."""
     if cluster.basis in ("url", "body"):
         return cluster.messages
-    return [m for m in cluster.messages if m.verdict in MALICIOUS_VERDICTS]
+    verdicts = (*MALICIOUS_VERDICTS, *SPAMMY_VERDICTS) if spam else MALICIOUS_VERDICTS
+    return [m for m in cluster.messages if m.verdict in verdicts]
+
+
+def _spammy(cluster: _Cluster) -> bool:
+    """A cluster that spam and bulk make suspicious (a majority, at least ``SPAMMY_CLUSTER_MIN``)."""
+    spammy = sum(1 for m in cluster.messages if m.verdict in SPAMMY_VERDICTS)
+    return spammy >= SPAMMY_CLUSTER_MIN and spammy * 2 > len(cluster.messages)
 
 
 _RANK = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}

@@ -4,10 +4,11 @@ reason.
 Rule: the score adds up the risk points of every finding of the investigation (this run's and what earlier
 runs found, so a re-run that cannot see an old entity again does not forget it), each analyzer capped so that
 one kind of evidence cannot decide alone (alerts 30, sending anomaly 25, sent malware 45, clusters 20,
-forwarding 35, inbox rules 40, delegations 35, sign-ins 35), the total capped at 100. ``risk_reasons`` lists
-``{points, reason, analyzer}`` and sums exactly to ``risk_score`` (an item a cap cut short shows the points it
-kept). Verdict: *compromised* from 60 points; *suspicious* when any finding is malicious or suspicious; else
-*clean*. The verdict is also a finding on the mailbox (malicious / suspicious / clean).
+forwarding 35, inbox rules 40, delegations 35, sign-ins 35, lookalike domains 35), the total capped at 100.
+``risk_reasons`` lists ``{points, reason, analyzer}`` and sums exactly to ``risk_score`` (an item a cap cut
+short shows the points it kept). Verdict: *compromised* from 60 points; *suspicious* when any finding is
+malicious or suspicious; else *clean*. The verdict is also a finding on the mailbox (malicious / suspicious /
+clean).
 
 Proposals when compromised (each answering the mailbox finding): ``force_password_reset``,
 ``revoke_sessions``, ``disable_account`` (offered; the analyst decides), and ``block_sender`` unless the user
@@ -36,6 +37,7 @@ ANALYZER_CAPS: dict[str, int] = {
     "inbox_rules": 40,
     "delegations": 35,
     "sign_ins": 35,
+    "lookalikes": 35,
 }
 _ORDER = {name: i for i, name in enumerate(ANALYZER_CAPS)}
 

@@ -177,8 +177,9 @@ def test_the_detector_reads_a_whole_batch_in_a_fixed_number_of_queries(
     telemetry.ingest()
     mailboxes = [mailbox_of(tenant, u) for u in users]
     policy = AlertPolicy.objects.get(pk=ensure_default_policies(tenant)[PATTERN].pk)
-    # overrides, the minute counters, then the messages and first messages of the users that reach a rule
-    with django_assert_max_num_queries(4):
+    # overrides, the minute counters, first contacts, accepted domains, messages with links (issue 21), then
+    # the messages and first messages of the users that reach a rule
+    with django_assert_max_num_queries(7):
         detections = sending_pattern.detect(policy, mailboxes, today(8), today(13))
     assert sorted(d.mailbox_id for d in detections) == sorted(m.pk for m in mailboxes)
     assert all(len(d.evidence) == 10 for d in detections)

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import AlertPolicy, PolicyOverride
+from alerts.policies import DEFAULT_POLICIES
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token
 
@@ -54,11 +55,11 @@ def _updates(policy: AlertPolicy):
 
 
 def test_the_policy_list_shows_every_default_policy_of_the_tenant(reader_client, tenant):
-    assert AlertPolicy.objects.filter(tenant=tenant).count() == 9
+    assert AlertPolicy.objects.filter(tenant=tenant).count() == len(DEFAULT_POLICIES) == 10
     page = reader_client.get(reverse("console:policies"))
     assert page.status_code == 200
     html = page.content.decode()
-    assert len(page.context["rows"]) == 9
+    assert len(page.context["rows"]) == 10
     for name in (
         "Email sending limit exceeded",
         "Suspicious email forwarding activity",
@@ -337,7 +338,7 @@ def test_the_api_lists_policies_with_their_limits(reader_client, tenant):
     response = reader_client.get("/api/v1/policies/")
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == 9
+    assert body["count"] == 10
     sending = next(p for p in body["results"] if p["kind"] == SENDING)
     assert sending["thresholds"]["external_per_hour"] == 500
     assert sending["threshold_limits"]["external_per_hour"]["maximum"] == 10_000
@@ -452,7 +453,7 @@ def test_a_read_token_sees_only_its_tenant_and_cannot_patch(administrator, tenan
     token, raw = create_api_token(tenant, actor=administrator, name="siem", scope=ApiToken.Scope.READ)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     listed = client.get("/api/v1/policies/", **auth).json()
-    assert listed["count"] == 9
+    assert listed["count"] == 10
     assert {p["tenant"] for p in listed["results"]} == {tenant.slug}
     assert client.get(f"/api/v1/policies/{foreign.pk}/", **auth).status_code == 404
     own = AlertPolicy.objects.get(tenant=tenant, kind=SENDING)

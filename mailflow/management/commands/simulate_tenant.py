@@ -103,6 +103,11 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=BATCH_SIZE, help="events per ingest batch (5000)"
         )
         parser.add_argument(
+            "--evasive",
+            action="store_true",
+            help="add the attacks shaped to stay under the thresholds, and benign look-alikes (issue 21)",
+        )
+        parser.add_argument(
             "--live",
             action="store_true",
             help="after the backfill, keep ingesting new baseline events at the current time until Ctrl-C",
@@ -180,6 +185,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 domain=options["domain"],
                 home_country=options["country"],
+                evasive=options["evasive"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
@@ -219,6 +225,8 @@ class Command(BaseCommand):
                     f"{entry.attacker_country} {entry.attacker_ip}"
                 )
                 report.write(f"  {'':<{width}}  {entry.scenario.description}")
+        for kind, addresses in truth.benign_lookalikes.items():
+            report.write(f"Benign look-alike ({kind.replace('_', ' ')}): {', '.join(addresses)}")
         report.write(
             f"Benign newsletter owner: {truth.newsletter_owner} (250-400 external recipients every weekday, "
             "under every limit)."

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("alerts", "0006_evaluation_failure")]
+    dependencies = [("alerts", "0008_seed_sequence_policy")]
 
     operations = [
         migrations.AddIndex(
