@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Min, prefetch_related_objects
 
-from mailboxes.models import DirectoryChange, Mailbox, SignIn
+from mailboxes.models import DirectoryChange, Mailbox
 from mailflow.models import MessageEvent
 
 from ..contacts import first_contacts
@@ -38,7 +38,7 @@ from ..models import AlertPolicy, KnownContact, Severity
 from ..policies import DEFAULTS_BY_KIND, FINANCE_WORDS, SEQUENCE, SIGN_IN
 from .common import accepted_domains, directory_changes
 from .lookalike import LookalikeMatcher, sent_with_lookalikes
-from .sign_in import SignInRecord, _travel_horizon, sign_in_hits
+from .sign_in import SignInRecord, _travel_horizon, sign_in_history, sign_in_hits, successful_sign_ins
 
 UNUSUAL_CLIENT = "unusual_client"
 FIRST_CONTACT = "first_contact_recipients"
@@ -121,17 +121,8 @@ def _unusual_sign_ins(
     }
     reach = max(timedelta(days=t["lookback_days"]) for t in limits.values())
     ahead = max(_travel_horizon(t["max_speed_kmh"]) for t in limits.values())
-    successful = SignIn.objects.filter(
-        tenant_id=policy.tenant_id, mailbox_id__in=list(limits), result=SignIn.Result.SUCCESS
-    )
-    history: dict[int, list[SignInRecord]] = defaultdict(list)
-    rows = (
-        successful.filter(time__gte=start - reach, time__lte=end + ahead)
-        .order_by("mailbox_id", "time", "event_id")
-        .values_list("mailbox_id", "event_id", "time", "country", "client_app", "ip")
-    )
-    for mailbox_id, event_id, at, country, client_app, ip in rows:
-        history[mailbox_id].append(SignInRecord(event_id, at, (country or "").upper(), client_app or "", ip))
+    successful = successful_sign_ins(policy.tenant_id, list(limits))
+    history = sign_in_history(successful, start - reach, end + ahead)
     if not history:
         return {}
     first_seen = dict(

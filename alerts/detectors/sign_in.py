@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Min, prefetch_related_objects
+from django.db.models import Min, QuerySet, prefetch_related_objects
 
 from mailboxes.models import Mailbox, SignIn
 
@@ -76,6 +76,28 @@ def _travel_horizon(max_speed_kmh: int) -> timedelta:
     return timedelta(hours=MAX_DISTANCE_KM / max(max_speed_kmh, 1))
 
 
+def successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> QuerySet[SignIn]:
+    """The successful sign-ins of these users: what every sign-in rule reads."""
+    return SignIn.objects.filter(
+        tenant_id=tenant_id, mailbox_id__in=mailbox_ids, result=SignIn.Result.SUCCESS
+    )
+
+
+def sign_in_history(
+    successful: QuerySet[SignIn], since: datetime, until: datetime
+) -> dict[int, list[SignInRecord]]:
+    """Per user, their sign-ins of ``successful`` in ``[since, until]`` in event order (one query)."""
+    history: dict[int, list[SignInRecord]] = defaultdict(list)
+    rows = (
+        successful.filter(time__gte=since, time__lte=until)
+        .order_by("mailbox_id", "time", "event_id")
+        .values_list("mailbox_id", "event_id", "time", "country", "client_app", "ip")
+    )
+    for mailbox_id, event_id, at, country, client_app, ip in rows:
+        history[mailbox_id].append(SignInRecord(event_id, at, (country or "").upper(), client_app or "", ip))
+    return history
+
+
 def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
     if not mailboxes:
         return []
@@ -83,17 +105,8 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     thresholds = {m.pk: policy.thresholds_for(m.address, end) for m in mailboxes}
     ahead = max(_travel_horizon(t["max_speed_kmh"]) for t in thresholds.values())
     reach = max(ahead, *(timedelta(days=t["lookback_days"]) for t in thresholds.values()))
-    successful = SignIn.objects.filter(
-        tenant_id=policy.tenant_id, mailbox_id__in=list(thresholds), result=SignIn.Result.SUCCESS
-    )
-    history: dict[int, list[SignInRecord]] = defaultdict(list)
-    rows = (
-        successful.filter(time__gte=start - reach, time__lte=end + ahead)
-        .order_by("mailbox_id", "time", "event_id")
-        .values_list("mailbox_id", "event_id", "time", "country", "client_app", "ip")
-    )
-    for mailbox_id, event_id, at, country, client_app, ip in rows:
-        history[mailbox_id].append(SignInRecord(event_id, at, (country or "").upper(), client_app or "", ip))
+    successful = successful_sign_ins(policy.tenant_id, list(thresholds))
+    history = sign_in_history(successful, start - reach, end + ahead)
     first_seen = dict(
         successful.values("mailbox_id").annotate(first=Min("time")).values_list("mailbox_id", "first")
     )
