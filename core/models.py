@@ -24,6 +24,10 @@ class TenantQuerySet(models.QuerySet):
         )
         return tenant
 
+    def is_single(self) -> bool:
+        """True while the deployment watches one organisation: pages leave out tenant columns and filters."""
+        return self.count() < 2
+
 
 class Tenant(models.Model):
     """An organisation whose mailboxes and telemetry the console watches. One default tenant always exists."""

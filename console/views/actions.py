@@ -98,7 +98,7 @@ class ActionCenterView(FilteredListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.count() < 2:
+        if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
         tab = self.request.GET.get("status", PENDING)

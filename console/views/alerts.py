@@ -73,7 +73,7 @@ class AlertListView(FilteredListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.count() < 2:
+        if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
         context["show_links"] = True
@@ -127,7 +127,7 @@ def _detail_context(alert: Alert, request: HttpRequest) -> dict:
         "comments": alert.comments.all(),
         "history": AuditEvent.objects.for_target(alert)[:HISTORY_CAP],
         "can_triage": can_triage,
-        "single_tenant": Tenant.objects.count() < 2,
+        "single_tenant": Tenant.objects.is_single(),
         "status_form": AlertStatusForm(initial={"status": alert.status}) if can_triage else None,
         "comment_form": AlertCommentForm() if can_triage else None,
         "resolve_form": AlertResolveForm() if can_triage else None,

@@ -79,7 +79,7 @@ class IncidentListView(FilteredListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.count() < 2:
+        if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
         context.update(
@@ -110,7 +110,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "open_investigation": open_investigation,
         "latest_investigation": related.investigations[-1] if related.investigations else None,
         "can_triage": can_triage,
-        "single_tenant": Tenant.objects.count() < 2,
+        "single_tenant": Tenant.objects.is_single(),
         "status_form": IncidentStatusForm(initial={"status": incident.status}) if can_triage else None,
         "resolve_form": IncidentResolveForm() if can_triage else None,
     }

@@ -71,7 +71,7 @@ class InvestigationListView(FilteredListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.count() < 2:
+        if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
             context["single_tenant"] = True
         return context
@@ -89,7 +89,7 @@ def _frame_context(request: HttpRequest, investigation: Investigation, tab: str)
         "tab": tab,
         "tabs": page.tabs_of(investigation.pk, tab),
         "in_progress": investigation.status in IN_PROGRESS,
-        "single_tenant": Tenant.objects.count() < 2,
+        "single_tenant": Tenant.objects.is_single(),
         "threat_count": investigation.findings.exclude(verdict=Finding.Verdict.CLEAN).count(),
         "action_count": counts["total"],
         "open_count": counts["open"],

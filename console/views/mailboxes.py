@@ -78,7 +78,7 @@ class MailboxListView(FilteredListView):
         return queries.mailbox_list_queryset()
 
     def get_queryset(self) -> QuerySet[Mailbox]:
-        self.single_tenant = Tenant.objects.count() < 2
+        self.single_tenant = Tenant.objects.is_single()
         self.filterset = self.filterset_class(
             self.request.GET,
             queryset=self.base_queryset(),
@@ -139,7 +139,7 @@ def mailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "mailbox": mailbox,
         "detail": detail,
-        "single_tenant": Tenant.objects.count() < 2,
+        "single_tenant": Tenant.objects.is_single(),
         "sign_ins_shown": queries.SIGN_INS_SHOWN,
         "history_cap": queries.HISTORY_CAP,
         "legacy_client_apps": queries.LEGACY_CLIENT_APPS,
@@ -160,7 +160,7 @@ def _only_tenant() -> Tenant:
 @permission_required(VIEW_DOMAINS, raise_exception=True)
 def accepted_domains(request: HttpRequest) -> HttpResponse:
     """The accepted domains of every tenant; administrators add one here (``POST``), others get 403."""
-    single_tenant = Tenant.objects.count() < 2
+    single_tenant = Tenant.objects.is_single()
     can_add = request.user.has_perm(ADD_DOMAIN)
     form = AcceptedDomainForm(single_tenant=single_tenant) if can_add else None
     if request.method == "POST":

@@ -1,4 +1,5 @@
-"""Every HTML page of the console. Views stay thin: authorize, read through querysets, call services."""
+"""The console's page base class, the audit log and the API-token pages. Views stay thin: authorize, read
+through querysets, call services."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -21,17 +22,6 @@ from ..lists import FilteredListView
 class ConsolePage(PermissionRequiredMixin, TemplateView):
     permission_required = "core.view_console"
     raise_exception = True
-
-
-class EmptyStatePage(ConsolePage):
-    """A page whose capability has not been built yet: it says so instead of showing invented data."""
-
-    template_name = "console/empty_state.html"
-    title = ""
-    explanation = ""
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(title=self.title, explanation=self.explanation, **kwargs)
 
 
 class AuditLogView(FilteredListView):

@@ -80,7 +80,7 @@ class RestrictedUserListView(FilteredListView):
         return restriction_links(Restriction.objects.with_related())
 
     def get_queryset(self):
-        self.single_tenant = Tenant.objects.count() < 2
+        self.single_tenant = Tenant.objects.is_single()
         data = single_valued(self.request.GET)
         data.setdefault("state", Restriction.State.ACTIVE)  # an empty ``state=`` means every state
         self.filterset = self.filterset_class(
@@ -162,7 +162,7 @@ def _detail_context(request: HttpRequest, restriction: Restriction, form: Releas
     checklist = [(CHECKLIST_ITEMS.get(item, item), entry) for item, entry in restriction.checklist.items()]
     return {
         "restriction": restriction,
-        "single_tenant": Tenant.objects.count() < 2,
+        "single_tenant": Tenant.objects.is_single(),
         "reason_rows": _reason_rows(restriction.reason),
         "reason_counts": _reason_counts(restriction.reason),
         "alerts": Alert.objects.with_related().filter(restriction=restriction),
