@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -476,12 +475,10 @@ def test_the_baseline_looks_like_an_office_week(simulation):
     assert simulation.ground_truth.vips
 
 
-def test_a_thousand_mailboxes_for_a_week_generate_in_seconds():
-    started = time.perf_counter()
+def test_a_thousand_mailboxes_for_a_week_generate_a_realistic_volume():
+    """How long it takes is measured by ``BENCH=simulator make bench``, not asserted here."""
     big = simulate(SimulationConfig(end=END, mailboxes=1_000, days=7, compromised=5, seed=1))
-    elapsed = time.perf_counter() - started
     assert 100_000 <= len(big.events) <= 200_000
-    assert elapsed < 10, f"took {elapsed:.1f} s"
 
 
 # ------------------------------------------------------------------------------------------------- live
