@@ -184,7 +184,8 @@ def real_worker(celery_worker_process):
 
 
 def _wait_until_worker_idle(app, timeout: float = 30.0) -> None:
-    """Poll until no queue holds a message and the worker runs or holds none, twice in a row."""
+    """Poll until no queue holds a message and the worker runs, holds or has scheduled none, twice in a
+    row."""
     import time
 
     from django.conf import settings
@@ -196,7 +197,12 @@ def _wait_until_worker_idle(app, timeout: float = 30.0) -> None:
         while time.monotonic() < deadline and quiet < 2:
             queued = sum(redis_client.llen(queue) for queue in settings.TASK_QUEUES)
             inspect = app.control.inspect(timeout=1.0, limit=1)  # one worker: answer on its reply
-            busy = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+            # scheduled: tasks sent with a countdown (a debounced drain, a retry), held until due
+            busy = [
+                *(inspect.active() or {}).values(),
+                *(inspect.reserved() or {}).values(),
+                *(inspect.scheduled() or {}).values(),
+            ]
             quiet = quiet + 1 if queued == 0 and not any(busy) else 0
             time.sleep(0.1)
 
