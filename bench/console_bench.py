@@ -133,6 +133,7 @@ def seed(rng: random.Random, now: datetime, sizes: dict[str, int]) -> dict:
     from core.roles import ADMINISTRATOR, OPERATOR, sync_roles
     from investigations.models import AnalyzerRun, Finding, Investigation, RemediationAction
     from mailboxes.models import AcceptedDomain, Mailbox
+    from mailflow.ingest import MESSAGE_COLUMNS
     from mailflow.models import MessageEvent
     from restricted_users.models import Restriction
 
@@ -212,25 +213,7 @@ def seed(rng: random.Random, now: datetime, sizes: dict[str, int]) -> dict:
 
     count = copy_rows(
         MessageEvent,
-        (
-            "tenant_id",
-            "event_id",
-            "time",
-            "sender_id",
-            "recipients",
-            "recipient_count",
-            "internal_count",
-            "external_count",
-            "external_domains",
-            "subject",
-            "verdict",
-            "urls",
-            "size",
-            "client_ip",
-            "internet_message_id",
-            "body_hash",
-            "received_at",
-        ),  # fmt: skip
+        MESSAGE_COLUMNS,
         messages(),
     )
     print(f"  {count:,} message events ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -58,25 +58,6 @@ SUBJECTS = [
 VERDICTS = ["clean"] * 90 + ["spam"] * 4 + ["bulk"] * 4 + ["phish", "malware"]
 COUNTRIES = ["NL", "NL", "NL", "DE", "FR", "GB", "US", "BR"]
 CLIENT_APPS = ["browser", "browser", "browser", "eas", "imap", "smtp", "other"]
-MESSAGE_COLUMNS = (
-    "tenant_id",
-    "event_id",
-    "time",
-    "sender_id",
-    "recipients",
-    "recipient_count",
-    "internal_count",
-    "external_count",
-    "external_domains",
-    "subject",
-    "verdict",
-    "urls",
-    "size",
-    "client_ip",
-    "internet_message_id",
-    "body_hash",
-    "received_at",
-)
 
 
 def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -258,6 +239,7 @@ def main() -> None:
 
         from core.models import Tenant
         from mailboxes.models import Mailbox
+        from mailflow.ingest import MESSAGE_COLUMNS
         from mailflow.models import IngestedEvent, MessageEvent
 
         events = generate(count)
