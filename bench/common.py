@@ -38,10 +38,12 @@ def bench_database(name: str):
     """A fresh, migrated PostgreSQL database ``name`` on ``DATABASE_URL``'s server for the block's duration.
 
     Django is set up (or, when another benchmark already did, re-pointed) on it; it is dropped afterwards.
-    Yields its URL (for a worker process).
+    Yields its URL (for a worker process). ``BENCH_DB_SUFFIX`` is appended to the name, so two checkouts can
+    run benchmarks on one server at once.
     """
     import django
 
+    name = f"{name}{os.environ.get('BENCH_DB_SUFFIX', '')}"
     url = bench_url(name)
     recreate_database(url)
     os.environ["DATABASE_URL"] = url
