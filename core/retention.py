@@ -10,26 +10,38 @@ Windows come from ``settings.RETENTION_DAYS_PER_TABLE`` (``RETENTION_DAYS_<TABLE
 ``RETENTION_DAYS``; 0 keeps a table's rows forever). The ingest ledger (the ids that make ingest idempotent)
 is purged last, and its guard keeps the id of every event still stored: a telemetry row whose ledger row was
 gone would make a re-sent event collide with it.
+
+On PostgreSQL the tables declared with ``partition_days`` are partitioned by time (:mod:`core.partitions`):
+the purge first drops every partition wholly past the window, after moving the rows a guard keeps into the
+default partition, then deletes the expired rows left in the default partition by the batched path. Such a
+table's window ends at a partition boundary (a row goes with its whole day, or week for the ledger), so an
+hourly purge never nibbles at a partition that will be dropped whole later. :func:`ensure_partitions`
+(beat, hourly) creates the partitions of the window and of the days ahead.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
 from django.apps import apps
 from django.conf import settings
-from django.db import models, transaction
+from django.db import OperationalError, models, transaction
 from django.utils import timezone
 
+from . import partitions
 from .models import Tenant
 from .services import record_audit
 
 logger = logging.getLogger(__name__)
 
 LEDGER = "ingest_ledger"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,30 @@ class RetainedTable:
     tenant_field: str = "tenant"
     mailbox_field: str = ""  # the mailbox a row belongs to, for guards that keep a mailbox's rows
     evidence_kinds: tuple[str, ...] = ()
+    partition_days: int = 0  # on PostgreSQL, partitioned by ``time_field`` in spans of this many days
 
     @property
     def model_class(self) -> type[models.Model]:
         return apps.get_model(self.model)
 
+    @property
+    def db_table(self) -> str:
+        return self.model_class._meta.db_table
 
-Guard = Callable[[RetainedTable, models.QuerySet], models.QuerySet]
+    @property
+    def time_column(self) -> str:
+        return self.model_class._meta.get_field(self.time_field).column
+
+    def is_partitioned(self) -> bool:
+        """Whether the table is partitioned in this database (never on SQLite)."""
+        return bool(self.partition_days) and partitions.is_partitioned(self.db_table)
+
+
+Span = tuple[datetime, datetime]
+Guard = Callable[[RetainedTable, Span], models.Q | None]
+"""A keep rule: the condition under which a row of ``table`` whose time is in ``span`` ([start, end)) outlives
+its window, or None when the rule does not concern the table. Conditions may use the span to bound their
+sub-queries (partition pruning)."""
 
 _tables: dict[str, RetainedTable] = {}
 _guards: list[Guard] = []
@@ -61,8 +90,8 @@ def register_table(table: RetainedTable) -> None:
 
 
 def register_guard(guard: Guard) -> None:
-    """Add a filter that removes rows to keep from a table's expired rows. It is applied to every table, to
-    one batch of candidates (at most the purge's ``batch_size`` rows) at a time."""
+    """Add a keep rule. It is asked about every table, for one batch of candidates (at most the purge's
+    ``batch_size`` rows) or one whole partition at a time."""
     if guard not in _guards:
         _guards.append(guard)
 
@@ -77,22 +106,107 @@ def retention_days(name: str) -> int:
     return settings.RETENTION_DAYS_PER_TABLE.get(name, settings.RETENTION_DAYS)
 
 
-def expired_rows(table: RetainedTable, tenant: Tenant, now: datetime) -> models.QuerySet | None:
-    """The tenant's rows of ``table`` past their window, before the guards (None: kept forever)."""
+def retained_table(name: str) -> RetainedTable:
+    return _tables[name]
+
+
+def cutoff(table: RetainedTable, now: datetime) -> datetime | None:
+    """Rows of ``table`` older than this are past their window (None: kept forever). For a partitioned
+    table, the start of the partition span that holds ``now - window``."""
     days = retention_days(table.name)
     if days <= 0:
         return None
-    cutoff = now - timedelta(days=days)
+    exact = now - timedelta(days=days)
+    if table.is_partitioned():
+        return partitions.midnight(partitions.align(exact.date(), table.partition_days))
+    return exact
+
+
+def expired_rows(table: RetainedTable, tenant: Tenant, now: datetime) -> models.QuerySet | None:
+    """The tenant's rows of ``table`` past their window, before the guards (None: kept forever)."""
+    limit = cutoff(table, now)
+    if limit is None:
+        return None
     return table.model_class._default_manager.filter(
-        **{table.tenant_field: tenant, f"{table.time_field}__lt": cutoff}
+        **{table.tenant_field: tenant, f"{table.time_field}__lt": limit}
     )
 
 
-def without_kept(table: RetainedTable, rows: models.QuerySet) -> models.QuerySet:
-    """``rows`` less those a guard keeps."""
-    for guard in _guards:
-        rows = guard(table, rows)
-    return rows
+def keep_condition(table: RetainedTable, span: Span) -> models.Q | None:
+    """What any guard keeps of the rows of ``table`` in ``span`` (None: nothing)."""
+    conditions = [c for guard in _guards if (c := guard(table, span)) is not None]
+    return reduce(operator.or_, conditions) if conditions else None
+
+
+def without_kept(table: RetainedTable, rows: models.QuerySet, span: Span) -> models.QuerySet:
+    """``rows`` (their times in ``span``) less those a guard keeps."""
+    keep = keep_condition(table, span)
+    return rows if keep is None else rows.exclude(keep)
+
+
+def ensure_partitions(now: datetime | None = None) -> list[str]:
+    """Create the missing partitions of every partitioned table: from the one holding the start of its
+    window (today when kept forever) to ``TELEMETRY_PARTITIONS_AHEAD_DAYS`` ahead. Returns their names;
+    idempotent. Rows ingested before their partition existed wait in the default partition and are moved
+    into it as it is created."""
+    now = now or timezone.now()
+    created = []
+    for table in retained_tables():
+        if not table.is_partitioned():
+            continue
+        start = cutoff(table, now) or now
+        last = now + timedelta(days=settings.TELEMETRY_PARTITIONS_AHEAD_DAYS)
+        created += partitions.create_partitions(
+            table.db_table, table.time_column, table.partition_days, start.date(), last.date()
+        )
+    if created:
+        logger.info("Created %d partitions, %s … %s", len(created), created[0], created[-1])
+    return created
+
+
+@dataclass
+class _Dropped:
+    """What dropping a table's expired partitions took (would take): rows per tenant id, and the spans."""
+
+    rows: Counter[int]
+    spans: list[Span]
+
+    def exclude_from(self, rows: models.QuerySet, time_field: str) -> models.QuerySet:
+        """``rows`` outside the dropped spans (a dry run must not count them twice)."""
+        for start, end in self.spans:
+            rows = rows.exclude(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+        return rows
+
+
+def _drop_expired_partitions(now: datetime, *, dry_run: bool) -> dict[str, _Dropped]:
+    """Drop the partitions wholly past their table's window, keeping what the guards keep; the rows that
+    went (would go), per table and tenant id. The ledger goes last, once the events it may keep are gone.
+    A partition whose lock is not granted in time is left for the next run."""
+    dropped: dict[str, _Dropped] = {}
+    for table in retained_tables():
+        limit = cutoff(table, now)
+        if limit is None or not table.is_partitioned():
+            continue
+        done = dropped[table.name] = _Dropped(Counter(), [])
+        width = timedelta(days=table.partition_days)
+        for day in sorted(partitions.range_partitions(table.db_table)):
+            start = partitions.midnight(day)
+            if start + width > limit:
+                break
+            keep = keep_condition(table, (start, start + width))
+            try:
+                done.rows.update(
+                    partitions.drop_partition(
+                        table.model_class, table.time_column, day, table.partition_days, keep, dry_run=dry_run
+                    )
+                )
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                    raise
+                logger.warning("Partition of %s from %s busy; left for the next purge", table.name, day)
+            else:
+                done.spans.append((start, start + width))
+    return dropped
 
 
 def purge_expired(
@@ -103,13 +217,22 @@ def purge_expired(
     Safe to run concurrently with ingest and with itself: each batch is its own transaction and deletes by
     primary key what it just read (a row another purge took first is simply not counted twice)."""
     now = now or timezone.now()
+    dropped = _drop_expired_partitions(now, dry_run=dry_run)
     purged: dict[str, dict[str, int]] = {}
     for tenant in Tenant.objects.order_by("pk"):
         counts = {}
         for table in retained_tables():
             rows = expired_rows(table, tenant, now)
-            if rows is not None:
+            if rows is None:
+                continue
+            partitioned = dropped.get(table.name)
+            if partitioned is None:
                 counts[table.name] = _purge_in_batches(table, rows, batch_size, dry_run=dry_run)
+                continue
+            if dry_run:
+                rows = partitioned.exclude_from(rows, table.time_field)
+            deleted = _purge_in_batches(table, rows, batch_size, dry_run=dry_run)
+            counts[table.name] = partitioned.rows[tenant.pk] + deleted
         purged[tenant.slug] = counts
         if not dry_run and any(counts.values()):
             record_audit(
@@ -142,7 +265,16 @@ def _purge_in_batches(table: RetainedTable, rows: models.QuerySet, batch_size: i
             batch = list(page.values_list("pk", time_field)[:batch_size])
             if not batch:
                 return total
-            doomed = without_kept(table, model._default_manager.filter(pk__in=[pk for pk, _ in batch]))
+            span = (batch[0][1], batch[-1][1] + timedelta(microseconds=1))
+            # The time bounds let PostgreSQL read only the partitions the batch is in.
+            candidates = model._default_manager.filter(
+                **{
+                    "pk__in": [pk for pk, _ in batch],
+                    f"{time_field}__gte": span[0],
+                    f"{time_field}__lt": span[1],
+                }
+            )
+            doomed = without_kept(table, candidates, span)
             if dry_run:
                 total += doomed.count()
             else:

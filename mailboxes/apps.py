@@ -12,7 +12,12 @@ class MailboxesConfig(AppConfig):
 
         register_table(
             RetainedTable(
-                "sign_ins", "mailboxes.SignIn", "time", mailbox_field="mailbox", evidence_kinds=("sign_in",)
+                "sign_ins",
+                "mailboxes.SignIn",
+                "time",
+                mailbox_field="mailbox",
+                evidence_kinds=("sign_in",),
+                partition_days=1,
             )
         )
         register_table(
@@ -22,5 +27,6 @@ class MailboxesConfig(AppConfig):
                 "at",
                 mailbox_field="mailbox",
                 evidence_kinds=("inbox_rule", "forwarding", "delegation"),
+                partition_days=1,
             )
         )

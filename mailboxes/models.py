@@ -281,7 +281,11 @@ class SignIn(models.Model):
 
     class Meta:
         ordering = ["-time", "-id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="sign_in_event_unique")]
+        # With the time: the table is partitioned by it on PostgreSQL (core.partitions); the ingest ledger is
+        # what makes an id unique per tenant.
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="sign_in_event_unique")
+        ]
         indexes = [models.Index(fields=["tenant", "mailbox", "time"]), models.Index(fields=["time"])]
 
     def __str__(self) -> str:

@@ -42,7 +42,11 @@ class IngestedEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="ingested_event_unique")]
+        # The event time is in the key because the ledger is partitioned by it on PostgreSQL (a unique key
+        # must hold the partition key); ingest still finds an id stored at another time (mailflow.staging).
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="ingested_event_unique")
+        ]
         indexes = [models.Index(fields=["time"])]
 
     def __str__(self) -> str:
@@ -106,7 +110,11 @@ class MessageEvent(models.Model):
 
     class Meta:
         ordering = ["-time", "-id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="message_event_unique")]
+        # With the time: the table is partitioned by it on PostgreSQL (core.partitions); the ledger is what
+        # makes an id unique per tenant.
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="message_event_unique")
+        ]
         indexes = [
             models.Index(fields=["tenant", "sender", "time"]),
             models.Index(fields=["tenant", "time"]),

@@ -2,38 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import models
 from django.utils import timezone
 
-from core.retention import LEDGER, RetainedTable, retention_days
+from core.retention import LEDGER, RetainedTable, Span, cutoff, retained_table
 from mailboxes.models import DirectoryChange, SignIn
 
 from .models import MessageEvent
 
 
-def keep_ledger_of_stored_events(table: RetainedTable, rows: models.QuerySet) -> models.QuerySet:
+def keep_ledger_of_stored_events(table: RetainedTable, span: Span) -> models.Q | None:
     """Keep the ledger row of every event still stored (kept by its own, longer window, as an alert's
     evidence, or for an open investigation): ingest recognises a re-sent event by its ledger row, and one
-    without it would collide with the stored row."""
+    without it would collide with the stored row.
+
+    An event's telemetry row has the event's time, as its ledger row does, so the look-up is bounded to the
+    ledger rows' ``span`` (PostgreSQL reads only the partitions of that span)."""
     if table.name != LEDGER:
-        return rows
-    for model in (MessageEvent, SignIn, DirectoryChange):
-        stored = model.objects.filter(tenant=models.OuterRef("tenant"), event_id=models.OuterRef("event_id"))
-        rows = rows.exclude(models.Exists(stored))
-    return rows
+        return None
+    start, end = span
+    keep = models.Q()
+    for model, time_field in ((MessageEvent, "time"), (SignIn, "time"), (DirectoryChange, "at")):
+        stored = model.objects.filter(
+            tenant=models.OuterRef("tenant"),
+            event_id=models.OuterRef("event_id"),
+            **{time_field: models.OuterRef("time"), f"{time_field}__gte": start, f"{time_field}__lt": end},
+        )
+        keep |= models.Q(models.Exists(stored))
+    return keep
 
 
 SENDING_MINUTES = "sending_minutes"
 
 
-def keep_minutes_of_stored_messages(table: RetainedTable, rows: models.QuerySet) -> models.QuerySet:
+def keep_minutes_of_stored_messages(table: RetainedTable, span: Span) -> models.Q | None:
     """Keep the sending counters as long as the messages they count (``messages``' window, when it is
     longer than theirs): a counter purged before its messages would let detection under-count them."""
     if table.name != SENDING_MINUTES:
-        return rows
-    days = retention_days("messages")
-    if days <= 0:
-        return rows.none()
-    return rows.filter(time__lt=timezone.now() - timedelta(days=days))
+        return None
+    messages_cutoff = cutoff(retained_table("messages"), timezone.now())
+    if messages_cutoff is None:
+        return models.Q(pk__isnull=False)  # messages are kept forever: so are their counters
+    return models.Q(time__gte=messages_cutoff)

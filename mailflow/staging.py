@@ -70,18 +70,24 @@ def store_ledger_rows(
         with cursor.copy(f"COPY {STAGE} (event_id, type, content_hash, time) FROM STDIN") as copy:
             for event in events:
                 copy.write_row((event.id, event.type, event.content_hash, event.time))
+        # The ledger is partitioned by event time, so its unique key holds the time: an id stored at another
+        # time is found by one probe per partition (the LATERAL … LIMIT 1 keeps the plan a nested loop of
+        # index probes, whatever the planner guesses of the unanalysed staging table).
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(LEDGER_COLUMNS)}) "  # noqa: S608 - our table names
             f"SELECT %s, s.event_id, s.type, s.content_hash, s.time, %s FROM {STAGE} s "
-            "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id",
-            (tenant.pk, received_at),
+            f"LEFT JOIN LATERAL (SELECT 1 AS hit FROM {table} l WHERE l.tenant_id = %s "
+            "AND l.event_id = s.event_id LIMIT 1) k ON true WHERE k.hit IS NULL "
+            "ON CONFLICT (tenant_id, event_id, time) DO NOTHING RETURNING event_id",
+            (tenant.pk, received_at, tenant.pk),
         )
         inserted = {row[0] for row in cursor.fetchall()}
         if len(inserted) == len(events):
             return {}
         cursor.execute(
-            f"SELECT s.event_id, l.content_hash FROM {STAGE} s JOIN {table} l "  # noqa: S608 - our table names
-            "ON l.tenant_id = %s AND l.event_id = s.event_id",
+            f"SELECT s.event_id, k.content_hash FROM {STAGE} s CROSS JOIN LATERAL "  # noqa: S608 - our table names
+            f"(SELECT l.content_hash FROM {table} l WHERE l.tenant_id = %s AND l.event_id = s.event_id "
+            "ORDER BY l.content_hash = s.content_hash DESC LIMIT 1) k",
             (tenant.pk,),
         )
         return {event_id: stored for event_id, stored in cursor.fetchall() if event_id not in inserted}

@@ -304,6 +304,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
     "core.beat_purge_telemetry": {"task": "core.beat_purge_telemetry", "schedule": 3600.0},
+    "core.beat_ensure_partitions": {"task": "core.beat_ensure_partitions", "schedule": 3600.0},
 }
 
 # Telemetry retention (DESIGN section 11): rows older than the window are purged hourly by beat, except the
@@ -316,6 +317,9 @@ RETENTION_DAYS_PER_TABLE = {
 }
 if RETENTION_DAYS < 0 or min(RETENTION_DAYS_PER_TABLE.values()) < 0:
     raise ImproperlyConfigured("RETENTION_DAYS and RETENTION_DAYS_<TABLE> are days (0 keeps rows forever)")
+# On PostgreSQL, messages, sign-ins, directory changes (daily) and the ingest ledger (weekly) are partitioned
+# by event time (core.partitions); beat creates the partitions of the window and of this many days ahead.
+TELEMETRY_PARTITIONS_AHEAD_DAYS = env_int("TELEMETRY_PARTITIONS_AHEAD_DAYS", 7)
 
 # /healthz reports beat as stale when its heartbeat is older than this.
 BEAT_STALE_AFTER_SECONDS = env_int("BEAT_STALE_AFTER_SECONDS", 180)
