@@ -11,14 +11,15 @@ key holds the time column, as PostgreSQL requires.
 :func:`partition_table` converts a plain table (rows moved, names, indexes and constraints kept) and is
 idempotent; :func:`unpartition_table` is its reverse. :func:`create_partitions` makes the missing range
 partitions of a span, moving the rows the default partition holds for a new range into it.
-:func:`drop_partition` detaches a whole partition, moves its keep rows to the default partition and drops
-it. SQLite (the embedded mode) keeps plain tables: every function here is for PostgreSQL only.
+:func:`drop_partitions` drops whole partitions after moving their keep rows to the default partition.
+SQLite (the embedded mode) keeps plain tables: every function here is for PostgreSQL only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
@@ -138,46 +139,66 @@ def _create_partition(table: str, column: str, day: date, days: int) -> None:
             cursor.execute("DROP TABLE partition_move")
 
 
-def drop_partition(
-    model: type[models.Model], column: str, day: date, days: int, keep: models.Q | None, *, dry_run: bool
-) -> dict[int, int]:
-    """Drop the range partition of ``model``'s table that starts on ``day``, after moving the rows ``keep``
-    matches into the default partition (still read through the table); returns the rows that went per
-    tenant id (what would go, with ``dry_run``, which changes nothing).
+def drop_partitions(
+    model: type[models.Model],
+    column: str,
+    days: int,
+    first_days: Sequence[date],
+    keep: Callable[[datetime, datetime], models.Q | None],
+    *,
+    dry_run: bool,
+) -> Counter[int]:
+    """Drop the range partitions of ``model``'s table that start on ``first_days`` (``days`` wide), after
+    moving the rows ``keep(start, end)`` matches into the default partition (still read through the table);
+    returns the rows that went per tenant id (what would go, with ``dry_run``, which changes nothing).
 
-    One short transaction: the partition is locked against writes, its keep rows copied aside, then it is
-    detached, the keep rows inserted back through the table (they land in the default partition, as no
-    range partition covers their time any more) and the partition dropped."""
+    One short transaction: the partitions are locked against writes, counted, their keep rows copied aside,
+    then they are dropped and the keep rows inserted back through the table (they land in the default
+    partition, as no range partition covers their time any more)."""
     table = model._meta.db_table
-    name = partition_name(table, day)
-    lo, hi = midnight(day), midnight(day + timedelta(days=days))
-    field = next(f for f in model._meta.concrete_fields if f.column == column)
+    keep_table = f"{table}_keep"
+    time_field = next(f for f in model._meta.concrete_fields if f.column == column).name
+    names = [partition_name(table, day) for day in first_days]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        cursor.execute(f"LOCK TABLE {_q(name)} IN SHARE MODE")
-        cursor.execute(f"SELECT tenant_id, count(*) FROM {_q(name)} GROUP BY tenant_id")  # noqa: S608
-        counts = dict(cursor.fetchall())
-        kept: dict[int, int] = {}
-        if keep is not None:
-            rows = model._default_manager.filter(**{f"{field.name}__gte": lo, f"{field.name}__lt": hi})
-            sql, params = rows.filter(keep).values("pk").query.sql_with_params()
+        cursor.execute(f"LOCK TABLE {', '.join(map(_q, names))} IN SHARE MODE")
+        union = " UNION ALL ".join(
+            f"SELECT {i} AS part, tenant_id FROM {_q(name)}"  # noqa: S608 - our names
+            for i, name in enumerate(names)
+        )
+        cursor.execute(f"SELECT part, tenant_id, count(*) FROM ({union}) rows GROUP BY 1, 2")  # noqa: S608
+        went: Counter[int] = Counter()
+        filled = set()
+        for part, tenant, rows in cursor.fetchall():
+            went[tenant] += rows
+            filled.add(part)
+        moved = False
+        for part in sorted(filled):
+            start, end = midnight(first_days[part]), midnight(first_days[part] + timedelta(days=days))
+            condition = keep(start, end)
+            if condition is None:
+                continue
+            rows = model._default_manager.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+            sql, params = rows.filter(condition).values("pk").query.sql_with_params()
+            if not moved:
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_q(keep_table)} (LIKE {_q(table)}) "
+                    "ON COMMIT DELETE ROWS"
+                )
+                moved = True
             cursor.execute(
-                f"CREATE TEMPORARY TABLE partition_keep ON COMMIT DROP AS "  # noqa: S608 - our names
-                f"SELECT * FROM {_q(name)} WHERE id IN ({sql})",
+                f"INSERT INTO {_q(keep_table)} SELECT * FROM {_q(names[part])} "  # noqa: S608 - our names
+                f"WHERE id IN ({sql}) RETURNING tenant_id",
                 params,
             )
-            cursor.execute("SELECT tenant_id, count(*) FROM partition_keep GROUP BY tenant_id")
-            kept = dict(cursor.fetchall())
-        if not dry_run:
-            cursor.execute(f"ALTER TABLE {_q(table)} DETACH PARTITION {_q(name)}")
-            if keep is not None:
-                cursor.execute(f"INSERT INTO {_q(table)} SELECT * FROM partition_keep")  # noqa: S608
-            cursor.execute(f"DROP TABLE {_q(name)}")
-        if keep is not None:
-            cursor.execute("DROP TABLE partition_keep")
+            went.subtract(tenant for (tenant,) in cursor.fetchall())
         if dry_run:
             transaction.set_rollback(True)
-    return {tenant: rows - kept.get(tenant, 0) for tenant, rows in counts.items()}
+        else:
+            cursor.execute(f"DROP TABLE {', '.join(map(_q, names))}")
+            if moved:
+                cursor.execute(f"INSERT INTO {_q(table)} SELECT * FROM {_q(keep_table)}")  # noqa: S608
+    return +went
 
 
 # Converting a plain table and back (migrations).
@@ -208,7 +229,7 @@ def _rebuild(table: str, *, partition_by: str | None, partitions: Iterable[tuple
     gains (or loses) the time column; every unique key must already hold it. Rows are copied before the
     indexes are built, into the partitions that cover them (the default partition takes the rest)."""
     new = f"{table}__rebuild"
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         indexes, constraints = _indexes_and_constraints(cursor, table)
         for name, kind, definition in constraints:
             if kind == "u" and partition_by and not re.search(rf"\b{partition_by}\b", definition):

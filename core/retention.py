@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 LEDGER = "ingest_ledger"
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
+# Partitions dropped in one transaction: a backlog goes in few commits, and the locks stay few.
+PARTITIONS_PER_TRANSACTION = 16
 
 
 @dataclass(frozen=True)
@@ -187,25 +189,32 @@ def _drop_expired_partitions(now: datetime, *, dry_run: bool) -> dict[str, _Drop
         limit = cutoff(table, now)
         if limit is None or not table.is_partitioned():
             continue
-        done = dropped[table.name] = _Dropped(Counter(), [])
         width = timedelta(days=table.partition_days)
-        for day in sorted(partitions.range_partitions(table.db_table)):
-            start = partitions.midnight(day)
-            if start + width > limit:
-                break
-            keep = keep_condition(table, (start, start + width))
+        expired = [
+            day
+            for day in sorted(partitions.range_partitions(table.db_table))
+            if partitions.midnight(day) + width <= limit
+        ]
+        done = dropped[table.name] = _Dropped(Counter(), [])
+        for chunk in range(0, len(expired), PARTITIONS_PER_TRANSACTION):
+            days = expired[chunk : chunk + PARTITIONS_PER_TRANSACTION]
             try:
                 done.rows.update(
-                    partitions.drop_partition(
-                        table.model_class, table.time_column, day, table.partition_days, keep, dry_run=dry_run
+                    partitions.drop_partitions(
+                        table.model_class,
+                        table.time_column,
+                        table.partition_days,
+                        days,
+                        lambda start, end, table=table: keep_condition(table, (start, end)),
+                        dry_run=dry_run,
                     )
                 )
             except OperationalError as exc:
                 if getattr(exc.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
                     raise
-                logger.warning("Partition of %s from %s busy; left for the next purge", table.name, day)
+                logger.warning("Partitions of %s from %s busy; left for the next purge", table.name, days[0])
             else:
-                done.spans.append((start, start + width))
+                done.spans += [(partitions.midnight(d), partitions.midnight(d) + width) for d in days]
     return dropped
 
 
