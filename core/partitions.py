@@ -102,11 +102,19 @@ def spans(first: date, last: date, days: int) -> list[date]:
     return out
 
 
+def _lock(cursor: CursorWrapper, table: str) -> None:
+    """Take the table for the rest of the transaction, before anything else: creating or dropping a
+    partition needs this lock in the end, and asking for it first (rather than upgrading a weaker one) is
+    what keeps a concurrent ingest from deadlocking with it. Waits at most ``LOCK_TIMEOUT``."""
+    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    cursor.execute(f"LOCK TABLE ONLY {_q(table)} IN ACCESS EXCLUSIVE MODE")
+
+
 def create_partitions(table: str, column: str, days: int, first: date, last: date) -> list[str]:
     """Create the missing range partitions of ``table`` from the span holding ``first`` to the one holding
-    ``last``; returns the names created. Idempotent. Each is made in its own short transaction: rows the
-    default partition holds for its range (ingested before it existed) are moved into it, so none is lost
-    and PostgreSQL's check that the default holds nothing of the new range passes."""
+    ``last``; returns the names created. Idempotent. Each is made in its own short transaction holding the
+    table: rows the default partition holds for its range (ingested before it existed) are moved into it,
+    so none is lost and PostgreSQL's check that the default holds nothing of the new range passes."""
     existing = range_partitions(table)
     created = []
     for day in spans(first, last, days):
@@ -121,9 +129,7 @@ def _create_partition(table: str, column: str, day: date, days: int) -> None:
     name, default = partition_name(table, day), default_name(table)
     in_range = f"{_q(column)} >= %s AND {_q(column)} < %s"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        # No row may reach the default partition between the move and the new partition's creation.
-        cursor.execute(f"LOCK TABLE {_q(default)} IN SHARE ROW EXCLUSIVE MODE")
+        _lock(cursor, table)
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(default)} WHERE {in_range})", [lo, hi])  # noqa: S608
         stray = cursor.fetchone()[0]
         if stray:
@@ -152,16 +158,16 @@ def drop_partitions(
     moving the rows ``keep(start, end)`` matches into the default partition (still read through the table);
     returns the rows that went per tenant id (what would go, with ``dry_run``, which changes nothing).
 
-    One short transaction: the partitions are locked against writes, counted, their keep rows copied aside,
-    then they are dropped and the keep rows inserted back through the table (they land in the default
-    partition, as no range partition covers their time any more)."""
+    One transaction holding the table (reads and writes wait): the partitions are counted, their keep rows
+    copied aside, then they are dropped and the keep rows inserted back through the table (they land in the
+    default partition, as no range partition covers their time any more). It lasts about as long as a scan
+    of the partitions."""
     table = model._meta.db_table
     keep_table = f"{table}_keep"
     time_field = next(f for f in model._meta.concrete_fields if f.column == column).name
     names = [partition_name(table, day) for day in first_days]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        cursor.execute(f"LOCK TABLE {', '.join(map(_q, names))} IN SHARE MODE")
+        _lock(cursor, table)
         union = " UNION ALL ".join(
             f"SELECT {i} AS part, tenant_id FROM {_q(name)}"  # noqa: S608 - our names
             for i, name in enumerate(names)
