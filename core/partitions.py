@@ -150,13 +150,14 @@ def drop_partitions(
     column: str,
     days: int,
     first_days: Sequence[date],
-    keep: Callable[[datetime, datetime], models.Q | None],
+    keep: Callable[[datetime, datetime], list[models.Q]],
     *,
     dry_run: bool,
 ) -> Counter[int]:
     """Drop the range partitions of ``model``'s table that start on ``first_days`` (``days`` wide), after
-    moving the rows ``keep(start, end)`` matches into the default partition (still read through the table);
-    returns the rows that went per tenant id (what would go, with ``dry_run``, which changes nothing).
+    moving the rows matching any of ``keep(start, end)`` into the default partition (still read through
+    the table); returns the rows that went per tenant id (what would go, with ``dry_run``, which changes
+    nothing).
 
     One transaction holding the table (reads and writes wait): the partitions are counted, their keep rows
     copied aside, then they are dropped and the keep rows inserted back through the table (they land in the
@@ -181,11 +182,13 @@ def drop_partitions(
         moved = False
         for part in sorted(filled):
             start, end = midnight(first_days[part]), midnight(first_days[part] + timedelta(days=days))
-            condition = keep(start, end)
-            if condition is None:
+            conditions = keep(start, end)
+            if not conditions:
                 continue
             rows = model._default_manager.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-            sql, params = rows.filter(condition).values("pk").query.sql_with_params()
+            # One semi-join per condition (an OR of EXISTS would be a sub-plan run for every row).
+            kept = [rows.filter(condition).order_by().values("pk") for condition in conditions]
+            sql, params = kept[0].union(*kept[1:], all=True).order_by().query.sql_with_params()
             if not moved:
                 cursor.execute(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_q(keep_table)} (LIKE {_q(table)}) "

@@ -22,12 +22,10 @@ hourly purge never nibbles at a partition that will be dropped whole later. :fun
 from __future__ import annotations
 
 import logging
-import operator
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import reduce
 
 from django.apps import apps
 from django.conf import settings
@@ -77,10 +75,11 @@ class RetainedTable:
 
 
 Span = tuple[datetime, datetime]
-Guard = Callable[[RetainedTable, Span], models.Q | None]
-"""A keep rule: the condition under which a row of ``table`` whose time is in ``span`` ([start, end)) outlives
-its window, or None when the rule does not concern the table. Conditions may use the span to bound their
-sub-queries (partition pruning)."""
+Guard = Callable[[RetainedTable, Span], list[models.Q]]
+"""A keep rule: the conditions under which a row of ``table`` whose time is in ``span`` ([start, end))
+outlives its window (any of them keeps it; none when the rule does not concern the table). Each is applied
+on its own (an anti-join when purging, a semi-join when keeping), so make each one ``Exists`` or a plain
+filter; they may use the span to bound their sub-queries (partition pruning)."""
 
 _tables: dict[str, RetainedTable] = {}
 _guards: list[Guard] = []
@@ -134,16 +133,16 @@ def expired_rows(table: RetainedTable, tenant: Tenant, now: datetime) -> models.
     )
 
 
-def keep_condition(table: RetainedTable, span: Span) -> models.Q | None:
-    """What any guard keeps of the rows of ``table`` in ``span`` (None: nothing)."""
-    conditions = [c for guard in _guards if (c := guard(table, span)) is not None]
-    return reduce(operator.or_, conditions) if conditions else None
+def keep_conditions(table: RetainedTable, span: Span) -> list[models.Q]:
+    """What the guards keep of the rows of ``table`` in ``span``: a row matching any condition is kept."""
+    return [condition for guard in _guards for condition in guard(table, span)]
 
 
 def without_kept(table: RetainedTable, rows: models.QuerySet, span: Span) -> models.QuerySet:
     """``rows`` (their times in ``span``) less those a guard keeps."""
-    keep = keep_condition(table, span)
-    return rows if keep is None else rows.exclude(keep)
+    for condition in keep_conditions(table, span):
+        rows = rows.exclude(condition)
+    return rows
 
 
 def ensure_partitions(now: datetime | None = None) -> list[str]:
@@ -205,7 +204,7 @@ def _drop_expired_partitions(now: datetime, *, dry_run: bool) -> dict[str, _Drop
                         table.time_column,
                         table.partition_days,
                         days,
-                        lambda start, end, table=table: keep_condition(table, (start, end)),
+                        lambda start, end, table=table: keep_conditions(table, (start, end)),
                         dry_run=dry_run,
                     )
                 )

@@ -9,10 +9,10 @@ from core.retention import RetainedTable, Span
 from .models import Investigation
 
 
-def keep_open_investigations_telemetry(table: RetainedTable, span: Span) -> models.Q | None:
+def keep_open_investigations_telemetry(table: RetainedTable, span: Span) -> list[models.Q]:
     """Keep every row of a mailbox while an investigation of it is open (queued, running, pending action,
     partially remediated): its actions and a re-run read that telemetry."""
     if not table.mailbox_field:
-        return None
+        return []
     investigated = Investigation.objects.open().filter(mailbox=models.OuterRef(table.mailbox_field))
-    return models.Q(models.Exists(investigated))
+    return [models.Q(models.Exists(investigated))]
