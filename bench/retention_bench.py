@@ -171,7 +171,8 @@ def run(label: str, *, partitioned: bool, messages: int, now: datetime) -> tuple
     assert old_left == kept, "the purge kept other rows than the guards say"
     assert purged["messages"] == len(expired) - len(kept), "the purge counted other rows than it removed"
     ledger_left = set(IngestedEvent.objects.filter(time__lt=ledger_cutoff).values_list("event_id", flat=True))
-    assert ledger_left == {e for e in kept if e in {r[0] for r in rows if r[1] < ledger_cutoff}}, (
+    before_ledger_cutoff = {event_id for event_id, at, _ in rows if at < ledger_cutoff}
+    assert ledger_left == kept & before_ledger_cutoff, (
         "the ledger lost the id of a kept event (or kept others)"
     )
     print(f"[{label}] purge_expired: {purged} (messages before {message_cutoff:%Y-%m-%d %H:%M})")
