@@ -1,7 +1,7 @@
 """Representations of alert policies and alerts for ``/api/v1/``, and the inputs of their actions.
 
-Policy values are validated by :func:`alerts.services.update_policy` (one set of rules for the console and the
-API); these serializers only shape output and parse the action inputs.
+Policy values are validated by :func:`alerts.policy_services.update_policy` (one set of rules for the console
+and the API); these serializers only shape output and parse the action inputs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from alerts import services
+from alerts import policy_services
 from alerts.exceptions import PolicyValidationError
 from alerts.models import AlertPolicy, PolicyOverride
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
@@ -84,7 +84,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyForm(request.POST, policy=policy)
     if form.is_valid():
         try:
-            services.update_policy(policy, actor=request.user, **form.changes())
+            policy_services.update_policy(policy, actor=request.user, **form.changes())
         except PolicyValidationError as exc:
             form.add_service_errors(exc.errors)
         else:
@@ -101,7 +101,7 @@ def policy_override_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyOverrideForm(request.POST, policy=policy)
     if form.is_valid():
         try:
-            override = services.set_policy_override(policy, actor=request.user, **form.override())
+            override = policy_services.set_policy_override(policy, actor=request.user, **form.override())
         except PolicyValidationError as exc:
             form.add_service_errors(exc.errors)
         else:
@@ -116,6 +116,6 @@ def policy_override_remove(request: HttpRequest, pk: int, override_pk: int) -> H
     override = get_object_or_404(
         PolicyOverride.objects.select_related("policy__tenant"), pk=override_pk, policy_id=pk
     )
-    services.remove_policy_override(override, actor=request.user)
+    policy_services.remove_policy_override(override, actor=request.user)
     messages.success(request, f"Override for {override.mailbox_address} removed.")
     return redirect("console:policy_detail", pk=pk)
