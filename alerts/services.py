@@ -93,68 +93,14 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
     now = now or timezone.now()
     with transaction.atomic():
         mailbox = Mailbox.objects.select_for_update().get(pk=detection.mailbox_id)
-        known = set(
-            AlertEvidence.objects.filter(alert__policy=policy, alert__mailbox=mailbox).values_list(
-                "kind", "event_id"
-            )
-        )
-        fresh = sorted(
-            {
-                (e.kind, e.event_id): e for e in detection.evidence if (e.kind, e.event_id) not in known
-            }.values(),
-            key=lambda e: e.at,
-        )
+        fresh = _fresh_evidence(policy, mailbox, detection)
         if not fresh:
             return []
         if Suppression.objects.active(now).filter(policy=policy, mailbox=mailbox).exists():
             logger.info("Suppressed %s for %s: %d events not alerted", policy.name, mailbox, len(fresh))
             return []
-        # A detection folds as one unit (a 24 h breach or a travel pair is one story): into the newest
-        # open alert whose activity it touches within the aggregation window, else into one new alert.
-        window = policy.aggregation_window
-        alert = (
-            Alert.objects.open().filter(policy=policy, mailbox=mailbox).order_by("-last_activity_at").first()
-        )
-        created: list[Alert] = []
-        if alert is None or not (
-            alert.first_activity_at - window <= fresh[-1].at
-            and fresh[0].at <= alert.last_activity_at + window
-        ):
-            alert = Alert.objects.create(
-                tenant=policy.tenant,
-                policy=policy,
-                mailbox=mailbox,
-                title=policy.name,
-                severity=detection.severity_under(policy.severity),
-                category=policy.category,
-                first_activity_at=fresh[0].at,
-                last_activity_at=fresh[-1].at,
-                details=detection.details,
-            )
-            created.append(alert)
-        alert.first_activity_at = min(alert.first_activity_at, fresh[0].at)
-        alert.last_activity_at = max(alert.last_activity_at, fresh[-1].at)
-        AlertEvidence.objects.bulk_create(
-            [AlertEvidence(alert=alert, kind=e.kind, event_id=e.event_id, at=e.at) for e in fresh],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
-        before = alert.evidence_count
-        alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
-        alert.details = {**alert.details, **detection.details}
-        severity = detection.severity_under(policy.severity)
-        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
-            alert.severity = severity
-        alert.save(
-            update_fields=[
-                "first_activity_at",
-                "last_activity_at",
-                "evidence_count",
-                "details",
-                "severity",
-                "updated_at",
-            ]
-        )
+        alert, created = _alert_to_fold_into(policy, mailbox, detection, fresh)
+        before = _fold(alert, policy, detection, fresh)
         if created:
             record_audit(
                 "alerts.alert.raised",
@@ -176,6 +122,75 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
         if created:
             _maybe_investigate(alert, now)
     return [alert]
+
+
+def _fresh_evidence(policy: AlertPolicy, mailbox: Mailbox, detection: Detection) -> list[Evidence]:
+    """The detection's evidence not yet on any alert of this policy and user, oldest first."""
+    known = set(
+        AlertEvidence.objects.filter(alert__policy=policy, alert__mailbox=mailbox).values_list(
+            "kind", "event_id"
+        )
+    )
+    return sorted(
+        {(e.kind, e.event_id): e for e in detection.evidence if (e.kind, e.event_id) not in known}.values(),
+        key=lambda e: e.at,
+    )
+
+
+def _alert_to_fold_into(
+    policy: AlertPolicy, mailbox: Mailbox, detection: Detection, fresh: list[Evidence]
+) -> tuple[Alert, bool]:
+    """The open alert the fresh evidence folds into, or a new one (and whether it is new).
+
+    A detection folds as one unit (a 24 h breach or a travel pair is one story): into the newest open alert
+    whose activity it touches within the aggregation window, else into one new alert."""
+    window = policy.aggregation_window
+    alert = Alert.objects.open().filter(policy=policy, mailbox=mailbox).order_by("-last_activity_at").first()
+    if alert is None or not (
+        alert.first_activity_at - window <= fresh[-1].at and fresh[0].at <= alert.last_activity_at + window
+    ):
+        alert = Alert.objects.create(
+            tenant=policy.tenant,
+            policy=policy,
+            mailbox=mailbox,
+            title=policy.name,
+            severity=detection.severity_under(policy.severity),
+            category=policy.category,
+            first_activity_at=fresh[0].at,
+            last_activity_at=fresh[-1].at,
+            details=detection.details,
+        )
+        return alert, True
+    return alert, False
+
+
+def _fold(alert: Alert, policy: AlertPolicy, detection: Detection, fresh: list[Evidence]) -> int:
+    """Attach the fresh evidence to the alert, widen its activity and raise its severity; returns the
+    evidence count before."""
+    alert.first_activity_at = min(alert.first_activity_at, fresh[0].at)
+    alert.last_activity_at = max(alert.last_activity_at, fresh[-1].at)
+    AlertEvidence.objects.bulk_create(
+        [AlertEvidence(alert=alert, kind=e.kind, event_id=e.event_id, at=e.at) for e in fresh],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    before = alert.evidence_count
+    alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
+    alert.details = {**alert.details, **detection.details}
+    severity = detection.severity_under(policy.severity)
+    if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
+        alert.severity = severity
+    alert.save(
+        update_fields=[
+            "first_activity_at",
+            "last_activity_at",
+            "evidence_count",
+            "details",
+            "severity",
+            "updated_at",
+        ]
+    )
+    return before
 
 
 def _contain(policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime):
