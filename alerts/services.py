@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core.models import AuditEvent, Tenant
 from core.queueing import enqueue_on_commit
-from core.services import publish_change, record_audit
+from core.services import audit_field_change, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
 from restricted_users.models import Restriction
@@ -429,12 +429,8 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
         alert.resolved_at = None
         alert.resolved_by = None
         alert.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
-        record_audit(
-            "alerts.alert.status_changed",
-            target=alert,
-            actor=actor,
-            before={"status": before},
-            after={"status": status},
+        audit_field_change(
+            "alerts.alert.status_changed", alert, actor=actor, field="status", before=before, after=status
         )
         publish_change("alert.updated", target=alert, payload=_alert_change(alert))
     return alert

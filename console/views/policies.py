@@ -4,6 +4,8 @@ policy's settings and per-mailbox overrides. Administrators edit them through fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -73,6 +75,18 @@ def _render_detail(
     return render(request, "console/policy_detail.html", context)
 
 
+def _saved[T](form: PolicyForm | PolicyOverrideForm, save: Callable[[], T]) -> T | None:
+    """Validate the form, then save through the service and return what it saved; None when the form or the
+    service refused (the service's errors go back on the form's fields)."""
+    if not form.is_valid():
+        return None
+    try:
+        return save()
+    except PolicyValidationError as exc:
+        form.add_service_errors(exc.errors)
+        return None
+
+
 @permission_required(VIEW, raise_exception=True)
 def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Every setting and override; a POST (administrators) saves the settings form through the service."""
@@ -82,14 +96,9 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm(CHANGE):
         raise PermissionDenied
     form = PolicyForm(request.POST, policy=policy)
-    if form.is_valid():
-        try:
-            policy_services.update_policy(policy, actor=request.user, **form.changes())
-        except PolicyValidationError as exc:
-            form.add_service_errors(exc.errors)
-        else:
-            messages.success(request, f"“{policy.name}” saved.")
-            return redirect("console:policy_detail", pk=policy.pk)
+    if _saved(form, lambda: policy_services.update_policy(policy, actor=request.user, **form.changes())):
+        messages.success(request, f"“{policy.name}” saved.")
+        return redirect("console:policy_detail", pk=policy.pk)
     return _render_detail(request, policy, form=form)
 
 
@@ -99,14 +108,12 @@ def policy_override_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Give one mailbox its own thresholds (replacing its previous override), optionally until a date."""
     policy = _policy(pk)
     form = PolicyOverrideForm(request.POST, policy=policy)
-    if form.is_valid():
-        try:
-            override = policy_services.set_policy_override(policy, actor=request.user, **form.override())
-        except PolicyValidationError as exc:
-            form.add_service_errors(exc.errors)
-        else:
-            messages.success(request, f"Override for {override.mailbox_address} saved.")
-            return redirect("console:policy_detail", pk=policy.pk)
+    override = _saved(
+        form, lambda: policy_services.set_policy_override(policy, actor=request.user, **form.override())
+    )
+    if override is not None:
+        messages.success(request, f"Override for {override.mailbox_address} saved.")
+        return redirect("console:policy_detail", pk=policy.pk)
     return _render_detail(request, policy, override_form=form)
 
 
