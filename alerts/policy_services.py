@@ -88,8 +88,14 @@ _SCALAR_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "enabled": (_is_bool, "must be true or false"),
     "rerestrict_after_release": (_is_bool, "must be true or false"),
 }
-_ADDRESS_LISTS = ("notify_recipients", "include_mailboxes", "exclude_mailboxes")
-_DEPARTMENT_LISTS = ("include_departments", "exclude_departments")
+# List fields: what they list, and whether they list email addresses (lower-cased and validated each).
+_LISTS = {
+    "notify_recipients": ("email addresses", True),
+    "include_mailboxes": ("email addresses", True),
+    "exclude_mailboxes": ("email addresses", True),
+    "include_departments": ("department names", False),
+    "exclude_departments": ("department names", False),
+}
 
 
 def _check_choices(changes: dict, errors: dict[str, str]) -> None:
@@ -98,32 +104,23 @@ def _check_choices(changes: dict, errors: dict[str, str]) -> None:
             errors[field] = f"must be one of {', '.join(value for value, _ in field_choices)}"
 
 
-def _check_address_lists(changes: dict, errors: dict[str, str]) -> None:
-    """Normalise each list of addresses (trimmed, lower case, sorted, unique) and name the first bad one."""
+def _check_lists(changes: dict, errors: dict[str, str]) -> None:
+    """Normalise each list (trimmed, sorted, unique; addresses lower-cased) and name a bad address in it."""
     from django.core.validators import validate_email
 
-    for field in _ADDRESS_LISTS:
+    for field, (noun, addresses) in _LISTS.items():
         if field not in changes:
             continue
         if not _is_str_list(changes[field]):
-            errors[field] = "must be a list of email addresses"
+            errors[field] = f"must be a list of {noun}"
             continue
-        changes[field] = sorted({v.strip().lower() for v in changes[field] if v.strip()})
-        for value in changes[field]:
+        trimmed = (v.strip() for v in changes[field] if v.strip())
+        changes[field] = sorted({v.lower() for v in trimmed} if addresses else set(trimmed))
+        for value in changes[field] if addresses else ():
             try:
                 validate_email(value)
             except Exception:  # noqa: BLE001 - Django raises ValidationError; the message is ours
                 errors[field] = f"{value!r} is not an email address"
-
-
-def _check_department_lists(changes: dict, errors: dict[str, str]) -> None:
-    for field in _DEPARTMENT_LISTS:
-        if field not in changes:
-            continue
-        if not _is_str_list(changes[field]):
-            errors[field] = "must be a list of department names"
-        else:
-            changes[field] = sorted({v.strip() for v in changes[field] if v.strip()})
 
 
 def _validate_policy_changes(policy: AlertPolicy, changes: dict) -> None:
@@ -148,8 +145,7 @@ def _validate_policy_changes(policy: AlertPolicy, changes: dict) -> None:
     limit = changes.get("notify_daily_limit", 0)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= 10_000:
         errors["notify_daily_limit"] = "must be between 0 and 10000 notifications a day"
-    _check_address_lists(changes, errors)
-    _check_department_lists(changes, errors)
+    _check_lists(changes, errors)
     if errors:
         raise PolicyValidationError(errors)
 

@@ -148,24 +148,14 @@ def _anomaly_risks(
 ) -> list[Risk]:
     """The rules of :func:`sending_anomaly`, each broken one a reason."""
     risk: list[Risk] = []
-    message_limit = max(MESSAGE_FLOOR, SPIKE_FACTOR * base.busiest_messages * days)
-    if now.messages > message_limit:
-        risk.append(
-            Risk(
-                10,
-                f"Sent {now.messages} messages in {_span(days)}; "
-                f"busiest day of {history}: {base.busiest_messages}",
-            )
-        )
-    recipient_limit = max(RECIPIENT_FLOOR, SPIKE_FACTOR * base.busiest_recipients * days)
-    if now.recipients > recipient_limit:
-        risk.append(
-            Risk(
-                10,
-                f"Sent to {now.recipients} recipients in {_span(days)}; "
-                f"busiest day of {history}: {base.busiest_recipients}",
-            )
-        )
+    spikes = (
+        ("", now.messages, "messages", base.busiest_messages, MESSAGE_FLOOR),
+        ("to ", now.recipients, "recipients", base.busiest_recipients, RECIPIENT_FLOOR),
+    )
+    for to, count, noun, busiest, floor in spikes:
+        if count > max(floor, SPIKE_FACTOR * busiest * days):
+            reason = f"Sent {to}{count} {noun} in {_span(days)}; busiest day of {history}: {busiest}"
+            risk.append(Risk(10, reason))
     share, baseline_share = now.external_share, base.external_share
     if now.external >= EXTERNAL_SHARE_MIN_RECIPIENTS and share - baseline_share >= EXTERNAL_SHARE_JUMP:
         risk.append(
