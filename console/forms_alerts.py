@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.db.models import Choices
 
 from alerts.models import Alert
 
@@ -18,19 +19,22 @@ SUPPRESSION_CHOICES = [
 ]
 
 
+def status_choices(*statuses: Choices) -> list[tuple[str, str]]:
+    """The choices of a triage status form: the statuses a person may set by hand (resolving has its own)."""
+    return [(status.value, status.label) for status in statuses]
+
+
 class AlertStatusForm(forms.Form):
-    status = forms.ChoiceField(
-        choices=[
-            (Alert.Status.NEW, Alert.Status.NEW.label),
-            (Alert.Status.IN_PROGRESS, Alert.Status.IN_PROGRESS.label),
-        ]
-    )
+    status = forms.ChoiceField(choices=status_choices(Alert.Status.NEW, Alert.Status.IN_PROGRESS))
 
 
-class AlertAssignForm(forms.Form):
-    """``me`` assigns the alert to the person submitting; ``nobody`` unassigns it."""
+class AssignForm(forms.Form):
+    """``me`` assigns the alert or incident to the person submitting; ``nobody`` unassigns it."""
 
     assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+
+
+AlertAssignForm = AssignForm
 
 
 class AlertCommentForm(forms.Form):

@@ -8,22 +8,16 @@ from django import forms
 from incidents.models import Incident
 from incidents.services import BULK_LIMIT
 
+from .forms_alerts import AssignForm, status_choices
+
 CLASSIFICATIONS = [("", "Choose…"), *Incident.Classification.choices]
 
 
 class IncidentStatusForm(forms.Form):
-    status = forms.ChoiceField(
-        choices=[
-            (Incident.Status.ACTIVE, Incident.Status.ACTIVE.label),
-            (Incident.Status.IN_PROGRESS, Incident.Status.IN_PROGRESS.label),
-        ]
-    )
+    status = forms.ChoiceField(choices=status_choices(Incident.Status.ACTIVE, Incident.Status.IN_PROGRESS))
 
 
-class IncidentAssignForm(forms.Form):
-    """``me`` assigns the incident to the person submitting; ``nobody`` unassigns it."""
-
-    assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+IncidentAssignForm = AssignForm
 
 
 class IncidentResolveForm(forms.Form):

@@ -1,6 +1,6 @@
 """Forms of the policy pages. They parse what a person typed; the values themselves are validated by
-:func:`alerts.services.update_policy` / :func:`alerts.services.set_policy_override`, whose errors (keyed by
-field, ``thresholds.<key>`` for a threshold) are put back on the matching form field."""
+:func:`alerts.policy_services.update_policy` / :func:`alerts.policy_services.set_policy_override`, whose
+errors (keyed by field, ``thresholds.<key>`` for a threshold) are put back on the matching form field."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
         return [self[name] for name in self.fields if not name.startswith(THRESHOLD_PREFIX)]
 
     def changes(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`alerts.services.update_policy`."""
+        """The keyword arguments of :func:`alerts.policy_services.update_policy`."""
         data = self.cleaned_data
         changes: dict[str, Any] = {
             name: data[name]
@@ -191,7 +191,7 @@ class PolicyOverrideForm(ServiceErrorsMixin, forms.Form):
         return [self[THRESHOLD_PREFIX + key] for key in self.threshold_keys]
 
     def override(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`alerts.services.set_policy_override`."""
+        """The keyword arguments of :func:`alerts.policy_services.set_policy_override`."""
         data = self.cleaned_data
         return {
             "mailbox_address": data["mailbox_address"],

@@ -26,47 +26,13 @@ from . import presenters
 
 TIMELINE_CAP = 1000
 
+# The timeline's own wording where it differs from (or is missing in) presenters.ACTION_LABELS, which names
+# every other action.
 LABELS = {
-    "alerts.alert.raised": "Alert raised",
-    "alerts.alert.folded": "New evidence on the alert",
-    "alerts.alert.status_changed": "Alert status changed",
-    "alerts.alert.assigned": "Alert assigned",
-    "alerts.alert.commented": "Alert commented",
-    "alerts.alert.resolved": "Alert resolved",
-    "restricted_users.restriction.placed": "User restricted from sending",
-    "restricted_users.restriction.extended": "Restriction extended",
-    "restricted_users.restriction.expired": "Restriction expired",
-    "restricted_users.restriction.released": "Restriction released",
-    "investigations.investigation.opened": "Investigation opened",
-    "investigations.investigation.correlated": "New trigger added to the investigation",
     "investigations.investigation.alert_attached": "Alert attached to the investigation",
-    "investigations.investigation.run_started": "Investigation run started",
-    "investigations.investigation.analyzed": "Investigation run finished",
-    "investigations.investigation.status_changed": "Investigation status changed",
-    "investigations.investigation.stopped": "Investigation stopped",
-    "investigations.investigation.failed": "Investigation failed",
-    "investigations.action.approved": "Action approved",
-    "investigations.action.rejected": "Action rejected",
     "investigations.action.completed": "Action executed",
-    "investigations.action.failed": "Action failed",
-    "investigations.action.manual_step_required": "Action needs a manual step",
-    "investigations.action.manual_completed": "Manual step done",
-    "investigations.action.manual_failed": "Manual step failed",
-    "investigations.action.expired": "Action expired",
-    "investigations.action.undo_requested": "Undo requested",
-    "investigations.action.undone": "Action undone",
-    "investigations.action.undo_failed": "Undo failed",
-    "investigations.action.retry_scheduled": "Action retry scheduled",
     "investigations.action.lease_expired": "Action worker lease expired",
-    "incidents.incident.created": "Incident opened",
-    "incidents.incident.alert_added": "Alert added to the incident",
-    "incidents.incident.restriction_added": "Restriction added to the incident",
-    "incidents.incident.investigation_added": "Investigation added to the incident",
     "incidents.incident.activity_updated": "Incident severity or activity updated",
-    "incidents.incident.assigned": "Incident assigned",
-    "incidents.incident.status_changed": "Incident status changed",
-    "incidents.incident.resolved": "Incident resolved",
-    "incidents.incident.reopened": "Incident reopened",
 }
 
 

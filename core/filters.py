@@ -17,7 +17,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
@@ -79,6 +79,17 @@ def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
         lookup_expr="lt",
         label=label,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+
+def filter_by_user(queryset: QuerySet, value: str, prefix: str = "mailbox__") -> QuerySet:
+    """Rows of one user: an exact address when given a whole one, else any part of the address or name.
+    ``prefix`` is the path to the mailbox (``mailbox__``, ``investigation__mailbox__``)."""
+    value = value.strip()
+    if "@" in value:
+        return queryset.filter(**{f"{prefix}address__iexact": value})
+    return queryset.filter(
+        Q(**{f"{prefix}address__icontains": value}) | Q(**{f"{prefix}display_name__icontains": value})
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
@@ -60,6 +61,40 @@ def record_audit(
     )
 
 
+def audit_change(
+    action: str,
+    target: models.Model,
+    *,
+    actor: AbstractBaseUser | None,
+    before: Any,
+    public: Callable[[Any], Any],
+) -> AuditEvent:
+    """Audit a change of ``target``: ``before`` and its state now, both as ``public`` renders it (the fields
+    the trail may hold: never a secret)."""
+    return record_audit(action, target=target, actor=actor, before=before, after=public(target))
+
+
+def audit_field_change(
+    action: str,
+    target: models.Model,
+    *,
+    field: str,
+    before: Any,
+    after: Any,
+    actor: AbstractBaseUser | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Audit a change of one field of ``target``: ``{field: before}`` → ``{field: after}``."""
+    return record_audit(
+        action,
+        target=target,
+        actor=actor,
+        actor_label=actor_label,
+        before={field: before},
+        after={field: after},
+    )
+
+
 def create_api_token(
     tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str
 ) -> tuple[ApiToken, str]:
@@ -88,12 +123,8 @@ def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        record_audit(
-            "core.api_token.revoked",
-            target=token,
-            actor=actor,
-            before={"active": True},
-            after={"active": False},
+        audit_field_change(
+            "core.api_token.revoked", token, actor=actor, field="active", before=True, after=False
         )
     return token
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -108,25 +109,18 @@ def correlate_restriction(restriction_id: int) -> Incident | None:
         if restriction is None:
             return None
         mailbox = _lock_mailbox(restriction.mailbox_id)
-        link = IncidentRestriction.objects.select_related("incident").filter(restriction=restriction).first()
-        if link is not None:
-            return link.incident
-        incident, created = _incident_for(
+        return _link_into_incident(
             mailbox,
-            restriction.placed_at,
+            IncidentRestriction,
+            restriction=restriction,
+            at=restriction.placed_at,
             reason=f"restriction #{restriction.pk}",
             title=_title(f"User restricted from sending email ({restriction.policy_name})", mailbox),
-        )
-        IncidentRestriction.objects.create(incident=incident, restriction=restriction)
-        if created:
-            _announce_created(incident, f"restriction #{restriction.pk}")
-        else:
-            _record(
+            added=(
                 "incidents.incident.restriction_added",
-                incident,
-                after={"restriction": restriction.pk, "source": restriction.source},
-            )
-    return incident
+                {"restriction": restriction.pk, "source": restriction.source},
+            ),
+        )
 
 
 def correlate_investigation(investigation_id: int) -> Incident | None:
@@ -137,28 +131,40 @@ def correlate_investigation(investigation_id: int) -> Incident | None:
         if investigation is None:
             return None
         mailbox = _lock_mailbox(investigation.mailbox_id)
-        link = (
-            IncidentInvestigation.objects.select_related("incident")
-            .filter(investigation=investigation)
-            .first()
-        )
-        if link is not None:
-            return link.incident
-        incident, created = _incident_for(
+        return _link_into_incident(
             mailbox,
-            investigation.created_at,
+            IncidentInvestigation,
+            investigation=investigation,
+            at=investigation.created_at,
             reason=f"investigation #{investigation.pk}",
             title=_title("Compromised user investigation", mailbox),
+            added=("incidents.incident.investigation_added", {"investigation": investigation.pk}),
         )
-        IncidentInvestigation.objects.create(incident=incident, investigation=investigation)
-        if created:
-            _announce_created(incident, f"investigation #{investigation.pk}")
-        else:
-            _record(
-                "incidents.incident.investigation_added",
-                incident,
-                after={"investigation": investigation.pk},
-            )
+
+
+def _link_into_incident(
+    mailbox: Mailbox,
+    link_model: type[IncidentRestriction] | type[IncidentInvestigation],
+    *,
+    at: datetime,
+    reason: str,
+    title: str,
+    added: tuple[str, dict[str, Any]],
+    **linked: Restriction | Investigation,
+) -> Incident:
+    """Link one restriction or investigation (``linked``, by the link's field name) to its user's incident,
+    once: the open one, else a resolved one within the window (reopened), else a new one titled ``title``.
+    ``added`` is the audit action and record of joining an incident that exists."""
+    link = link_model.objects.select_related("incident").filter(**linked).first()
+    if link is not None:
+        return link.incident
+    incident, created = _incident_for(mailbox, at, reason=reason, title=title)
+    link_model.objects.create(incident=incident, **linked)
+    if created:
+        _announce_created(incident, reason)
+    else:
+        action, after = added
+        _record(action, incident, after=after)
     return incident
 
 

@@ -39,7 +39,7 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.queueing import enqueue_on_commit
-from core.services import SYSTEM_ACTOR, publish_change, record_audit
+from core.services import SYSTEM_ACTOR, audit_field_change, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
@@ -163,6 +163,31 @@ def _lock_action(
     return investigation, action
 
 
+def publish_investigation_change(
+    kind: str, investigation: Investigation, *, before: str, status: str, **extra: Any
+) -> None:
+    """The change-feed entry of an investigation's status change: one payload shape, plus ``extra``."""
+    payload = {
+        "investigation_id": investigation.pk,
+        "user": investigation.mailbox.address,
+        "before": before,
+        "status": status,
+    }
+    publish_change(kind, target=investigation, payload={**payload, **extra})
+
+
+def publish_status_changed(investigation: Investigation, *, before: str, status: str) -> None:
+    """``investigation.status_changed``, with the verdict and risk score (the playbook's and actions')."""
+    publish_investigation_change(
+        "investigation.status_changed",
+        investigation,
+        before=before,
+        status=status,
+        verdict=investigation.verdict,
+        risk_score=investigation.risk_score,
+    )
+
+
 def settle_investigation(investigation: Investigation) -> str:
     """Re-derive the investigation's status (its row locked by the caller, after its mailbox); audit a
     change, and when it becomes Remediated resolve its open alerts (true positive: compromised when the
@@ -170,25 +195,15 @@ def settle_investigation(investigation: Investigation) -> str:
     before = investigation.status
     status = recompute_status(investigation)
     if status != before:
-        record_audit(
+        audit_field_change(
             "investigations.investigation.status_changed",
-            target=investigation,
+            investigation,
             actor_label=SYSTEM_ACTOR,
-            before={"status": before},
-            after={"status": status},
+            field="status",
+            before=before,
+            after=status,
         )
-        publish_change(
-            "investigation.status_changed",
-            target=investigation,
-            payload={
-                "investigation_id": investigation.pk,
-                "user": investigation.mailbox.address,
-                "before": before,
-                "status": status,
-                "verdict": investigation.verdict,
-                "risk_score": investigation.risk_score,
-            },
-        )
+        publish_status_changed(investigation, before=before, status=status)
         if status == Investigation.Status.REMEDIATED:
             resolve_investigation_alerts(investigation)
         elif before == Investigation.Status.REMEDIATED:
@@ -341,19 +356,34 @@ def _decide(
         action.next_attempt_at = now
         fields.append("next_attempt_at")
     action.save(update_fields=fields)
-    record_audit(
-        f"investigations.action.{'approved' if approve else 'rejected'}",
-        target=action,
-        actor=actor,
-        before=before,
-        after=_snapshot(action),
-        comment=comment,
-    )
+    _audit_action("approved" if approve else "rejected", action, before=before, actor=actor, comment=comment)
     _publish_action(
         "action.decided", action, decided_by=actor.get_username(), comment=comment, previous=before["status"]
     )
     if approve:
         enqueue_on_commit(EXECUTE_TASK, action.pk)
+
+
+def _audit_action(
+    verb: str,
+    action: RemediationAction,
+    *,
+    before: dict[str, Any],
+    actor: AbstractBaseUser | None = None,
+    comment: str = "",
+    after: dict[str, Any] | None = None,
+) -> None:
+    """The audit row ``investigations.action.<verb>`` of an action change, by ``actor`` or the system; what
+    the action is after it (its snapshot unless ``after`` says more)."""
+    record_audit(
+        f"investigations.action.{verb}",
+        target=action,
+        actor=actor,
+        actor_label="" if actor is not None else SYSTEM_ACTOR,
+        before=before,
+        after=after if after is not None else _snapshot(action),
+        comment=comment,
+    )
 
 
 def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
@@ -425,17 +455,13 @@ def stop_investigation(
             after={"status": status},
             comment=comment,
         )
-        publish_change(
+        publish_investigation_change(
             "investigation.stopped",
-            target=investigation,
-            payload={
-                "investigation_id": investigation.pk,
-                "user": investigation.mailbox.address,
-                "before": before,
-                "status": status,
-                "stopped_by": actor.get_username(),
-                "comment": comment,
-            },
+            investigation,
+            before=before,
+            status=status,
+            stopped_by=actor.get_username(),
+            comment=comment,
         )
     return investigation
 
@@ -553,14 +579,11 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
     action.save(
         update_fields=["status", "result", "prior_state", "manual_step", "completed_at", "connector_calls"]
     )
-    record_audit(
-        f"investigations.action.{_OUTCOME_VERBS[outcome.status]}",
-        target=action,
-        actor_label=SYSTEM_ACTOR,
+    _audit_action(
+        _OUTCOME_VERBS[outcome.status],
+        action,
         before=before,
-        after={**_snapshot(action), "manual_step": action.manual_step}
-        if action.manual_step
-        else _snapshot(action),
+        after={**_snapshot(action), "manual_step": action.manual_step} if action.manual_step else None,
     )
     _publish_action(
         "action.completed" if outcome.status == Status.COMPLETED else "action.updated",
@@ -660,13 +683,7 @@ def _retry_or_give_up(
         )
         action.connector_calls = [*action.connector_calls, *calls]
         action.save(update_fields=["status", "running_since", "next_attempt_at", "result", "connector_calls"])
-        record_audit(
-            "investigations.action.retry_scheduled",
-            target=action,
-            actor_label=SYSTEM_ACTOR,
-            before=before,
-            after=_snapshot(action),
-        )
+        _audit_action("retry_scheduled", action, before=before)
         enqueue_on_commit(EXECUTE_TASK, action.pk, countdown=delay)
         return action.status
 
@@ -700,13 +717,8 @@ def mark_manual_action(
         note = f"Done by hand, reported by {who}." if done else f"Manual step failed, reported by {who}."
         action.result = "\n".join(part for part in (action.result, note, comment) if part)
         action.save(update_fields=["status", "completed_at", "result"])
-        record_audit(
-            f"investigations.action.manual_{'completed' if done else 'failed'}",
-            target=action,
-            actor=actor,
-            before=before,
-            after=_snapshot(action),
-            comment=comment,
+        _audit_action(
+            f"manual_{'completed' if done else 'failed'}", action, before=before, actor=actor, comment=comment
         )
         _publish_action(
             "action.completed" if done else "action.updated", action, manual=True, reported_by=who

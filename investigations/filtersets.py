@@ -16,7 +16,6 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -24,7 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Now
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
-from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
+from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
 from .models import Finding, Investigation, RemediationAction
 
@@ -61,15 +60,6 @@ def with_counts(queryset: QuerySet[Investigation]) -> QuerySet[Investigation]:
         elapsed=ExpressionWrapper(
             Coalesce(F("ended_at"), Now()) - F("started_at"), output_field=DurationField()
         ),
-    )
-
-
-def _filter_user(queryset: QuerySet, prefix: str, value: str) -> QuerySet:
-    value = value.strip()
-    if "@" in value:
-        return queryset.filter(**{f"{prefix}address__iexact": value})
-    return queryset.filter(
-        Q(**{f"{prefix}address__icontains": value}) | Q(**{f"{prefix}display_name__icontains": value})
     )
 
 
@@ -130,7 +120,7 @@ class InvestigationFilterSet(FilterSet):
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _filter_user(queryset, "mailbox__", value)
+        return filter_by_user(queryset, value)
 
     def filter_pending(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
@@ -193,4 +183,4 @@ class RemediationActionFilterSet(FilterSet):
         return queryset.with_effective_status().filter(effective_status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _filter_user(queryset, "investigation__mailbox__", value)
+        return filter_by_user(queryset, value, "investigation__mailbox__")

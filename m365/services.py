@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from core.models import Tenant
 from core.queueing import enqueue_on_commit
-from core.services import record_audit
+from core.services import audit_change, record_audit
 
 from . import crypto, permissions
 from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
@@ -158,13 +158,8 @@ def change_credential(
         connection.credential_set_at = timezone.now()
         connection.test_ok = None
         connection.save()
-        record_audit(
-            "m365.connection.credential_changed",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
+        audit_change(
+            "m365.connection.credential_changed", connection, actor=actor, before=before, public=_public
         )
     forget_apps()
     return connection
@@ -180,14 +175,8 @@ def set_enabled(
         before = _public(connection)
         connection.enabled = enabled
         connection.save(update_fields=["enabled"])
-        record_audit(
-            f"m365.connection.{'enabled' if enabled else 'disabled'}",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
-        )
+        verb = "enabled" if enabled else "disabled"
+        audit_change(f"m365.connection.{verb}", connection, actor=actor, before=before, public=_public)
     return connection
 
 

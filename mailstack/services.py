@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import Tenant
-from core.services import record_audit
+from core.services import audit_change, record_audit
 from mailboxes.models import Mailbox
 from mailflow.ingest import IngestResult, ingest_events, merge_message_details
 
@@ -113,13 +113,8 @@ def rotate_secrets(connection: MailstackConnection, *, actor: AbstractBaseUser |
         before = _public(connection)
         fresh = _new_secrets(connection)
         connection.save(update_fields=["exporter_secret_hash", "policy_secret_hash", "secrets_set_at"])
-        record_audit(
-            "mailstack.connection.secrets_rotated",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
+        audit_change(
+            "mailstack.connection.secrets_rotated", connection, actor=actor, before=before, public=_public
         )
     forget_configs()
     return fresh
@@ -140,14 +135,7 @@ def update_connection(
         connection.doveadm_url = doveadm_url
         connection.enabled = enabled
         connection.save(update_fields=["doveadm_url", "enabled"])
-        record_audit(
-            "mailstack.connection.updated",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
-        )
+        audit_change("mailstack.connection.updated", connection, actor=actor, before=before, public=_public)
     forget_configs()
     return connection
 

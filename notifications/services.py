@@ -31,7 +31,7 @@ from django.utils import timezone
 from alerts.models import SEVERITY_RANK, AlertPolicy
 from core.models import OutboxMessage, Tenant
 from core.queueing import enqueue, enqueue_on_commit
-from core.services import publish_change, record_audit, sequence_changes
+from core.services import audit_field_change, publish_change, record_audit, sequence_changes
 from investigations.models import RemediationAction
 
 from . import targets
@@ -103,12 +103,8 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> W
         endpoint.enabled = False
         endpoint.disabled_at = timezone.now()
         endpoint.save(update_fields=["enabled", "disabled_at"])
-        record_audit(
-            "notifications.webhook.disabled",
-            target=endpoint,
-            actor=actor,
-            before={"enabled": True},
-            after={"enabled": False},
+        audit_field_change(
+            "notifications.webhook.disabled", endpoint, actor=actor, field="enabled", before=True, after=False
         )
     return endpoint
 

@@ -393,23 +393,8 @@ def release_user(
             now=now,
         )
         before = _snapshot(restriction)
-        restriction.released_at = now
-        restriction.closed_at = now
-        restriction.released_by = actor
-        restriction.release_reason = reason.strip()
-        restriction.release_override_reason = override_reason.strip() if plan.past_cap else ""
-        restriction.release_flagged = plan.past_cap
-        restriction.checklist = plan.checklist
-        restriction.save(
-            update_fields=[
-                "released_at",
-                "closed_at",
-                "released_by",
-                "release_reason",
-                "release_override_reason",
-                "release_flagged",
-                "checklist",
-            ]
+        _mark_released(
+            restriction, actor=actor, reason=reason, override_reason=override_reason, plan=plan, now=now
         )
         record_audit(
             "restricted_users.restriction.released",
@@ -448,6 +433,36 @@ def release_user(
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
         enqueue_on_commit("alerts.restriction_released", *alert_args)
     return restriction
+
+
+def _mark_released(
+    restriction: Restriction,
+    *,
+    actor: AbstractBaseUser,
+    reason: str,
+    override_reason: str,
+    plan: ReleasePlan,
+    now: datetime,
+) -> None:
+    """Write the release on the (locked) restriction: who, when, why, the checklist, and the cap's flag."""
+    restriction.released_at = now
+    restriction.closed_at = now
+    restriction.released_by = actor
+    restriction.release_reason = reason.strip()
+    restriction.release_override_reason = override_reason.strip() if plan.past_cap else ""
+    restriction.release_flagged = plan.past_cap
+    restriction.checklist = plan.checklist
+    restriction.save(
+        update_fields=[
+            "released_at",
+            "closed_at",
+            "released_by",
+            "release_reason",
+            "release_override_reason",
+            "release_flagged",
+            "checklist",
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ beat

@@ -19,7 +19,7 @@ from core.exceptions import DomainError
 from core.filters import tenant_named
 from core.permissions import RolePermission, TenantScopedMixin
 
-from .. import services
+from .. import policy_services, services
 from ..exceptions import PolicyValidationError
 from ..filtersets import AlertFilterSet
 from ..models import Alert, AlertComment, AlertPolicy, PolicyOverride
@@ -150,7 +150,7 @@ class AlertPolicyViewSet(
         if not isinstance(request.data, dict):
             return Response({"errors": {"non_field_errors": "send a JSON object"}}, status=400)
         try:
-            services.update_policy(self.get_object(), actor=request.user, **dict(request.data))
+            policy_services.update_policy(self.get_object(), actor=request.user, **dict(request.data))
         except PolicyValidationError as exc:
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
@@ -172,7 +172,9 @@ class AlertPolicyViewSet(
             }
             return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            override = services.set_policy_override(policy, actor=request.user, **serializer.validated_data)
+            override = policy_services.set_policy_override(
+                policy, actor=request.user, **serializer.validated_data
+            )
         except PolicyValidationError as exc:
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(s.PolicyOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
@@ -183,5 +185,5 @@ class AlertPolicyViewSet(
         self, request: Request, pk: str | None = None, override_id: str | None = None
     ) -> Response:
         override = get_object_or_404(PolicyOverride, pk=override_id, policy=self.get_object())
-        services.remove_policy_override(override, actor=request.user)
+        policy_services.remove_policy_override(override, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

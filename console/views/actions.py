@@ -7,6 +7,7 @@ their POSTs (403)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -46,6 +47,18 @@ def confirm_page(request: HttpRequest, page: dict, *, status: int = 200) -> Http
     """The one confirmation page: what will happen, to which actions, a comment box, confirm or cancel."""
     hidden = [*page.get("hidden", []), ("next", safe_next(request, page["cancel_url"]))]
     return render(request, "console/action_confirm.html", {**page, "hidden": hidden}, status=status)
+
+
+def confirm_then(request: HttpRequest, page: dict, change: Callable[[], object]) -> HttpResponse | None:
+    """The confirmation step of a change: ``page`` until the person confirms, then ``change()``; ``page``
+    again with the error (HTTP 400) when the service refuses. None once the change is made."""
+    if request.POST.get("confirm") != "yes":
+        return confirm_page(request, page)
+    try:
+        change()
+    except DomainError as exc:
+        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    return None
 
 
 def _form_errors(form) -> str:
@@ -159,12 +172,13 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         "button_class": "" if approve else "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        services.decide_actions(chosen, actor=request.user, approve=approve, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request,
+        page,
+        lambda: services.decide_actions(chosen, actor=request.user, approve=approve, comment=comment),
+    )
+    if response is not None:
+        return response
     if approve:
         done = RemediationAction.objects.filter(
             pk__in=[a.pk for a in chosen], status=Status.COMPLETED
@@ -202,12 +216,11 @@ def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
         "button_class": "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        services.request_undo(action, actor=request.user, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request, page, lambda: services.request_undo(action, actor=request.user, comment=comment)
+    )
+    if response is not None:
+        return response
     action.refresh_from_db(fields=["status"])
     if action.status == Status.UNDONE:
         messages.success(request, f"“{action}” undone.")

@@ -28,7 +28,7 @@ from restricted_users.models import Restriction
 from .. import investigation_page as page
 from ..forms_actions import StopInvestigationForm
 from ..lists import FilteredListView
-from .actions import confirm_page, safe_next
+from .actions import confirm_then, safe_next
 
 VIEW = "investigations.view_investigation"
 STOP = action_services.STOP_PERMISSION
@@ -201,12 +201,13 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
         "button_class": "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        action_services.stop_investigation(investigation, actor=request.user, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request,
+        page,
+        lambda: action_services.stop_investigation(investigation, actor=request.user, comment=comment),
+    )
+    if response is not None:
+        return response
     messages.success(
         request, f"Investigation #{investigation.pk} stopped; its undecided actions were rejected."
     )
