@@ -413,7 +413,7 @@ def _record_failures(
 
 
 def _locked(alert: Alert) -> Alert:
-    return Alert.objects.select_for_update().select_related("policy", "mailbox").get(pk=alert.pk)
+    return Alert.objects.select_for_update(of=("self",)).select_related("policy", "mailbox").get(pk=alert.pk)
 
 
 def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> Alert:

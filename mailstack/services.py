@@ -108,7 +108,9 @@ def rotate_secrets(connection: MailstackConnection, *, actor: AbstractBaseUser |
     """New endpoint secrets (the old ones stop working within a minute); returned in clear, once."""
     with transaction.atomic():
         connection = (
-            MailstackConnection.objects.select_for_update().select_related("tenant").get(pk=connection.pk)
+            MailstackConnection.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .get(pk=connection.pk)
         )
         before = _public(connection)
         fresh = _new_secrets(connection)
@@ -127,7 +129,9 @@ def update_connection(
     doveadm_url = _check_url(doveadm_url)
     with transaction.atomic():
         connection = (
-            MailstackConnection.objects.select_for_update().select_related("tenant").get(pk=connection.pk)
+            MailstackConnection.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .get(pk=connection.pk)
         )
         if connection.doveadm_url == doveadm_url and connection.enabled == enabled:
             return connection
