@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -121,7 +121,7 @@ def _policy_state(policy: AlertPolicy) -> dict:
     return {field: getattr(policy, field) for field in POLICY_EDITABLE}
 
 
-def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) -> AlertPolicy:
+def update_policy(policy: AlertPolicy, *, actor: User, **changes) -> AlertPolicy:
     """Change a policy's settings after validating every value; the before / after are audited."""
     from django.core.validators import validate_email
 
@@ -207,7 +207,7 @@ def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) ->
 def set_policy_override(
     policy: AlertPolicy,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     mailbox_address: str,
     thresholds: dict,
     expires_at: datetime | None = None,
@@ -243,7 +243,7 @@ def set_policy_override(
     return override
 
 
-def remove_policy_override(override: PolicyOverride, *, actor: AbstractBaseUser) -> None:
+def remove_policy_override(override: PolicyOverride, *, actor: User) -> None:
     """Drop a mailbox's own thresholds: the policy's apply to it again at once."""
     with transaction.atomic():
         record_audit(
@@ -580,7 +580,7 @@ def _locked(alert: Alert) -> Alert:
     return Alert.objects.select_for_update().select_related("policy", "mailbox").get(pk=alert.pk)
 
 
-def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> Alert:
+def set_alert_status(alert: Alert, *, actor: User, status: str) -> Alert:
     """New ↔ In progress. Resolving goes through :func:`resolve_alert` (it needs a classification)."""
     if status not in (Alert.Status.NEW, Alert.Status.IN_PROGRESS):
         raise AlertStateError("Use resolve to resolve an alert (it needs a classification).")
@@ -604,7 +604,7 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
     return alert
 
 
-def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+def assign_alert(alert: Alert, *, actor: User, assignee: User | None) -> Alert:
     """Give the alert to ``assignee`` (None: nobody), an active person who may triage alerts; anyone else is
     refused with :class:`AlertStateError`, whoever asks (console, API, a task). Taking a New alert also starts
     work on it: the status moves to In progress, written in the same audit row (before / after). Assigning it
@@ -634,9 +634,7 @@ def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBas
     return alert
 
 
-def comment_on_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, body: str, actor_label: str = ""
-) -> AlertComment:
+def comment_on_alert(alert: Alert, *, actor: User | None, body: str, actor_label: str = "") -> AlertComment:
     body = body.strip()
     if not body:
         raise AlertStateError("A comment cannot be empty.")
@@ -655,7 +653,7 @@ def comment_on_alert(
 def resolve_alert(
     alert: Alert,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     classification: str,
     comment: str = "",
     suppress_for: timedelta | None = None,
@@ -736,9 +734,7 @@ def resolved_by_label(alert: Alert) -> str:
     return row or ""
 
 
-def reopen_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, reason: str, actor_label: str = ""
-) -> Alert:
+def reopen_alert(alert: Alert, *, actor: User | None, reason: str, actor_label: str = "") -> Alert:
     """Resolved → New again (classification cleared), with the reason as a comment; audited and published.
     Used when what resolved it no longer holds (the investigation's remediation was undone)."""
     with transaction.atomic():

@@ -11,7 +11,9 @@ character or a lone surrogate in a text, a text longer than :data:`MAX_TEXT_LENG
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import django_filters
 from django import forms
@@ -42,7 +44,7 @@ class UtcDateTimeField(IsoDateTimeField):
     """An ISO 8601 (or browser ``datetime-local``) time, handed to the query in UTC; one whose UTC form
     leaves the calendar is refused."""
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> datetime | None:
         return _in_utc(super().to_python(value))
 
 
@@ -85,7 +87,7 @@ def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
 class PeriodFilter(django_filters.ChoiceFilter):
     """``field_name`` within one of :data:`PERIODS` of now (``?last=24h`` / ``7d`` / ``30d``)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("choices", PERIOD_CHOICES)
         super().__init__(*args, **kwargs)
 
@@ -99,11 +101,11 @@ class TenantChoiceField(forms.ModelChoiceField):
     """A tenant named by its slug (the one form every list and the ingest API take). For links made before the
     lists agreed on it, a number that is no tenant's slug is read as the tenant's id."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["to_field_name"] = "slug"
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> Tenant | None:
         if value in self.empty_values:
             return None
         tenant = tenant_named(str(value), self.queryset)
@@ -129,9 +131,9 @@ class TenantFilter(django_filters.ModelChoiceFilter):
     """Rows of one tenant, named by slug (``?tenant=contoso``; an id still works, see
     :class:`TenantChoiceField`)."""
 
-    field_class = TenantChoiceField
+    field_class = TenantChoiceField  # type: ignore[assignment]  # Django's ModelChoiceField: no null choice
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", Tenant.objects.all())
         kwargs.setdefault("field_name", "tenant")
         kwargs.setdefault("label", "Tenant")
@@ -143,20 +145,20 @@ def _guard(field: forms.Field) -> None:
     """Add the bounds a database value needs to a filter's form field (in place: fields are per filterset)."""
     if isinstance(field, forms.DateTimeField) and not isinstance(field, UtcDateTimeField):
         to_python = field.to_python
-        field.to_python = lambda value: _in_utc(to_python(value))
+        field.to_python = lambda value: _in_utc(to_python(value))  # type: ignore[method-assign]  # per field
     elif isinstance(field, forms.IntegerField | forms.DecimalField | forms.FloatField):
         field.validators += [MinValueValidator(-MAX_INTEGER), MaxValueValidator(MAX_INTEGER)]
     elif isinstance(field, forms.ModelChoiceField):
         field.validators.append(_storable_text)
-        field.to_python = _bounded_choice(field.to_python)
+        field.to_python = _bounded_choice(field.to_python)  # type: ignore[method-assign,assignment]  # per field
     elif isinstance(field, forms.CharField | forms.ChoiceField):
         field.validators += [_storable_text, MaxLengthValidator(MAX_TEXT_LENGTH)]
 
 
-def _bounded_choice(to_python):
+def _bounded_choice(to_python: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A model choice looked up only when its key is a storable value (a 64-bit integer for integer keys)."""
 
-    def checked(value):
+    def checked(value: Any) -> Any:
         if isinstance(value, str):
             _storable_text(value)
             if len(value) > MAX_TEXT_LENGTH:
@@ -172,7 +174,7 @@ def _bounded_choice(to_python):
 class FilterSet(django_filters.FilterSet):
     """The base of every list's filters: each form field refuses what the database cannot take."""
 
-    def get_form_class(self):
+    def get_form_class(self) -> type[forms.Form]:
         form_class = super().get_form_class()
         for field in form_class.base_fields.values():
             _guard(field)

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -24,7 +24,7 @@ def record_audit(
     action: str,
     *,
     target: models.Model | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
     tenant: Tenant | None = None,
     before: Any = None,
@@ -60,9 +60,7 @@ def record_audit(
     )
 
 
-def create_api_token(
-    tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str
-) -> tuple[ApiToken, str]:
+def create_api_token(tenant: Tenant, *, actor: User, name: str, scope: str) -> tuple[ApiToken, str]:
     """Create a token for ``tenant``; returns it with the raw secret, which is never stored and shown once."""
     name = name.strip()
     if not name:
@@ -80,7 +78,7 @@ def create_api_token(
     return token, raw
 
 
-def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
+def revoke_api_token(token: ApiToken, *, actor: User) -> ApiToken:
     """Revoke a token at once; revoking a revoked token changes nothing."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
@@ -201,4 +199,5 @@ def read_feed(*, cursor: int, limit: int, tenant: Tenant | None = None) -> tuple
     if tenant is not None:
         entries = entries.filter(tenant=tenant)
     page = list(entries[:limit])
-    return page, (page[-1].position if page else cursor)
+    last = page[-1].position if page else None  # sequenced(): never None on a returned entry
+    return page, cursor if last is None else last

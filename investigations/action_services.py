@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -97,7 +97,7 @@ def retry_delay(attempt: int) -> int:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _require(actor: AbstractBaseUser | None, permission: str, message: str) -> None:
+def _require(actor: User | None, permission: str, message: str) -> None:
     if actor is None or not actor.is_authenticated or not actor.has_perm(permission):
         raise ActionPermissionError(message)
 
@@ -282,7 +282,7 @@ def decision_problems(
 def decide_actions(
     actions: RemediationAction | Iterable[RemediationAction],
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     approve: bool,
     comment: str = "",
 ) -> list[RemediationAction]:
@@ -326,9 +326,7 @@ def decide_actions(
     return locked
 
 
-def _decide(
-    action: RemediationAction, *, actor: AbstractBaseUser, approve: bool, comment: str, now: datetime
-) -> None:
+def _decide(action: RemediationAction, *, actor: User, approve: bool, comment: str, now: datetime) -> None:
     """Approve or reject one locked action: the one write path of a decision (bulk decisions and stops),
     audited and published; an approval is sent to the executor on commit."""
     before = _snapshot(action)
@@ -372,9 +370,7 @@ def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
     )
 
 
-def stop_investigation(
-    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
-) -> Investigation:
+def stop_investigation(investigation: Investigation, *, actor: User, comment: str) -> Investigation:
     """An operator stops an open investigation: its undecided actions (Pending, Approved, Manual step
     required) are rejected through the same decision path as a rejection, and the investigation ends
     "Terminated by user" (settled like any other change). A Running action is being carried out by a worker:
@@ -675,7 +671,7 @@ def _retry_or_give_up(
 
 
 def mark_manual_action(
-    action: RemediationAction, *, actor: AbstractBaseUser, done: bool, comment: str = ""
+    action: RemediationAction, *, actor: User, done: bool, comment: str = ""
 ) -> RemediationAction:
     """An operator reports a "Manual step required" action as done by hand (Completed) or not (Failed, with a
     comment saying why)."""

@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ class DelegationChange:
     event_id: str = ""
 
 
-def is_audited(source: str, actor: AbstractBaseUser | None) -> bool:
+def is_audited(source: str, actor: User | None) -> bool:
     return actor is not None or source == CONSOLE
 
 
@@ -99,7 +99,7 @@ def _save_directory_batch(
     *,
     audit_prefix: str,
     source: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     tenant: Tenant,
 ) -> None:
     """Write one batch of directory state (new and changed rows), its history, and — for a person's or the
@@ -235,7 +235,7 @@ def _apply_in_event_order[C: _Change, R: models.Model](
     create: Callable[[C], R],
     apply: Callable[[R, C, bool, bool], _Applied],
     source: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> list[R]:
     """The skeleton of every batch applier: sort by event time; load the rows the batch names (``load``);
     create a row the first time a key is seen (``create``); let ``apply(row, change, newer, existed)`` change
@@ -308,7 +308,7 @@ def apply_inbox_rule_changes(
     changes: Sequence[InboxRuleChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[InboxRule]:
     """Apply inbox rule changes in event-time order; the newest change of a rule is its state.
 
@@ -383,7 +383,7 @@ def apply_inbox_rule_change(
     *,
     rule_id: str,
     operation: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime | None = None,
     name: str = "",
     conditions: dict[str, Any] | None = None,
@@ -421,7 +421,7 @@ def set_forwardings(
     changes: Sequence[ForwardingChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[MailboxForwarding]:
     """Apply mailbox forwarding changes in event-time order; the newest change is the mailbox's forwarding.
 
@@ -463,7 +463,7 @@ def set_forwarding(
     mailbox: Mailbox,
     *,
     forward_to: str | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     keep_copy: bool = False,
     at: datetime | None = None,
     source: str = CONSOLE,
@@ -490,7 +490,7 @@ def apply_delegation_changes(
     changes: Sequence[DelegationChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[Delegation]:
     """Apply delegation changes in event-time order; the newest change of a (mailbox, delegate, access) wins.
 
@@ -559,7 +559,7 @@ def apply_delegation_change(
     delegate: str,
     access: str,
     operation: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime | None = None,
     source: str = CONSOLE,
     event_id: str = "",

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import URLValidator, validate_email
@@ -60,7 +60,7 @@ S = Attempted.Status
 
 
 def create_endpoint(
-    tenant: Tenant, *, actor: AbstractBaseUser, name: str, url: str, event_kinds: Iterable[str] = ()
+    tenant: Tenant, *, actor: User, name: str, url: str, event_kinds: Iterable[str] = ()
 ) -> tuple[WebhookEndpoint, str]:
     """Add a webhook receiver for ``tenant``; returns it with its signing secret, shown to the caller once."""
     name, url, kinds = name.strip(), url.strip(), sorted(set(event_kinds))
@@ -94,7 +94,7 @@ def create_endpoint(
     return endpoint, secret
 
 
-def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookEndpoint:
+def disable_endpoint(endpoint: WebhookEndpoint, *, actor: User) -> WebhookEndpoint:
     """Stop sending to an endpoint at once (pending deliveries fail on their next attempt); idempotent."""
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
@@ -113,7 +113,7 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> W
     return endpoint
 
 
-def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookDelivery:
+def send_test_delivery(endpoint: WebhookEndpoint, *, actor: User) -> WebhookDelivery:
     """Queue a signed ``webhook.test`` delivery to an endpoint, to check the receiver and its secret."""
     if not endpoint.enabled:
         raise EndpointError("This endpoint is disabled.")

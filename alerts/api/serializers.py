@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.models import Tenant
+
 from ..models import Alert, AlertComment, AlertEvidence, AlertPolicy, PolicyOverride
 from ..policies import DEFAULTS_BY_KIND
 
@@ -32,7 +34,7 @@ class PolicyOverrideSerializer(serializers.ModelSerializer):
 class AlertPolicySerializer(serializers.ModelSerializer):
     """Every setting of a policy, the allowed range of each threshold and the per-mailbox overrides."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     threshold_limits = serializers.SerializerMethodField()
     overrides = PolicyOverrideSerializer(many=True, read_only=True)
 
@@ -103,7 +105,7 @@ class AlertCommentSerializer(serializers.ModelSerializer):
 class AlertSerializer(serializers.ModelSerializer):
     """An alert as the list shows it: who, which policy, how bad, how many events, where triage stands."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     policy = serializers.SerializerMethodField()
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
 
+from core.actors import acting_user
 from core.services import record_audit
 
 
@@ -24,7 +25,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form):
         with transaction.atomic():
             response = super().form_valid(form)
-            record_audit("core.login.password_changed", target=self.request.user, actor=self.request.user)
+            record_audit(
+                "core.login.password_changed", target=self.request.user, actor=acting_user(self.request)
+            )
         return response
 
 

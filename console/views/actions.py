@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import action_links
@@ -162,7 +163,7 @@ def action_decide(request: HttpRequest) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return confirm_page(request, page)
     try:
-        services.decide_actions(chosen, actor=request.user, approve=approve, comment=comment)
+        services.decide_actions(chosen, actor=acting_user(request), approve=approve, comment=comment)
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)
     if approve:
@@ -205,7 +206,7 @@ def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return confirm_page(request, page)
     try:
-        services.request_undo(action, actor=request.user, comment=comment)
+        services.request_undo(action, actor=acting_user(request), comment=comment)
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)
     action.refresh_from_db(fields=["status"])
@@ -252,7 +253,7 @@ def action_manual(request: HttpRequest, pk: int) -> HttpResponse:
         return confirm_page(request, page)
     try:
         services.mark_manual_action(
-            action, actor=request.user, done=done, comment=form.cleaned_data["comment"]
+            action, actor=acting_user(request), done=done, comment=form.cleaned_data["comment"]
         )
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST, require_safe
 from alerts import services
 from alerts.filtersets import AlertFilterSet
 from alerts.models import Alert, AlertComment, AlertEvidence
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
 from incidents.links import alert_links
@@ -201,7 +202,7 @@ def alert_status(request: HttpRequest, pk: int) -> HttpResponse:
         pk,
         form,
         lambda alert: services.set_alert_status(
-            alert, actor=request.user, status=form.cleaned_data["status"]
+            alert, actor=acting_user(request), status=form.cleaned_data["status"]
         ),
         "Status changed.",
     )
@@ -214,7 +215,7 @@ def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
     def assign(alert: Alert) -> Alert:
         assignee = request.user if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_alert(alert, actor=request.user, assignee=assignee)
+        return services.assign_alert(alert, actor=acting_user(request), assignee=assignee)
 
     return _triage(request, pk, form, assign, "Assignment changed.")
 
@@ -227,7 +228,9 @@ def alert_comment(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         form,
-        lambda alert: services.comment_on_alert(alert, actor=request.user, body=form.cleaned_data["body"]),
+        lambda alert: services.comment_on_alert(
+            alert, actor=acting_user(request), body=form.cleaned_data["body"]
+        ),
         "Comment added.",
     )
 
@@ -240,7 +243,7 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     def resolve(alert: Alert) -> Alert:
         return services.resolve_alert(
             alert,
-            actor=request.user,
+            actor=acting_user(request),
             classification=form.cleaned_data["classification"],
             comment=form.cleaned_data["comment"],
             suppress_for=form.suppress_for(),

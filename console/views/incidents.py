@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents import services
@@ -141,7 +142,9 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         form,
-        lambda i: services.set_incident_status(i, actor=request.user, status=form.cleaned_data["status"]),
+        lambda i: services.set_incident_status(
+            i, actor=acting_user(request), status=form.cleaned_data["status"]
+        ),
         "Status changed.",
     )
 
@@ -153,7 +156,7 @@ def incident_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
     def assign(incident: Incident) -> Incident:
         assignee = request.user if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_incident(incident, actor=request.user, assignee=assignee)
+        return services.assign_incident(incident, actor=acting_user(request), assignee=assignee)
 
     return _triage(request, pk, form, assign, "Assignment changed.")
 
@@ -168,7 +171,7 @@ def incident_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         form,
         lambda i: services.resolve_incident(
             i,
-            actor=request.user,
+            actor=acting_user(request),
             classification=form.cleaned_data["classification"],
             comment=form.cleaned_data["comment"],
         ),
@@ -192,14 +195,14 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         if operation == "resolve":
             count = services.bulk_resolve_incidents(
                 chosen,
-                actor=request.user,
+                actor=acting_user(request),
                 classification=form.cleaned_data["classification"],
                 comment=form.cleaned_data["comment"],
             )
             done = f"{count} incident{'s' if count != 1 else ''} resolved, with their open alerts."
         else:
             assignee = request.user if operation == "assign" else None
-            count = services.bulk_assign_incidents(chosen, actor=request.user, assignee=assignee)
+            count = services.bulk_assign_incidents(chosen, actor=acting_user(request), assignee=assignee)
             verb = "assigned to you" if assignee else "unassigned"
             done = f"{count} incident{'s' if count != 1 else ''} {verb}."
     except DomainError as exc:

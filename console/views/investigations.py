@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import investigation_links
@@ -204,7 +205,7 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return confirm_page(request, page)
     try:
-        action_services.stop_investigation(investigation, actor=request.user, comment=comment)
+        action_services.stop_investigation(investigation, actor=acting_user(request), comment=comment)
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)
     messages.success(
@@ -222,7 +223,7 @@ def investigation_start(request: HttpRequest) -> HttpResponse:
     mailbox = get_object_or_404(Mailbox, pk=request.POST.get("mailbox") or 0)
     try:
         investigation = services.start_investigation_by_hand(
-            mailbox, actor=request.user, comment=request.POST.get("comment", "")
+            mailbox, actor=acting_user(request), comment=request.POST.get("comment", "")
         )
     except DomainError as exc:
         messages.error(request, str(exc))

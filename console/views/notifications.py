@@ -12,6 +12,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from notifications.filtersets import WebhookDeliveryFilterSet
 from notifications.models import WebhookDelivery, WebhookEndpoint
@@ -57,7 +58,7 @@ class NotificationsView(FilteredListView):
             try:
                 endpoint, self.new_secret = create_endpoint(
                     self.form.cleaned_data["tenant"],
-                    actor=request.user,
+                    actor=acting_user(request),
                     name=self.form.cleaned_data["name"],
                     url=self.form.cleaned_data["url"],
                     event_kinds=self.form.cleaned_data["event_kinds"],
@@ -86,7 +87,7 @@ class NotificationsView(FilteredListView):
 @require_POST
 @permission_required(MANAGE, raise_exception=True)
 def endpoint_disable(request, pk: int):
-    endpoint = disable_endpoint(get_object_or_404(WebhookEndpoint, pk=pk), actor=request.user)
+    endpoint = disable_endpoint(get_object_or_404(WebhookEndpoint, pk=pk), actor=acting_user(request))
     messages.success(request, f"Endpoint “{endpoint.name}” disabled.")
     return redirect("console:notifications")
 
@@ -96,7 +97,7 @@ def endpoint_disable(request, pk: int):
 def endpoint_test(request, pk: int):
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     try:
-        delivery = send_test_delivery(endpoint, actor=request.user)
+        delivery = send_test_delivery(endpoint, actor=acting_user(request))
     except DomainError as exc:
         messages.error(request, str(exc))
     else:

@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token, revoke_api_token
@@ -60,7 +61,7 @@ def api_tokens(request):
             try:
                 token, new_token = create_api_token(
                     form.cleaned_data["tenant"],
-                    actor=request.user,
+                    actor=acting_user(request),
                     name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
                 )
@@ -83,6 +84,6 @@ def api_tokens(request):
 @permission_required("core.change_apitoken", raise_exception=True)
 def api_token_revoke(request, pk: int):
     token = get_object_or_404(ApiToken, pk=pk)
-    revoke_api_token(token, actor=request.user)
+    revoke_api_token(token, actor=acting_user(request))
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("console:api_tokens")

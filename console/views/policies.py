@@ -16,6 +16,7 @@ from alerts import services
 from alerts.exceptions import PolicyValidationError
 from alerts.models import AlertPolicy, PolicyOverride
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
+from core.actors import acting_user
 from core.models import AuditEvent, Tenant
 
 from ..forms_policies import PolicyForm, PolicyOverrideForm
@@ -84,7 +85,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyForm(request.POST, policy=policy)
     if form.is_valid():
         try:
-            services.update_policy(policy, actor=request.user, **form.changes())
+            services.update_policy(policy, actor=acting_user(request), **form.changes())
         except PolicyValidationError as exc:
             form.add_service_errors(exc.errors)
         else:
@@ -101,7 +102,7 @@ def policy_override_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyOverrideForm(request.POST, policy=policy)
     if form.is_valid():
         try:
-            override = services.set_policy_override(policy, actor=request.user, **form.override())
+            override = services.set_policy_override(policy, actor=acting_user(request), **form.override())
         except PolicyValidationError as exc:
             form.add_service_errors(exc.errors)
         else:
@@ -116,6 +117,6 @@ def policy_override_remove(request: HttpRequest, pk: int, override_pk: int) -> H
     override = get_object_or_404(
         PolicyOverride.objects.select_related("policy__tenant"), pk=override_pk, policy_id=pk
     )
-    services.remove_policy_override(override, actor=request.user)
+    services.remove_policy_override(override, actor=acting_user(request))
     messages.success(request, f"Override for {override.mailbox_address} removed.")
     return redirect("console:policy_detail", pk=pk)

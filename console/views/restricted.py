@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
 from incidents.links import restriction_links
@@ -249,7 +250,7 @@ def restrict_by_hand(request: HttpRequest) -> HttpResponse:
     try:
         restriction, created = services.restrict_by_hand(
             form.cleaned_data["mailbox"],
-            actor=request.user,
+            actor=acting_user(request),
             reason_text=form.cleaned_data["reason"],
             until_released=form.until_released(),
         )

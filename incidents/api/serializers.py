@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.models import Tenant
+
 from ..models import Incident
 
 
 class IncidentSerializer(serializers.ModelSerializer):
     """An incident as the queue shows it, with the ids of everything it groups."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(
         choices=Incident.Classification.choices, allow_blank=True, read_only=True

@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -60,7 +61,7 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         data = self._input(s.IncidentStatusInputSerializer, request)
         try:
             incident = services.set_incident_status(
-                self.get_object(), actor=request.user, status=data["status"]
+                self.get_object(), actor=acting_user(request), status=data["status"]
             )
         except DomainError as exc:
             return _bad_request(str(exc))
@@ -79,7 +80,9 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             if assignee is None:
                 return _bad_request(f"{name!r} is not a person who may triage incidents.")
         try:
-            incident = services.assign_incident(self.get_object(), actor=request.user, assignee=assignee)
+            incident = services.assign_incident(
+                self.get_object(), actor=acting_user(request), assignee=assignee
+            )
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done(incident)
@@ -92,7 +95,7 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         try:
             incident = services.resolve_incident(
                 self.get_object(),
-                actor=request.user,
+                actor=acting_user(request),
                 classification=data["classification"],
                 comment=data["comment"],
             )

@@ -3,6 +3,7 @@ create and on PATCH and never returned, nor is any part of the ciphertext (only 
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from rest_framework import serializers
 
 from core.models import Tenant
@@ -11,9 +12,9 @@ from ..models import M365Connection, PullCursor, PullRun, Source
 
 
 class M365ConnectionSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     organisation = serializers.CharField(source="tenant.name", read_only=True)
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField[User]()
 
     class Meta:
         model = M365Connection

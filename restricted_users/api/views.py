@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -44,7 +45,7 @@ class RestrictionViewSet(
         try:
             restriction, created = services.restrict_by_hand(
                 body.validated_data["mailbox"],
-                actor=request.user,
+                actor=acting_user(request),
                 reason_text=body.validated_data["reason"],
                 until_released=body.validated_data["until_released"],
             )
@@ -65,7 +66,9 @@ class RestrictionViewSet(
         body = ReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            restriction = services.release_user(restriction, actor=request.user, **body.validated_data)
+            restriction = services.release_user(
+                restriction, actor=acting_user(request), **body.validated_data
+            )
         except RestrictionPermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except DomainError as exc:
