@@ -105,9 +105,9 @@ def _save_directory_batch(
     """Write one batch of directory state (new and changed rows), its history, and — for a person's or the
     console's change — one audit row per change (``audits``: target, operation, before, after)."""
     if new:
-        model.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
+        model._default_manager.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
     if changed:
-        model.objects.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
+        model._default_manager.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
     DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
     if is_audited(source, actor):
         for row, operation, before, after in audits:
@@ -182,8 +182,8 @@ class _Removals:
             )
             for mailbox_id, key, state, at in rows:
                 self._times.setdefault(self._key_of(mailbox_id, key, state), []).append(at)
-            for key, at in self._in_batch:
-                self._times.setdefault(key, []).append(at)
+            for batch_key, at in self._in_batch:
+                self._times.setdefault(batch_key, []).append(at)
         return self._times
 
     def in_last_lifetime(
@@ -199,9 +199,12 @@ class _Removals:
 
 
 class _Change(Protocol):
-    mailbox_id: int
-    at: datetime
-    event_id: str
+    @property
+    def mailbox_id(self) -> int: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def event_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,7 @@ class _Kind:
     audit_prefix: str
 
 
-def _apply_in_event_order[C: _Change, R: models.Model](
+def _apply_in_event_order[C: _Change, R: InboxRule | MailboxForwarding | Delegation](
     tenant: Tenant,
     changes: Sequence[C],
     kind: _Kind,

@@ -66,7 +66,7 @@ class IngestAcceptedSerializer(serializers.Serializer):
 class IngestRefusedSerializer(serializers.Serializer):
     """The answer to a batch with an invalid event: nothing was stored."""
 
-    errors = IngestErrorSerializer(many=True)
+    errors = IngestErrorSerializer(many=True)  # type: ignore[assignment]  # a field: the metaclass pops it
     warnings = IngestWarningSerializer(many=True)
     error_count = serializers.IntegerField()
 

@@ -2,6 +2,7 @@
 (administrators). Thin: validate, call the service, render."""
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -31,7 +32,7 @@ class RestrictionViewSet(
     }
     filterset_class = RestrictionFilterSet
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         restrictions = Restriction.objects.with_related()
         return restrictions
 
