@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.http import HttpRequest, QueryDict
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
 
-from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
+from .models import SEVERITY_RANK, Alert, AlertPolicy, AlertQuerySet, Severity
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
@@ -72,12 +75,19 @@ class AlertFilterSet(FilterSet):
         model = Alert
         fields = ["status", "severity", "policy", "category", "user", "tenant", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet[Alert] | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
         if queryset is None:
             queryset = Alert.objects.all()
         super().__init__(data, with_severity_rank(queryset), request=request, prefix=prefix)
 
-    def filter_status(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+    def filter_status(self, queryset: AlertQuerySet, name: str, value: str) -> QuerySet[Alert]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_policy(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.conf import settings
@@ -30,9 +31,13 @@ from .models import (
     AlertPolicy,
     EvaluationFailure,
     PolicyOverride,
+    Severity,
     Suppression,
 )
 from .policies import DEFAULT_POLICIES, DEFAULTS_BY_KIND
+
+if TYPE_CHECKING:
+    from .detectors.common import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ def _policy_state(policy: AlertPolicy) -> dict:
     return {field: getattr(policy, field) for field in POLICY_EDITABLE}
 
 
-def update_policy(policy: AlertPolicy, *, actor: User, **changes) -> AlertPolicy:
+def update_policy(policy: AlertPolicy, *, actor: User, **changes: Any) -> AlertPolicy:
     """Change a policy's settings after validating every value; the before / after are audited."""
     from django.core.validators import validate_email
 
@@ -138,8 +143,8 @@ def update_policy(policy: AlertPolicy, *, actor: User, **changes) -> AlertPolicy
         except PolicyValidationError as exc:
             errors.update(exc.errors)
     choices = {
-        "severity": AlertPolicy._meta.get_field("severity").choices,
-        "notify_min_severity": AlertPolicy._meta.get_field("notify_min_severity").choices,
+        "severity": Severity.choices,  # the choices of both fields
+        "notify_min_severity": Severity.choices,
         "action": AlertPolicy.Action.choices,
         "investigate_mode": AlertPolicy.InvestigateMode.choices,
         "scope": AlertPolicy.Scope.choices,
@@ -357,11 +362,14 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
     return [alert]
 
 
-def _contain(policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime):
+def _contain(
+    policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime
+) -> None:
     """Apply the policy's action to a sending-limit breach (DESIGN 5: recent breaches only, same-day rule)."""
     breach = detection.breach
     if policy.action == AlertPolicy.Action.ALERT_ONLY:
         return
+    assert breach is not None  # a sending-limit detection always carries its breach
     if breach.window_end < now - RESTRICT_ONLY_IF_BREACH_WITHIN:
         for alert in alerts:
             alert.details = {
@@ -493,7 +501,15 @@ def evaluate_mailboxes(
     return touched
 
 
-def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[Detection]:
+def _detect_each(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     """The detector's findings for ``mailboxes``: one call for all of them, or, when that call fails, one
     call per mailbox, each failure kept in ``failures`` by mailbox id."""
     try:
@@ -511,7 +527,15 @@ def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[
     return detections
 
 
-def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Detection]:
+def _detect_one(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailbox: Mailbox,
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     try:
         with transaction.atomic():
             return list(detect(policy, [mailbox], start, end))

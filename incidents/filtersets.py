@@ -7,16 +7,20 @@ APIs cannot name their incident (they sit below this app), so a client asks ``?a
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import django_filters
 from django import forms
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest, QueryDict
 
 from alerts.models import SEVERITY_RANK, Alert, Severity
 from core.filters import FilterSet, TenantFilter, since_filter, until_filter
 from investigations.models import RemediationAction
 
-from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
+from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentQuerySet, IncidentRestriction
 
 OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (active or in progress)"), *Incident.Status.choices]
@@ -97,12 +101,19 @@ class IncidentFilterSet(FilterSet):
         model = Incident
         fields = ["status", "severity", "assignee", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet[Incident] | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
         if queryset is None:
             queryset = Incident.objects.all()
         super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
 
-    def filter_status(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+    def filter_status(self, queryset: IncidentQuerySet, name: str, value: str) -> QuerySet[Incident]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_assignee(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
@@ -122,6 +133,8 @@ class IncidentFilterSet(FilterSet):
             Q(mailbox__address__icontains=value) | Q(mailbox__display_name__icontains=value)
         )
 
-    def filter_action(self, queryset: QuerySet[Incident], name: str, value) -> QuerySet[Incident]:
-        investigation = RemediationAction.objects.filter(pk=value).values("investigation_id")
+    def filter_action(self, queryset: QuerySet[Incident], name: str, value: Decimal) -> QuerySet[Incident]:
+        investigation = RemediationAction.objects.filter(
+            pk=int(value)
+        )  # as the lookup would.values("investigation_id")
         return queryset.filter(investigation_links__investigation_id__in=Subquery(investigation))

@@ -214,7 +214,15 @@ def _announce_created(incident: Incident, reason: str) -> None:
     publish_change("incident.created", target=incident, payload=_change(incident))
 
 
-def _record(action: str, incident: Incident, *, after: dict, actor=None, before=None, comment="") -> None:
+def _record(
+    action: str,
+    incident: Incident,
+    *,
+    after: dict,
+    actor: User | None = None,
+    before: dict | None = None,
+    comment: str = "",
+) -> None:
     record_audit(
         action,
         target=incident,

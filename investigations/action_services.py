@@ -33,10 +33,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertQuerySet
 from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.queueing import enqueue_on_commit
 from core.services import SYSTEM_ACTOR, publish_change, record_audit
@@ -213,7 +213,7 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         )
 
 
-def _alerts_of(investigation: Investigation) -> QuerySet[Alert]:
+def _alerts_of(investigation: Investigation) -> AlertQuerySet:
     """The investigation's alerts: those attached to it and its trigger."""
     return (
         Alert.objects.filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
@@ -530,7 +530,7 @@ def _calls_of(outcome: Any) -> tuple[dict[str, Any], ...]:
     return tuple(getattr(outcome, "calls", None) or ())
 
 
-_OUTCOME_VERBS = {
+_OUTCOME_VERBS: dict[str, str] = {
     Status.COMPLETED: "completed",
     Status.FAILED: "failed",
     Status.MANUAL: "manual_step_required",

@@ -76,6 +76,7 @@ def undo_action(action: RemediationAction, *, actor: User, comment: str) -> Reme
         investigation, action = locked
         if refusal := undo_refusal(action):
             raise ActionError(refusal)
+        assert action.prior_state is not None  # undo_refusal() refuses an action without one
         result = connector_for(action.tenant).undo(action, action.prior_state)
         if result.manual:
             raise ActionError(

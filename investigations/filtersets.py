@@ -7,6 +7,8 @@ costs the same few queries whatever its number of rows.
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.db.models import (
@@ -22,11 +24,18 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, Now
+from django.http import HttpRequest, QueryDict
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
 
-from .models import Finding, Investigation, RemediationAction
+from .models import (
+    Finding,
+    Investigation,
+    InvestigationQuerySet,
+    RemediationAction,
+    RemediationActionQuerySet,
+)
 
 OPEN = "open"
 INVESTIGATION_STATUS_CHOICES = [(OPEN, "Open"), *Investigation.Status.choices]
@@ -121,12 +130,19 @@ class InvestigationFilterSet(FilterSet):
         model = Investigation
         fields = ["status", "verdict", "user", "tenant", "pending", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet[Investigation] | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
         if queryset is None:
             queryset = Investigation.objects.with_related()
         super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: InvestigationQuerySet, name: str, value: str) -> QuerySet:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -177,12 +193,19 @@ class RemediationActionFilterSet(FilterSet):
         model = RemediationAction
         fields = ["status", "action_type", "investigation", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet[RemediationAction] | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
         if queryset is None:
             queryset = RemediationAction.objects.with_related()
         super().__init__(data, queryset, request=request, prefix=prefix)
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: RemediationActionQuerySet, name: str, value: str) -> QuerySet:
         if value == PENDING:
             return queryset.pending()
         if value == OPEN:

@@ -164,7 +164,7 @@ class AlertDetailSerializer(AlertSerializer):
         read_only_fields = fields
 
     def get_evidence(self, alert: Alert) -> list[dict]:
-        return AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data
+        return list(AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data)
 
 
 class AlertStatusInputSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from core.actors import acting_user
 from core.exceptions import DomainError
@@ -50,13 +51,13 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[BaseSerializer]:
         return s.AlertSerializer if self.action == "list" else s.AlertDetailSerializer
 
     def _done(self, alert: Alert) -> Response:
         return Response(s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data)
 
-    def _input(self, serializer_class, request: Request) -> dict:
+    def _input(self, serializer_class: type[BaseSerializer], request: Request) -> dict:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -82,7 +83,9 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         assignee = None
         if name:
             assignee = (
-                request.user if name == "me" else get_user_model().objects.filter(username=name).first()
+                acting_user(request)
+                if name == "me"
+                else get_user_model().objects.filter(username=name).first()
             )
             if assignee is None:
                 return _bad_request(f"{name!r} is not a person who may triage alerts.")

@@ -87,7 +87,7 @@ class IncidentDetailSerializer(IncidentSerializer):
         rows = RemediationAction.objects.filter(investigation__incident_link__incident=incident).values(
             "id", "investigation_id", "action_type", "status"
         )
-        return list(rows.order_by("id"))
+        return [dict(row) for row in rows.order_by("id")]
 
 
 class IncidentStatusInputSerializer(serializers.Serializer):

@@ -33,7 +33,7 @@ def forwarding(ctx: Context) -> AnalyzerResult:
     findings, actions = [], []
     current = MailboxForwarding.objects.filter(mailbox=ctx.mailbox).first()
     now_to = current.forward_to if current is not None and current.forward_to else None
-    if now_to and is_external(now_to, accepted):
+    if current is not None and now_to and is_external(now_to, accepted):
         recent = current.changed_at >= ctx.since
         verdict = Finding.Verdict.MALICIOUS if recent else Finding.Verdict.SUSPICIOUS
         reason = (

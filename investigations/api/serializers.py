@@ -4,6 +4,8 @@ and the API); these serializers only shape output and parse inputs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -18,11 +20,11 @@ from ..models import AnalyzerRun, Finding, Investigation, MailCluster, Remediati
 class UsernameField(serializers.RelatedField):
     """A person as their username (null when unset or deleted): declared as a nullable string."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
 
-    def to_representation(self, value) -> str:
+    def to_representation(self, value: Any) -> str:
         return value.get_username()
 
 

@@ -10,6 +10,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from alerts.models import Alert
 from core.actors import acting_user
@@ -30,7 +31,7 @@ def _bad_request(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-def _input(serializer_class, request: Request) -> dict:
+def _input(serializer_class: type[BaseSerializer], request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -59,7 +60,7 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[BaseSerializer]:
         return s.InvestigationSerializer if self.action == "list" else s.InvestigationDetailSerializer
 
     @action(detail=True, methods=["post"])
