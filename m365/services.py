@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -243,7 +244,7 @@ MESSAGE_TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
 NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 
 
-def _probe(name: str, call) -> str:
+def _probe(name: str, call: Callable[[], object]) -> str:
     """Run one probe; "" when it answered, else a sentence naming the prerequisite and the fix."""
     try:
         call()

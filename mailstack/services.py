@@ -221,6 +221,8 @@ def drain_events(tenant_id: int) -> IngestResult:
         events = []
         for item in raw:
             try:
+                if not isinstance(item, str | bytes):
+                    raise ValueError(item)
                 events.append(json.loads(item))
             except ValueError:
                 total.rejected += 1
@@ -369,18 +371,18 @@ def read_sieve(connection: MailstackConnection, *, addresses: list[str] | None =
         events[e["index"]].get("mailbox") for e in result.errors if isinstance(e.get("index"), int)
     }
     with transaction.atomic():
-        for address, name, script_hash, parsed in updates:
+        for address, name, script_hash, script in updates:
             if address in rejected_owners:
                 continue  # outside the accepted domains: try again next time
-            forwarding = parsed.forwarding if parsed else None
+            forwarding = script.forwarding if script else None
             SieveScript.objects.update_or_create(
                 tenant=tenant,
                 address=address,
                 defaults={
                     "script_name": name,
                     "script_hash": script_hash,
-                    "rules": {rid: rule.state() for rid, rule in parsed.inbox_rules.items()}
-                    if parsed
+                    "rules": {rid: rule.state() for rid, rule in script.inbox_rules.items()}
+                    if script
                     else {},
                     "forwarding": {
                         "forward_to": forwarding[0] if forwarding else None,

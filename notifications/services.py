@@ -178,7 +178,9 @@ def dispatch_outbox(batch: int = 100) -> int:
 
 def _endpoints_by_tenant(tenant_ids: set[int | None]) -> dict[int | None, list[WebhookEndpoint]]:
     found: dict[int | None, list[WebhookEndpoint]] = {}
-    for endpoint in WebhookEndpoint.objects.filter(tenant_id__in=tenant_ids - {None}, enabled=True):
+    for endpoint in WebhookEndpoint.objects.filter(
+        tenant_id__in={t for t in tenant_ids if t is not None}, enabled=True
+    ):
         found.setdefault(endpoint.tenant_id, []).append(endpoint)
     return found
 
@@ -233,12 +235,12 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
     released, investigations remediated or failed and actions waiting for approval past the threshold go to
     the sending-limit policy's recipients, else to ``SOC_NOTIFY_EMAILS``.
     """
-    data = message.payload.get("data") or {}
+    data: dict[str, Any] = message.payload.get("data") or {}
     if message.kind == "alert.raised":
-        policy = AlertPolicy.objects.filter(pk=data.get("policy_id")).first()
+        policy = AlertPolicy.objects.filter(pk=data.get("policy_id", 0)).first()  # 0: no policy
         if policy is None or not policy.notify_recipients:
             return None
-        if SEVERITY_RANK.get(data.get("severity"), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
+        if SEVERITY_RANK.get(data.get("severity", ""), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
             return None
         return list(policy.notify_recipients), f"policy:{policy.pk}", policy.notify_daily_limit, policy.name
     soc_kind = message.kind in ("restriction.placed", "restriction.released", WAITING_KIND) or (
@@ -246,9 +248,7 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
     )
     if not soc_kind:
         return None
-    policy = AlertPolicy.objects.filter(
-        tenant_id=message.tenant_id, kind=AlertPolicy.Kind.SENDING_LIMIT
-    ).first()
+    policy = AlertPolicy.objects.filter(tenant=message.tenant_id, kind=AlertPolicy.Kind.SENDING_LIMIT).first()
     recipients = list(policy.notify_recipients) if policy and policy.notify_recipients else []
     recipients = recipients or list(settings.SOC_NOTIFY_EMAILS)
     if not recipients:
@@ -414,14 +414,14 @@ def retry_delay(attempts: int) -> float:
 
 def _claim(model: type[Attempted], pk: int) -> datetime | None:
     now = timezone.now()
-    claimed = model.objects.filter(pk=pk, status=S.PENDING, next_attempt_at__lte=now).update(
+    claimed = model._default_manager.filter(pk=pk, status=S.PENDING, next_attempt_at__lte=now).update(
         status=S.SENDING, claimed_at=now, attempts=F("attempts") + 1
     )
     return now if claimed else None
 
 
 def _succeeded(model: type[Attempted], row: Attempted, claimed_at: datetime) -> str:
-    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+    model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
         status=S.SUCCEEDED, finished_at=timezone.now(), last_error=""
     )
     return S.SUCCEEDED
@@ -436,9 +436,9 @@ def _failed(
     *,
     final: bool = False,
 ) -> str:
-    attempts = model.objects.filter(pk=row.pk).values_list("attempts", flat=True)[0]
+    attempts = model._default_manager.filter(pk=row.pk).values_list("attempts", flat=True)[0]
     if final or attempts >= settings.NOTIFY_MAX_ATTEMPTS:
-        model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+        model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
             status=S.FAILED, finished_at=timezone.now(), last_error=error
         )
         logger.warning(
@@ -446,7 +446,7 @@ def _failed(
         )
         return S.FAILED
     delay = retry_delay(attempts)
-    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+    model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
         status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error
     )
     if task is not None:
@@ -464,8 +464,8 @@ def retry_due(now: datetime | None = None) -> int:
     lapsed = now - timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
     enqueued = 0
     for model, task in ((WebhookDelivery, DELIVER_WEBHOOK_TASK), (EmailNotification, SEND_EMAIL_TASK)):
-        model.objects.filter(status=S.SENDING, claimed_at__lt=lapsed).update(status=S.PENDING)
-        for pk in model.objects.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
+        model._default_manager.filter(status=S.SENDING, claimed_at__lt=lapsed).update(status=S.PENDING)
+        for pk in model._default_manager.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
             "pk", flat=True
         )[:1000]:
             enqueue(task, pk)
