@@ -7,9 +7,12 @@ their POSTs (403)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -49,8 +52,8 @@ def confirm_page(request: HttpRequest, page: dict, *, status: int = 200) -> Http
     return render(request, "console/action_confirm.html", {**page, "hidden": hidden}, status=status)
 
 
-def _form_errors(form) -> str:
-    return "; ".join(" ".join(errors) for errors in form.errors.values())
+def _form_errors(form: forms.Form) -> str:
+    return "; ".join(" ".join(map(str, errors)) for errors in form.errors.values())
 
 
 class ActionCenterView(FilteredListView):
@@ -84,20 +87,20 @@ class ActionCenterView(FilteredListView):
         ("undone_at", lambda a: a.undone_at.isoformat() if a.undone_at else ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return action_links(
             RemediationAction.objects.with_related()
             .select_related("undone_by")
             .order_by("-proposed_at", "-id")
         )
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         data = single_valued(self.request.GET)
         data.setdefault("status", PENDING)  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
         return self.filterset.qs
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)

@@ -4,12 +4,14 @@ readers see the same pages without the controls, and the server refuses their PO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
@@ -30,7 +32,7 @@ VIEW = "incidents.view_incident"
 TRIAGE = services.TRIAGE_PERMISSION
 
 
-def _ids(links) -> str:
+def _ids(links: Iterable[int]) -> str:
     return " ".join(str(pk) for pk in sorted(links))
 
 
@@ -61,10 +63,10 @@ class IncidentListView(FilteredListView):
         ("investigations", lambda i: _ids(link.investigation_id for link in i.investigation_links.all())),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return Incident.objects.with_related()
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         data = single_valued(self.request.GET)
         data.setdefault("status", "open")  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
@@ -73,12 +75,12 @@ class IncidentListView(FilteredListView):
             field.widget, field.label = forms.HiddenInput(), ""
         return self.filterset.qs
 
-    def csv_response(self, queryset):
+    def csv_response(self, queryset: QuerySet) -> StreamingHttpResponse:
         return super().csv_response(
             queryset.prefetch_related("alert_links", "restriction_links", "investigation_links")
         )
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -118,11 +120,13 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/incident_detail.html", context)
 
 
-def _triage(request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str):
+def _triage(
+    request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str
+) -> HttpResponse:
     """Validate ``form``, apply ``change`` (a service call) to the incident, say how it went, redirect."""
     incident = get_object_or_404(Incident, pk=pk)
     if not form.is_valid():
-        errors = "; ".join(" ".join(errs) for errs in form.errors.values())
+        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
         messages.error(request, f"Nothing changed. {errors}")
     else:
         try:
@@ -155,7 +159,7 @@ def incident_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = IncidentAssignForm(request.POST)
 
     def assign(incident: Incident) -> Incident:
-        assignee = request.user if form.cleaned_data["assignee"] == "me" else None
+        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
         return services.assign_incident(incident, actor=acting_user(request), assignee=assignee)
 
     return _triage(request, pk, form, assign, "Assignment changed.")
@@ -186,7 +190,7 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
     back = safe_next(request, reverse("console:incidents"))
     form = IncidentBulkForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(" ".join(errs) for errs in form.errors.values())
+        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
         messages.error(request, f"Nothing changed. {errors}")
         return redirect(back)
     chosen = [Incident(pk=pk) for pk in form.cleaned_data["ids"]]
@@ -201,7 +205,7 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
             )
             done = f"{count} incident{'s' if count != 1 else ''} resolved, with their open alerts."
         else:
-            assignee = request.user if operation == "assign" else None
+            assignee = acting_user(request) if operation == "assign" else None
             count = services.bulk_assign_incidents(chosen, actor=acting_user(request), assignee=assignee)
             verb = "assigned to you" if assignee else "unassigned"
             done = f"{count} incident{'s' if count != 1 else ''} {verb}."

@@ -6,9 +6,11 @@ buttons, and the server refuses their POSTs (403)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -67,10 +69,10 @@ class InvestigationListView(FilteredListView):
         ("incident", lambda i: i.incident_id or ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return investigation_links(Investigation.objects.with_related())
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -166,7 +168,7 @@ def investigation_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status panel alone, polled every 2 s by htmx while the analyzers run. Once they have finished, htmx
     is told to reload the page, so the findings and proposed actions appear without a frozen page."""
     investigation = _investigation(pk)
-    if request.htmx and investigation.status not in IN_PROGRESS:
+    if getattr(request, "htmx", None) and investigation.status not in IN_PROGRESS:
         return HttpResponseClientRefresh()
     context = {
         "investigation": investigation,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -178,15 +179,17 @@ class ConnectionDetailView(FilteredListView):
         ("error", lambda r: r.error),
     )
 
-    def get(self, request, *args, **kwargs):
+    def get(  # type: ignore[override]  # as FilteredListView.get: the CSV export streams
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         self.connection = get_object_or_404(_connections().prefetch_related("cursors"), pk=kwargs["pk"])
         self.csv_filename = f"m365-pull-runs-{self.connection.tenant.slug}.csv"
         return super().get(request, *args, **kwargs)
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return PullRun.objects.filter(connection=self.connection)
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         for run in context["object_list"]:
             run.duration_text = span(run.duration)

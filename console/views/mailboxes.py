@@ -148,7 +148,8 @@ def mailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_security_context(request, mailbox),
     }
     template = "console/mailbox_detail.html"
-    if getattr(request, "htmx", False) and not request.htmx.boosted and "sent_page" in request.GET:
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.boosted and "sent_page" in request.GET:
         template += "#sent"
     return render(request, template, context)
 
