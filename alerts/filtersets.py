@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django import forms
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
-from django.http import HttpRequest, QueryDict
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
@@ -75,17 +72,8 @@ class AlertFilterSet(FilterSet):
         model = Alert
         fields = ["status", "severity", "policy", "category", "user", "tenant", "last", "since", "until"]
 
-    def __init__(
-        self,
-        data: QueryDict | dict[str, Any] | None = None,
-        queryset: QuerySet[Alert] | None = None,
-        *,
-        request: HttpRequest | None = None,
-        prefix: str | None = None,
-    ) -> None:
-        if queryset is None:
-            queryset = Alert.objects.all()
-        super().__init__(data, with_severity_rank(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_severity_rank(Alert.objects.all() if queryset is None else queryset)
 
     def filter_status(self, queryset: AlertQuerySet, name: str, value: str) -> QuerySet[Alert]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)

@@ -20,6 +20,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
@@ -173,6 +174,20 @@ def _bounded_choice(to_python: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 class FilterSet(django_filters.FilterSet):
     """The base of every list's filters: each form field refuses what the database cannot take."""
+
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(data, self.prepare_queryset(queryset), request=request, prefix=prefix)
+
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet | None:
+        """The rows to filter: ``queryset`` (None: the model's), which a list may default or annotate."""
+        return queryset
 
     def get_form_class(self) -> type[forms.Form]:
         form_class = super().get_form_class()

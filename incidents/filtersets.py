@@ -8,13 +8,11 @@ APIs cannot name their incident (they sit below this app), so a client asks ``?a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import django_filters
 from django import forms
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, QueryDict
 
 from alerts.models import SEVERITY_RANK, Alert, Severity
 from core.filters import FilterSet, TenantFilter, since_filter, until_filter
@@ -101,17 +99,8 @@ class IncidentFilterSet(FilterSet):
         model = Incident
         fields = ["status", "severity", "assignee", "user", "tenant", "since", "until"]
 
-    def __init__(
-        self,
-        data: QueryDict | dict[str, Any] | None = None,
-        queryset: QuerySet[Incident] | None = None,
-        *,
-        request: HttpRequest | None = None,
-        prefix: str | None = None,
-    ) -> None:
-        if queryset is None:
-            queryset = Incident.objects.all()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Incident.objects.all() if queryset is None else queryset)
 
     def filter_status(self, queryset: IncidentQuerySet, name: str, value: str) -> QuerySet[Incident]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)

@@ -7,8 +7,6 @@ costs the same few queries whatever its number of rows.
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django import forms
 from django.db.models import (
@@ -24,7 +22,6 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, Now
-from django.http import HttpRequest, QueryDict
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
@@ -130,17 +127,8 @@ class InvestigationFilterSet(FilterSet):
         model = Investigation
         fields = ["status", "verdict", "user", "tenant", "pending", "last", "since", "until"]
 
-    def __init__(
-        self,
-        data: QueryDict | dict[str, Any] | None = None,
-        queryset: QuerySet[Investigation] | None = None,
-        *,
-        request: HttpRequest | None = None,
-        prefix: str | None = None,
-    ) -> None:
-        if queryset is None:
-            queryset = Investigation.objects.with_related()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Investigation.objects.with_related() if queryset is None else queryset)
 
     def filter_status(self, queryset: InvestigationQuerySet, name: str, value: str) -> QuerySet:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
@@ -193,17 +181,8 @@ class RemediationActionFilterSet(FilterSet):
         model = RemediationAction
         fields = ["status", "action_type", "investigation", "user", "tenant", "since", "until"]
 
-    def __init__(
-        self,
-        data: QueryDict | dict[str, Any] | None = None,
-        queryset: QuerySet[RemediationAction] | None = None,
-        *,
-        request: HttpRequest | None = None,
-        prefix: str | None = None,
-    ) -> None:
-        if queryset is None:
-            queryset = RemediationAction.objects.with_related()
-        super().__init__(data, queryset, request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return RemediationAction.objects.with_related() if queryset is None else queryset
 
     def filter_status(self, queryset: RemediationActionQuerySet, name: str, value: str) -> QuerySet:
         if value == PENDING:
