@@ -162,12 +162,10 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
     found = (
         f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
     )
-    learning_note = (
-        "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
-    )
+    note = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
     summary = (
         f"{recent_successes} successful and {len(recent) - recent_successes} failed sign-ins in 7 days from "
-        f"{len({s.ip for s in recent})} IPs; {found}{learning_note}"
+        f"{len({s.ip for s in recent})} IPs; {found}{note}"
     )
     return AnalyzerResult(summary, findings)
 
