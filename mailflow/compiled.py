@@ -51,7 +51,7 @@ class MessageIn(_Event, tag="message"):
     sender: _Address
     recipients: Annotated[list[_Address], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
     subject: _Text1000 | None = None
-    verdict: Literal[tuple(MessageEvent.Verdict.values)] | None = None  # type: ignore[valid-type]
+    verdict: Literal[tuple(MessageEvent.Verdict.values)] | None = None  # type: ignore[valid-type]  # from the choices
     urls: (
         Annotated[
             list[Annotated[str, Meta(min_length=1, max_length=MAX_URL_LENGTH)]], Meta(max_length=MAX_URLS)
@@ -68,8 +68,8 @@ class SignInIn(_Event, tag="sign_in"):
     user: _Address
     ip: Annotated[str, Meta(max_length=64)]
     country: Annotated[str, Meta(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")] | None = None
-    client_app: Literal[tuple(SignIn.ClientApp.values)] | None = None  # type: ignore[valid-type]
-    result: Literal[tuple(SignIn.Result.values)] | None = None  # type: ignore[valid-type]
+    client_app: Literal[tuple(SignIn.ClientApp.values)] | None = None  # type: ignore[valid-type]  # from the choices
+    result: Literal[tuple(SignIn.Result.values)] | None = None  # type: ignore[valid-type]  # from the choices
     user_agent: _Text1000 | None = None
 
 
