@@ -9,7 +9,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
+from .models import SEVERITY_RANK, Alert, AlertPolicy, AlertQuerySet, Severity
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
@@ -81,12 +81,10 @@ class AlertFilterSet(FilterSet):
         model = Alert
         fields = ["status", "severity", "policy", "category", "user", "tenant", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Alert.objects.all()
-        super().__init__(data, with_severity_rank(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_severity_rank(Alert.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+    def filter_status(self, queryset: AlertQuerySet, name: str, value: str) -> QuerySet[Alert]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_policy(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from core.services import record_audit
 from mailboxes.models import Mailbox
 
 from .exceptions import PolicyValidationError
-from .models import AlertPolicy, PolicyOverride
+from .models import AlertPolicy, PolicyOverride, Severity
 from .policies import DEFAULTS_BY_KIND
 
 
@@ -65,9 +66,9 @@ def _is_str_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-_CHOICE_FIELDS = {
-    "severity": AlertPolicy._meta.get_field("severity").choices,
-    "notify_min_severity": AlertPolicy._meta.get_field("notify_min_severity").choices,
+_CHOICE_FIELDS: dict[str, list[tuple[str, str]]] = {
+    "severity": Severity.choices,  # the choices of both severity fields
+    "notify_min_severity": Severity.choices,
     "action": AlertPolicy.Action.choices,
     "investigate_mode": AlertPolicy.InvestigateMode.choices,
     "scope": AlertPolicy.Scope.choices,
@@ -150,7 +151,7 @@ def _validate_policy_changes(policy: AlertPolicy, changes: dict) -> None:
         raise PolicyValidationError(errors)
 
 
-def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) -> AlertPolicy:
+def update_policy(policy: AlertPolicy, *, actor: User, **changes: Any) -> AlertPolicy:
     """Change a policy's settings after validating every value; the before / after are audited."""
     _validate_policy_changes(policy, changes)
     with transaction.atomic():
@@ -176,7 +177,7 @@ def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) ->
 def set_policy_override(
     policy: AlertPolicy,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     mailbox_address: str,
     thresholds: dict,
     expires_at: datetime | None = None,
@@ -212,7 +213,7 @@ def set_policy_override(
     return override
 
 
-def remove_policy_override(override: PolicyOverride, *, actor: AbstractBaseUser) -> None:
+def remove_policy_override(override: PolicyOverride, *, actor: User) -> None:
     """Drop a mailbox's own thresholds: the policy's apply to it again at once."""
     with transaction.atomic():
         record_audit(

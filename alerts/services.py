@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -36,6 +37,9 @@ from .policies import DEFAULT_POLICIES
 from .policy_services import remove_policy_override as remove_policy_override  # re-exported for older callers
 from .policy_services import set_policy_override as set_policy_override
 from .policy_services import update_policy as update_policy
+
+if TYPE_CHECKING:
+    from .detectors.common import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +197,14 @@ def _fold(alert: Alert, policy: AlertPolicy, detection: Detection, fresh: list[E
     return before
 
 
-def _contain(policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime):
+def _contain(
+    policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime
+) -> None:
     """Apply the policy's action to a sending-limit breach (DESIGN 5: recent breaches only, same-day rule)."""
     breach = detection.breach
     if policy.action == AlertPolicy.Action.ALERT_ONLY:
         return
+    assert breach is not None  # a sending-limit detection always carries its breach
     if breach.window_end < now - RESTRICT_ONLY_IF_BREACH_WITHIN:
         for alert in alerts:
             alert.details = {
@@ -329,7 +336,15 @@ def evaluate_mailboxes(
     return touched
 
 
-def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[Detection]:
+def _detect_each(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     """The detector's findings for ``mailboxes``: one call for all of them, or, when that call fails, one
     call per mailbox, each failure kept in ``failures`` by mailbox id."""
     try:
@@ -347,7 +362,15 @@ def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[
     return detections
 
 
-def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Detection]:
+def _detect_one(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailbox: Mailbox,
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     try:
         with transaction.atomic():
             return list(detect(policy, [mailbox], start, end))
@@ -416,7 +439,7 @@ def _locked(alert: Alert) -> Alert:
     return Alert.objects.select_for_update(of=("self",)).select_related("policy", "mailbox").get(pk=alert.pk)
 
 
-def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> Alert:
+def set_alert_status(alert: Alert, *, actor: User, status: str) -> Alert:
     """New ↔ In progress. Resolving goes through :func:`resolve_alert` (it needs a classification)."""
     if status not in (Alert.Status.NEW, Alert.Status.IN_PROGRESS):
         raise AlertStateError("Use resolve to resolve an alert (it needs a classification).")
@@ -436,7 +459,7 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
     return alert
 
 
-def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+def assign_alert(alert: Alert, *, actor: User, assignee: User | None) -> Alert:
     """Give the alert to ``assignee`` (None: nobody), an active person who may triage alerts; anyone else is
     refused with :class:`AlertStateError`, whoever asks (console, API, a task). Taking a New alert also starts
     work on it: the status moves to In progress, written in the same audit row (before / after). Assigning it
@@ -466,9 +489,7 @@ def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBas
     return alert
 
 
-def comment_on_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, body: str, actor_label: str = ""
-) -> AlertComment:
+def comment_on_alert(alert: Alert, *, actor: User | None, body: str, actor_label: str = "") -> AlertComment:
     body = body.strip()
     if not body:
         raise AlertStateError("A comment cannot be empty.")
@@ -487,7 +508,7 @@ def comment_on_alert(
 def resolve_alert(
     alert: Alert,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     classification: str,
     comment: str = "",
     suppress_for: timedelta | None = None,
@@ -568,9 +589,7 @@ def resolved_by_label(alert: Alert) -> str:
     return row or ""
 
 
-def reopen_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, reason: str, actor_label: str = ""
-) -> Alert:
+def reopen_alert(alert: Alert, *, actor: User | None, reason: str, actor_label: str = "") -> Alert:
     """Resolved → New again (classification cleared), with the reason as a comment; audited and published.
     Used when what resolved it no longer holds (the investigation's remediation was undone)."""
     with transaction.atomic():

@@ -5,14 +5,20 @@ errors (keyed by field, ``thresholds.<key>`` for a threshold) are put back on th
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.http import QueryDict
 
 from alerts.models import AlertPolicy, Severity
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
 
 from . import presenters
+
+if TYPE_CHECKING:
+    _FormBase = forms.Form
+else:
+    _FormBase = object  # a mixin: the form it is mixed into brings fields and add_error
 
 THRESHOLD_PREFIX = "threshold_"
 _SEPARATORS = re.compile(r"[\n,;]+")
@@ -50,16 +56,16 @@ def _threshold_field(
     )
 
 
-class ServiceErrorsMixin:
+class ServiceErrorsMixin(_FormBase):
     """Put a service's ``{field: message}`` errors on the form's own fields (else as a form-wide error)."""
 
     def add_service_errors(self, errors: dict[str, str]) -> None:
         for name, message in errors.items():
             field = THRESHOLD_PREFIX + name.split(".", 1)[1] if name.startswith("thresholds.") else name
-            if field in self.fields:  # type: ignore[attr-defined]
-                self.add_error(field, message)  # type: ignore[attr-defined]
+            if field in self.fields:
+                self.add_error(field, message)
             else:
-                self.add_error(None, f"{name.replace('_', ' ').capitalize()}: {message}")  # type: ignore[attr-defined]
+                self.add_error(None, f"{name.replace('_', ' ').capitalize()}: {message}")
 
 
 class PolicyForm(ServiceErrorsMixin, forms.Form):
@@ -116,7 +122,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
         "exclude_departments",
     )
 
-    def __init__(self, *args: Any, policy: AlertPolicy, **kwargs: Any) -> None:
+    def __init__(self, data: QueryDict | None = None, *, policy: AlertPolicy, **kwargs: Any) -> None:
         self.policy = policy
         self.threshold_keys = list(_thresholds_of(policy))
         initial = {
@@ -132,7 +138,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
             **{name: "\n".join(getattr(policy, name)) for name in self.LIST_FIELDS},
             **{THRESHOLD_PREFIX + key: value for key, value in policy.thresholds.items()},
         }
-        super().__init__(*args, initial=initial, **kwargs)
+        super().__init__(data, initial=initial, **kwargs)
         for key, spec in _thresholds_of(policy).items():
             self.fields[THRESHOLD_PREFIX + key] = _threshold_field(key, spec, required=True)
 

@@ -79,7 +79,7 @@ def related_objects(incident: Incident) -> Related:
     return Related(alerts, restrictions, investigations, actions)
 
 
-def _change(before, after) -> str:
+def _change(before: object, after: object) -> str:
     """ "Status: New → In progress"-style words for the state keys an audit row changed."""
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ""
@@ -139,9 +139,10 @@ def build_timeline(incident: Incident, related: Related) -> tuple[list[Entry], b
         )
     for restriction in related.restrictions:
         # Ended by time, not yet closed by beat (so no audit row yet): the expiry is still an event.
-        if restriction.closed_at is None and restriction.state == Restriction.State.EXPIRED:
+        expired_at = restriction.expires_at  # set on every restriction that can expire
+        if restriction.closed_at is None and restriction.state == Restriction.State.EXPIRED and expired_at:
             kind, subject, url = subjects[("restricted_users.restriction", str(restriction.pk))]
-            entries.append(Entry(restriction.expires_at, kind, "Restriction expired", subject, url))
+            entries.append(Entry(expired_at, kind, "Restriction expired", subject, url))
 
     by_type: dict[str, list[str]] = {}
     for target_type, target_id in subjects:

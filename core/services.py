@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -25,7 +25,7 @@ def record_audit(
     action: str,
     *,
     target: models.Model | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
     tenant: Tenant | None = None,
     before: Any = None,
@@ -65,7 +65,7 @@ def audit_change(
     action: str,
     target: models.Model,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     before: Any,
     public: Callable[[Any], Any],
 ) -> AuditEvent:
@@ -81,7 +81,7 @@ def audit_field_change(
     field: str,
     before: Any,
     after: Any,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> AuditEvent:
     """Audit a change of one field of ``target``: ``{field: before}`` → ``{field: after}``."""
@@ -95,9 +95,7 @@ def audit_field_change(
     )
 
 
-def create_api_token(
-    tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str
-) -> tuple[ApiToken, str]:
+def create_api_token(tenant: Tenant, *, actor: User, name: str, scope: str) -> tuple[ApiToken, str]:
     """Create a token for ``tenant``; returns it with the raw secret, which is never stored and shown once."""
     name = name.strip()
     if not name:
@@ -115,7 +113,7 @@ def create_api_token(
     return token, raw
 
 
-def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
+def revoke_api_token(token: ApiToken, *, actor: User) -> ApiToken:
     """Revoke a token at once; revoking a revoked token changes nothing."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
@@ -232,4 +230,5 @@ def read_feed(*, cursor: int, limit: int, tenant: Tenant | None = None) -> tuple
     if tenant is not None:
         entries = entries.filter(tenant=tenant)
     page = list(entries[:limit])
-    return page, (page[-1].position if page else cursor)
+    last = page[-1].position if page else None  # sequenced(): never None on a returned entry
+    return page, cursor if last is None else last

@@ -7,6 +7,8 @@ APIs cannot name their incident (they sit below this app), so a client asks ``?a
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import django_filters
 from django import forms
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
@@ -17,7 +19,7 @@ from alerts.models import Alert, Severity
 from core.filters import FilterSet, TenantFilter, filter_by_user, since_filter, until_filter
 from investigations.models import RemediationAction
 
-from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
+from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentQuerySet, IncidentRestriction
 
 OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (active or in progress)"), *Incident.Status.choices]
@@ -30,7 +32,7 @@ def _count(links: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def with_counts(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+def with_counts(queryset: QuerySet[Incident]) -> QuerySet:  # of incidents, with the annotations below
     """Annotate ``severity_rank`` (to sort by meaning), ``alert_count``, ``open_alert_count``,
     ``restriction_count`` and ``investigation_count``: correlated subqueries, so a page costs the same
     few queries whatever its number of rows."""
@@ -80,12 +82,10 @@ class IncidentFilterSet(FilterSet):
         model = Incident
         fields = ["status", "severity", "assignee", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Incident.objects.all()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Incident.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+    def filter_status(self, queryset: IncidentQuerySet, name: str, value: str) -> QuerySet[Incident]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_assignee(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
@@ -100,6 +100,7 @@ class IncidentFilterSet(FilterSet):
     def filter_user(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
         return filter_by_user(queryset, value)
 
-    def filter_action(self, queryset: QuerySet[Incident], name: str, value) -> QuerySet[Incident]:
-        investigation = RemediationAction.objects.filter(pk=value).values("investigation_id")
+    def filter_action(self, queryset: QuerySet[Incident], name: str, value: Decimal) -> QuerySet[Incident]:
+        # int(): what the pk lookup does with the number filter's Decimal anyway
+        investigation = RemediationAction.objects.filter(pk=int(value)).values("investigation_id")
         return queryset.filter(investigation_links__investigation_id__in=Subquery(investigation))

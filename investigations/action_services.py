@@ -31,12 +31,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertQuerySet
 from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.queueing import enqueue_on_commit
 from core.services import SYSTEM_ACTOR, audit_field_change, publish_change, record_audit
@@ -97,7 +97,7 @@ def retry_delay(attempt: int) -> int:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _require(actor: AbstractBaseUser | None, permission: str, message: str) -> None:
+def _require(actor: User | None, permission: str, message: str) -> None:
     if actor is None or not actor.is_authenticated or not actor.has_perm(permission):
         raise ActionPermissionError(message)
 
@@ -228,7 +228,7 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         )
 
 
-def _alerts_of(investigation: Investigation) -> QuerySet[Alert]:
+def _alerts_of(investigation: Investigation) -> AlertQuerySet:
     """The investigation's alerts: those attached to it and its trigger."""
     return (
         Alert.objects.filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
@@ -297,7 +297,7 @@ def decision_problems(
 def decide_actions(
     actions: RemediationAction | Iterable[RemediationAction],
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     approve: bool,
     comment: str = "",
 ) -> list[RemediationAction]:
@@ -341,9 +341,7 @@ def decide_actions(
     return locked
 
 
-def _decide(
-    action: RemediationAction, *, actor: AbstractBaseUser, approve: bool, comment: str, now: datetime
-) -> None:
+def _decide(action: RemediationAction, *, actor: User, approve: bool, comment: str, now: datetime) -> None:
     """Approve or reject one locked action: the one write path of a decision (bulk decisions and stops),
     audited and published; an approval is sent to the executor on commit."""
     before = _snapshot(action)
@@ -369,7 +367,7 @@ def _audit_action(
     action: RemediationAction,
     *,
     before: dict[str, Any],
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     comment: str = "",
     after: dict[str, Any] | None = None,
 ) -> None:
@@ -402,9 +400,7 @@ def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
     )
 
 
-def stop_investigation(
-    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
-) -> Investigation:
+def stop_investigation(investigation: Investigation, *, actor: User, comment: str) -> Investigation:
     """An operator stops an open investigation: its undecided actions (Pending, Approved, Manual step
     required) are rejected through the same decision path as a rejection, and the investigation ends
     "Terminated by user" (settled like any other change). A Running action is being carried out by a worker:
@@ -560,7 +556,7 @@ def _calls_of(outcome: Any) -> tuple[dict[str, Any], ...]:
     return tuple(getattr(outcome, "calls", None) or ())
 
 
-_OUTCOME_VERBS = {
+_OUTCOME_VERBS: dict[str, str] = {
     Status.COMPLETED: "completed",
     Status.FAILED: "failed",
     Status.MANUAL: "manual_step_required",
@@ -692,7 +688,7 @@ def _retry_or_give_up(
 
 
 def mark_manual_action(
-    action: RemediationAction, *, actor: AbstractBaseUser, done: bool, comment: str = ""
+    action: RemediationAction, *, actor: User, done: bool, comment: str = ""
 ) -> RemediationAction:
     """An operator reports a "Manual step required" action as done by hand (Completed) or not (Failed, with a
     comment saying why)."""

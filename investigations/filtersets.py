@@ -25,7 +25,13 @@ from django.db.models.functions import Coalesce, Now
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import Finding, Investigation, RemediationAction
+from .models import (
+    Finding,
+    Investigation,
+    InvestigationQuerySet,
+    RemediationAction,
+    RemediationActionQuerySet,
+)
 
 OPEN = "open"
 INVESTIGATION_STATUS_CHOICES = [(OPEN, "Open"), *Investigation.Status.choices]
@@ -111,12 +117,10 @@ class InvestigationFilterSet(FilterSet):
         model = Investigation
         fields = ["status", "verdict", "user", "tenant", "pending", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Investigation.objects.with_related()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Investigation.objects.with_related() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: InvestigationQuerySet, name: str, value: str) -> QuerySet:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -167,12 +171,10 @@ class RemediationActionFilterSet(FilterSet):
         model = RemediationAction
         fields = ["status", "action_type", "investigation", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = RemediationAction.objects.with_related()
-        super().__init__(data, queryset, request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return RemediationAction.objects.with_related() if queryset is None else queryset
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: RemediationActionQuerySet, name: str, value: str) -> QuerySet:
         if value == PENDING:
             return queryset.pending()
         if value == OPEN:

@@ -118,7 +118,7 @@ class VerifyingSession(requests.Session):
     Every request also gets ``M365_TIMEOUT_SECONDS`` unless it sets its own: MSAL ignores its ``timeout=``
     argument once it is given an ``http_client``, so without this its token calls could hang for ever."""
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("verify", settings.M365_CA_BUNDLE or True)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = settings.M365_TIMEOUT_SECONDS
@@ -327,7 +327,7 @@ class M365Client:
                     timeout=settings.M365_TIMEOUT_SECONDS,
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
-                self._record(method, url, None, None, client_request_id, started, type(exc).__name__)
+                self._record(method, url, None, "", client_request_id, started, type(exc).__name__)
                 self._wait_after_no_answer(exc, method, url, attempt=attempt, idempotent=idempotent)
                 continue
             code, message = ("", "") if response.ok else _error_of(response)

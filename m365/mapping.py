@@ -125,7 +125,8 @@ def hold_back_last_second(
         last = _second(records[-1])
     except RecordError:
         return records, []
-    now, later = [], []
+    now: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
     for record in records:
         try:
             same = _second(record) == last
@@ -157,7 +158,7 @@ def message_events(
     event with every recipient. Mail whose sender is outside the tenant is skipped. Returns (events,
     [(record id, error)])."""
     errors: list[tuple[str, str]] = []
-    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    grouped: dict[tuple[str, str, datetime], dict[str, Any]] = {}
     for index, record in enumerate(records):
         record_id = str(record.get("id") or f"#{index}")
         try:
@@ -433,7 +434,7 @@ def _rule_event(
     name = str(params.get("name") or rule_part).strip()
     if not name:
         raise RecordError("names no inbox rule")
-    event = {
+    event: dict[str, Any] = {
         "type": "inbox_rule",
         "id": base,
         "time": at,

@@ -197,8 +197,14 @@ def benign_lookalikes(generator: _Generator, benign: list[SimulatedMailbox]) -> 
             while week < generator.end:
                 for half in range(2):
                     batch = audience[half * 40 : half * 40 + 40]
-                    fields = {"client_ip": user.office_ip, "urls": urls, "body_hash": f"w-{week}"}
-                    message = tenant.message(user.address, batch, "This week's offers", **fields)
+                    message = tenant.message(
+                        user.address,
+                        batch,
+                        "This week's offers",
+                        client_ip=user.office_ip,
+                        urls=urls,
+                        body_hash=f"w-{week}",
+                    )
                     generator.emit(week + half * 70 * MINUTE, message)
                 week += 7 * DAY
         else:

@@ -49,7 +49,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+    from .scenarios_evasive import EvasiveScenario
 
 from .simulated_tenant import (
     _WEEKEND_CUM,
@@ -124,7 +129,7 @@ class CompromisedMailbox:
     origin, and the scenario's details (the lure's subject and URL, the forwarding target, the delegate)."""
 
     address: str
-    scenario: str  # a Scenario, or an EvasiveScenario of mailflow.scenarios_evasive
+    scenario: Scenario | EvasiveScenario
     starts_at: datetime
     attacker_country: str
     attacker_ip: str
@@ -168,7 +173,7 @@ class Simulation:
         for event in self.events:
             yield encode(event)
 
-    def write_ndjson(self, stream: TextIO) -> int:
+    def write_ndjson(self, stream: SupportsWrite[str]) -> int:
         """Write the stream as NDJSON; returns the number of lines written."""
         count = 0
         for line in self.ndjson_lines():
@@ -222,7 +227,7 @@ class _Generator:
         self._assistant_delegations(users)
         victim_set = set(victims)
         benign = [user for index, user in enumerate(users) if index not in victim_set]
-        scenarios: tuple[str, ...] = tuple(Scenario)
+        scenarios: tuple[Scenario | EvasiveScenario, ...] = tuple(Scenario)
         lookalikes: dict[str, list[str]] = {}
         if self.config.evasive:
             from . import scenarios_evasive
@@ -383,10 +388,16 @@ class _Generator:
             urls = (f"https://news.{domain}/{_iso(midnight + tenant.offset)[:10]}",)
             for n, batch in enumerate(batches):
                 at = begin + spread * n // (len(batches) - 1)
-                fields = {"urls": urls, "body_hash": body, "size": 180_000}
-                self.emit(
-                    at, tenant.message(owner.address, batch, subject, client_ip=owner.office_ip, **fields)
+                message = tenant.message(
+                    owner.address,
+                    batch,
+                    subject,
+                    client_ip=owner.office_ip,
+                    urls=urls,
+                    body_hash=body,
+                    size=180_000,
                 )
+                self.emit(at, message)
             for _ in range(rng.randint(0, 3)):  # the odd note to a colleague
                 at = self._time_in_day(midnight, True)
                 to = [tenant.colleague(owner)]
@@ -428,7 +439,12 @@ class _Generator:
         start = _iso(self.start)
         events: list[Event] = []
         for n, mailbox in enumerate(mailboxes, start=1):
-            event = {"type": "mailbox", "id": f"{prefix}{n}", "time": start, "address": mailbox.address}
+            event: Event = {
+                "type": "mailbox",
+                "id": f"{prefix}{n}",
+                "time": start,
+                "address": mailbox.address,
+            }
             event.update(display_name=mailbox.display_name, department=mailbox.department, vip=mailbox.vip)
             events.append(event)
         last_epoch, last_iso = -1, ""
@@ -454,7 +470,7 @@ class _Attack:
         self.agent = rng.choice(USER_AGENTS)
         self.day = generator.end - DAY_SECONDS  # the last day starts here
 
-    def run(self, scenario: str) -> CompromisedMailbox:
+    def run(self, scenario: Scenario | EvasiveScenario) -> CompromisedMailbox:
         builders = {
             Scenario.OUTBOUND_PHISH: self.outbound_phish,
             Scenario.SLOW_SPAM: self.slow_spam,
@@ -462,7 +478,7 @@ class _Attack:
             Scenario.DELEGATION_IMAP: self.delegation_imap,
         }
         if scenario in builders:
-            first, details = builders[scenario]()
+            first, details = builders[Scenario(scenario)]()
         else:  # issue 21's attacks live in their own module
             from . import scenarios_evasive
 

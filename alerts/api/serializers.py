@@ -11,6 +11,7 @@ from typing import Protocol
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework import serializers
 
+from core.models import Tenant
 from mailboxes.models import Mailbox
 
 from ..models import Alert, AlertComment, AlertEvidence, AlertPolicy, PolicyOverride
@@ -37,7 +38,7 @@ class PolicyOverrideSerializer(serializers.ModelSerializer):
 class AlertPolicySerializer(serializers.ModelSerializer):
     """Every setting of a policy, the allowed range of each threshold and the per-mailbox overrides."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     threshold_limits = serializers.SerializerMethodField()
     overrides = PolicyOverrideSerializer(many=True, read_only=True)
 
@@ -131,7 +132,7 @@ class TriagedFields:
 class AlertSerializer(TriagedFields, serializers.ModelSerializer):
     """An alert as the list shows it: who, which policy, how bad, how many events, where triage stands."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     policy = serializers.SerializerMethodField()
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(
@@ -180,7 +181,7 @@ class AlertDetailSerializer(AlertSerializer):
         read_only_fields = fields
 
     def get_evidence(self, alert: Alert) -> list[dict]:
-        return AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data
+        return list(AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data)
 
 
 class AlertStatusInputSerializer(serializers.Serializer):

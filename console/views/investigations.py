@@ -6,15 +6,18 @@ buttons, and the server refuses their POSTs (403)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import investigation_links
@@ -66,10 +69,10 @@ class InvestigationListView(FilteredListView):
         ("incident", lambda i: i.incident_id or ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return investigation_links(Investigation.objects.with_related())
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -165,7 +168,7 @@ def investigation_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status panel alone, polled every 2 s by htmx while the analyzers run. Once they have finished, htmx
     is told to reload the page, so the findings and proposed actions appear without a frozen page."""
     investigation = _investigation(pk)
-    if request.htmx and investigation.status not in IN_PROGRESS:
+    if getattr(request, "htmx", None) and investigation.status not in IN_PROGRESS:
         return HttpResponseClientRefresh()
     context = {
         "investigation": investigation,
@@ -204,7 +207,9 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
     response = confirm_then(
         request,
         page,
-        lambda: action_services.stop_investigation(investigation, actor=request.user, comment=comment),
+        lambda: action_services.stop_investigation(
+            investigation, actor=acting_user(request), comment=comment
+        ),
     )
     if response is not None:
         return response
@@ -223,7 +228,7 @@ def investigation_start(request: HttpRequest) -> HttpResponse:
     mailbox = get_object_or_404(Mailbox, pk=request.POST.get("mailbox") or 0)
     try:
         investigation = services.start_investigation_by_hand(
-            mailbox, actor=request.user, comment=request.POST.get("comment", "")
+            mailbox, actor=acting_user(request), comment=request.POST.get("comment", "")
         )
     except DomainError as exc:
         messages.error(request, str(exc))

@@ -18,6 +18,7 @@ from alerts import policy_services
 from alerts.exceptions import PolicyValidationError
 from alerts.models import AlertPolicy, PolicyOverride
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
+from core.actors import acting_user
 from core.models import AuditEvent, Tenant
 
 from ..forms_policies import PolicyForm, PolicyOverrideForm
@@ -96,7 +97,9 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm(CHANGE):
         raise PermissionDenied
     form = PolicyForm(request.POST, policy=policy)
-    if _saved(form, lambda: policy_services.update_policy(policy, actor=request.user, **form.changes())):
+    if _saved(
+        form, lambda: policy_services.update_policy(policy, actor=acting_user(request), **form.changes())
+    ):
         messages.success(request, f"“{policy.name}” saved.")
         return redirect("console:policy_detail", pk=policy.pk)
     return _render_detail(request, policy, form=form)
@@ -109,7 +112,8 @@ def policy_override_add(request: HttpRequest, pk: int) -> HttpResponse:
     policy = _policy(pk)
     form = PolicyOverrideForm(request.POST, policy=policy)
     override = _saved(
-        form, lambda: policy_services.set_policy_override(policy, actor=request.user, **form.override())
+        form,
+        lambda: policy_services.set_policy_override(policy, actor=acting_user(request), **form.override()),
     )
     if override is not None:
         messages.success(request, f"Override for {override.mailbox_address} saved.")
@@ -123,6 +127,6 @@ def policy_override_remove(request: HttpRequest, pk: int, override_pk: int) -> H
     override = get_object_or_404(
         PolicyOverride.objects.select_related("policy__tenant"), pk=override_pk, policy_id=pk
     )
-    policy_services.remove_policy_override(override, actor=request.user)
+    policy_services.remove_policy_override(override, actor=acting_user(request))
     messages.success(request, f"Override for {override.mailbox_address} removed.")
     return redirect("console:policy_detail", pk=pk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from alerts.api.serializers import TriagedFields
+from core.models import Tenant
 
 from ..models import Incident
 
@@ -13,7 +14,7 @@ from ..models import Incident
 class IncidentSerializer(TriagedFields, serializers.ModelSerializer):
     """An incident as the queue shows it, with the ids of everything it groups."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(
         choices=Incident.Classification.choices, allow_blank=True, read_only=True
@@ -77,7 +78,7 @@ class IncidentDetailSerializer(IncidentSerializer):
         rows = RemediationAction.objects.filter(investigation__incident_link__incident=incident).values(
             "id", "investigation_id", "action_type", "status"
         )
-        return list(rows.order_by("id"))
+        return [dict(row) for row in rows.order_by("id")]
 
 
 class IncidentStatusInputSerializer(serializers.Serializer):

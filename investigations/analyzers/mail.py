@@ -445,7 +445,11 @@ def _spammy(cluster: _Cluster) -> bool:
     return spammy >= SPAMMY_CLUSTER_MIN and spammy * 2 > len(cluster.messages)
 
 
-_RANK = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
+_RANK: dict[str, int] = {
+    Finding.Verdict.MALICIOUS: 0,
+    Finding.Verdict.SUSPICIOUS: 1,
+    Finding.Verdict.CLEAN: 2,
+}
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")

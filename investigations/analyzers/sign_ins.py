@@ -83,10 +83,10 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
     found = (
         f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
     )
-    learning = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
+    note = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
     summary = (
         f"{recent_successes} successful and {len(recent) - recent_successes} failed sign-ins in 7 days from "
-        f"{len({s.ip for s in recent})} IPs; {found}{learning}"
+        f"{len({s.ip for s in recent})} IPs; {found}{note}"
     )
     return AnalyzerResult(summary, findings)
 
@@ -122,6 +122,7 @@ def _policy_hits(
             hits[s.ip].append((LEGACY, f"Signed in over legacy {s.client_app.upper()} (no modern auth)", s))
         else:
             other, hours, distance = hit.other, hit.hours or 0.0, hit.distance_km or 0.0
+            assert hit.pair is not None and other is not None  # an impossible-travel hit carries its pair
             when = "after" if hit.pair[1] is hit.sign_in else "before"
             speed = f"{distance / hours:,.0f} km/h" if hours > 0 else "at the same moment"
             hits[s.ip].append(
