@@ -47,7 +47,7 @@ def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int
     update = ", ".join(f"{c} = {_TABLE}.{c} + excluded.{c}" for c in COUNTERS)
     conflict = f"ON CONFLICT (sender_id, minute) DO UPDATE SET {update}"
     if connection.vendor != "postgresql":
-        rows = [
+        rows: list[tuple[int | datetime, ...]] = [
             (tenant_id, sender_id, minute, datetime.fromtimestamp(minute * 60, UTC), *counters)
             for (sender_id, minute), counters in sorted(sums.items())
         ]
