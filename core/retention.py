@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.apps import apps
 from django.conf import settings
@@ -67,7 +68,10 @@ class RetainedTable:
 
     @property
     def time_column(self) -> str:
-        return self.model_class._meta.get_field(self.time_field).column
+        field = self.model_class._meta.get_field(self.time_field)
+        if not isinstance(field, models.Field) or not field.column:
+            raise TypeError(f"{self.model}.{self.time_field} is not a column")
+        return field.column
 
     def is_partitioned(self) -> bool:
         """Whether the table is partitioned in this database (never on SQLite)."""
@@ -138,6 +142,10 @@ def keep_conditions(table: RetainedTable, span: Span) -> list[models.Q]:
     return [condition for guard in _guards for condition in guard(table, span)]
 
 
+def _keep_in(table: RetainedTable, start: datetime, end: datetime) -> list[models.Q]:
+    return keep_conditions(table, (start, end))
+
+
 def without_kept(table: RetainedTable, rows: models.QuerySet, span: Span) -> models.QuerySet:
     """``rows`` (their times in ``span``) less those a guard keeps."""
     for condition in keep_conditions(table, span):
@@ -204,7 +212,7 @@ def _drop_expired_partitions(now: datetime, *, dry_run: bool) -> dict[str, _Drop
                         table.time_column,
                         table.partition_days,
                         days,
-                        lambda start, end, table=table: keep_conditions(table, (start, end)),
+                        partial(_keep_in, table),
                         dry_run=dry_run,
                     )
                 )
