@@ -41,10 +41,15 @@ def store_ledger_rows(
     if not events:
         return {}
     known = _known_ids(tenant, [e.id for e in events])
+    received = received_at.isoformat()  # times as ISO text (the normal form's): COPY formats no datetime
     insert_rows(
         IngestedEvent,
         LEDGER_COLUMNS,
-        [(tenant.pk, e.id, e.type, e.content_hash, e.time, received_at) for e in events if e.id not in known],
+        [
+            (tenant.pk, e.id, e.type, e.content_hash, e.data["time"], received)
+            for e in events
+            if e.id not in known
+        ],
     )
     return known
 
