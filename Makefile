@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/mypy
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(STAMP)

@@ -1,8 +1,17 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_save
 
+if TYPE_CHECKING:
+    from core.models import Tenant
 
-def seed_policies_of_new_tenant(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+
+def seed_policies_of_new_tenant(
+    sender: type[Tenant], instance: Tenant, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
     """A new tenant gets the default policies in the transaction that creates it, not on its first page view.
 
     A signal because tenants live in ``core``, below ``alerts``: core cannot call up into this app.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
-from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
+from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
+from .models import SEVERITY_RANK, Alert, AlertPolicy, AlertQuerySet, Severity
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
@@ -18,14 +18,37 @@ CATEGORY_CHOICES = [(category, category) for category in sorted({p.category for 
 POLICY_CHOICES = [("", "Any policy"), *((p.kind, p.name) for p in DEFAULT_POLICIES)]
 
 
+def severity_rank() -> Case:
+    """A row's severity as a number (high 3 to informational 0): severity sorts by meaning, not spelling."""
+    return Case(
+        *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
+        default=Value(-1),
+        output_field=IntegerField(),
+    )
+
+
 def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
-    """Annotate ``severity_rank`` (high 3 to informational 0) so severity sorts by meaning, not spelling."""
-    return queryset.annotate(
-        severity_rank=Case(
-            *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-            default=Value(-1),
-            output_field=IntegerField(),
-        )
+    """Annotate ``severity_rank`` (:func:`severity_rank`)."""
+    return queryset.annotate(severity_rank=severity_rank())
+
+
+def activity_ordering(count_field: str, count_name: str, count_label: str) -> django_filters.OrderingFilter:
+    """The sort of an activity queue (alerts, incidents): activity, creation, severity, status, a count, user,
+    title; the latest activity first by default."""
+    return django_filters.OrderingFilter(
+        fields=(
+            ("last_activity_at", "last_activity"),
+            ("first_activity_at", "first_activity"),
+            ("created_at", "created"),
+            ("severity_rank", "severity"),
+            ("status", "status"),
+            (count_field, count_name),
+            ("mailbox__address", "user"),
+            ("title", "title"),
+        ),
+        field_labels={"severity_rank": "Severity", count_field: count_label, "mailbox__address": "User"},
+        label="Sort",
+        empty_label="Latest activity first",
     )
 
 
@@ -52,32 +75,16 @@ class AlertFilterSet(FilterSet):
     last = PeriodFilter(field_name="last_activity_at", label="Last activity", empty_label="Any time")
     since = since_filter("last_activity_at", "Active since")
     until = until_filter("last_activity_at", "Active before")
-    ordering = django_filters.OrderingFilter(
-        fields=(
-            ("last_activity_at", "last_activity"),
-            ("first_activity_at", "first_activity"),
-            ("created_at", "created"),
-            ("severity_rank", "severity"),
-            ("status", "status"),
-            ("evidence_count", "count"),
-            ("mailbox__address", "user"),
-            ("title", "title"),
-        ),
-        field_labels={"severity_rank": "Severity", "evidence_count": "Count", "mailbox__address": "User"},
-        label="Sort",
-        empty_label="Latest activity first",
-    )
+    ordering = activity_ordering("evidence_count", "count", "Count")
 
     class Meta:
         model = Alert
         fields = ["status", "severity", "policy", "category", "user", "tenant", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Alert.objects.all()
-        super().__init__(data, with_severity_rank(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_severity_rank(Alert.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
+    def filter_status(self, queryset: AlertQuerySet, name: str, value: str) -> QuerySet[Alert]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_policy(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
@@ -87,9 +94,4 @@ class AlertFilterSet(FilterSet):
         return queryset.filter(policy__kind=value) if value in AlertPolicy.Kind.values else queryset.none()
 
     def filter_user(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
-        value = value.strip()
-        if "@" in value:
-            return queryset.filter(mailbox__address__iexact=value)
-        return queryset.filter(
-            Q(mailbox__address__icontains=value) | Q(mailbox__display_name__icontains=value)
-        )
+        return filter_by_user(queryset, value)

@@ -20,7 +20,12 @@ class Severity(models.TextChoices):
     INFORMATIONAL = "informational", "Informational"
 
 
-SEVERITY_RANK = {Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1, Severity.INFORMATIONAL: 0}
+SEVERITY_RANK: dict[str, int] = {
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFORMATIONAL: 0,
+}
 
 
 class AlertPolicy(models.Model):

@@ -1,27 +1,29 @@
-"""Writes of the alerts app: policies (validated, audited), alerts folded per user and policy, containment by
-policy action, triage. Every function that changes state records an audit row in the same transaction."""
+"""Writes of the alerts app: default policies, alerts folded per user and policy, containment by policy
+action, triage (editing a policy is :mod:`alerts.policy_services`). Every function that changes state records
+an audit row in the same transaction."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.models import AuditEvent, Tenant
 from core.queueing import enqueue_on_commit
-from core.services import publish_change, record_audit
+from core.services import audit_field_change, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
 from restricted_users.models import Restriction
 
 from .detection import Detection, Evidence
-from .exceptions import AlertStateError, PolicyValidationError
+from .exceptions import AlertStateError
 from .models import (
     SEVERITY_RANK,
     Alert,
@@ -29,10 +31,15 @@ from .models import (
     AlertEvidence,
     AlertPolicy,
     EvaluationFailure,
-    PolicyOverride,
     Suppression,
 )
-from .policies import DEFAULT_POLICIES, DEFAULTS_BY_KIND
+from .policies import DEFAULT_POLICIES
+from .policy_services import remove_policy_override as remove_policy_override  # re-exported for older callers
+from .policy_services import set_policy_override as set_policy_override
+from .policy_services import update_policy as update_policy
+
+if TYPE_CHECKING:
+    from .detectors.common import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -78,188 +85,6 @@ def ensure_default_policies(tenant: Tenant) -> dict[str, AlertPolicy]:
     return existing
 
 
-def _clean_thresholds(kind: str, thresholds: dict) -> dict[str, int]:
-    spec = DEFAULTS_BY_KIND[kind].thresholds
-    errors: dict[str, str] = {}
-    cleaned: dict[str, int] = {}
-    for key, value in thresholds.items():
-        if key not in spec:
-            errors[f"thresholds.{key}"] = "unknown threshold for this policy"
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors[f"thresholds.{key}"] = "must be a whole number"
-            continue
-        if not spec[key].minimum <= value <= spec[key].maximum:
-            errors[f"thresholds.{key}"] = f"must be between {spec[key].minimum} and {spec[key].maximum}"
-            continue
-        cleaned[key] = value
-    if errors:
-        raise PolicyValidationError(errors)
-    return cleaned
-
-
-POLICY_EDITABLE = (
-    "enabled",
-    "severity",
-    "thresholds",
-    "aggregation_minutes",
-    "action",
-    "investigate_mode",
-    "rerestrict_after_release",
-    "notify_recipients",
-    "scope",
-    "include_mailboxes",
-    "include_departments",
-    "exclude_mailboxes",
-    "exclude_departments",
-    "notify_min_severity",
-    "notify_daily_limit",
-)
-
-
-def _policy_state(policy: AlertPolicy) -> dict:
-    return {field: getattr(policy, field) for field in POLICY_EDITABLE}
-
-
-def update_policy(policy: AlertPolicy, *, actor: AbstractBaseUser, **changes) -> AlertPolicy:
-    """Change a policy's settings after validating every value; the before / after are audited."""
-    from django.core.validators import validate_email
-
-    errors: dict[str, str] = {}
-    for field in changes:
-        if field not in POLICY_EDITABLE:
-            errors[field] = "cannot be changed"
-    if "thresholds" in changes:
-        try:
-            changes["thresholds"] = {
-                **policy.thresholds,
-                **_clean_thresholds(policy.kind, changes["thresholds"]),
-            }
-        except PolicyValidationError as exc:
-            errors.update(exc.errors)
-    choices = {
-        "severity": AlertPolicy._meta.get_field("severity").choices,
-        "notify_min_severity": AlertPolicy._meta.get_field("notify_min_severity").choices,
-        "action": AlertPolicy.Action.choices,
-        "investigate_mode": AlertPolicy.InvestigateMode.choices,
-        "scope": AlertPolicy.Scope.choices,
-    }
-    for field, field_choices in choices.items():
-        if field in changes and changes[field] not in {value for value, _ in field_choices}:
-            errors[field] = f"must be one of {', '.join(value for value, _ in field_choices)}"
-    if "aggregation_minutes" in changes and not (
-        isinstance(changes["aggregation_minutes"], int)
-        and not isinstance(changes["aggregation_minutes"], bool)
-        and 1 <= changes["aggregation_minutes"] <= 24 * 60
-    ):
-        errors["aggregation_minutes"] = "must be between 1 and 1440 minutes"
-    if policy.kind != AlertPolicy.Kind.SENDING_LIMIT and changes.get(
-        "action", AlertPolicy.Action.ALERT_ONLY
-    ) != (AlertPolicy.Action.ALERT_ONLY):
-        errors["action"] = "only the sending limit policy can restrict users"
-    limit = changes.get("notify_daily_limit", 0)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
-        errors["notify_daily_limit"] = "must be between 0 and 10000 notifications a day"
-    for field in ("enabled", "rerestrict_after_release"):
-        if field in changes and not isinstance(changes[field], bool):
-            errors[field] = "must be true or false"
-    for field in ("notify_recipients", "include_mailboxes", "exclude_mailboxes"):
-        if field in changes:
-            values = changes[field]
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                errors[field] = "must be a list of email addresses"
-                continue
-            changes[field] = sorted({v.strip().lower() for v in values if v.strip()})
-            for value in changes[field]:
-                try:
-                    validate_email(value)
-                except Exception:  # noqa: BLE001 - Django raises ValidationError; the message is ours
-                    errors[field] = f"{value!r} is not an email address"
-    for field in ("include_departments", "exclude_departments"):
-        if field in changes:
-            values = changes[field]
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                errors[field] = "must be a list of department names"
-            else:
-                changes[field] = sorted({v.strip() for v in values if v.strip()})
-    if errors:
-        raise PolicyValidationError(errors)
-    with transaction.atomic():
-        policy = AlertPolicy.objects.select_for_update().get(pk=policy.pk)
-        before = _policy_state(policy)
-        for field, value in changes.items():
-            setattr(policy, field, value)
-        after = _policy_state(policy)
-        if after == before:
-            return policy
-        policy.save()
-        changed = {k for k in after if after[k] != before[k]}
-        record_audit(
-            "alerts.policy.updated",
-            target=policy,
-            actor=actor,
-            before={k: before[k] for k in sorted(changed)},
-            after={k: after[k] for k in sorted(changed)},
-        )
-    return policy
-
-
-def set_policy_override(
-    policy: AlertPolicy,
-    *,
-    actor: AbstractBaseUser,
-    mailbox_address: str,
-    thresholds: dict,
-    expires_at: datetime | None = None,
-    note: str = "",
-) -> PolicyOverride:
-    """Give one mailbox its own thresholds on a policy (replacing any it had), optionally expiring."""
-    address = mailbox_address.strip().lower()
-    if not Mailbox.objects.filter(tenant=policy.tenant, address=address).exists():
-        raise PolicyValidationError({"mailbox_address": f"{address!r} is not a mailbox of {policy.tenant}"})
-    if not thresholds:
-        raise PolicyValidationError({"thresholds": "give at least one threshold"})
-    cleaned = _clean_thresholds(policy.kind, thresholds)
-    if expires_at is not None and expires_at <= timezone.now():
-        raise PolicyValidationError({"expires_at": "must be in the future"})
-    with transaction.atomic():
-        existing = PolicyOverride.objects.filter(policy=policy, mailbox_address=address).first()
-        before = (
-            {"thresholds": existing.thresholds, "expires_at": _iso(existing.expires_at)} if existing else None
-        )
-        override, _ = PolicyOverride.objects.update_or_create(
-            policy=policy,
-            mailbox_address=address,
-            defaults={"thresholds": cleaned, "expires_at": expires_at, "note": note.strip()},
-        )
-        record_audit(
-            "alerts.policy.override_set",
-            target=policy,
-            actor=actor,
-            before=before,
-            after={"mailbox": address, "thresholds": cleaned, "expires_at": _iso(expires_at)},
-            comment=note,
-        )
-    return override
-
-
-def remove_policy_override(override: PolicyOverride, *, actor: AbstractBaseUser) -> None:
-    """Drop a mailbox's own thresholds: the policy's apply to it again at once."""
-    with transaction.atomic():
-        record_audit(
-            "alerts.policy.override_removed",
-            target=override.policy,
-            actor=actor,
-            before={"mailbox": override.mailbox_address, "thresholds": override.thresholds},
-            after=None,
-        )
-        override.delete()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 # ------------------------------------------------------------------------------------------------ alerts
 
 
@@ -272,68 +97,14 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
     now = now or timezone.now()
     with transaction.atomic():
         mailbox = Mailbox.objects.select_for_update().get(pk=detection.mailbox_id)
-        known = set(
-            AlertEvidence.objects.filter(alert__policy=policy, alert__mailbox=mailbox).values_list(
-                "kind", "event_id"
-            )
-        )
-        fresh = sorted(
-            {
-                (e.kind, e.event_id): e for e in detection.evidence if (e.kind, e.event_id) not in known
-            }.values(),
-            key=lambda e: e.at,
-        )
+        fresh = _fresh_evidence(policy, mailbox, detection)
         if not fresh:
             return []
         if Suppression.objects.active(now).filter(policy=policy, mailbox=mailbox).exists():
             logger.info("Suppressed %s for %s: %d events not alerted", policy.name, mailbox, len(fresh))
             return []
-        # A detection folds as one unit (a 24 h breach or a travel pair is one story): into the newest
-        # open alert whose activity it touches within the aggregation window, else into one new alert.
-        window = policy.aggregation_window
-        alert = (
-            Alert.objects.open().filter(policy=policy, mailbox=mailbox).order_by("-last_activity_at").first()
-        )
-        created: list[Alert] = []
-        if alert is None or not (
-            alert.first_activity_at - window <= fresh[-1].at
-            and fresh[0].at <= alert.last_activity_at + window
-        ):
-            alert = Alert.objects.create(
-                tenant=policy.tenant,
-                policy=policy,
-                mailbox=mailbox,
-                title=policy.name,
-                severity=detection.severity_under(policy.severity),
-                category=policy.category,
-                first_activity_at=fresh[0].at,
-                last_activity_at=fresh[-1].at,
-                details=detection.details,
-            )
-            created.append(alert)
-        alert.first_activity_at = min(alert.first_activity_at, fresh[0].at)
-        alert.last_activity_at = max(alert.last_activity_at, fresh[-1].at)
-        AlertEvidence.objects.bulk_create(
-            [AlertEvidence(alert=alert, kind=e.kind, event_id=e.event_id, at=e.at) for e in fresh],
-            ignore_conflicts=True,
-            batch_size=2000,
-        )
-        before = alert.evidence_count
-        alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
-        alert.details = {**alert.details, **detection.details}
-        severity = detection.severity_under(policy.severity)
-        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
-            alert.severity = severity
-        alert.save(
-            update_fields=[
-                "first_activity_at",
-                "last_activity_at",
-                "evidence_count",
-                "details",
-                "severity",
-                "updated_at",
-            ]
-        )
+        alert, created = _alert_to_fold_into(policy, mailbox, detection, fresh)
+        before = _fold(alert, policy, detection, fresh)
         if created:
             record_audit(
                 "alerts.alert.raised",
@@ -357,11 +128,83 @@ def raise_alert(policy: AlertPolicy, detection: Detection, *, now: datetime | No
     return [alert]
 
 
-def _contain(policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime):
+def _fresh_evidence(policy: AlertPolicy, mailbox: Mailbox, detection: Detection) -> list[Evidence]:
+    """The detection's evidence not yet on any alert of this policy and user, oldest first."""
+    known = set(
+        AlertEvidence.objects.filter(alert__policy=policy, alert__mailbox=mailbox).values_list(
+            "kind", "event_id"
+        )
+    )
+    return sorted(
+        {(e.kind, e.event_id): e for e in detection.evidence if (e.kind, e.event_id) not in known}.values(),
+        key=lambda e: e.at,
+    )
+
+
+def _alert_to_fold_into(
+    policy: AlertPolicy, mailbox: Mailbox, detection: Detection, fresh: list[Evidence]
+) -> tuple[Alert, bool]:
+    """The open alert the fresh evidence folds into, or a new one (and whether it is new).
+
+    A detection folds as one unit (a 24 h breach or a travel pair is one story): into the newest open alert
+    whose activity it touches within the aggregation window, else into one new alert."""
+    window = policy.aggregation_window
+    alert = Alert.objects.open().filter(policy=policy, mailbox=mailbox).order_by("-last_activity_at").first()
+    if alert is None or not (
+        alert.first_activity_at - window <= fresh[-1].at and fresh[0].at <= alert.last_activity_at + window
+    ):
+        alert = Alert.objects.create(
+            tenant=policy.tenant,
+            policy=policy,
+            mailbox=mailbox,
+            title=policy.name,
+            severity=detection.severity_under(policy.severity),
+            category=policy.category,
+            first_activity_at=fresh[0].at,
+            last_activity_at=fresh[-1].at,
+            details=detection.details,
+        )
+        return alert, True
+    return alert, False
+
+
+def _fold(alert: Alert, policy: AlertPolicy, detection: Detection, fresh: list[Evidence]) -> int:
+    """Attach the fresh evidence to the alert, widen its activity and raise its severity; returns the
+    evidence count before."""
+    alert.first_activity_at = min(alert.first_activity_at, fresh[0].at)
+    alert.last_activity_at = max(alert.last_activity_at, fresh[-1].at)
+    AlertEvidence.objects.bulk_create(
+        [AlertEvidence(alert=alert, kind=e.kind, event_id=e.event_id, at=e.at) for e in fresh],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    before = alert.evidence_count
+    alert.evidence_count = AlertEvidence.objects.filter(alert=alert).count()
+    alert.details = {**alert.details, **detection.details}
+    severity = detection.severity_under(policy.severity)
+    if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(alert.severity, 0):
+        alert.severity = severity
+    alert.save(
+        update_fields=[
+            "first_activity_at",
+            "last_activity_at",
+            "evidence_count",
+            "details",
+            "severity",
+            "updated_at",
+        ]
+    )
+    return before
+
+
+def _contain(
+    policy: AlertPolicy, mailbox: Mailbox, detection: Detection, alerts: list[Alert], now: datetime
+) -> None:
     """Apply the policy's action to a sending-limit breach (DESIGN 5: recent breaches only, same-day rule)."""
     breach = detection.breach
     if policy.action == AlertPolicy.Action.ALERT_ONLY:
         return
+    assert breach is not None  # a sending-limit detection always carries its breach
     if breach.window_end < now - RESTRICT_ONLY_IF_BREACH_WITHIN:
         for alert in alerts:
             alert.details = {
@@ -493,7 +336,15 @@ def evaluate_mailboxes(
     return touched
 
 
-def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[Detection]:
+def _detect_each(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     """The detector's findings for ``mailboxes``: one call for all of them, or, when that call fails, one
     call per mailbox, each failure kept in ``failures`` by mailbox id."""
     try:
@@ -511,7 +362,15 @@ def _detect_each(kind, detect, policy, mailboxes, start, end, failures) -> list[
     return detections
 
 
-def _detect_one(kind, detect, policy, mailbox, start, end, failures) -> list[Detection]:
+def _detect_one(
+    kind: str,
+    detect: Detector,
+    policy: AlertPolicy,
+    mailbox: Mailbox,
+    start: datetime,
+    end: datetime,
+    failures: dict[int, list[tuple[str, BaseException]]],
+) -> list[Detection]:
     try:
         with transaction.atomic():
             return list(detect(policy, [mailbox], start, end))
@@ -577,10 +436,10 @@ def _record_failures(
 
 
 def _locked(alert: Alert) -> Alert:
-    return Alert.objects.select_for_update().select_related("policy", "mailbox").get(pk=alert.pk)
+    return Alert.objects.select_for_update(of=("self",)).select_related("policy", "mailbox").get(pk=alert.pk)
 
 
-def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> Alert:
+def set_alert_status(alert: Alert, *, actor: User, status: str) -> Alert:
     """New ↔ In progress. Resolving goes through :func:`resolve_alert` (it needs a classification)."""
     if status not in (Alert.Status.NEW, Alert.Status.IN_PROGRESS):
         raise AlertStateError("Use resolve to resolve an alert (it needs a classification).")
@@ -593,18 +452,14 @@ def set_alert_status(alert: Alert, *, actor: AbstractBaseUser, status: str) -> A
         alert.resolved_at = None
         alert.resolved_by = None
         alert.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
-        record_audit(
-            "alerts.alert.status_changed",
-            target=alert,
-            actor=actor,
-            before={"status": before},
-            after={"status": status},
+        audit_field_change(
+            "alerts.alert.status_changed", alert, actor=actor, field="status", before=before, after=status
         )
         publish_change("alert.updated", target=alert, payload=_alert_change(alert))
     return alert
 
 
-def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Alert:
+def assign_alert(alert: Alert, *, actor: User, assignee: User | None) -> Alert:
     """Give the alert to ``assignee`` (None: nobody), an active person who may triage alerts; anyone else is
     refused with :class:`AlertStateError`, whoever asks (console, API, a task). Taking a New alert also starts
     work on it: the status moves to In progress, written in the same audit row (before / after). Assigning it
@@ -634,9 +489,7 @@ def assign_alert(alert: Alert, *, actor: AbstractBaseUser, assignee: AbstractBas
     return alert
 
 
-def comment_on_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, body: str, actor_label: str = ""
-) -> AlertComment:
+def comment_on_alert(alert: Alert, *, actor: User | None, body: str, actor_label: str = "") -> AlertComment:
     body = body.strip()
     if not body:
         raise AlertStateError("A comment cannot be empty.")
@@ -655,7 +508,7 @@ def comment_on_alert(
 def resolve_alert(
     alert: Alert,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     classification: str,
     comment: str = "",
     suppress_for: timedelta | None = None,
@@ -736,9 +589,7 @@ def resolved_by_label(alert: Alert) -> str:
     return row or ""
 
 
-def reopen_alert(
-    alert: Alert, *, actor: AbstractBaseUser | None, reason: str, actor_label: str = ""
-) -> Alert:
+def reopen_alert(alert: Alert, *, actor: User | None, reason: str, actor_label: str = "") -> Alert:
     """Resolved → New again (classification cleared), with the reason as a comment; audited and published.
     Used when what resolved it no longer holds (the investigation's remediation was undone)."""
     with transaction.atomic():

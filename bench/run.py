@@ -2,7 +2,7 @@
 same run.
 
 Each module ``bench/<name>_bench.py`` exposes ``main() -> None`` and prints its own figures. ``make bench
-BENCH=ingest`` runs one.
+BENCH=ingest`` runs one, ``BENCH=ingest,detection,retention`` several (each name a prefix), in that order.
 """
 
 import importlib
@@ -16,10 +16,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 
 
 def main() -> int:
-    wanted = os.environ.get("BENCH", "")
+    wanted = [w.strip() for w in os.environ.get("BENCH", "").split(",") if w.strip()]
     names = sorted(p.stem for p in HERE.glob("*_bench.py"))
     if wanted:
-        names = [n for n in names if n.startswith(wanted)]
+        names = [n for w in wanted for n in names if n.startswith(w)]
     if not names:
         print(f"no benchmark matches {wanted!r}", file=sys.stderr)
         return 2

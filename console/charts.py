@@ -70,7 +70,7 @@ def stacked_chart(
     gap = min(4.0, slot * 0.2)
     bars = []
     for index, ((label, counts), total) in enumerate(zip(points, totals, strict=True)):
-        base = plot_top + plot_height
+        base: float = plot_top + plot_height
         segments = []
         for key, series_label in series:
             count = counts.get(key, 0)

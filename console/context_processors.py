@@ -1,3 +1,4 @@
+from django.http import HttpRequest
 from django.urls import reverse
 
 # (label, URL name, permission). One list: the navigation, the smoke run and the browser walk all read it.
@@ -14,7 +15,7 @@ NAVIGATION = (
 )
 
 
-def navigation(request) -> dict:
+def navigation(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"navigation": []}

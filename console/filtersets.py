@@ -1,5 +1,5 @@
 import django_filters
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from core.filters import FilterSet, since_filter, until_filter
 from core.models import AuditEvent
@@ -21,7 +21,7 @@ class AuditEventFilterSet(FilterSet):
         model = AuditEvent
         fields = ["q", "action", "actor", "since", "until"]
 
-    def search(self, queryset, name, value):
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(
             Q(target_repr__icontains=value) | Q(action__icontains=value) | Q(comment__icontains=value)
         )

@@ -4,6 +4,8 @@ stopping an investigation. They only parse input; the rules live in :mod:`invest
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from investigations.actions import BULK_LIMIT
@@ -17,7 +19,7 @@ class IdListField(forms.Field):
 
     widget = forms.MultipleHiddenInput
 
-    def to_python(self, value) -> list[int]:
+    def to_python(self, value: Any) -> list[int]:
         if not value:
             return []
         if not isinstance(value, list | tuple):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import forms
+from django.db.models import Choices
 
 from alerts.models import Alert
 
@@ -18,19 +20,22 @@ SUPPRESSION_CHOICES = [
 ]
 
 
+def status_choices(*statuses: Choices) -> list[tuple[str, str]]:
+    """The choices of a triage status form: the statuses a person may set by hand (resolving has its own)."""
+    return [(status.value, status.label) for status in statuses]
+
+
 class AlertStatusForm(forms.Form):
-    status = forms.ChoiceField(
-        choices=[
-            (Alert.Status.NEW, Alert.Status.NEW.label),
-            (Alert.Status.IN_PROGRESS, Alert.Status.IN_PROGRESS.label),
-        ]
-    )
+    status = forms.ChoiceField(choices=status_choices(Alert.Status.NEW, Alert.Status.IN_PROGRESS))
 
 
-class AlertAssignForm(forms.Form):
-    """``me`` assigns the alert to the person submitting; ``nobody`` unassigns it."""
+class AssignForm(forms.Form):
+    """``me`` assigns the alert or incident to the person submitting; ``nobody`` unassigns it."""
 
     assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+
+
+AlertAssignForm = AssignForm
 
 
 class AlertCommentForm(forms.Form):
@@ -77,11 +82,13 @@ class AlertBulkForm(forms.Form):
     )
     comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Any positive id is acceptable here; the view reads which of them exist.
         raw = self.data.getlist("ids") if hasattr(self.data, "getlist") else []
-        self.fields["ids"].choices = [(value, value) for value in raw if str(value).isdigit()]
+        ids_field = self.fields["ids"]
+        assert isinstance(ids_field, forms.ChoiceField)
+        ids_field.choices = [(value, value) for value in raw if str(value).isdigit()]
         self.fields["ids"].error_messages["required"] = "Tick at least one alert."
         self.fields["ids"].error_messages["invalid_choice"] = "Choose alerts from the list."
 
@@ -92,7 +99,8 @@ class AlertBulkForm(forms.Form):
         return ids
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("operation") == "resolve" and not cleaned.get("classification"):
             self.add_error("classification", "Choose a classification to resolve the alerts.")
         return cleaned

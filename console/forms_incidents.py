@@ -3,27 +3,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from incidents.models import Incident
 from incidents.services import BULK_LIMIT
 
+from .forms_alerts import AssignForm, status_choices
+
 CLASSIFICATIONS = [("", "Choose…"), *Incident.Classification.choices]
 
 
 class IncidentStatusForm(forms.Form):
-    status = forms.ChoiceField(
-        choices=[
-            (Incident.Status.ACTIVE, Incident.Status.ACTIVE.label),
-            (Incident.Status.IN_PROGRESS, Incident.Status.IN_PROGRESS.label),
-        ]
-    )
+    status = forms.ChoiceField(choices=status_choices(Incident.Status.ACTIVE, Incident.Status.IN_PROGRESS))
 
 
-class IncidentAssignForm(forms.Form):
-    """``me`` assigns the incident to the person submitting; ``nobody`` unassigns it."""
-
-    assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+IncidentAssignForm = AssignForm
 
 
 class IncidentResolveForm(forms.Form):
@@ -48,10 +44,12 @@ class IncidentBulkForm(forms.Form):
     classification = forms.ChoiceField(choices=CLASSIFICATIONS, required=False)
     comment = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Any positive id parses; the service says which no longer exist.
-        self.fields["ids"].valid_value = lambda value: str(value).isdigit() and int(value) > 0
+        self.fields["ids"].valid_value = (  # type: ignore[attr-defined]  # this form's field only
+            lambda value: str(value).isdigit() and int(value) > 0
+        )
 
     def clean_ids(self) -> list[int]:
         ids = sorted(set(self.cleaned_data["ids"]))
@@ -59,8 +57,9 @@ class IncidentBulkForm(forms.Form):
             raise forms.ValidationError(f"Work on at most {BULK_LIMIT} incidents at a time.")
         return ids
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("operation") == "resolve" and not data.get("classification"):
             self.add_error("classification", "Choose a classification to resolve incidents.")
         return data

@@ -51,7 +51,8 @@ class CredentialForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind = data.get("credential_type")
         field = "client_secret" if kind == SECRET else "certificate"
         if kind and not (data.get(field) or "").strip():

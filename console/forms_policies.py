@@ -1,18 +1,24 @@
 """Forms of the policy pages. They parse what a person typed; the values themselves are validated by
-:func:`alerts.services.update_policy` / :func:`alerts.services.set_policy_override`, whose errors (keyed by
-field, ``thresholds.<key>`` for a threshold) are put back on the matching form field."""
+:func:`alerts.policy_services.update_policy` / :func:`alerts.policy_services.set_policy_override`, whose
+errors (keyed by field, ``thresholds.<key>`` for a threshold) are put back on the matching form field."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.http import QueryDict
 
 from alerts.models import AlertPolicy, Severity
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
 
 from . import presenters
+
+if TYPE_CHECKING:
+    _FormBase = forms.Form
+else:
+    _FormBase = object  # a mixin: the form it is mixed into brings fields and add_error
 
 THRESHOLD_PREFIX = "threshold_"
 _SEPARATORS = re.compile(r"[\n,;]+")
@@ -50,16 +56,16 @@ def _threshold_field(
     )
 
 
-class ServiceErrorsMixin:
+class ServiceErrorsMixin(_FormBase):
     """Put a service's ``{field: message}`` errors on the form's own fields (else as a form-wide error)."""
 
     def add_service_errors(self, errors: dict[str, str]) -> None:
         for name, message in errors.items():
             field = THRESHOLD_PREFIX + name.split(".", 1)[1] if name.startswith("thresholds.") else name
-            if field in self.fields:  # type: ignore[attr-defined]
-                self.add_error(field, message)  # type: ignore[attr-defined]
+            if field in self.fields:
+                self.add_error(field, message)
             else:
-                self.add_error(None, f"{name.replace('_', ' ').capitalize()}: {message}")  # type: ignore[attr-defined]
+                self.add_error(None, f"{name.replace('_', ' ').capitalize()}: {message}")
 
 
 class PolicyForm(ServiceErrorsMixin, forms.Form):
@@ -116,7 +122,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
         "exclude_departments",
     )
 
-    def __init__(self, *args: Any, policy: AlertPolicy, **kwargs: Any) -> None:
+    def __init__(self, data: QueryDict | None = None, *, policy: AlertPolicy, **kwargs: Any) -> None:
         self.policy = policy
         self.threshold_keys = list(_thresholds_of(policy))
         initial = {
@@ -132,7 +138,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
             **{name: "\n".join(getattr(policy, name)) for name in self.LIST_FIELDS},
             **{THRESHOLD_PREFIX + key: value for key, value in policy.thresholds.items()},
         }
-        super().__init__(*args, initial=initial, **kwargs)
+        super().__init__(data, initial=initial, **kwargs)
         for key, spec in _thresholds_of(policy).items():
             self.fields[THRESHOLD_PREFIX + key] = _threshold_field(key, spec, required=True)
 
@@ -143,7 +149,7 @@ class PolicyForm(ServiceErrorsMixin, forms.Form):
         return [self[name] for name in self.fields if not name.startswith(THRESHOLD_PREFIX)]
 
     def changes(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`alerts.services.update_policy`."""
+        """The keyword arguments of :func:`alerts.policy_services.update_policy`."""
         data = self.cleaned_data
         changes: dict[str, Any] = {
             name: data[name]
@@ -191,7 +197,7 @@ class PolicyOverrideForm(ServiceErrorsMixin, forms.Form):
         return [self[THRESHOLD_PREFIX + key] for key in self.threshold_keys]
 
     def override(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`alerts.services.set_policy_override`."""
+        """The keyword arguments of :func:`alerts.policy_services.set_policy_override`."""
         data = self.cleaned_data
         return {
             "mailbox_address": data["mailbox_address"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from mailboxes.models import Mailbox
@@ -41,7 +43,7 @@ class ReleaseForm(forms.Form):
         help_text="Needed when the alerts stay open; written on each alert.",
     )
 
-    def __init__(self, *args, auto_ticks: dict[str, str], past_cap: bool, **kwargs) -> None:
+    def __init__(self, *args: Any, auto_ticks: dict[str, str], past_cap: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auto_ticks = auto_ticks
         for item, label in CHECKLIST_ITEMS.items():

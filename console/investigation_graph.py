@@ -146,9 +146,36 @@ def build_graph(
     threats.
     """
     urls = urls or {}
-    mailbox = investigation.mailbox
     threats = [f for f in findings if f.verdict != Finding.Verdict.CLEAN]
-    columns: list[list[_Item]] = [
+    columns = _columns(investigation, alerts, threats, actions, remediated)
+    tallest = max(len(column) for column in columns)
+    height = HEADER + tallest * (NODE_HEIGHT + ROW_GAP) + MARGIN
+    nodes = _place(columns, height, urls)
+    edges = _edges(columns, nodes, actions)
+    width = int(_x(len(COLUMNS) - 1) + NODE_WIDTH + MARGIN)
+    headers = tuple((name, _x(index)) for index, name in enumerate(COLUMNS))
+    return Graph(
+        width=width,
+        height=int(height),
+        node_width=NODE_WIDTH,
+        node_height=NODE_HEIGHT,
+        headers=headers,
+        nodes=tuple(nodes.values()),
+        edges=tuple(edges),
+    )
+
+
+def _columns(
+    investigation: Investigation,
+    alerts: Sequence[Alert],
+    threats: Sequence[Finding],
+    actions: Sequence[RemediationAction],
+    remediated: set[int] | frozenset[int],
+) -> list[list[_Item]]:
+    """The five columns' items, each column capped at ``MAX_PER_COLUMN``."""
+    mailbox = investigation.mailbox
+    mailbox = investigation.mailbox
+    return [
         _capped(
             [
                 _Item(f"alert-{a.pk}", _short(a.title), a.get_severity_display(), "alert", title=a.title)
@@ -203,8 +230,10 @@ def build_graph(
             )
         ],
     ]
-    tallest = max(len(column) for column in columns)
-    height = HEADER + tallest * (NODE_HEIGHT + ROW_GAP) + MARGIN
+
+
+def _place(columns: list[list[_Item]], height: float, urls: dict[str, str]) -> dict[str, Node]:
+    """The nodes by key, each column centred vertically."""
     nodes: dict[str, Node] = {}
     for index, column in enumerate(columns):
         block = len(column) * (NODE_HEIGHT + ROW_GAP) - ROW_GAP
@@ -220,6 +249,14 @@ def build_graph(
                 href=urls.get(item.key, ""),
                 title=item.title or item.label,
             )
+    return nodes
+
+
+def _edges(
+    columns: list[list[_Item]], nodes: dict[str, Node], actions: Sequence[RemediationAction]
+) -> list[Edge]:
+    """Alerts into the user, the user out to each threat, each action from its finding (else the user) on to
+    the result; without actions, the threats (else the user) straight to the result."""
     edges: list[Edge] = []
     mailbox_node = nodes["mailbox"]
     result_node = nodes["result"]
@@ -238,14 +275,4 @@ def build_graph(
     if not columns[3]:
         for item in columns[2] or [columns[1][0]]:
             edges.append(Edge(_curve(nodes[item.key], result_node), "edge edge-quiet"))
-    width = int(_x(len(COLUMNS) - 1) + NODE_WIDTH + MARGIN)
-    headers = tuple((name, _x(index)) for index, name in enumerate(COLUMNS))
-    return Graph(
-        width=width,
-        height=int(height),
-        node_width=NODE_WIDTH,
-        node_height=NODE_HEIGHT,
-        headers=headers,
-        nodes=tuple(nodes.values()),
-        edges=tuple(edges),
-    )
+    return edges

@@ -9,6 +9,7 @@ History (the audit trail)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -37,7 +38,11 @@ TABS = (
 TAB_NAMES = frozenset(name for name, _ in TABS)
 HISTORY_CAP = 200
 CLUSTER_MESSAGES_CAP = 200
-VERDICT_ORDER = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
+VERDICT_ORDER: dict[str, int] = {
+    Finding.Verdict.MALICIOUS: 0,
+    Finding.Verdict.SUSPICIOUS: 1,
+    Finding.Verdict.CLEAN: 2,
+}
 
 
 def tab_url(investigation_id: int, tab: str) -> str:
@@ -64,7 +69,7 @@ def reasons_of(finding: Finding) -> list[str]:
     return texts
 
 
-def optional_url(name: str, *args) -> str:
+def optional_url(name: str, *args: object) -> str:
     try:
         return reverse(name, args=args)
     except NoReverseMatch:
@@ -86,7 +91,7 @@ def findings_of(investigation: Investigation) -> list[Finding]:
         investigation.findings.all(), key=lambda f: (VERDICT_ORDER.get(f.verdict, 3), f.entity_type)
     )
     for finding in findings:
-        finding.reason_texts = reasons_of(finding)
+        finding.reason_texts = reasons_of(finding)  # type: ignore[attr-defined]  # read by the template
     return findings
 
 
@@ -185,8 +190,8 @@ def runs_by_number(investigation: Investigation) -> list[RunGroup]:
         key=lambda r: (-r.run_number, r.started_at or datetime.min.replace(tzinfo=UTC)),
     )
     groups = []
-    for number, items in groupby(runs, key=lambda r: r.run_number):
-        items = list(items)
+    for number, grouped in groupby(runs, key=lambda r: r.run_number):
+        items = list(grouped)
         groups.append(
             RunGroup(
                 number=number,
@@ -202,7 +207,12 @@ def runs_by_number(investigation: Investigation) -> list[RunGroup]:
 # ------------------------------------------------------------------------------------------------ tabs
 
 
-def graph_urls(investigation: Investigation, alerts, findings, actions) -> dict[str, str]:
+def graph_urls(
+    investigation: Investigation,
+    alerts: Iterable[Alert],
+    findings: Iterable[Finding],
+    actions: Iterable[RemediationAction],
+) -> dict[str, str]:
     """Every node of the graph is a link: alerts to their page, the user to the mailbox, entities to the
     evidence, actions to their row of the overview, the result to the overview."""
     overview = tab_url(investigation.pk, "overview")

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django import forms
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.http import QueryDict, StreamingHttpResponse
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseBase, QueryDict, StreamingHttpResponse
 from django.views.generic import ListView
 
-from core.filters import UtcDateTimeField
+from core.filters import FilterSet, UtcDateTimeField
 
 # One ISO 8601 text control per bound of a time range, read in UTC (the browser's datetime-local control shows
 # the analyst's locale, mm/dd/yyyy AM/PM in the US, while every time on the page is ISO UTC).
@@ -35,34 +38,39 @@ class FilteredListView(PermissionRequiredMixin, ListView):
     """A list page. Subclasses set ``filterset_class``, ``template_name``, ``permission_required`` and
     ``csv_columns`` ((header, getter) pairs)."""
 
-    filterset_class = None
+    filterset_class: type[FilterSet]
     paginate_by = 50
     csv_columns: tuple[tuple[str, Callable], ...] = ()
     csv_filename = "export.csv"
     raise_exception = True
 
-    def base_queryset(self):
-        return self.model.objects.all()
+    def base_queryset(self) -> QuerySet:
+        if self.model is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} needs a model or a base_queryset()")
+        return self.model._default_manager.all()
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         # Always bound, so an invalid filter value is shown as a form error and simply not applied.
         self.filterset = self.filterset_class(
             single_valued(self.request.GET), queryset=self.base_queryset(), request=self.request
         )
         return self.filterset.qs
 
-    def get(self, request, *args, **kwargs):
+    def get(  # type: ignore[override]  # the CSV export streams (not an HttpResponse)
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         if request.GET.get("format") == "csv" and self.csv_columns:
             return self.csv_response(self.get_queryset())
         return super().get(request, *args, **kwargs)
 
     def get_template_names(self) -> list[str]:
         names = super().get_template_names()
-        if getattr(self.request, "htmx", False) and not self.request.htmx.boosted:
+        htmx = getattr(self.request, "htmx", None)
+        if htmx and not htmx.boosted:
             return [f"{names[0]}#rows"]
         return names
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         params = single_valued(self.request.GET)
         params.pop("page", None)
@@ -76,12 +84,12 @@ class FilteredListView(PermissionRequiredMixin, ListView):
         )
         return context
 
-    def csv_rows(self, queryset) -> Iterable[list]:
+    def csv_rows(self, queryset: QuerySet) -> Iterable[list]:
         yield [header for header, _ in self.csv_columns]
         for obj in queryset.iterator(chunk_size=2000):
             yield [_csv_safe(getter(obj)) for _, getter in self.csv_columns]
 
-    def csv_response(self, queryset) -> StreamingHttpResponse:
+    def csv_response(self, queryset: QuerySet) -> StreamingHttpResponse:
         writer = csv.writer(_Echo())
         response = StreamingHttpResponse(
             (writer.writerow(row) for row in self.csv_rows(queryset)), content_type="text/csv"
@@ -132,7 +140,7 @@ class FilterLayout:
         return self._parts()[1]
 
 
-def _csv_safe(value) -> str:
+def _csv_safe(value: object) -> str:
     """Neutralise spreadsheet formulas in exported telemetry (subjects and names come from attackers)."""
     text = "" if value is None else str(value)
     if text[:1] in {"=", "+", "-", "@", "\t", "\r"}:

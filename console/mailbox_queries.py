@@ -157,7 +157,7 @@ def _targets(addresses: Iterable[str], accepted: set[str]) -> tuple[Target, ...]
 
 def indicators_for(mailbox: Mailbox, accepted: set[str]) -> Indicators:
     """Indicators from a row of :func:`mailbox_list_queryset` (prefetched, so no query)."""
-    rules = mailbox.present_rules
+    rules = mailbox.present_rules  # type: ignore[attr-defined]  # Prefetch(to_attr=...)
     forwarded = [
         address
         for rule in rules
@@ -165,19 +165,20 @@ def indicators_for(mailbox: Mailbox, accepted: set[str]) -> Indicators:
         for addresses in rule_forward_targets(rule.actions or {}).values()
         for address in addresses
     ]
-    forwarding_to = mailbox.forwarding_to
+    forwarding_to = mailbox.forwarding_to  # type: ignore[attr-defined]  # annotated by the queryset
     return Indicators(
         rule_count=len(rules),
         rule_targets=_targets(forwarded, accepted),
         forwarding=Target(forwarding_to, is_external(forwarding_to, accepted)) if forwarding_to else None,
-        delegation_count=len(mailbox.present_delegations),
+        delegation_count=len(mailbox.present_delegations),  # type: ignore[attr-defined]  # to_attr
     )
 
 
 def attach_indicators(mailboxes: Iterable[Mailbox], domains: dict[int, set[str]]) -> None:
     """Set ``mailbox.indicators`` on each row, with its tenant's accepted domains."""
     for mailbox in mailboxes:
-        mailbox.indicators = indicators_for(mailbox, domains.get(mailbox.tenant_id, set()))
+        indicators = indicators_for(mailbox, domains.get(mailbox.tenant_id, set()))
+        mailbox.indicators = indicators  # type: ignore[attr-defined]  # read by the template
 
 
 # --- the detail ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Tenants and API tokens change through :mod:`core.services` (audited); the audit 
 """
 
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 
 from .models import ApiToken, AuditEvent, Tenant
@@ -15,10 +16,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

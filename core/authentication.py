@@ -1,5 +1,7 @@
+from django.db.models import Model
 from django.utils import timezone
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from .models import ApiToken
 
@@ -21,7 +23,7 @@ class TokenPrincipal:
     def get_username(self) -> str:
         return f"token:{self.token.name}"
 
-    def has_perm(self, perm: str, obj=None) -> bool:
+    def has_perm(self, perm: str, obj: Model | None = None) -> bool:
         # A read token may view; an ingest token may do nothing but write events (checked by the ingest view).
         return self.token.scope == ApiToken.Scope.READ and perm.split(".")[-1].startswith("view_")
 
@@ -34,7 +36,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[TokenPrincipal, ApiToken] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -47,5 +49,5 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return TokenPrincipal(token), token
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return self.keyword

@@ -10,6 +10,12 @@ from collections.abc import Sequence
 from django.db import connection, models
 
 
+def _column(field: models.Field) -> str:
+    if field.column is None:  # only a field with no database column has none: never a concrete one
+        raise ValueError(f"{field} has no database column")
+    return field.column
+
+
 def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batch_size: int = 2000) -> None:
     """Insert ``objs`` (new instances, defaults already set by their constructors) in one statement stream.
 
@@ -19,7 +25,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     if not objs:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=batch_size)
+        model._default_manager.bulk_create(objs, batch_size=batch_size)
         return
     from psycopg.types.json import Jsonb
 
@@ -31,7 +37,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     json_columns = [isinstance(f, models.JSONField) for f in fields]
     attnames = [f.attname for f in fields]
     quote = connection.ops.quote_name
-    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+    sql = f"COPY {quote(meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) FROM STDIN"
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
@@ -64,10 +70,10 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
             for name in json_columns & values.keys():
                 values[name] = json.loads(values[name]) if values[name] is not None else None
             objs.append(model(**values))
-        model.objects.bulk_create(objs, batch_size=2000)
+        model._default_manager.bulk_create(objs, batch_size=2000)
         return
     quote = connection.ops.quote_name
-    column_of = {f.attname: f.column for f in meta.concrete_fields}
+    column_of = {f.attname: _column(f) for f in meta.concrete_fields}
     db_columns = [column_of[name] for name in columns]
     sql = f"COPY {quote(meta.db_table)} ({', '.join(map(quote, db_columns))}) FROM STDIN"
     connection.ensure_connection()

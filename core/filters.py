@@ -11,13 +11,16 @@ character or a lone surrogate in a text, a text longer than :data:`MAX_TEXT_LENG
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
@@ -42,7 +45,7 @@ class UtcDateTimeField(IsoDateTimeField):
     """An ISO 8601 (or browser ``datetime-local``) time, handed to the query in UTC; one whose UTC form
     leaves the calendar is refused."""
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> datetime | None:
         return _in_utc(super().to_python(value))
 
 
@@ -82,10 +85,21 @@ def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
     )
 
 
+def filter_by_user(queryset: QuerySet, value: str, prefix: str = "mailbox__") -> QuerySet:
+    """Rows of one user: an exact address when given a whole one, else any part of the address or name.
+    ``prefix`` is the path to the mailbox (``mailbox__``, ``investigation__mailbox__``)."""
+    value = value.strip()
+    if "@" in value:
+        return queryset.filter(**{f"{prefix}address__iexact": value})
+    return queryset.filter(
+        Q(**{f"{prefix}address__icontains": value}) | Q(**{f"{prefix}display_name__icontains": value})
+    )
+
+
 class PeriodFilter(django_filters.ChoiceFilter):
     """``field_name`` within one of :data:`PERIODS` of now (``?last=24h`` / ``7d`` / ``30d``)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("choices", PERIOD_CHOICES)
         super().__init__(*args, **kwargs)
 
@@ -99,11 +113,11 @@ class TenantChoiceField(forms.ModelChoiceField):
     """A tenant named by its slug (the one form every list and the ingest API take). For links made before the
     lists agreed on it, a number that is no tenant's slug is read as the tenant's id."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["to_field_name"] = "slug"
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value):
+    def to_python(self, value: Any) -> Tenant | None:
         if value in self.empty_values:
             return None
         tenant = tenant_named(str(value), self.queryset)
@@ -129,9 +143,9 @@ class TenantFilter(django_filters.ModelChoiceFilter):
     """Rows of one tenant, named by slug (``?tenant=contoso``; an id still works, see
     :class:`TenantChoiceField`)."""
 
-    field_class = TenantChoiceField
+    field_class = TenantChoiceField  # type: ignore[assignment]  # Django's ModelChoiceField: no null choice
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", Tenant.objects.all())
         kwargs.setdefault("field_name", "tenant")
         kwargs.setdefault("label", "Tenant")
@@ -143,20 +157,20 @@ def _guard(field: forms.Field) -> None:
     """Add the bounds a database value needs to a filter's form field (in place: fields are per filterset)."""
     if isinstance(field, forms.DateTimeField) and not isinstance(field, UtcDateTimeField):
         to_python = field.to_python
-        field.to_python = lambda value: _in_utc(to_python(value))
+        field.to_python = lambda value: _in_utc(to_python(value))  # type: ignore[method-assign]  # per field
     elif isinstance(field, forms.IntegerField | forms.DecimalField | forms.FloatField):
         field.validators += [MinValueValidator(-MAX_INTEGER), MaxValueValidator(MAX_INTEGER)]
     elif isinstance(field, forms.ModelChoiceField):
         field.validators.append(_storable_text)
-        field.to_python = _bounded_choice(field.to_python)
+        field.to_python = _bounded_choice(field.to_python)  # type: ignore[method-assign,assignment]  # per field
     elif isinstance(field, forms.CharField | forms.ChoiceField):
         field.validators += [_storable_text, MaxLengthValidator(MAX_TEXT_LENGTH)]
 
 
-def _bounded_choice(to_python):
+def _bounded_choice(to_python: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A model choice looked up only when its key is a storable value (a 64-bit integer for integer keys)."""
 
-    def checked(value):
+    def checked(value: Any) -> Any:
         if isinstance(value, str):
             _storable_text(value)
             if len(value) > MAX_TEXT_LENGTH:
@@ -172,7 +186,21 @@ def _bounded_choice(to_python):
 class FilterSet(django_filters.FilterSet):
     """The base of every list's filters: each form field refuses what the database cannot take."""
 
-    def get_form_class(self):
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet | None = None,
+        *,
+        request: HttpRequest | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(data, self.prepare_queryset(queryset), request=request, prefix=prefix)
+
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet | None:
+        """The rows to filter: ``queryset`` (None: the model's), which a list may default or annotate."""
+        return queryset
+
+    def get_form_class(self) -> type[forms.Form]:
         form_class = super().get_form_class()
         for field in form_class.base_fields.values():
             _guard(field)

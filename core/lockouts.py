@@ -7,6 +7,8 @@ not every refused attempt during the cool-off, so a password-guessing script can
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -39,7 +41,9 @@ def record_login_lockout(username: str, *, ip_address: str, path: str) -> None:
     )
 
 
-def audit_lockout(sender, request: HttpRequest, username: str, ip_address: str, **kwargs) -> None:
+def audit_lockout(
+    sender: object, request: HttpRequest, username: str, ip_address: str, **kwargs: Any
+) -> None:
     if getattr(request, "axes_failures_since_start", None) is None:
         return  # an attempt refused during the cool-off: the lockout itself is already audited
     record_login_lockout(username or "", ip_address=ip_address or "", path=request.path)

@@ -1,5 +1,8 @@
 import re
 import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
 
 from .context import current_request_id
 
@@ -9,13 +12,12 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class RequestIdMiddleware:
     """Gives every request an id (a sane incoming ``X-Request-ID`` is kept), echoed back in the response."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id
         token = current_request_id.set(request_id)
         try:
             response = self.get_response(request)
@@ -30,13 +32,13 @@ class PermissionsPolicyMiddleware:
     microphone, geolocation, payment or USB, so every page says so and an injected frame or script cannot
     ask for them."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         from django.conf import settings
 
         self.get_response = get_response
         self.header = getattr(settings, "PERMISSIONS_POLICY", "")
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if self.header:
             response.headers.setdefault("Permissions-Policy", self.header)

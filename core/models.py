@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
@@ -16,7 +17,7 @@ from .exceptions import AuditIsAppendOnly
 DEFAULT_TENANT_SLUG = "default"
 
 
-class TenantQuerySet(models.QuerySet):
+class TenantQuerySet(models.QuerySet["Tenant"]):
     def default(self) -> Tenant:
         """The deployment's default tenant, created on first use (it survives database flushes)."""
         tenant, _ = self.get_or_create(
@@ -53,11 +54,11 @@ class Tenant(models.Model):
         return self.name
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # type: ignore[override]
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise AuditIsAppendOnly("Audit events cannot be changed.")
 
-    def delete(self):  # type: ignore[override]
+    def delete(self) -> NoReturn:
         raise AuditIsAppendOnly("Audit events cannot be deleted.")
 
     def for_target(self, obj: models.Model) -> AuditEventQuerySet:
@@ -92,12 +93,12 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_repr}"
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
             raise AuditIsAppendOnly("Audit events cannot be changed.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AuditIsAppendOnly("Audit events cannot be deleted.")
 
 
@@ -169,11 +170,11 @@ class Heartbeat(models.Model):
         return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
-class ChangeFeedQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # type: ignore[override]
+class ChangeFeedQuerySet(models.QuerySet["ChangeFeedEntry"]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
 
-    def delete(self):  # type: ignore[override]
+    def delete(self) -> NoReturn:
         raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
 
     def sequenced(self) -> ChangeFeedQuerySet:
@@ -219,17 +220,17 @@ class ChangeFeedEntry(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} {self.target_type}:{self.target_id}"
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not self._state.adding:
             raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
 
     def as_document(self, tenant_slug: str | None = None) -> dict:
         """The entry as the feed, webhooks and the outbox carry it (one documented schema)."""
-        if tenant_slug is None and self.tenant_id is not None:
+        if tenant_slug is None and self.tenant is not None:
             tenant_slug = self.tenant.slug
         return {
             "schema": self.SCHEMA_VERSION,

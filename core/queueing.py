@@ -9,12 +9,10 @@ runs it in-process.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from celery import current_app, shared_task
+from celery import Task, current_app, shared_task
 from django.db import OperationalError, transaction
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: The retry policy of every domain task: a lost database connection or a serialization failure is retried
 #: with exponential backoff, five times; anything else is the service's business (it records the failure on
@@ -41,7 +39,9 @@ def enqueue_on_commit(name: str, *args: Any, countdown: float | None = None) -> 
     transaction.on_commit(lambda: enqueue(name, *args, countdown=countdown))
 
 
-def domain_task(name: str, *, retry_on: tuple[type[BaseException], ...] = ()) -> Callable[[F], F]:
+def domain_task[**P, R](
+    name: str, *, retry_on: tuple[type[BaseException], ...] = ()
+) -> Callable[[Callable[P, R]], Task[P, R]]:
     """Register a thin, idempotent domain task under ``name`` with :data:`RETRY_POLICY`.
 
     ``retry_on`` adds transient errors of the task's own domain (e.g. an unreachable mail server) to the

@@ -7,7 +7,9 @@ model or a custom permission only has to name it here; the groups are re-synced 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from typing import Any
 
+from django.apps import AppConfig
 from django.contrib.auth.models import Group, Permission
 
 READER = "Security reader"
@@ -98,7 +100,7 @@ def sync_roles() -> None:
         group.permissions.set(permissions_for(role))
 
 
-def sync_roles_after_migrate(sender, using="default", **kwargs) -> None:
+def sync_roles_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
     # Runs once per app in INSTALLED_APPS order, each app creating its own permissions first: sync after the
     # last project app, when every permission exists.
     from django.apps import apps

@@ -1,13 +1,16 @@
 """OpenAPI description of the API token authentication (drf-spectacular finds it once imported)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from rest_framework.request import Request
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "core.authentication.ApiTokenAuthentication"
     name = "ApiToken"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",
@@ -27,7 +30,9 @@ _ERRORS = {
 }
 
 
-def document_error_responses(result: dict, generator, request, public) -> dict:
+def document_error_responses(
+    result: dict, generator: SchemaGenerator, request: Request | None, public: bool
+) -> dict:
     """Postprocessing hook: the error answers every operation can give, declared where they apply (a 400
     where there are parameters or a body, a 404 where the path names an object), as ``{"detail": …}`` or
     ``{field: [messages]}``."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -24,7 +25,7 @@ def record_audit(
     action: str,
     *,
     target: models.Model | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
     tenant: Tenant | None = None,
     before: Any = None,
@@ -60,9 +61,41 @@ def record_audit(
     )
 
 
-def create_api_token(
-    tenant: Tenant, *, actor: AbstractBaseUser, name: str, scope: str
-) -> tuple[ApiToken, str]:
+def audit_change(
+    action: str,
+    target: models.Model,
+    *,
+    actor: User | None,
+    before: Any,
+    public: Callable[[Any], Any],
+) -> AuditEvent:
+    """Audit a change of ``target``: ``before`` and its state now, both as ``public`` renders it (the fields
+    the trail may hold: never a secret)."""
+    return record_audit(action, target=target, actor=actor, before=before, after=public(target))
+
+
+def audit_field_change(
+    action: str,
+    target: models.Model,
+    *,
+    field: str,
+    before: Any,
+    after: Any,
+    actor: User | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Audit a change of one field of ``target``: ``{field: before}`` → ``{field: after}``."""
+    return record_audit(
+        action,
+        target=target,
+        actor=actor,
+        actor_label=actor_label,
+        before={field: before},
+        after={field: after},
+    )
+
+
+def create_api_token(tenant: Tenant, *, actor: User, name: str, scope: str) -> tuple[ApiToken, str]:
     """Create a token for ``tenant``; returns it with the raw secret, which is never stored and shown once."""
     name = name.strip()
     if not name:
@@ -80,7 +113,7 @@ def create_api_token(
     return token, raw
 
 
-def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
+def revoke_api_token(token: ApiToken, *, actor: User) -> ApiToken:
     """Revoke a token at once; revoking a revoked token changes nothing."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().get(pk=token.pk)
@@ -88,12 +121,8 @@ def revoke_api_token(token: ApiToken, *, actor: AbstractBaseUser) -> ApiToken:
             return token
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        record_audit(
-            "core.api_token.revoked",
-            target=token,
-            actor=actor,
-            before={"active": True},
-            after={"active": False},
+        audit_field_change(
+            "core.api_token.revoked", token, actor=actor, field="active", before=True, after=False
         )
     return token
 
@@ -201,4 +230,5 @@ def read_feed(*, cursor: int, limit: int, tenant: Tenant | None = None) -> tuple
     if tenant is not None:
         entries = entries.filter(tenant=tenant)
     page = list(entries[:limit])
-    return page, (page[-1].position if page else cursor)
+    last = page[-1].position if page else None  # sequenced(): never None on a returned entry
+    return page, cursor if last is None else last

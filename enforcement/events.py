@@ -26,8 +26,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .windows import KEY_PREFIX
+
+if TYPE_CHECKING:
+    import redis  # imported in the forwarder process only
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +107,11 @@ class EventForwarder:
         while True:
             if deadline is None and self._stopping.is_set():
                 deadline = time.monotonic() + DRAIN_TIMEOUT
-            batch: list[bytes] = []
+            batch: list[bytes | str] = []
             try:
                 tenant = tenant or self._tenant()
-                batch = client.lpop(events_key(tenant[1]), self.batch_size) or []
+                popped = client.lpop(events_key(tenant[1]), self.batch_size)
+                batch = popped if isinstance(popped, list) else []  # a list, or None for an empty key
                 if batch:
                     self._hand_over(client, tenant, batch)
             except Exception:
@@ -128,7 +133,7 @@ class EventForwarder:
         finally:
             connections.close_all()
 
-    def _hand_over(self, client, tenant: tuple[int, str], batch: list[bytes]) -> None:
+    def _hand_over(self, client: redis.Redis, tenant: tuple[int, str], batch: list[bytes | str]) -> None:
         from django.db import connections
 
         try:

@@ -38,11 +38,12 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -184,8 +185,9 @@ class _Counting:
     answer: Pending
 
 
-def _sums(reply: list) -> list[int] | None:
+def _sums(reply: Reply) -> list[int] | None:
     """The three window sums :data:`COUNT` returned, or None when the sender is restricted."""
+    assert isinstance(reply, list)  # COUNT answers an array
     if int(reply[0]):
         return None
     return [int(v) for v in reply[1:]]
@@ -239,7 +241,7 @@ class PolicyServer:
         self._messages: OrderedDict[str, _Message] = OrderedDict()
         self._trusted_cache: dict[str, bool] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="policy-orm")
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.Server] = []
         self._background: set[asyncio.Task] = set()
         self._log = _Throttled()
 
@@ -279,7 +281,7 @@ class PolicyServer:
             await loop.run_in_executor(None, self.forwarder.stop)
         await self.wire.close()
 
-    def _spawn(self, coroutine) -> asyncio.Task:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -377,7 +379,7 @@ class PolicyServer:
             return self._end_of_message(request, sender, snapshot)
         return self._dunno()
 
-    def _answer(self, answer: Pending, decide: Callable[..., bytes | None], *args) -> None:
+    def _answer(self, answer: Pending, decide: Callable[..., bytes | None], *args: object) -> None:
         """Resolve ``answer`` with ``decide(*args)`` (None: a task will), or DUNNO when that fails."""
         try:
             result = decide(*args)
@@ -521,7 +523,7 @@ class PolicyServer:
         answer.resolve(result)
 
     async def _breach_answer(
-        self, counting: _Counting, limits: SendingLimits, over: tuple[str, int, int], sums: list[int]
+        self, counting: _Counting, limits: SendingLimits, over: tuple[str, int, int] | None, sums: list[int]
     ) -> bytes:
         """Accept after all when a release the snapshot has not seen restarted the counts (or the policy
         does not re-restrict after it); else restrict and refuse."""
@@ -658,7 +660,8 @@ class PolicyServer:
             self.metrics.events_dropped += count
             self._log.warning("events", "Could not queue %d message events in Redis (%s)", count, reply)
             return
-        excess = int(reply) - self.events_capacity
+        assert isinstance(reply, int)  # RPUSH answers the list's length
+        excess = reply - self.events_capacity
         dropped = min(count, max(0, excess))
         self.metrics.events_queued += count - dropped
         if dropped:
@@ -705,7 +708,8 @@ class _PolicyConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream server's connection
+        self.transport = transport
         self.server.metrics.connections_open += 1
         self.server.metrics.connections_total += 1
 
@@ -717,6 +721,7 @@ class _PolicyConnection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        assert self.transport is not None  # data arrives between connection_made and connection_lost
         pending = self.pending
         for request in self.reader.feed(data):
             result = self.server.decide(request)

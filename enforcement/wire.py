@@ -26,8 +26,9 @@ import hashlib
 import logging
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import (
@@ -248,7 +249,8 @@ class RedisWire(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
-        self._transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream connection
+        self._transport = transport
         self._buffer = b""
         now = loop.time()
         self._waiting.extend(_Command(self._check_setup, now, None) for _ in self.setup)
@@ -257,7 +259,7 @@ class RedisWire(asyncio.Protocol):
         for command in unsent:
             command.sent_at = now
         self._waiting.extend(unsent)
-        transport.write(b"".join([*self.setup, *pending]))  # type: ignore[attr-defined]
+        transport.write(b"".join([*self.setup, *pending]))
         if self._waiting and self._watchdog is None:
             self._watchdog = loop.call_at(now + self.timeout, self._check_timeout)
 
@@ -296,6 +298,7 @@ class RedisWire(asyncio.Protocol):
     def _resend(self, command: _Command) -> None:
         """Run a script Redis forgot with ``EVAL`` (which also caches it again)."""
         fallback, command.fallback = command.fallback, None
+        assert fallback is not None  # only a command with a fallback is resent
         self._out.append(encode(fallback))
         self._waiting.append(command)
         if not self._flush_scheduled:
@@ -353,7 +356,7 @@ def _settle(future: asyncio.Future, reply: Reply | Exception) -> None:
         future.set_result(reply)
 
 
-def _setup_commands(options: dict, scripts: tuple[Script, ...]) -> list[bytes]:
+def _setup_commands(options: Mapping[str, Any], scripts: tuple[Script, ...]) -> list[bytes]:
     """What a new connection sends first: AUTH, SELECT and the scripts."""
     commands = []
     if options.get("password"):
@@ -367,7 +370,7 @@ def _setup_commands(options: dict, scripts: tuple[Script, ...]) -> list[bytes]:
     return commands
 
 
-def _ssl_context(options: dict) -> ssl.SSLContext:
+def _ssl_context(options: Mapping[str, Any]) -> ssl.SSLContext:
     """A client TLS context honouring the URL's ``ssl_ca_certs`` / ``ssl_cert_reqs`` like redis-py."""
     context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
     if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "optional"):

@@ -7,16 +7,19 @@ APIs cannot name their incident (they sit below this app), so a client asks ``?a
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import django_filters
 from django import forms
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from alerts.models import SEVERITY_RANK, Alert, Severity
-from core.filters import FilterSet, TenantFilter, since_filter, until_filter
+from alerts.filtersets import activity_ordering, severity_rank
+from alerts.models import Alert, Severity
+from core.filters import FilterSet, TenantFilter, filter_by_user, since_filter, until_filter
 from investigations.models import RemediationAction
 
-from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
+from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentQuerySet, IncidentRestriction
 
 OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (active or in progress)"), *Incident.Status.choices]
@@ -29,7 +32,7 @@ def _count(links: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def with_counts(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+def with_counts(queryset: QuerySet[Incident]) -> QuerySet:  # of incidents, with the annotations below
     """Annotate ``severity_rank`` (to sort by meaning), ``alert_count``, ``open_alert_count``,
     ``restriction_count`` and ``investigation_count``: correlated subqueries, so a page costs the same
     few queries whatever its number of rows."""
@@ -37,11 +40,7 @@ def with_counts(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
         return queryset
     alerts = IncidentAlert.objects.filter(incident=OuterRef("pk"))
     return queryset.annotate(
-        severity_rank=Case(
-            *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-            default=Value(-1),
-            output_field=IntegerField(),
-        ),
+        severity_rank=severity_rank(),
         alert_count=_count(alerts),
         open_alert_count=_count(alerts.exclude(alert__status=Alert.Status.RESOLVED)),
         restriction_count=_count(IncidentRestriction.objects.filter(incident=OuterRef("pk"))),
@@ -77,32 +76,16 @@ class IncidentFilterSet(FilterSet):
         field_name="investigation_links__investigation_id", label="Investigation id", widget=forms.HiddenInput
     )
     action = django_filters.NumberFilter(method="filter_action", label="Action id", widget=forms.HiddenInput)
-    ordering = django_filters.OrderingFilter(
-        fields=(
-            ("last_activity_at", "last_activity"),
-            ("first_activity_at", "first_activity"),
-            ("created_at", "created"),
-            ("severity_rank", "severity"),
-            ("status", "status"),
-            ("alert_count", "alerts"),
-            ("mailbox__address", "user"),
-            ("title", "title"),
-        ),
-        field_labels={"severity_rank": "Severity", "alert_count": "Alerts", "mailbox__address": "User"},
-        label="Sort",
-        empty_label="Latest activity first",
-    )
+    ordering = activity_ordering("alert_count", "alerts", "Alerts")
 
     class Meta:
         model = Incident
         fields = ["status", "severity", "assignee", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Incident.objects.all()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Incident.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
+    def filter_status(self, queryset: IncidentQuerySet, name: str, value: str) -> QuerySet[Incident]:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_assignee(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
@@ -115,13 +98,9 @@ class IncidentFilterSet(FilterSet):
         return queryset.filter(assigned_to__username__iexact=value)
 
     def filter_user(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
-        value = value.strip()
-        if "@" in value:
-            return queryset.filter(mailbox__address__iexact=value)
-        return queryset.filter(
-            Q(mailbox__address__icontains=value) | Q(mailbox__display_name__icontains=value)
-        )
+        return filter_by_user(queryset, value)
 
-    def filter_action(self, queryset: QuerySet[Incident], name: str, value) -> QuerySet[Incident]:
-        investigation = RemediationAction.objects.filter(pk=value).values("investigation_id")
+    def filter_action(self, queryset: QuerySet[Incident], name: str, value: Decimal) -> QuerySet[Incident]:
+        # int(): what the pk lookup does with the number filter's Decimal anyway
+        investigation = RemediationAction.objects.filter(pk=int(value)).values("investigation_id")
         return queryset.filter(investigation_links__investigation_id__in=Subquery(investigation))

@@ -11,7 +11,7 @@ from investigations.models import Investigation
 from .models import IncidentAlert, IncidentInvestigation, IncidentRestriction
 
 
-def _newest_investigation_of_incident(incident_ref) -> Subquery:
+def _newest_investigation_of_incident(incident_ref: OuterRef) -> Subquery:
     return Subquery(
         IncidentInvestigation.objects.filter(incident_id=incident_ref)
         .order_by("-investigation_id")

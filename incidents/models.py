@@ -10,6 +10,8 @@ resolved (a partial unique constraint), so concurrent correlations cannot open t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -17,6 +19,9 @@ from django.utils import timezone
 
 from alerts.models import Alert, Severity
 from core.models import Tenant
+
+if TYPE_CHECKING:
+    from mailboxes.models import Mailbox
 
 
 class IncidentQuerySet(models.QuerySet):
@@ -27,7 +32,7 @@ class IncidentQuerySet(models.QuerySet):
     def active(self) -> IncidentQuerySet:
         return self.filter(status=Incident.Status.ACTIVE)
 
-    def for_mailbox(self, mailbox) -> IncidentQuerySet:
+    def for_mailbox(self, mailbox: Mailbox) -> IncidentQuerySet:
         return self.filter(mailbox=mailbox)
 
     def with_related(self) -> IncidentQuerySet:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -108,25 +109,18 @@ def correlate_restriction(restriction_id: int) -> Incident | None:
         if restriction is None:
             return None
         mailbox = _lock_mailbox(restriction.mailbox_id)
-        link = IncidentRestriction.objects.select_related("incident").filter(restriction=restriction).first()
-        if link is not None:
-            return link.incident
-        incident, created = _incident_for(
+        return _link_into_incident(
             mailbox,
-            restriction.placed_at,
+            IncidentRestriction,
+            restriction=restriction,
+            at=restriction.placed_at,
             reason=f"restriction #{restriction.pk}",
             title=_title(f"User restricted from sending email ({restriction.policy_name})", mailbox),
-        )
-        IncidentRestriction.objects.create(incident=incident, restriction=restriction)
-        if created:
-            _announce_created(incident, f"restriction #{restriction.pk}")
-        else:
-            _record(
+            added=(
                 "incidents.incident.restriction_added",
-                incident,
-                after={"restriction": restriction.pk, "source": restriction.source},
-            )
-    return incident
+                {"restriction": restriction.pk, "source": restriction.source},
+            ),
+        )
 
 
 def correlate_investigation(investigation_id: int) -> Incident | None:
@@ -137,28 +131,40 @@ def correlate_investigation(investigation_id: int) -> Incident | None:
         if investigation is None:
             return None
         mailbox = _lock_mailbox(investigation.mailbox_id)
-        link = (
-            IncidentInvestigation.objects.select_related("incident")
-            .filter(investigation=investigation)
-            .first()
-        )
-        if link is not None:
-            return link.incident
-        incident, created = _incident_for(
+        return _link_into_incident(
             mailbox,
-            investigation.created_at,
+            IncidentInvestigation,
+            investigation=investigation,
+            at=investigation.created_at,
             reason=f"investigation #{investigation.pk}",
             title=_title("Compromised user investigation", mailbox),
+            added=("incidents.incident.investigation_added", {"investigation": investigation.pk}),
         )
-        IncidentInvestigation.objects.create(incident=incident, investigation=investigation)
-        if created:
-            _announce_created(incident, f"investigation #{investigation.pk}")
-        else:
-            _record(
-                "incidents.incident.investigation_added",
-                incident,
-                after={"investigation": investigation.pk},
-            )
+
+
+def _link_into_incident(
+    mailbox: Mailbox,
+    link_model: type[IncidentRestriction] | type[IncidentInvestigation],
+    *,
+    at: datetime,
+    reason: str,
+    title: str,
+    added: tuple[str, dict[str, Any]],
+    **linked: Restriction | Investigation,
+) -> Incident:
+    """Link one restriction or investigation (``linked``, by the link's field name) to its user's incident,
+    once: the open one, else a resolved one within the window (reopened), else a new one titled ``title``.
+    ``added`` is the audit action and record of joining an incident that exists."""
+    link = link_model.objects.select_related("incident").filter(**linked).first()
+    if link is not None:
+        return link.incident
+    incident, created = _incident_for(mailbox, at, reason=reason, title=title)
+    link_model.objects.create(incident=incident, **linked)
+    if created:
+        _announce_created(incident, reason)
+    else:
+        action, after = added
+        _record(action, incident, after=after)
     return incident
 
 
@@ -214,7 +220,15 @@ def _announce_created(incident: Incident, reason: str) -> None:
     publish_change("incident.created", target=incident, payload=_change(incident))
 
 
-def _record(action: str, incident: Incident, *, after: dict, actor=None, before=None, comment="") -> None:
+def _record(
+    action: str,
+    incident: Incident,
+    *,
+    after: dict,
+    actor: User | None = None,
+    before: dict | None = None,
+    comment: str = "",
+) -> None:
     record_audit(
         action,
         target=incident,
@@ -254,7 +268,7 @@ def _refresh(incident: Incident, *, always_save: bool = False) -> None:
         )
 
 
-def _reopen(incident: Incident, *, actor: AbstractBaseUser | None, comment: str) -> None:
+def _reopen(incident: Incident, *, actor: User | None, comment: str) -> None:
     before = _state(incident)
     incident.status = Incident.Status.ACTIVE
     incident.resolved_at = None
@@ -275,19 +289,17 @@ def _reopen(incident: Incident, *, actor: AbstractBaseUser | None, comment: str)
 # ------------------------------------------------------------------------------------------------ triage
 
 
-def _require(actor: AbstractBaseUser) -> None:
+def _require(actor: User) -> None:
     if not actor.has_perm(TRIAGE_PERMISSION):
         raise IncidentError("Only security operators and administrators may triage incidents.")
 
 
-def _check_assignee(assignee: AbstractBaseUser | None) -> None:
+def _check_assignee(assignee: User | None) -> None:
     if assignee is not None and (not assignee.is_active or not assignee.has_perm(TRIAGE_PERMISSION)):
         raise IncidentError(f"{assignee.get_username()} may not triage incidents.")
 
 
-def assign_incident(
-    incident: Incident, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None
-) -> Incident:
+def assign_incident(incident: Incident, *, actor: User, assignee: User | None) -> Incident:
     """Assign the incident to a person who may triage (None unassigns); an Active incident becomes In
     progress."""
     _require(actor)
@@ -297,7 +309,7 @@ def assign_incident(
         return _assign(incident, actor=actor, assignee=assignee)
 
 
-def _assign(incident: Incident, *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None) -> Incident:
+def _assign(incident: Incident, *, actor: User, assignee: User | None) -> Incident:
     if incident.assigned_to_id == (assignee.pk if assignee else None):
         return incident
     before = _state(incident)
@@ -309,7 +321,7 @@ def _assign(incident: Incident, *, actor: AbstractBaseUser, assignee: AbstractBa
     return incident
 
 
-def set_incident_status(incident: Incident, *, actor: AbstractBaseUser, status: str) -> Incident:
+def set_incident_status(incident: Incident, *, actor: User, status: str) -> Incident:
     """Active ↔ In progress; a resolved incident set to either is reopened. Resolving goes through
     :func:`resolve_incident` (it needs a classification)."""
     _require(actor)
@@ -333,7 +345,7 @@ def set_incident_status(incident: Incident, *, actor: AbstractBaseUser, status: 
     return incident
 
 
-def reopen_incident(incident: Incident, *, actor: AbstractBaseUser, comment: str = "") -> Incident:
+def reopen_incident(incident: Incident, *, actor: User, comment: str = "") -> Incident:
     """Reopen a resolved incident (Active), unless the user already has another open incident."""
     _require(actor)
     with transaction.atomic():
@@ -344,7 +356,7 @@ def reopen_incident(incident: Incident, *, actor: AbstractBaseUser, comment: str
         return _reopen_checked(incident, actor=actor, comment=comment.strip() or "Reopened by hand.")
 
 
-def _reopen_checked(incident: Incident, *, actor: AbstractBaseUser, comment: str) -> Incident:
+def _reopen_checked(incident: Incident, *, actor: User, comment: str) -> Incident:
     """With the mailbox locked: reopen, unless the user has another open incident."""
     other = Incident.objects.open().for_mailbox(incident.mailbox).exclude(pk=incident.pk).first()
     if other is not None:
@@ -355,9 +367,7 @@ def _reopen_checked(incident: Incident, *, actor: AbstractBaseUser, comment: str
     return incident
 
 
-def resolve_incident(
-    incident: Incident, *, actor: AbstractBaseUser, classification: str, comment: str = ""
-) -> Incident:
+def resolve_incident(incident: Incident, *, actor: User, classification: str, comment: str = "") -> Incident:
     """Resolve with a classification (and an optional determination comment); the incident's open alerts are
     resolved with the same classification through the alerts service. All or nothing."""
     _require(actor)
@@ -368,7 +378,7 @@ def resolve_incident(
         return _resolve(incident, actor=actor, classification=classification, comment=comment.strip())
 
 
-def _resolve(incident: Incident, *, actor: AbstractBaseUser, classification: str, comment: str) -> Incident:
+def _resolve(incident: Incident, *, actor: User, classification: str, comment: str) -> Incident:
     if incident.status == Incident.Status.RESOLVED:
         return incident
     before = _state(incident)
@@ -423,9 +433,7 @@ def _bulk(incidents: Iterable[Incident]) -> list[Incident]:
     return locked
 
 
-def bulk_assign_incidents(
-    incidents: Iterable[Incident], *, actor: AbstractBaseUser, assignee: AbstractBaseUser | None
-) -> int:
+def bulk_assign_incidents(incidents: Iterable[Incident], *, actor: User, assignee: User | None) -> int:
     """Assign several incidents at once (all or nothing); returns how many changed."""
     _require(actor)
     _check_assignee(assignee)
@@ -439,7 +447,7 @@ def bulk_assign_incidents(
 
 
 def bulk_resolve_incidents(
-    incidents: Iterable[Incident], *, actor: AbstractBaseUser, classification: str, comment: str = ""
+    incidents: Iterable[Incident], *, actor: User, classification: str, comment: str = ""
 ) -> int:
     """Resolve several incidents (and their open alerts) at once, all or nothing; returns how many were
     open."""

@@ -31,15 +31,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, AlertQuerySet
 from alerts.services import reopen_alert, resolve_alert, resolved_by_label
 from core.queueing import enqueue_on_commit
-from core.services import SYSTEM_ACTOR, publish_change, record_audit
+from core.services import SYSTEM_ACTOR, audit_field_change, publish_change, record_audit
 from mailboxes.models import Mailbox
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
@@ -97,7 +97,7 @@ def retry_delay(attempt: int) -> int:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _require(actor: AbstractBaseUser | None, permission: str, message: str) -> None:
+def _require(actor: User | None, permission: str, message: str) -> None:
     if actor is None or not actor.is_authenticated or not actor.has_perm(permission):
         raise ActionPermissionError(message)
 
@@ -163,6 +163,31 @@ def _lock_action(
     return investigation, action
 
 
+def publish_investigation_change(
+    kind: str, investigation: Investigation, *, before: str, status: str, **extra: Any
+) -> None:
+    """The change-feed entry of an investigation's status change: one payload shape, plus ``extra``."""
+    payload = {
+        "investigation_id": investigation.pk,
+        "user": investigation.mailbox.address,
+        "before": before,
+        "status": status,
+    }
+    publish_change(kind, target=investigation, payload={**payload, **extra})
+
+
+def publish_status_changed(investigation: Investigation, *, before: str, status: str) -> None:
+    """``investigation.status_changed``, with the verdict and risk score (the playbook's and actions')."""
+    publish_investigation_change(
+        "investigation.status_changed",
+        investigation,
+        before=before,
+        status=status,
+        verdict=investigation.verdict,
+        risk_score=investigation.risk_score,
+    )
+
+
 def settle_investigation(investigation: Investigation) -> str:
     """Re-derive the investigation's status (its row locked by the caller, after its mailbox); audit a
     change, and when it becomes Remediated resolve its open alerts (true positive: compromised when the
@@ -170,25 +195,15 @@ def settle_investigation(investigation: Investigation) -> str:
     before = investigation.status
     status = recompute_status(investigation)
     if status != before:
-        record_audit(
+        audit_field_change(
             "investigations.investigation.status_changed",
-            target=investigation,
+            investigation,
             actor_label=SYSTEM_ACTOR,
-            before={"status": before},
-            after={"status": status},
+            field="status",
+            before=before,
+            after=status,
         )
-        publish_change(
-            "investigation.status_changed",
-            target=investigation,
-            payload={
-                "investigation_id": investigation.pk,
-                "user": investigation.mailbox.address,
-                "before": before,
-                "status": status,
-                "verdict": investigation.verdict,
-                "risk_score": investigation.risk_score,
-            },
-        )
+        publish_status_changed(investigation, before=before, status=status)
         if status == Investigation.Status.REMEDIATED:
             resolve_investigation_alerts(investigation)
         elif before == Investigation.Status.REMEDIATED:
@@ -213,7 +228,7 @@ def resolve_investigation_alerts(investigation: Investigation) -> None:
         )
 
 
-def _alerts_of(investigation: Investigation) -> QuerySet[Alert]:
+def _alerts_of(investigation: Investigation) -> AlertQuerySet:
     """The investigation's alerts: those attached to it and its trigger."""
     return (
         Alert.objects.filter(Q(investigations=investigation) | Q(pk=investigation.trigger_alert_id))
@@ -282,7 +297,7 @@ def decision_problems(
 def decide_actions(
     actions: RemediationAction | Iterable[RemediationAction],
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     approve: bool,
     comment: str = "",
 ) -> list[RemediationAction]:
@@ -326,9 +341,7 @@ def decide_actions(
     return locked
 
 
-def _decide(
-    action: RemediationAction, *, actor: AbstractBaseUser, approve: bool, comment: str, now: datetime
-) -> None:
+def _decide(action: RemediationAction, *, actor: User, approve: bool, comment: str, now: datetime) -> None:
     """Approve or reject one locked action: the one write path of a decision (bulk decisions and stops),
     audited and published; an approval is sent to the executor on commit."""
     before = _snapshot(action)
@@ -341,19 +354,34 @@ def _decide(
         action.next_attempt_at = now
         fields.append("next_attempt_at")
     action.save(update_fields=fields)
-    record_audit(
-        f"investigations.action.{'approved' if approve else 'rejected'}",
-        target=action,
-        actor=actor,
-        before=before,
-        after=_snapshot(action),
-        comment=comment,
-    )
+    _audit_action("approved" if approve else "rejected", action, before=before, actor=actor, comment=comment)
     _publish_action(
         "action.decided", action, decided_by=actor.get_username(), comment=comment, previous=before["status"]
     )
     if approve:
         enqueue_on_commit(EXECUTE_TASK, action.pk)
+
+
+def _audit_action(
+    verb: str,
+    action: RemediationAction,
+    *,
+    before: dict[str, Any],
+    actor: User | None = None,
+    comment: str = "",
+    after: dict[str, Any] | None = None,
+) -> None:
+    """The audit row ``investigations.action.<verb>`` of an action change, by ``actor`` or the system; what
+    the action is after it (its snapshot unless ``after`` says more)."""
+    record_audit(
+        f"investigations.action.{verb}",
+        target=action,
+        actor=actor,
+        actor_label="" if actor is not None else SYSTEM_ACTOR,
+        before=before,
+        after=after if after is not None else _snapshot(action),
+        comment=comment,
+    )
 
 
 def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
@@ -372,9 +400,7 @@ def _publish_action(kind: str, action: RemediationAction, **extra: Any) -> None:
     )
 
 
-def stop_investigation(
-    investigation: Investigation, *, actor: AbstractBaseUser, comment: str
-) -> Investigation:
+def stop_investigation(investigation: Investigation, *, actor: User, comment: str) -> Investigation:
     """An operator stops an open investigation: its undecided actions (Pending, Approved, Manual step
     required) are rejected through the same decision path as a rejection, and the investigation ends
     "Terminated by user" (settled like any other change). A Running action is being carried out by a worker:
@@ -425,17 +451,13 @@ def stop_investigation(
             after={"status": status},
             comment=comment,
         )
-        publish_change(
+        publish_investigation_change(
             "investigation.stopped",
-            target=investigation,
-            payload={
-                "investigation_id": investigation.pk,
-                "user": investigation.mailbox.address,
-                "before": before,
-                "status": status,
-                "stopped_by": actor.get_username(),
-                "comment": comment,
-            },
+            investigation,
+            before=before,
+            status=status,
+            stopped_by=actor.get_username(),
+            comment=comment,
         )
     return investigation
 
@@ -534,7 +556,7 @@ def _calls_of(outcome: Any) -> tuple[dict[str, Any], ...]:
     return tuple(getattr(outcome, "calls", None) or ())
 
 
-_OUTCOME_VERBS = {
+_OUTCOME_VERBS: dict[str, str] = {
     Status.COMPLETED: "completed",
     Status.FAILED: "failed",
     Status.MANUAL: "manual_step_required",
@@ -553,14 +575,11 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
     action.save(
         update_fields=["status", "result", "prior_state", "manual_step", "completed_at", "connector_calls"]
     )
-    record_audit(
-        f"investigations.action.{_OUTCOME_VERBS[outcome.status]}",
-        target=action,
-        actor_label=SYSTEM_ACTOR,
+    _audit_action(
+        _OUTCOME_VERBS[outcome.status],
+        action,
         before=before,
-        after={**_snapshot(action), "manual_step": action.manual_step}
-        if action.manual_step
-        else _snapshot(action),
+        after={**_snapshot(action), "manual_step": action.manual_step} if action.manual_step else None,
     )
     _publish_action(
         "action.completed" if outcome.status == Status.COMPLETED else "action.updated",
@@ -660,13 +679,7 @@ def _retry_or_give_up(
         )
         action.connector_calls = [*action.connector_calls, *calls]
         action.save(update_fields=["status", "running_since", "next_attempt_at", "result", "connector_calls"])
-        record_audit(
-            "investigations.action.retry_scheduled",
-            target=action,
-            actor_label=SYSTEM_ACTOR,
-            before=before,
-            after=_snapshot(action),
-        )
+        _audit_action("retry_scheduled", action, before=before)
         enqueue_on_commit(EXECUTE_TASK, action.pk, countdown=delay)
         return action.status
 
@@ -675,7 +688,7 @@ def _retry_or_give_up(
 
 
 def mark_manual_action(
-    action: RemediationAction, *, actor: AbstractBaseUser, done: bool, comment: str = ""
+    action: RemediationAction, *, actor: User, done: bool, comment: str = ""
 ) -> RemediationAction:
     """An operator reports a "Manual step required" action as done by hand (Completed) or not (Failed, with a
     comment saying why)."""
@@ -700,13 +713,8 @@ def mark_manual_action(
         note = f"Done by hand, reported by {who}." if done else f"Manual step failed, reported by {who}."
         action.result = "\n".join(part for part in (action.result, note, comment) if part)
         action.save(update_fields=["status", "completed_at", "result"])
-        record_audit(
-            f"investigations.action.manual_{'completed' if done else 'failed'}",
-            target=action,
-            actor=actor,
-            before=before,
-            after=_snapshot(action),
-            comment=comment,
+        _audit_action(
+            f"manual_{'completed' if done else 'failed'}", action, before=before, actor=actor, comment=comment
         )
         _publish_action(
             "action.completed" if done else "action.updated", action, manual=True, reported_by=who

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ def undo_refusal(action: RemediationAction) -> str | None:
     return action.undo_refusal()
 
 
-def request_undo(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> None:
+def request_undo(action: RemediationAction, *, actor: User, comment: str) -> None:
     """Check an undo and send it to ``investigations.undo_action`` (a connector may be a remote platform,
     so the undo runs in a worker; in-process in embedded mode). Operators only; needs a comment."""
     _require(actor, UNDO_PERMISSION, "Only security operators may undo remediation actions.")
@@ -58,7 +58,7 @@ def request_undo(action: RemediationAction, *, actor: AbstractBaseUser, comment:
         enqueue_on_commit(UNDO_TASK, action.pk, actor.pk, comment)
 
 
-def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: str) -> RemediationAction:
+def undo_action(action: RemediationAction, *, actor: User, comment: str) -> RemediationAction:
     """Put the target back as the action's ``prior_state`` records, through the tenant's connector; the action
     becomes Undone. Completed reversible actions only, operators only, with a comment; audited.
 
@@ -76,6 +76,7 @@ def undo_action(action: RemediationAction, *, actor: AbstractBaseUser, comment: 
         investigation, action = locked
         if refusal := undo_refusal(action):
             raise ActionError(refusal)
+        assert action.prior_state is not None  # undo_refusal() refuses an action without one
         result = connector_for(action.tenant).undo(action, action.prior_state)
         if result.manual:
             raise ActionError(

@@ -1,5 +1,7 @@
 """Domain errors of investigations, their actions and connectors, with messages safe to show a user."""
 
+from typing import Any
+
 from core.exceptions import DomainError
 
 
@@ -22,9 +24,13 @@ class ActionPermissionError(ActionError):
 class TransientConnectorError(Exception):
     """A failure worth retrying: the platform timed out, throttled or was briefly unavailable."""
 
+    calls: list[dict[str, Any]]  # the platform calls made before the failure, when a connector attached them
+
 
 class ConnectorError(DomainError):
     """A failure retrying will not fix (the platform refused, the target cannot change). User-safe text."""
+
+    calls: list[dict[str, Any]]  # the platform calls made before the failure, when a connector attached them
 
 
 class ConnectorNotConfigured(ConnectorError):

@@ -16,7 +16,6 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -24,9 +23,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Now
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
-from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
+from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import Finding, Investigation, RemediationAction
+from .models import (
+    Finding,
+    Investigation,
+    InvestigationQuerySet,
+    RemediationAction,
+    RemediationActionQuerySet,
+)
 
 OPEN = "open"
 INVESTIGATION_STATUS_CHOICES = [(OPEN, "Open"), *Investigation.Status.choices]
@@ -61,15 +66,6 @@ def with_counts(queryset: QuerySet[Investigation]) -> QuerySet[Investigation]:
         elapsed=ExpressionWrapper(
             Coalesce(F("ended_at"), Now()) - F("started_at"), output_field=DurationField()
         ),
-    )
-
-
-def _filter_user(queryset: QuerySet, prefix: str, value: str) -> QuerySet:
-    value = value.strip()
-    if "@" in value:
-        return queryset.filter(**{f"{prefix}address__iexact": value})
-    return queryset.filter(
-        Q(**{f"{prefix}address__icontains": value}) | Q(**{f"{prefix}display_name__icontains": value})
     )
 
 
@@ -121,16 +117,14 @@ class InvestigationFilterSet(FilterSet):
         model = Investigation
         fields = ["status", "verdict", "user", "tenant", "pending", "last", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = Investigation.objects.with_related()
-        super().__init__(data, with_counts(queryset), request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return with_counts(Investigation.objects.with_related() if queryset is None else queryset)
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: InvestigationQuerySet, name: str, value: str) -> QuerySet:
         return queryset.open() if value == OPEN else queryset.filter(status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _filter_user(queryset, "mailbox__", value)
+        return filter_by_user(queryset, value)
 
     def filter_pending(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
@@ -177,12 +171,10 @@ class RemediationActionFilterSet(FilterSet):
         model = RemediationAction
         fields = ["status", "action_type", "investigation", "user", "tenant", "since", "until"]
 
-    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
-        if queryset is None:
-            queryset = RemediationAction.objects.with_related()
-        super().__init__(data, queryset, request=request, prefix=prefix)
+    def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
+        return RemediationAction.objects.with_related() if queryset is None else queryset
 
-    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+    def filter_status(self, queryset: RemediationActionQuerySet, name: str, value: str) -> QuerySet:
         if value == PENDING:
             return queryset.pending()
         if value == OPEN:
@@ -193,4 +185,4 @@ class RemediationActionFilterSet(FilterSet):
         return queryset.with_effective_status().filter(effective_status=value)
 
     def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _filter_user(queryset, "investigation__mailbox__", value)
+        return filter_by_user(queryset, value, "investigation__mailbox__")

@@ -26,16 +26,17 @@ import logging
 import time
 import traceback
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from core.queueing import enqueue
-from core.services import publish_change, record_audit
+from core.services import record_audit
 
 from . import analyzers
-from .action_services import reopen_investigation_alerts, resolve_investigation_alerts
+from .action_services import publish_status_changed, reopen_investigation_alerts, resolve_investigation_alerts
 from .models import AnalyzerRun, Finding, Investigation
 from .services import request_run
 from .status import derive_status
@@ -138,6 +139,17 @@ def _run_analyzer(ctx: analyzers.Context, name: str) -> bool:
     analyzer = getattr(analyzers, name)
     started_at = timezone.now()
     clock = time.perf_counter()
+
+    def log_run(**outcome: Any) -> None:
+        AnalyzerRun.objects.create(
+            investigation=ctx.investigation,
+            run_number=ctx.run_number,
+            analyzer=name,
+            started_at=started_at,
+            duration_ms=_elapsed_ms(clock),
+            **outcome,
+        )
+
     try:
         with transaction.atomic():
             result = analyzer(ctx)
@@ -145,27 +157,13 @@ def _run_analyzer(ctx: analyzers.Context, name: str) -> bool:
         raise
     except Exception as exc:
         logger.exception("Analyzer %s failed on investigation %s", name, ctx.investigation.pk)
-        AnalyzerRun.objects.create(
-            investigation=ctx.investigation,
-            run_number=ctx.run_number,
-            analyzer=name,
-            started_at=started_at,
-            duration_ms=_elapsed_ms(clock),
+        log_run(
             outcome=AnalyzerRun.Outcome.FAILED,
             summary=f"Failed: {type(exc).__name__}: {exc}"[:500],
             error=_error_text(exc),
         )
         return False
-    AnalyzerRun.objects.create(
-        investigation=ctx.investigation,
-        run_number=ctx.run_number,
-        analyzer=name,
-        started_at=started_at,
-        duration_ms=_elapsed_ms(clock),
-        outcome=AnalyzerRun.Outcome.OK,
-        findings=len(result.findings),
-        summary=result.summary[:500],
-    )
+    log_run(outcome=AnalyzerRun.Outcome.OK, findings=len(result.findings), summary=result.summary[:500])
     return True
 
 
@@ -207,18 +205,7 @@ def _conclude(investigation: Investigation, ctx: analyzers.Context, failed: list
             "failed_analyzers": failed,
         },
     )
-    publish_change(
-        "investigation.status_changed",
-        target=investigation,
-        payload={
-            "investigation_id": investigation.pk,
-            "user": investigation.mailbox.address,
-            "before": S.RUNNING,
-            "status": status,
-            "verdict": investigation.verdict,
-            "risk_score": investigation.risk_score,
-        },
-    )
+    publish_status_changed(investigation, before=S.RUNNING, status=status)
     if status == S.REMEDIATED:
         # A re-run found every action already done: the alerts close as they would after the last action.
         resolve_investigation_alerts(investigation)
@@ -260,18 +247,7 @@ def _mark_failed(investigation_id: int, run_number: int, claimed_at: datetime, e
             before={"status": S.RUNNING},
             after={"status": S.FAILED, "run": run_number, "error": f"{type(exc).__name__}: {exc}"[:500]},
         )
-        publish_change(
-            "investigation.status_changed",
-            target=investigation,
-            payload={
-                "investigation_id": investigation.pk,
-                "user": investigation.mailbox.address,
-                "before": S.RUNNING,
-                "status": S.FAILED,
-                "verdict": investigation.verdict,
-                "risk_score": investigation.risk_score,
-            },
-        )
+        publish_status_changed(investigation, before=S.RUNNING, status=S.FAILED)
 
 
 def _hand_back(investigation_id: int, claimed_at: datetime) -> None:

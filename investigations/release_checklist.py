@@ -32,7 +32,7 @@ def release_checklist_ticks(restriction: Restriction) -> dict[str, str]:
         .order_by("completed_at")
     )
     ticks: dict[str, str] = {}
-    proofs = {
+    proofs: dict[str, tuple[str, str]] = {
         Type.FORCE_PASSWORD_RESET: ("password_reset", "password reset forced"),
         Type.REVOKE_SESSIONS: ("sessions_revoked", "sessions revoked"),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,9 +49,7 @@ def start_investigation_for_alert(alert_id: int) -> Investigation:
         return _open_or_correlate(mailbox, alert, actor=None, comment="")
 
 
-def start_investigation_by_hand(
-    mailbox: Mailbox, *, actor: AbstractBaseUser, comment: str = ""
-) -> Investigation:
+def start_investigation_by_hand(mailbox: Mailbox, *, actor: User, comment: str = "") -> Investigation:
     """An operator starts a compromised-user investigation on a mailbox.
 
     Raises the "Admin triggered user compromise investigation" alert (a manual evidence event with a fresh
@@ -91,7 +89,7 @@ def _lock_mailbox(mailbox_id: int) -> Mailbox:
 
 
 def _open_or_correlate(
-    mailbox: Mailbox, alert: Alert | None, *, actor: AbstractBaseUser | None, comment: str
+    mailbox: Mailbox, alert: Alert | None, *, actor: User | None, comment: str
 ) -> Investigation:
     """With the mailbox locked: add the alert to the user's open investigation and re-run it, or open one."""
     # FOR UPDATE waits for a run that holds the row and re-checks "open" on its outcome, so an investigation

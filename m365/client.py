@@ -118,7 +118,7 @@ class VerifyingSession(requests.Session):
     Every request also gets ``M365_TIMEOUT_SECONDS`` unless it sets its own: MSAL ignores its ``timeout=``
     argument once it is given an ``http_client``, so without this its token calls could hang for ever."""
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("verify", settings.M365_CA_BUNDLE or True)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = settings.M365_TIMEOUT_SECONDS
@@ -197,6 +197,22 @@ def _retry_after(response: requests.Response, attempt: int) -> float:
         return max(0.0, float(value))
     except ValueError:
         return float(min(2**attempt, 30))
+
+
+def _refusal(
+    response: requests.Response, code: str, message: str, method: str, url: str
+) -> M365Error | GraphError:
+    """The error a refused request raises: a credential problem for a 401, else a :class:`GraphError`."""
+    if response.status_code == 401:
+        return M365Error(
+            f"Microsoft rejected the app's token for {_path(url)} ({code or 'HTTP 401'}): {message}"
+        )
+    return GraphError(
+        f"{method} {_path(url)}: HTTP {response.status_code} {code}: {message}".strip(),
+        status=response.status_code,
+        code=code,
+        request_id=response.headers.get("request-id", ""),
+    )
 
 
 class M365Client:
@@ -311,17 +327,8 @@ class M365Client:
                     timeout=settings.M365_TIMEOUT_SECONDS,
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
-                self._record(method, url, None, None, client_request_id, started, type(exc).__name__)
-                if not idempotent and not isinstance(exc, requests.ConnectTimeout):
-                    raise NotRetried(
-                        f"{method} {_path(url)} got no answer ({type(exc).__name__}); not sent again, as "
-                        "Microsoft may have carried it out."
-                    ) from exc
-                if attempt > settings.M365_MAX_RETRIES:
-                    raise Unreachable(
-                        f"{method} {_path(url)} failed {attempt} times: {type(exc).__name__}."
-                    ) from exc
-                self.sleep(min(2 ** (attempt - 1), 30))
+                self._record(method, url, None, "", client_request_id, started, type(exc).__name__)
+                self._wait_after_no_answer(exc, method, url, attempt=attempt, idempotent=idempotent)
                 continue
             code, message = ("", "") if response.ok else _error_of(response)
             self._record(method, url, response, code or message, client_request_id, started)
@@ -334,33 +341,47 @@ class M365Client:
                 self.token(api, fresh=True)
                 continue
             if response.status_code in RETRYABLE_STATUSES or response.status_code >= 500:
-                if not idempotent and response.status_code != 429:
-                    raise NotRetried(
-                        f"{method} {_path(url)}: HTTP {response.status_code} {code}; not sent again, as "
-                        "Microsoft may have carried it out."
-                    )
-                wait = _retry_after(response, attempt)
-                if response.status_code in (429, 503):
-                    self.throttled += 1
-                if attempt > settings.M365_MAX_RETRIES or wait > settings.M365_MAX_RETRY_AFTER_SECONDS:
-                    what = f"{method} {_path(url)}: HTTP {response.status_code} {code}"
-                    what += f" after {attempt} attempt(s)"
-                    if response.status_code in (429, 503):
-                        raise Throttled(f"{what}; Microsoft asked to wait {wait:.0f} s.", wait)
-                    raise Unreachable(f"{what}.")
-                logger.info("m365: %s %s answered %s; retrying in %.1f s", method, _path(url), code, wait)
-                self.sleep(wait)
-                continue
-            if response.status_code == 401:
-                raise M365Error(
-                    f"Microsoft rejected the app's token for {_path(url)} ({code or 'HTTP 401'}): {message}"
+                self.sleep(
+                    self._retry_wait(response, code, method, url, attempt=attempt, idempotent=idempotent)
                 )
-            raise GraphError(
-                f"{method} {_path(url)}: HTTP {response.status_code} {code}: {message}".strip(),
-                status=response.status_code,
-                code=code,
-                request_id=response.headers.get("request-id", ""),
+                continue
+            raise _refusal(response, code, message, method, url)
+
+    def _wait_after_no_answer(
+        self, exc: requests.RequestException, method: str, url: str, *, attempt: int, idempotent: bool
+    ) -> None:
+        """Sleep before sending again a request that got no answer, or raise when it must not be sent again
+        (a change Microsoft may have carried out) or has been tried enough."""
+        if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+            raise NotRetried(
+                f"{method} {_path(url)} got no answer ({type(exc).__name__}); not sent again, as "
+                "Microsoft may have carried it out."
+            ) from exc
+        if attempt > settings.M365_MAX_RETRIES:
+            raise Unreachable(f"{method} {_path(url)} failed {attempt} times: {type(exc).__name__}.") from exc
+        self.sleep(min(2 ** (attempt - 1), 30))
+
+    def _retry_wait(
+        self, response: requests.Response, code: str, method: str, url: str, *, attempt: int, idempotent: bool
+    ) -> float:
+        """How long to wait before retrying a throttled or failed (5xx) request; raises when it must not be
+        sent again or has waited enough."""
+        if not idempotent and response.status_code != 429:
+            raise NotRetried(
+                f"{method} {_path(url)}: HTTP {response.status_code} {code}; not sent again, as "
+                "Microsoft may have carried it out."
             )
+        wait = _retry_after(response, attempt)
+        if response.status_code in (429, 503):
+            self.throttled += 1
+        if attempt > settings.M365_MAX_RETRIES or wait > settings.M365_MAX_RETRY_AFTER_SECONDS:
+            what = f"{method} {_path(url)}: HTTP {response.status_code} {code}"
+            what += f" after {attempt} attempt(s)"
+            if response.status_code in (429, 503):
+                raise Throttled(f"{what}; Microsoft asked to wait {wait:.0f} s.", wait)
+            raise Unreachable(f"{what}.")
+        logger.info("m365: %s %s answered %s; retrying in %.1f s", method, _path(url), code, wait)
+        return wait
 
     def get_json(self, url: str, *, api: str = GRAPH, params: dict[str, Any] | None = None) -> Any:
         if api == MANAGEMENT:

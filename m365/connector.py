@@ -25,6 +25,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.models import Tenant
 from investigations.connectors import (
     BuiltinConnector,
     ConnectorResult,
@@ -121,7 +122,7 @@ def _with_calls(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args)
         except (ConnectorError, TransientConnectorError, M365Error) as exc:
-            exc.calls = self.calls()  # type: ignore[attr-defined]
+            exc.calls = self.calls()
             if isinstance(exc, M365Error) and not isinstance(exc, ConnectorError):
                 raise ConnectorError(str(exc)) from exc
             raise
@@ -133,7 +134,7 @@ class M365Connector(BuiltinConnector):
     kind = "m365"
     label = "Microsoft 365"
 
-    def __init__(self, tenant) -> None:
+    def __init__(self, tenant: Tenant) -> None:
         super().__init__(tenant)
         try:
             self.connection = M365Connection.objects.get(tenant=tenant)
@@ -436,5 +437,5 @@ class M365Connector(BuiltinConnector):
         address = self._mailbox(action, lock=False).address
         return MANUAL["block_sender"].format(address=address)
 
-    undo_turn_off_forwarding = None  # type: ignore[assignment]
-    undo_remove_delegation = None  # type: ignore[assignment]
+    undo_turn_off_forwarding = None  # type: ignore[assignment]  # None: _handler() finds no undo
+    undo_remove_delegation = None  # type: ignore[assignment]  # None: _handler() finds no undo

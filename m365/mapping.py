@@ -125,7 +125,8 @@ def hold_back_last_second(
         last = _second(records[-1])
     except RecordError:
         return records, []
-    now, later = [], []
+    now: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
     for record in records:
         try:
             same = _second(record) == last
@@ -157,7 +158,7 @@ def message_events(
     event with every recipient. Mail whose sender is outside the tenant is skipped. Returns (events,
     [(record id, error)])."""
     errors: list[tuple[str, str]] = []
-    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    grouped: dict[tuple[str, str, datetime], dict[str, Any]] = {}
     for index, record in enumerate(records):
         record_id = str(record.get("id") or f"#{index}")
         try:
@@ -385,69 +386,102 @@ def audit_events(
     params = _parameters(record)
     base = f"m365:audit:{record_id}"
 
-    def mailbox_of(*identities: Any) -> str:
-        for identity in identities:
-            if identity and (address := resolve(identity_parts(identity)[0])):
-                return address
-        named = next((i for i in identities if i), None)
-        raise RecordError(f"names a mailbox that is not one of the tenant's ({named!r})")
-
     if operation == OUTLOOK_RULES:
         # A mailbox audit record: whose mailbox is MailboxOwnerUPN (or the ObjectId's user).
-        owner = mailbox_of(record.get("MailboxOwnerUPN"), record.get("ObjectId"), record.get("UserId"))
+        owner = _mailbox_of(
+            resolve, record.get("MailboxOwnerUPN"), record.get("ObjectId"), record.get("UserId")
+        )
         raise ReadRules(owner)
 
     if operation in RULE_OPERATIONS:
-        identity = params.get("identity") or record.get("ObjectId") or ""
-        # The mailbox whose rule it is: the -Mailbox parameter, the identity's mailbox part, the ObjectId
-        # (the user's object id); the acting user (an admin, a delegate) only as a last resort.
-        mailbox = mailbox_of(params.get("mailbox"), identity, record.get("ObjectId"), record.get("UserId"))
-        rule_part = identity_parts(identity)[1] or identity_parts(record.get("ObjectId"))[1]
-        if rule_part.isdigit():
-            # Exchange's numeric rule id (Set-/Remove-InboxRule -Identity 'alice\\1234567890'; a -Name
-            # with it is a rename): nothing to know the rule by; what the mailbox holds now tells.
-            raise ReadRules(mailbox)
-        name = str(params.get("name") or rule_part).strip()
-        if not name:
-            raise RecordError("names no inbox rule")
-        event = {
-            "type": "inbox_rule",
+        return [_rule_event(record, params, operation, base, at, resolve, rule_id_for)]
+
+    if operation == "set-mailbox":
+        return _forwarding_events(record, params, base, at, resolve)
+    return _permission_events(record, params, operation, base, at, resolve)
+
+
+def _mailbox_of(resolve: Resolve, *identities: Any) -> str:
+    """The tenant's mailbox the first resolvable identity names."""
+    for identity in identities:
+        if identity and (address := resolve(identity_parts(identity)[0])):
+            return address
+    named = next((i for i in identities if i), None)
+    raise RecordError(f"names a mailbox that is not one of the tenant's ({named!r})")
+
+
+def _rule_event(
+    record: dict[str, Any],
+    params: dict[str, Any],
+    operation: str,
+    base: str,
+    at: str,
+    resolve: Resolve,
+    rule_id_for: Callable[[str, str], str],
+) -> dict[str, Any]:
+    """The inbox rule event of a New-, Set-, Enable-, Disable- or Remove-InboxRule record."""
+    identity = params.get("identity") or record.get("ObjectId") or ""
+    # The mailbox whose rule it is: the -Mailbox parameter, the identity's mailbox part, the ObjectId
+    # (the user's object id); the acting user (an admin, a delegate) only as a last resort.
+    mailbox = _mailbox_of(
+        resolve, params.get("mailbox"), identity, record.get("ObjectId"), record.get("UserId")
+    )
+    rule_part = identity_parts(identity)[1] or identity_parts(record.get("ObjectId"))[1]
+    if rule_part.isdigit():
+        # Exchange's numeric rule id (Set-/Remove-InboxRule -Identity 'alice\\1234567890'; a -Name
+        # with it is a rename): nothing to know the rule by; what the mailbox holds now tells.
+        raise ReadRules(mailbox)
+    name = str(params.get("name") or rule_part).strip()
+    if not name:
+        raise RecordError("names no inbox rule")
+    event: dict[str, Any] = {
+        "type": "inbox_rule",
+        "id": base,
+        "time": at,
+        "mailbox": mailbox,
+        "operation": RULE_OPERATIONS[operation],
+        "rule_id": rule_id_for(mailbox, name),
+        "name": name[:255],
+    }
+    if operation != "remove-inboxrule":
+        conditions, actions = _rule_from_parameters(params)
+        event.update(conditions=conditions, actions=actions)
+        if "enabled" in params:
+            event["enabled"] = _truthy(params["enabled"])
+    return event
+
+
+def _forwarding_events(
+    record: dict[str, Any], params: dict[str, Any], base: str, at: str, resolve: Resolve
+) -> list[dict[str, Any]]:
+    """The forwarding event of a Set-Mailbox record that touches forwarding (else none)."""
+    keys = {"forwardingsmtpaddress", "forwardingaddress", "delivertomailboxandforward"}
+    if not keys & params.keys():
+        return []
+    mailbox = _mailbox_of(resolve, params.get("identity"), record.get("ObjectId"))
+    target = params.get("forwardingsmtpaddress") or params.get("forwardingaddress")
+    forward_to = None
+    if target:
+        forward_to = resolve(str(target).removeprefix("smtp:").removeprefix("SMTP:")) or _address(target)
+    return [
+        {
+            "type": "forwarding",
             "id": base,
             "time": at,
             "mailbox": mailbox,
-            "operation": RULE_OPERATIONS[operation],
-            "rule_id": rule_id_for(mailbox, name),
-            "name": name[:255],
+            "forward_to": forward_to,
+            "keep_copy": _truthy(params.get("delivertomailboxandforward")),
         }
-        if operation != "remove-inboxrule":
-            conditions, actions = _rule_from_parameters(params)
-            event.update(conditions=conditions, actions=actions)
-            if "enabled" in params:
-                event["enabled"] = _truthy(params["enabled"])
-        return [event]
+    ]
 
-    if operation == "set-mailbox":
-        keys = {"forwardingsmtpaddress", "forwardingaddress", "delivertomailboxandforward"}
-        if not keys & params.keys():
-            return []
-        mailbox = mailbox_of(params.get("identity"), record.get("ObjectId"))
-        target = params.get("forwardingsmtpaddress") or params.get("forwardingaddress")
-        forward_to = None
-        if target:
-            forward_to = resolve(str(target).removeprefix("smtp:").removeprefix("SMTP:")) or _address(target)
-        return [
-            {
-                "type": "forwarding",
-                "id": base,
-                "time": at,
-                "mailbox": mailbox,
-                "forward_to": forward_to,
-                "keep_copy": _truthy(params.get("delivertomailboxandforward")),
-            }
-        ]
 
+def _permission_events(
+    record: dict[str, Any], params: dict[str, Any], operation: str, base: str, at: str, resolve: Resolve
+) -> list[dict[str, Any]]:
+    """One delegation event per access right an Add- or Remove-MailboxPermission / RecipientPermission
+    record grants or removes."""
     verb, delegate_key = PERMISSION_OPERATIONS[operation]
-    mailbox = mailbox_of(params.get("identity"), record.get("ObjectId"))
+    mailbox = _mailbox_of(resolve, params.get("identity"), record.get("ObjectId"))
     delegate_identity = params.get(delegate_key.lower())
     if not delegate_identity:
         raise RecordError(f"names no {delegate_key}")

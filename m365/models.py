@@ -7,6 +7,8 @@ and an app registration. Its credential (a client secret, or a certificate's pri
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -112,7 +114,7 @@ class PullCursor(models.Model):
         return f"{self.connection} / {self.source}"
 
     @property
-    def lag(self):
+    def lag(self) -> timedelta | None:
         return timezone.now() - self.watermark if self.watermark else None
 
 
@@ -150,7 +152,7 @@ class PullRun(models.Model):
         return f"{self.source} pull #{self.pk}"
 
     @property
-    def duration(self):
+    def duration(self) -> timedelta | None:
         return (self.finished_at - self.started_at) if self.finished_at else None
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.exceptions import DomainError
+from core.models import Tenant
 from investigations.exceptions import TransientConnectorError
 from mailboxes import services as directory
 from mailboxes.addresses import domain_of
@@ -68,7 +69,7 @@ class Limits:
     overlap: bool = True
 
 
-LIMITS = {
+LIMITS: dict[str, Limits] = {
     # Graph messageTraces: both bounds required, at most 10 days apart, the start at most 90 days ago.
     Source.MESSAGE_TRACE: Limits(span=timedelta(days=10), keeps=timedelta(days=90)),
     # Sign-ins are kept 30 days (Entra ID P1/P2, which the API requires).
@@ -100,7 +101,7 @@ class PullContext:
     _addresses: dict[str, str] | None = field(default=None, repr=False)
 
     @property
-    def tenant(self):
+    def tenant(self) -> Tenant:
         return self.connection.tenant
 
     def commit(
@@ -109,7 +110,7 @@ class PullContext:
         *,
         state: dict[str, Any],
         records: int,
-        errors: list[tuple[str, str]] = (),
+        errors: Sequence[tuple[str, str]] = (),
         watermark: datetime | None = None,
         also: Callable[[], None] | None = None,
     ) -> None:
@@ -432,7 +433,7 @@ def _record_gap(ctx: PullContext, start: datetime, end: datetime) -> None:
 
 def _z(moment: datetime) -> str:
     """Whole seconds in UTC with a Z, as Graph's time filters are documented (``YYYY-MM-DDThh:mm:ssZ``)."""
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # A query of a window: (Graph version, a clause added to the time filter).
@@ -578,7 +579,7 @@ def _content_listing(ctx: PullContext, url: str, params: dict[str, str] | None) 
 
 def _feed_time(moment: datetime) -> str:
     """The Management Activity API's startTime / endTime: whole seconds, UTC (``endTime`` is exclusive)."""
-    return moment.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _pull_audit(ctx: PullContext) -> None:

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from core.models import Tenant
 from core.queueing import enqueue_on_commit
-from core.services import record_audit
+from core.services import audit_change, record_audit
 
 from . import crypto, permissions
 from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
@@ -87,7 +88,7 @@ def _public(connection: M365Connection) -> dict:
 
 def connect_tenant(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     name: str,
     directory_id: str,
     client_id: str,
@@ -146,7 +147,7 @@ def _free_slug(name: str) -> str:
 
 
 def change_credential(
-    connection: M365Connection, *, actor: AbstractBaseUser | None, credential_type: str, secret: str
+    connection: M365Connection, *, actor: User | None, credential_type: str, secret: str
 ) -> M365Connection:
     """Replace the credential (a rotated secret, a new certificate); the cached MSAL client is dropped."""
     credential = check_credential(credential_type, secret)
@@ -158,21 +159,14 @@ def change_credential(
         connection.credential_set_at = timezone.now()
         connection.test_ok = None
         connection.save()
-        record_audit(
-            "m365.connection.credential_changed",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
+        audit_change(
+            "m365.connection.credential_changed", connection, actor=actor, before=before, public=_public
         )
     forget_apps()
     return connection
 
 
-def set_enabled(
-    connection: M365Connection, *, actor: AbstractBaseUser | None, enabled: bool
-) -> M365Connection:
+def set_enabled(connection: M365Connection, *, actor: User | None, enabled: bool) -> M365Connection:
     """Pause or resume the pulls and actions of a connection."""
     with transaction.atomic():
         if connection.enabled == enabled:
@@ -180,18 +174,12 @@ def set_enabled(
         before = _public(connection)
         connection.enabled = enabled
         connection.save(update_fields=["enabled"])
-        record_audit(
-            f"m365.connection.{'enabled' if enabled else 'disabled'}",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
-        )
+        verb = "enabled" if enabled else "disabled"
+        audit_change(f"m365.connection.{verb}", connection, actor=actor, before=before, public=_public)
     return connection
 
 
-def request_pull(connection: M365Connection, *, actor: AbstractBaseUser | None, source: str = "") -> None:
+def request_pull(connection: M365Connection, *, actor: User | None, source: str = "") -> None:
     """Queue a pull of every source (or of ``source``) now, whether it is due or not; audited.
 
     The one place of the manual-pull rule: a disabled connection does not pull, and a source must be one of
@@ -212,7 +200,7 @@ def request_pull(connection: M365Connection, *, actor: AbstractBaseUser | None, 
         enqueue_on_commit("m365.pull", connection.pk, source, True)
 
 
-def disconnect(connection: M365Connection, *, actor: AbstractBaseUser | None) -> Tenant:
+def disconnect(connection: M365Connection, *, actor: User | None) -> Tenant:
     """Forget the connection and its credential; the organisation and its telemetry stay (kind built-in)."""
     with transaction.atomic():
         tenant = connection.tenant
@@ -245,7 +233,7 @@ MESSAGE_TRACE_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
 NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 
 
-def _probe(name: str, call) -> str:
+def _probe(name: str, call: Callable[[], object]) -> str:
     """Run one probe; "" when it answered, else a sentence naming the prerequisite and the fix."""
     try:
         call()
@@ -309,7 +297,7 @@ def _probes(client: M365Client, roles: dict[str, set[str]]) -> list[str]:
     return [problem for problem in found if problem]
 
 
-def test_connection(connection: M365Connection, *, actor: AbstractBaseUser | None = None) -> TestResult:
+def test_connection(connection: M365Connection, *, actor: User | None = None) -> TestResult:
     """Sign in as the app for Graph and for the Management API and compare the roles in the tokens with
     :data:`~m365.permissions.REQUIREMENTS`; the result (missing permissions by name) is saved and audited."""
     client = M365Client(connection)

@@ -6,7 +6,7 @@ Only the directory's own data is read here (layer 1): the console adds the sent-
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
@@ -14,6 +14,9 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from core.filters import FilterSet, TenantFilter
 
 from .models import Mailbox, SignIn
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 VIP_YES = "yes"
 VIP_NO = "no"
@@ -59,7 +62,7 @@ class NullsLastOrderingFilter(django_filters.OrderingFilter):
             if param in django_filters.constants.EMPTY_VALUES:
                 continue
             descending = param.startswith("-")
-            field = F(self.param_map.get(param.lstrip("-"), param.lstrip("-")))
+            field = F((self.param_map or {}).get(param.lstrip("-"), param.lstrip("-")))
             ordering.append(field.desc(nulls_last=True) if descending else field.asc(nulls_last=True))
         return qs.order_by(*ordering, "pk") if ordering else qs
 
@@ -78,7 +81,7 @@ class MailboxFilterSet(FilterSet):
         ("first_seen", "first_seen"),
         ("last_sign_in_at", "last_sign_in"),
     )
-    ORDERING_LABELS: dict[str, str] = {
+    ORDERING_LABELS: dict[str, StrOrPromise] = {
         "display_name": "Name",
         "first_seen": "First seen",
         "last_sign_in_at": "Last sign-in",

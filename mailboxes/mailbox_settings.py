@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ class DelegationChange:
     event_id: str = ""
 
 
-def is_audited(source: str, actor: AbstractBaseUser | None) -> bool:
+def is_audited(source: str, actor: User | None) -> bool:
     return actor is not None or source == CONSOLE
 
 
@@ -99,15 +99,15 @@ def _save_directory_batch(
     *,
     audit_prefix: str,
     source: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     tenant: Tenant,
 ) -> None:
     """Write one batch of directory state (new and changed rows), its history, and — for a person's or the
     console's change — one audit row per change (``audits``: target, operation, before, after)."""
     if new:
-        model.objects.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
+        model._default_manager.bulk_create(list(new.values()), batch_size=BULK_BATCH_SIZE)
     if changed:
-        model.objects.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
+        model._default_manager.bulk_update(list(changed.values()), fields, batch_size=BULK_BATCH_SIZE)
     DirectoryChange.objects.bulk_create(history, batch_size=BULK_BATCH_SIZE)
     if is_audited(source, actor):
         for row, operation, before, after in audits:
@@ -182,8 +182,8 @@ class _Removals:
             )
             for mailbox_id, key, state, at in rows:
                 self._times.setdefault(self._key_of(mailbox_id, key, state), []).append(at)
-            for key, at in self._in_batch:
-                self._times.setdefault(key, []).append(at)
+            for batch_key, at in self._in_batch:
+                self._times.setdefault(batch_key, []).append(at)
         return self._times
 
     def in_last_lifetime(
@@ -199,9 +199,12 @@ class _Removals:
 
 
 class _Change(Protocol):
-    mailbox_id: int
-    at: datetime
-    event_id: str
+    @property
+    def mailbox_id(self) -> int: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def event_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,7 @@ class _Kind:
     audit_prefix: str
 
 
-def _apply_in_event_order[C: _Change, R: models.Model](
+def _apply_in_event_order[C: _Change, R: InboxRule | MailboxForwarding | Delegation](
     tenant: Tenant,
     changes: Sequence[C],
     kind: _Kind,
@@ -235,7 +238,7 @@ def _apply_in_event_order[C: _Change, R: models.Model](
     create: Callable[[C], R],
     apply: Callable[[R, C, bool, bool], _Applied],
     source: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> list[R]:
     """The skeleton of every batch applier: sort by event time; load the rows the batch names (``load``);
     create a row the first time a key is seen (``create``); let ``apply(row, change, newer, existed)`` change
@@ -308,7 +311,7 @@ def apply_inbox_rule_changes(
     changes: Sequence[InboxRuleChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[InboxRule]:
     """Apply inbox rule changes in event-time order; the newest change of a rule is its state.
 
@@ -383,7 +386,7 @@ def apply_inbox_rule_change(
     *,
     rule_id: str,
     operation: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime | None = None,
     name: str = "",
     conditions: dict[str, Any] | None = None,
@@ -421,7 +424,7 @@ def set_forwardings(
     changes: Sequence[ForwardingChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[MailboxForwarding]:
     """Apply mailbox forwarding changes in event-time order; the newest change is the mailbox's forwarding.
 
@@ -463,7 +466,7 @@ def set_forwarding(
     mailbox: Mailbox,
     *,
     forward_to: str | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     keep_copy: bool = False,
     at: datetime | None = None,
     source: str = CONSOLE,
@@ -490,7 +493,7 @@ def apply_delegation_changes(
     changes: Sequence[DelegationChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> list[Delegation]:
     """Apply delegation changes in event-time order; the newest change of a (mailbox, delegate, access) wins.
 
@@ -559,7 +562,7 @@ def apply_delegation_change(
     delegate: str,
     access: str,
     operation: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime | None = None,
     source: str = CONSOLE,
     event_id: str = "",

@@ -22,7 +22,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ def add_accepted_domain(
     tenant: Tenant,
     domain: str,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     source: str = AcceptedDomain.Source.ADMIN,
 ) -> AcceptedDomain:
     """Make ``domain`` an accepted domain of the tenant (mail to it is internal). Refuses a domain already
@@ -105,7 +105,7 @@ def add_accepted_domain(
     return accepted
 
 
-def remove_accepted_domain(accepted_domain: AcceptedDomain, *, actor: AbstractBaseUser | None) -> None:
+def remove_accepted_domain(accepted_domain: AcceptedDomain, *, actor: User | None) -> None:
     """Stop accepting a domain. Existing mailboxes stay; a later ``mailbox`` event in it declares it again."""
     with transaction.atomic():
         record_audit(
@@ -149,7 +149,7 @@ def declare_accepted_domains(
 
 
 def sync_accepted_domains(
-    tenant: Tenant, domains: Iterable[str], *, actor: AbstractBaseUser | None = None
+    tenant: Tenant, domains: Iterable[str], *, actor: User | None = None
 ) -> tuple[list[str], list[str]]:
     """Set the connector-sourced accepted domains to ``domains`` (a platform's verified domains).
 
@@ -207,7 +207,7 @@ def upsert_mailboxes(
     changes: Sequence[MailboxChange],
     *,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> dict[str, Mailbox]:
     """Create the mailboxes first seen in ``changes`` and apply ``mailbox`` events' attributes, newest event
     wins.
@@ -322,7 +322,7 @@ def upsert_mailbox(
     tenant: Tenant,
     address: str,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     at: datetime | None = None,
     display_name: str | None = None,
     department: str | None = None,
@@ -342,7 +342,7 @@ def upsert_mailbox(
 def update_account_state(
     mailbox: Mailbox,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     account_enabled: bool | None = None,
     password_reset_required: bool | None = None,
     sessions_revoked_at: datetime | None = None,

@@ -37,8 +37,9 @@ _Time = Annotated[str, Meta(max_length=64)]
 _Address = Annotated[str, Meta(min_length=3, max_length=254)]
 
 
-def _text(max_length: int) -> Any:
-    return Annotated[str, Meta(max_length=max_length)]
+_Text1000 = Annotated[str, Meta(max_length=1000)]
+_MessageId = Annotated[str, Meta(max_length=998)]
+_BodyHash = Annotated[str, Meta(max_length=128)]
 
 
 class _Event(Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
@@ -49,8 +50,8 @@ class _Event(Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True)
 class MessageIn(_Event, tag="message"):
     sender: _Address
     recipients: Annotated[list[_Address], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
-    subject: _text(1000) | None = None
-    verdict: Literal[tuple(MessageEvent.Verdict.values)] | None = None  # type: ignore[valid-type]
+    subject: _Text1000 | None = None
+    verdict: Literal[tuple(MessageEvent.Verdict.values)] | None = None  # type: ignore[valid-type]  # from the choices
     urls: (
         Annotated[
             list[Annotated[str, Meta(min_length=1, max_length=MAX_URL_LENGTH)]], Meta(max_length=MAX_URLS)
@@ -59,17 +60,17 @@ class MessageIn(_Event, tag="message"):
     ) = None
     size: Annotated[int, Meta(ge=0, le=MAX_SIZE)] | None = None
     client_ip: Annotated[str, Meta(max_length=64)] | None = None
-    internet_message_id: _text(998) | None = None
-    body_hash: _text(128) | None = None
+    internet_message_id: _MessageId | None = None
+    body_hash: _BodyHash | None = None
 
 
 class SignInIn(_Event, tag="sign_in"):
     user: _Address
     ip: Annotated[str, Meta(max_length=64)]
     country: Annotated[str, Meta(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")] | None = None
-    client_app: Literal[tuple(SignIn.ClientApp.values)] | None = None  # type: ignore[valid-type]
-    result: Literal[tuple(SignIn.Result.values)] | None = None  # type: ignore[valid-type]
-    user_agent: _text(1000) | None = None
+    client_app: Literal[tuple(SignIn.ClientApp.values)] | None = None  # type: ignore[valid-type]  # from the choices
+    result: Literal[tuple(SignIn.Result.values)] | None = None  # type: ignore[valid-type]  # from the choices
+    user_agent: _Text1000 | None = None
 
 
 FastEvent = MessageIn | SignInIn

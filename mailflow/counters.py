@@ -52,7 +52,7 @@ def add_minutes(tenant_id: int, sums: dict[tuple[int, int], list[int]]) -> None:
     update = ", ".join(f"{c} = {_TABLE}.{c} + excluded.{c}" for c in COUNTERS)
     conflict = f"ON CONFLICT (sender_id, minute) DO UPDATE SET {update}"
     if connection.vendor != "postgresql":
-        rows = [
+        rows: list[tuple[int | datetime, ...]] = [
             (tenant_id, sender_id, minute, datetime.fromtimestamp(minute * 60, UTC), *counters)
             for (sender_id, minute), counters in sorted(sums.items())
         ]

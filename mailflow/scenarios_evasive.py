@@ -30,8 +30,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .simulated_tenant import ATTACKER_DOMAINS, SimulatedMailbox, _inbox_rule, _sign_in
+
 if TYPE_CHECKING:  # the simulator imports this module lazily; these are for the type checker only
-    from .simulator import SimulatedMailbox, _Attack, _Generator
+    from .simulator import _Attack, _Generator
 
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
 
@@ -98,8 +100,6 @@ def _evasive_lure(attack: _Attack) -> tuple[int, dict[str, Any]]:
 
 
 def _hiding_rule(attack: _Attack) -> tuple[int, dict[str, Any]]:
-    from .simulator import _inbox_rule
-
     rng = attack.rng
     at = attack.day + rng.randrange(HOUR, 20 * HOUR)
     rule_id = attack.generator.next_rule_id()
@@ -123,8 +123,6 @@ def _lookalike_forwarding(attack: _Attack) -> tuple[int, dict[str, Any]]:
 
 
 def _unusual_client_phish(attack: _Attack) -> tuple[int, dict[str, Any]]:
-    from .simulator import _sign_in
-
     rng, generator = attack.rng, attack.generator
     first = attack.day + rng.randrange(2 * HOUR, 16 * HOUR)
     home = generator.config.home_country
@@ -140,8 +138,6 @@ def _unusual_client_phish(attack: _Attack) -> tuple[int, dict[str, Any]]:
 
 
 def _night_imap_rule(attack: _Attack) -> tuple[int, dict[str, Any]]:
-    from .simulator import ATTACKER_DOMAINS, _inbox_rule
-
     rng, generator = attack.rng, attack.generator
     night = attack.day + 2 * HOUR - generator.tenant.offset % DAY + rng.randrange(HOUR)
     night = night if night > attack.day else night + DAY
@@ -168,8 +164,6 @@ def _internal_spray(attack: _Attack) -> tuple[int, dict[str, Any]]:
 
 def benign_lookalikes(generator: _Generator, benign: list[SimulatedMailbox]) -> dict[str, list[str]]:
     """Add the benign look-alikes' events (module docstring); returns their addresses by kind."""
-    from .simulator import _inbox_rule, _sign_in
-
     rng, tenant, config = generator.rng, generator.tenant, generator.config
     count = max(1, len(benign) // 500)
     chosen = rng.sample(benign, min(len(benign), 4 * count))
@@ -203,8 +197,14 @@ def benign_lookalikes(generator: _Generator, benign: list[SimulatedMailbox]) -> 
             while week < generator.end:
                 for half in range(2):
                     batch = audience[half * 40 : half * 40 + 40]
-                    fields = {"client_ip": user.office_ip, "urls": urls, "body_hash": f"w-{week}"}
-                    message = tenant.message(user.address, batch, "This week's offers", **fields)
+                    message = tenant.message(
+                        user.address,
+                        batch,
+                        "This week's offers",
+                        client_ip=user.office_ip,
+                        urls=urls,
+                        body_hash=f"w-{week}",
+                    )
                     generator.emit(week + half * 70 * MINUTE, message)
                 week += 7 * DAY
         else:

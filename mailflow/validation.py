@@ -534,6 +534,9 @@ def _validate_one(raw: Any, index: int, report: ValidationReport) -> ValidEvent 
     def warn(path: str, message: str) -> None:
         report.warnings.append({"index": index, "field": path, "warning": message})
 
+    def warn_under(name: str) -> Warn:
+        return lambda path, message: warn(f"{name}{path}", message)
+
     errors_before = len(report.errors)
     event_type = raw.get("type")
     if event_type is None:
@@ -563,9 +566,7 @@ def _validate_one(raw: Any, index: int, report: ValidationReport) -> ValidEvent 
                 data[spec.name] = None
             continue
         try:
-            data[spec.name] = spec.check(
-                value, lambda path, message, _name=spec.name: warn(f"{_name}{path}", message)
-            )
+            data[spec.name] = spec.check(value, warn_under(spec.name))
         except Invalid as exc:
             report.error(index, f"{spec.name}{exc.path}", exc.message)
     if len(report.errors) > errors_before:
@@ -573,7 +574,7 @@ def _validate_one(raw: Any, index: int, report: ValidationReport) -> ValidEvent 
     time = data["time"]
     data["time"] = time.isoformat()
     owner = next(data[spec.name] for spec in schema if spec.owner)
-    return ValidEvent(index=index, id=data["id"], type=event_type, time=time, data=data, owner=owner)
+    return ValidEvent(index=index, id=data["id"], type=data["type"], time=time, data=data, owner=owner)
 
 
 def owner_field(event_type: str) -> str:

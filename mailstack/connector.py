@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
+from core.models import Tenant
 from investigations.connectors import (
     BuiltinConnector,
     ConnectorResult,
@@ -82,15 +83,15 @@ def _translated(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return method(self, *args)
         except Unreachable as exc:
-            error = TransientConnectorError(str(exc))
-            error.calls = list(self.doveadm.log)  # type: ignore[attr-defined]
-            raise error from exc
+            transient = TransientConnectorError(str(exc))
+            transient.calls = list(self.doveadm.log)
+            raise transient from exc
         except (DoveadmError, MailstackError) as exc:
             error = ConnectorError(str(exc))
-            error.calls = list(self.doveadm.log)  # type: ignore[attr-defined]
+            error.calls = list(self.doveadm.log)
             raise error from exc
         except (ConnectorError, TransientConnectorError) as exc:
-            exc.calls = list(self.doveadm.log)  # type: ignore[attr-defined]
+            exc.calls = list(self.doveadm.log)
             raise
 
     return wrapper
@@ -100,7 +101,7 @@ class MailstackConnector(BuiltinConnector):
     kind = "mailstack"
     label = "Postfix + Dovecot + Rspamd"
 
-    def __init__(self, tenant) -> None:
+    def __init__(self, tenant: Tenant) -> None:
         super().__init__(tenant)
         connection = MailstackConnection.objects.filter(tenant=tenant).first()
         if connection is None:
@@ -309,7 +310,7 @@ class MailstackConnector(BuiltinConnector):
             MANUAL_DELEGATION.format(address=mailbox.address, delegate=delegate)
         )
 
-    undo_remove_delegation = None  # type: ignore[assignment]
+    undo_remove_delegation = None  # type: ignore[assignment]  # None: _handler() finds no undo
 
     def apply_force_password_reset(self, action: RemediationAction) -> ConnectorResult:
         mailbox = self._mailbox(action, lock=False)

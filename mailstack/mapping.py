@@ -125,7 +125,7 @@ def rspamd_event(body: dict[str, Any], *, received: datetime | None = None) -> d
     recipients = body.get("rcpt")
     if not isinstance(recipients, list) or not recipients:
         raise BadRequest("rcpt must be a non-empty list of addresses")
-    symbols = body.get("symbols") if isinstance(body.get("symbols"), list) else []
+    symbols = body["symbols"] if isinstance(body["symbols"], list) else []
     event: dict[str, Any] = {
         "type": "message",
         "id": event_id,

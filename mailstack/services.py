@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from core.models import Tenant
-from core.services import record_audit
+from core.services import audit_change, record_audit
 from mailboxes.models import Mailbox
 from mailflow.ingest import IngestResult, ingest_events, merge_message_details
 
@@ -75,7 +75,7 @@ def _new_secrets(connection: MailstackConnection) -> Secrets:
 
 
 def connect_mail_servers(
-    tenant: Tenant, *, actor: AbstractBaseUser | None, doveadm_url: str
+    tenant: Tenant, *, actor: User | None, doveadm_url: str
 ) -> tuple[MailstackConnection, Secrets]:
     """Connect ``tenant`` to its Postfix + Dovecot + Rspamd: its connector kind becomes ``mailstack`` and two
     endpoint secrets are generated (returned in clear, once)."""
@@ -104,35 +104,34 @@ def connect_mail_servers(
     return connection, fresh
 
 
-def rotate_secrets(connection: MailstackConnection, *, actor: AbstractBaseUser | None) -> Secrets:
+def rotate_secrets(connection: MailstackConnection, *, actor: User | None) -> Secrets:
     """New endpoint secrets (the old ones stop working within a minute); returned in clear, once."""
     with transaction.atomic():
         connection = (
-            MailstackConnection.objects.select_for_update().select_related("tenant").get(pk=connection.pk)
+            MailstackConnection.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .get(pk=connection.pk)
         )
         before = _public(connection)
         fresh = _new_secrets(connection)
         connection.save(update_fields=["exporter_secret_hash", "policy_secret_hash", "secrets_set_at"])
-        record_audit(
-            "mailstack.connection.secrets_rotated",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
+        audit_change(
+            "mailstack.connection.secrets_rotated", connection, actor=actor, before=before, public=_public
         )
     forget_configs()
     return fresh
 
 
 def update_connection(
-    connection: MailstackConnection, *, actor: AbstractBaseUser | None, doveadm_url: str, enabled: bool
+    connection: MailstackConnection, *, actor: User | None, doveadm_url: str, enabled: bool
 ) -> MailstackConnection:
     """Change the doveadm URL, or pause / resume the endpoints, the Sieve reads and the actions."""
     doveadm_url = _check_url(doveadm_url)
     with transaction.atomic():
         connection = (
-            MailstackConnection.objects.select_for_update().select_related("tenant").get(pk=connection.pk)
+            MailstackConnection.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .get(pk=connection.pk)
         )
         if connection.doveadm_url == doveadm_url and connection.enabled == enabled:
             return connection
@@ -140,14 +139,7 @@ def update_connection(
         connection.doveadm_url = doveadm_url
         connection.enabled = enabled
         connection.save(update_fields=["doveadm_url", "enabled"])
-        record_audit(
-            "mailstack.connection.updated",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            before=before,
-            after=_public(connection),
-        )
+        audit_change("mailstack.connection.updated", connection, actor=actor, before=before, public=_public)
     forget_configs()
     return connection
 
@@ -162,9 +154,7 @@ def doveadm_for(connection: MailstackConnection) -> DoveadmClient:
     )
 
 
-def test_connection(
-    connection: MailstackConnection, *, actor: AbstractBaseUser | None = None
-) -> tuple[bool, str]:
+def test_connection(connection: MailstackConnection, *, actor: User | None = None) -> tuple[bool, str]:
     """Call doveadm (``who``: the URL and the key), read the endpoints' status (Redis reachable, events
     received from Rspamd and Dovecot); save and audit the outcome."""
     problems: list[str] = []
@@ -223,6 +213,8 @@ def drain_events(tenant_id: int) -> IngestResult:
         events = []
         for item in raw:
             try:
+                if not isinstance(item, str | bytes):
+                    raise ValueError(item)
                 events.append(json.loads(item))
             except ValueError:
                 total.rejected += 1
@@ -371,18 +363,18 @@ def read_sieve(connection: MailstackConnection, *, addresses: list[str] | None =
         events[e["index"]].get("mailbox") for e in result.errors if isinstance(e.get("index"), int)
     }
     with transaction.atomic():
-        for address, name, script_hash, parsed in updates:
+        for address, name, script_hash, script in updates:
             if address in rejected_owners:
                 continue  # outside the accepted domains: try again next time
-            forwarding = parsed.forwarding if parsed else None
+            forwarding = script.forwarding if script else None
             SieveScript.objects.update_or_create(
                 tenant=tenant,
                 address=address,
                 defaults={
                     "script_name": name,
                     "script_hash": script_hash,
-                    "rules": {rid: rule.state() for rid, rule in parsed.inbox_rules.items()}
-                    if parsed
+                    "rules": {rid: rule.state() for rid, rule in script.inbox_rules.items()}
+                    if script
                     else {},
                     "forwarding": {
                         "forward_to": forwarding[0] if forwarding else None,

@@ -171,7 +171,9 @@ def _flat_args(command: Any) -> list[Any]:
     return values
 
 
-def rewrite_without(text: str, *, rule_ids: set[str] = frozenset(), forwarding: bool = False) -> str:
+def rewrite_without(
+    text: str, *, rule_ids: set[str] | frozenset[str] = frozenset(), forwarding: bool = False
+) -> str:
     """The script without the rules ``rule_ids`` and, with ``forwarding``, without its unconditional
     redirects. The rest is regenerated from the parse tree."""
     script = parse(text)

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from redis.typing import EncodableT, FieldT
 
 from restricted_users.state import disabled_key, disabled_pattern, get_redis
 
@@ -51,7 +52,9 @@ def client() -> redis.Redis:
     return found
 
 
-def queue_event(tenant_slug: str, event: dict[str, Any], *, source: str, pipe=None) -> int:
+def queue_event(
+    tenant_slug: str, event: dict[str, Any], *, source: str, pipe: redis.client.Pipeline | None = None
+) -> int:
     """Append ``event`` for the ingest service and note the source's activity; returns the list's length
     (1: the first of a burst, the caller enqueues the drain). Past the capacity the event is dropped."""
     now = time.time()
@@ -72,7 +75,7 @@ def queue_event(tenant_slug: str, event: dict[str, Any], *, source: str, pipe=No
 def note(tenant_slug: str, source: str, *, error: str = "", dropped: int = 0, skipped: int = 0) -> None:
     """Record a source's request that produced no event (skipped), or an error, for the status page."""
     now = time.time()
-    values: dict[str, Any] = {f"{source}:last_at": now}
+    values: dict[FieldT, EncodableT] = {f"{source}:last_at": now}
     if error:
         values[f"{source}:error"] = error[:500]
         values[f"{source}:error_at"] = now

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import URLValidator, validate_email
@@ -31,7 +31,7 @@ from django.utils import timezone
 from alerts.models import SEVERITY_RANK, AlertPolicy
 from core.models import OutboxMessage, Tenant
 from core.queueing import enqueue, enqueue_on_commit
-from core.services import publish_change, record_audit, sequence_changes
+from core.services import audit_field_change, publish_change, record_audit, sequence_changes
 from investigations.models import RemediationAction
 
 from . import targets
@@ -60,7 +60,7 @@ S = Attempted.Status
 
 
 def create_endpoint(
-    tenant: Tenant, *, actor: AbstractBaseUser, name: str, url: str, event_kinds: Iterable[str] = ()
+    tenant: Tenant, *, actor: User, name: str, url: str, event_kinds: Iterable[str] = ()
 ) -> tuple[WebhookEndpoint, str]:
     """Add a webhook receiver for ``tenant``; returns it with its signing secret, shown to the caller once."""
     name, url, kinds = name.strip(), url.strip(), sorted(set(event_kinds))
@@ -94,7 +94,7 @@ def create_endpoint(
     return endpoint, secret
 
 
-def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookEndpoint:
+def disable_endpoint(endpoint: WebhookEndpoint, *, actor: User) -> WebhookEndpoint:
     """Stop sending to an endpoint at once (pending deliveries fail on their next attempt); idempotent."""
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
@@ -103,17 +103,13 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> W
         endpoint.enabled = False
         endpoint.disabled_at = timezone.now()
         endpoint.save(update_fields=["enabled", "disabled_at"])
-        record_audit(
-            "notifications.webhook.disabled",
-            target=endpoint,
-            actor=actor,
-            before={"enabled": True},
-            after={"enabled": False},
+        audit_field_change(
+            "notifications.webhook.disabled", endpoint, actor=actor, field="enabled", before=True, after=False
         )
     return endpoint
 
 
-def send_test_delivery(endpoint: WebhookEndpoint, *, actor: AbstractBaseUser) -> WebhookDelivery:
+def send_test_delivery(endpoint: WebhookEndpoint, *, actor: User) -> WebhookDelivery:
     """Queue a signed ``webhook.test`` delivery to an endpoint, to check the receiver and its secret."""
     if not endpoint.enabled:
         raise EndpointError("This endpoint is disabled.")
@@ -178,7 +174,9 @@ def dispatch_outbox(batch: int = 100) -> int:
 
 def _endpoints_by_tenant(tenant_ids: set[int | None]) -> dict[int | None, list[WebhookEndpoint]]:
     found: dict[int | None, list[WebhookEndpoint]] = {}
-    for endpoint in WebhookEndpoint.objects.filter(tenant_id__in=tenant_ids - {None}, enabled=True):
+    for endpoint in WebhookEndpoint.objects.filter(
+        tenant_id__in={t for t in tenant_ids if t is not None}, enabled=True
+    ):
         found.setdefault(endpoint.tenant_id, []).append(endpoint)
     return found
 
@@ -233,12 +231,12 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
     released, investigations remediated or failed and actions waiting for approval past the threshold go to
     the sending-limit policy's recipients, else to ``SOC_NOTIFY_EMAILS``.
     """
-    data = message.payload.get("data") or {}
+    data: dict[str, Any] = message.payload.get("data") or {}
     if message.kind == "alert.raised":
-        policy = AlertPolicy.objects.filter(pk=data.get("policy_id")).first()
+        policy = AlertPolicy.objects.filter(pk=data.get("policy_id", 0)).first()  # 0: no policy
         if policy is None or not policy.notify_recipients:
             return None
-        if SEVERITY_RANK.get(data.get("severity"), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
+        if SEVERITY_RANK.get(data.get("severity", ""), 0) < SEVERITY_RANK.get(policy.notify_min_severity, 0):
             return None
         return list(policy.notify_recipients), f"policy:{policy.pk}", policy.notify_daily_limit, policy.name
     soc_kind = message.kind in ("restriction.placed", "restriction.released", WAITING_KIND) or (
@@ -246,9 +244,7 @@ def _mail_rule(message: OutboxMessage) -> tuple[list[str], str, int, str] | None
     )
     if not soc_kind:
         return None
-    policy = AlertPolicy.objects.filter(
-        tenant_id=message.tenant_id, kind=AlertPolicy.Kind.SENDING_LIMIT
-    ).first()
+    policy = AlertPolicy.objects.filter(tenant=message.tenant_id, kind=AlertPolicy.Kind.SENDING_LIMIT).first()
     recipients = list(policy.notify_recipients) if policy and policy.notify_recipients else []
     recipients = recipients or list(settings.SOC_NOTIFY_EMAILS)
     if not recipients:
@@ -414,14 +410,14 @@ def retry_delay(attempts: int) -> float:
 
 def _claim(model: type[Attempted], pk: int) -> datetime | None:
     now = timezone.now()
-    claimed = model.objects.filter(pk=pk, status=S.PENDING, next_attempt_at__lte=now).update(
+    claimed = model._default_manager.filter(pk=pk, status=S.PENDING, next_attempt_at__lte=now).update(
         status=S.SENDING, claimed_at=now, attempts=F("attempts") + 1
     )
     return now if claimed else None
 
 
 def _succeeded(model: type[Attempted], row: Attempted, claimed_at: datetime) -> str:
-    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+    model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
         status=S.SUCCEEDED, finished_at=timezone.now(), last_error=""
     )
     return S.SUCCEEDED
@@ -436,9 +432,9 @@ def _failed(
     *,
     final: bool = False,
 ) -> str:
-    attempts = model.objects.filter(pk=row.pk).values_list("attempts", flat=True)[0]
+    attempts = model._default_manager.filter(pk=row.pk).values_list("attempts", flat=True)[0]
     if final or attempts >= settings.NOTIFY_MAX_ATTEMPTS:
-        model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+        model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
             status=S.FAILED, finished_at=timezone.now(), last_error=error
         )
         logger.warning(
@@ -446,7 +442,7 @@ def _failed(
         )
         return S.FAILED
     delay = retry_delay(attempts)
-    model.objects.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
+    model._default_manager.filter(pk=row.pk, status=S.SENDING, claimed_at=claimed_at).update(
         status=S.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error
     )
     if task is not None:
@@ -464,8 +460,8 @@ def retry_due(now: datetime | None = None) -> int:
     lapsed = now - timedelta(seconds=settings.NOTIFY_LEASE_SECONDS)
     enqueued = 0
     for model, task in ((WebhookDelivery, DELIVER_WEBHOOK_TASK), (EmailNotification, SEND_EMAIL_TASK)):
-        model.objects.filter(status=S.SENDING, claimed_at__lt=lapsed).update(status=S.PENDING)
-        for pk in model.objects.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
+        model._default_manager.filter(status=S.SENDING, claimed_at__lt=lapsed).update(status=S.PENDING)
+        for pk in model._default_manager.filter(status=S.PENDING, next_attempt_at__lte=now).values_list(
             "pk", flat=True
         )[:1000]:
             enqueue(task, pk)

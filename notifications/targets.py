@@ -67,7 +67,7 @@ def refusal(address: IPAddress) -> str | None:
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to (the network edge: tests replace this function)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _split(url: str) -> tuple[str, str, int, str]:

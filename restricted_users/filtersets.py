@@ -1,12 +1,14 @@
 """Filters of restrictions, shared by the console's Restricted users list and the API."""
 
+from typing import Any
+
 import django_filters
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.filters import PERIODS, FilterSet, PeriodFilter, TenantFilter
 
-from .models import Restriction
+from .models import Restriction, RestrictionQuerySet
 
 PLACED_PERIODS = PERIODS  # the name the console's dashboard imports
 
@@ -41,17 +43,17 @@ class RestrictionFilterSet(FilterSet):
         model = Restriction
         fields = ["q", "state", "source", "placed", "mailbox", "tenant"]
 
-    def __init__(self, *args, show_tenant: bool = True, **kwargs) -> None:
+    def __init__(self, *args: Any, show_tenant: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not show_tenant:
             del self.filters["tenant"]
 
-    def search(self, queryset, name, value):
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(
             Q(mailbox__address__icontains=value.strip()) | Q(mailbox__display_name__icontains=value.strip())
         )
 
-    def filter_state(self, queryset, name, value):
+    def filter_state(self, queryset: RestrictionQuerySet, name: str, value: str) -> QuerySet:
         now = timezone.now()
         if value == Restriction.State.ACTIVE:
             return queryset.active(now)

@@ -9,6 +9,7 @@ closes ended rows (``closed_at``) and pushes the state to Redis. At most one row
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.models import Tenant
+
+if TYPE_CHECKING:
+    from mailboxes.models import Mailbox
 
 # The release checklist (DESIGN section 5), in the order the console shows it.
 CHECKLIST_ITEMS: dict[str, str] = {
@@ -45,7 +49,7 @@ class RestrictionQuerySet(models.QuerySet):
         """Rows not closed yet: the one row per mailbox the constraint allows (maybe already expired)."""
         return self.filter(closed_at__isnull=True)
 
-    def for_mailbox(self, mailbox) -> RestrictionQuerySet:
+    def for_mailbox(self, mailbox: Mailbox) -> RestrictionQuerySet:
         return self.filter(mailbox=mailbox)
 
     def with_related(self) -> RestrictionQuerySet:

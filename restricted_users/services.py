@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -79,7 +79,7 @@ def restrict_user(
     reason: dict,
     expires_at: datetime | None,
     source: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     actor_label: str = "",
 ) -> tuple[Restriction, bool]:
     """Restrict a user from sending; idempotent: at most one active restriction per mailbox.
@@ -149,7 +149,7 @@ def _extend(
     restriction: Restriction,
     expires_at: datetime | None,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     actor_label: str,
     policy_name: str,
 ) -> None:
@@ -194,7 +194,7 @@ def _close_expired(restriction: Restriction) -> None:
 
 
 def restrict_by_hand(
-    mailbox: Mailbox, *, actor: AbstractBaseUser, reason_text: str, until_released: bool = True
+    mailbox: Mailbox, *, actor: User, reason_text: str, until_released: bool = True
 ) -> tuple[Restriction, bool]:
     """An administrator restricts a user (with a reason): until released, or until the next 00:00 UTC."""
     if not actor.has_perm(RESTRICT_PERMISSION):
@@ -301,7 +301,7 @@ class ReleasePlan:
 def plan_release(
     restriction: Restriction,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     reason: str,
     attestations: dict[str, bool],
     override_reason: str = "",
@@ -357,7 +357,7 @@ def plan_release(
 def release_user(
     restriction: Restriction,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     reason: str,
     attestations: dict[str, bool],
     override_reason: str = "",
@@ -393,23 +393,8 @@ def release_user(
             now=now,
         )
         before = _snapshot(restriction)
-        restriction.released_at = now
-        restriction.closed_at = now
-        restriction.released_by = actor
-        restriction.release_reason = reason.strip()
-        restriction.release_override_reason = override_reason.strip() if plan.past_cap else ""
-        restriction.release_flagged = plan.past_cap
-        restriction.checklist = plan.checklist
-        restriction.save(
-            update_fields=[
-                "released_at",
-                "closed_at",
-                "released_by",
-                "release_reason",
-                "release_override_reason",
-                "release_flagged",
-                "checklist",
-            ]
+        _mark_released(
+            restriction, actor=actor, reason=reason, override_reason=override_reason, plan=plan, now=now
         )
         record_audit(
             "restricted_users.restriction.released",
@@ -448,6 +433,36 @@ def release_user(
         transaction.on_commit(lambda: refresh_redis_key(mailbox_id))
         enqueue_on_commit("alerts.restriction_released", *alert_args)
     return restriction
+
+
+def _mark_released(
+    restriction: Restriction,
+    *,
+    actor: User,
+    reason: str,
+    override_reason: str,
+    plan: ReleasePlan,
+    now: datetime,
+) -> None:
+    """Write the release on the (locked) restriction: who, when, why, the checklist, and the cap's flag."""
+    restriction.released_at = now
+    restriction.closed_at = now
+    restriction.released_by = actor
+    restriction.release_reason = reason.strip()
+    restriction.release_override_reason = override_reason.strip() if plan.past_cap else ""
+    restriction.release_flagged = plan.past_cap
+    restriction.checklist = plan.checklist
+    restriction.save(
+        update_fields=[
+            "released_at",
+            "closed_at",
+            "released_by",
+            "release_reason",
+            "release_override_reason",
+            "release_flagged",
+            "checklist",
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ beat

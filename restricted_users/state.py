@@ -47,7 +47,7 @@ def ttl_seconds(expires_at: datetime | None, now: datetime) -> int | None:
     return math.ceil((expires_at - now).total_seconds())
 
 
-def parse_value(raw: str | None) -> dict | None:
+def parse_value(raw: str | bytes | None) -> dict | None:
     """A key's value as a dict, or None when absent or unreadable."""
     if raw is None:
         return None

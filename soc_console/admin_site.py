@@ -8,6 +8,7 @@ break-glass view for whoever holds a superuser account.
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -15,7 +16,7 @@ from django.http import HttpRequest
 class SuperuserAuthenticationForm(AdminAuthenticationForm):
     """The admin login signs in superusers only; anyone else gets the form's usual refusal."""
 
-    def confirm_login_allowed(self, user) -> None:
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
         if not user.is_superuser:
             raise ValidationError(

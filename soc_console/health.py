@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -61,7 +61,7 @@ def _check_detection() -> dict:
 
 @login_not_required
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     database = _check_database()
     body: dict = {"mode": "embedded" if settings.EMBEDDED else "production", "database": database}
     healthy = database == "ok"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
@@ -8,7 +8,7 @@ from console.views.account import PasswordChangeDoneView, PasswordChangeView
 
 from .health import healthz
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("core.api.urls")),
     path("", include("mailboxes.api.urls")),
     path("", include("mailflow.api.urls")),

@@ -36,7 +36,7 @@ def worker_process(
     queues = queues or settings.TASK_QUEUES
     with app.connection_for_write() as conn:
         for queue in queues:
-            conn.default_channel.queue_purge(queue)
+            conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]  # kombu's virtual channel
     env = {**os.environ, **(env or {}), "DATABASE_URL": database_url, "CELERY_TASK_ALWAYS_EAGER": "false"}
     command = [
         sys.executable, "-m", "celery", "-A", "soc_console", "worker", "--pool=solo", "-l", "info",

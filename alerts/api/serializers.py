@@ -1,12 +1,18 @@
 """Representations of alert policies and alerts for ``/api/v1/``, and the inputs of their actions.
 
-Policy values are validated by :func:`alerts.services.update_policy` (one set of rules for the console and the
-API); these serializers only shape output and parse the action inputs.
+Policy values are validated by :func:`alerts.policy_services.update_policy` (one set of rules for the console
+and the API); these serializers only shape output and parse the action inputs.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from django.contrib.auth.models import AbstractBaseUser
 from rest_framework import serializers
+
+from core.models import Tenant
+from mailboxes.models import Mailbox
 
 from ..models import Alert, AlertComment, AlertEvidence, AlertPolicy, PolicyOverride
 from ..policies import DEFAULTS_BY_KIND
@@ -32,7 +38,7 @@ class PolicyOverrideSerializer(serializers.ModelSerializer):
 class AlertPolicySerializer(serializers.ModelSerializer):
     """Every setting of a policy, the allowed range of each threshold and the per-mailbox overrides."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     threshold_limits = serializers.SerializerMethodField()
     overrides = PolicyOverrideSerializer(many=True, read_only=True)
 
@@ -100,10 +106,33 @@ class AlertCommentSerializer(serializers.ModelSerializer):
         return comment.author.get_username() if comment.author else None
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class Triaged(Protocol):
+    """A triaged row: an alert, an incident."""
+
+    mailbox: Mailbox
+    assigned_to: AbstractBaseUser | None
+    resolved_by: AbstractBaseUser | None
+
+
+class TriagedFields:
+    """``user``, ``assigned_to`` and ``resolved_by`` of a triaged row (an alert, an incident): the mailbox as
+    id / address / name, the people by username."""
+
+    def get_user(self, row: Triaged) -> dict:
+        mailbox = row.mailbox
+        return {"id": mailbox.pk, "address": mailbox.address, "display_name": mailbox.display_name}
+
+    def get_assigned_to(self, row: Triaged) -> str | None:
+        return row.assigned_to.get_username() if row.assigned_to else None
+
+    def get_resolved_by(self, row: Triaged) -> str | None:
+        return row.resolved_by.get_username() if row.resolved_by else None
+
+
+class AlertSerializer(TriagedFields, serializers.ModelSerializer):
     """An alert as the list shows it: who, which policy, how bad, how many events, where triage stands."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     policy = serializers.SerializerMethodField()
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(
@@ -140,16 +169,6 @@ class AlertSerializer(serializers.ModelSerializer):
     def get_policy(self, alert: Alert) -> dict:
         return {"id": alert.policy_id, "kind": alert.policy.kind, "name": alert.policy.name}
 
-    def get_user(self, alert: Alert) -> dict:
-        mailbox = alert.mailbox
-        return {"id": mailbox.pk, "address": mailbox.address, "display_name": mailbox.display_name}
-
-    def get_assigned_to(self, alert: Alert) -> str | None:
-        return alert.assigned_to.get_username() if alert.assigned_to else None
-
-    def get_resolved_by(self, alert: Alert) -> str | None:
-        return alert.resolved_by.get_username() if alert.resolved_by else None
-
 
 class AlertDetailSerializer(AlertSerializer):
     """An alert with its evidence events (the first :data:`EVIDENCE_LIMIT` by time) and its comments."""
@@ -162,7 +181,7 @@ class AlertDetailSerializer(AlertSerializer):
         read_only_fields = fields
 
     def get_evidence(self, alert: Alert) -> list[dict]:
-        return AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data
+        return list(AlertEvidenceSerializer(alert.evidence.all()[:EVIDENCE_LIMIT], many=True).data)
 
 
 class AlertStatusInputSerializer(serializers.Serializer):

@@ -14,12 +14,14 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.filters import tenant_named
 from core.permissions import RolePermission, TenantScopedMixin
 
-from .. import services
+from .. import policy_services, services
 from ..exceptions import PolicyValidationError
 from ..filtersets import AlertFilterSet
 from ..models import Alert, AlertComment, AlertPolicy, PolicyOverride
@@ -49,13 +51,13 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[BaseSerializer]:
         return s.AlertSerializer if self.action == "list" else s.AlertDetailSerializer
 
     def _done(self, alert: Alert) -> Response:
         return Response(s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data)
 
-    def _input(self, serializer_class, request: Request) -> dict:
+    def _input(self, serializer_class: type[BaseSerializer], request: Request) -> dict:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -66,7 +68,9 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         """Set the status to ``new`` or ``in_progress`` (resolving has its own action)."""
         data = self._input(s.AlertStatusInputSerializer, request)
         try:
-            alert = services.set_alert_status(self.get_object(), actor=request.user, status=data["status"])
+            alert = services.set_alert_status(
+                self.get_object(), actor=acting_user(request), status=data["status"]
+            )
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done(alert)
@@ -79,12 +83,14 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         assignee = None
         if name:
             assignee = (
-                request.user if name == "me" else get_user_model().objects.filter(username=name).first()
+                acting_user(request)
+                if name == "me"
+                else get_user_model().objects.filter(username=name).first()
             )
             if assignee is None:
                 return _bad_request(f"{name!r} is not a person who may triage alerts.")
         try:
-            alert = services.assign_alert(self.get_object(), actor=request.user, assignee=assignee)
+            alert = services.assign_alert(self.get_object(), actor=acting_user(request), assignee=assignee)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done(alert)
@@ -94,7 +100,7 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     def comment(self, request: Request, pk: str | None = None) -> Response:
         body = self._input(s.AlertCommentInputSerializer, request)["body"]
         try:
-            services.comment_on_alert(self.get_object(), actor=request.user, body=body)
+            services.comment_on_alert(self.get_object(), actor=acting_user(request), body=body)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done(self.get_object())
@@ -108,7 +114,7 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         try:
             alert = services.resolve_alert(
                 self.get_object(),
-                actor=request.user,
+                actor=acting_user(request),
                 classification=data["classification"],
                 comment=data["comment"],
                 suppress_for=timedelta(minutes=minutes) if minutes is not None else None,
@@ -150,7 +156,7 @@ class AlertPolicyViewSet(
         if not isinstance(request.data, dict):
             return Response({"errors": {"non_field_errors": "send a JSON object"}}, status=400)
         try:
-            services.update_policy(self.get_object(), actor=request.user, **dict(request.data))
+            policy_services.update_policy(self.get_object(), actor=acting_user(request), **dict(request.data))
         except PolicyValidationError as exc:
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
@@ -172,7 +178,9 @@ class AlertPolicyViewSet(
             }
             return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            override = services.set_policy_override(policy, actor=request.user, **serializer.validated_data)
+            override = policy_services.set_policy_override(
+                policy, actor=acting_user(request), **serializer.validated_data
+            )
         except PolicyValidationError as exc:
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(s.PolicyOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
@@ -183,5 +191,5 @@ class AlertPolicyViewSet(
         self, request: Request, pk: str | None = None, override_id: str | None = None
     ) -> Response:
         override = get_object_or_404(PolicyOverride, pk=override_id, policy=self.get_object())
-        services.remove_policy_override(override, actor=request.user)
+        policy_services.remove_policy_override(override, actor=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

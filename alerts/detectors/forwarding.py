@@ -81,19 +81,19 @@ def _external_forwarding(change: Change, accepted: set[str]) -> dict | None:
         }
     if not rule_is_enabled(change.state):
         return None
-    external: dict[str, list[str]] = {}
+    outside_by_action: dict[str, list[str]] = {}
     for action, addresses in rule_forward_targets(change.state.get("actions") or {}).items():
         outside = [a for a in addresses if is_external(a, accepted)]
         if outside:
-            external[action] = outside
-    if not external:
+            outside_by_action[action] = outside
+    if not outside_by_action:
         return None
     return {
         "kind": INBOX_RULE,
         "rule_id": change.key or change.state.get("rule_id", ""),
         "rule_name": change.state.get("name", ""),
         "operation": change.operation,
-        "actions": sorted(external),
-        "addresses": sorted({a for addresses in external.values() for a in addresses}),
+        "actions": sorted(outside_by_action),
+        "addresses": sorted({a for addresses in outside_by_action.values() for a in addresses}),
         "at": change.at.isoformat(),
     }

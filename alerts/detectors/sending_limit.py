@@ -88,7 +88,8 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     for mailbox_id, released_at in Restriction.objects.filter(
         mailbox_id__in=ids, released_at__gt=start - DAY, released_at__lte=end + DAY
     ).values_list("mailbox_id", "released_at"):
-        releases[mailbox_id].append(released_at)
+        if released_at is not None:  # always, by the filter: the column is nullable
+            releases[mailbox_id].append(released_at)
 
     detections = []
     for mailbox in mailboxes:

@@ -90,7 +90,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
                 reason, event_ids = found
                 reasons.append(reason)
                 chosen.update((i, Evidence("message", i, by_id[i].at)) for i in event_ids)
-        found = first_contact.burst(
+        burst = first_contact.burst(
             contacts.get(mailbox.pk, []),
             thresholds.get("first_contact_domains", _FIRST_CONTACT_DEFAULT),
             first_sent.get(mailbox.pk),
@@ -98,9 +98,9 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             start,
             end,
         )
-        if found is not None:
-            reasons.append(found[0])
-            chosen.update((e.event_id, e) for e in found[1])
+        if burst is not None:
+            reasons.append(burst[0])
+            chosen.update((e.event_id, e) for e in burst[1])
         severity = None
         if mailbox.pk in lookalikes:
             severity = Severity.HIGH.value

@@ -290,6 +290,7 @@ def _findings(hits: list[SignInHit], limits: dict[str, int]) -> Iterator[tuple[d
                 "at": current.at.isoformat(),
             }
         else:
+            assert hit.pair is not None  # an impossible-travel hit always carries its pair
             (before, after), hours, distance = hit.pair, hit.hours or 0.0, hit.distance_km or 0.0
             reason = {
                 "rule": IMPOSSIBLE_TRAVEL,

@@ -5,6 +5,7 @@ and tells assistive technology the current order with ``aria-sort``."""
 from __future__ import annotations
 
 from django import template
+from django.template import Context
 from django.utils.html import format_html
 
 from ..lists import single_valued
@@ -13,7 +14,7 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def sort_header(context, field: str, label: str, first: str = "asc", css: str = "") -> str:
+def sort_header(context: Context, field: str, label: str, first: str = "asc", css: str = "") -> str:
     """A sortable ``<th>``; ``first="desc"`` when the newest / highest first is what an analyst wants."""
     request = context["request"]
     params = single_valued(request.GET)

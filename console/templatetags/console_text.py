@@ -7,6 +7,8 @@ from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from core.models import AuditEvent
+
 from .. import presenters
 
 register = template.Library()
@@ -18,7 +20,7 @@ def audit_action(action: str) -> str:
 
 
 @register.filter
-def audit_change(event) -> SafeString:
+def audit_change(event: AuditEvent) -> SafeString:
     """The before → after of an audit row in words, one line per key, then its comment."""
     lines = presenters.change_lines(event.before, event.after)
     html = format_html_join("", '<div class="change-line">{}</div>', ((line,) for line in lines))
@@ -28,7 +30,7 @@ def audit_change(event) -> SafeString:
 
 
 @register.filter
-def human(value, key: str = "") -> str:
+def human(value: object, key: str = "") -> str:
     """A stored value in words, with the unit of ``key`` when it is a known threshold."""
     return presenters.value_text(value, key or None)
 

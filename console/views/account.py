@@ -7,11 +7,13 @@ import math
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordChangeForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
 
+from core.actors import acting_user
 from core.services import record_audit
 
 
@@ -21,10 +23,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("password_change_done")
 
-    def form_valid(self, form):
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
-            record_audit("core.login.password_changed", target=self.request.user, actor=self.request.user)
+            record_audit(
+                "core.login.password_changed",
+                target=acting_user(self.request),
+                actor=acting_user(self.request),
+            )
         return response
 
 
@@ -32,7 +38,9 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "registration/password_change_done.html"
 
 
-def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: object = None
+) -> HttpResponse:
     """429 with the cool-off in minutes; the same page whether or not the password was right."""
     minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
     return render(

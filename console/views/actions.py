@@ -7,15 +7,20 @@ their POSTs (403)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import action_links
@@ -48,8 +53,20 @@ def confirm_page(request: HttpRequest, page: dict, *, status: int = 200) -> Http
     return render(request, "console/action_confirm.html", {**page, "hidden": hidden}, status=status)
 
 
-def _form_errors(form) -> str:
-    return "; ".join(" ".join(errors) for errors in form.errors.values())
+def confirm_then(request: HttpRequest, page: dict, change: Callable[[], object]) -> HttpResponse | None:
+    """The confirmation step of a change: ``page`` until the person confirms, then ``change()``; ``page``
+    again with the error (HTTP 400) when the service refuses. None once the change is made."""
+    if request.POST.get("confirm") != "yes":
+        return confirm_page(request, page)
+    try:
+        change()
+    except DomainError as exc:
+        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    return None
+
+
+def _form_errors(form: forms.Form) -> str:
+    return "; ".join(" ".join(map(str, errors)) for errors in form.errors.values())
 
 
 class ActionCenterView(FilteredListView):
@@ -83,20 +100,20 @@ class ActionCenterView(FilteredListView):
         ("undone_at", lambda a: a.undone_at.isoformat() if a.undone_at else ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return action_links(
             RemediationAction.objects.with_related()
             .select_related("undone_by")
             .order_by("-proposed_at", "-id")
         )
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         data = single_valued(self.request.GET)
         data.setdefault("status", PENDING)  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
         return self.filterset.qs
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -159,12 +176,13 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         "button_class": "" if approve else "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        services.decide_actions(chosen, actor=request.user, approve=approve, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request,
+        page,
+        lambda: services.decide_actions(chosen, actor=acting_user(request), approve=approve, comment=comment),
+    )
+    if response is not None:
+        return response
     if approve:
         done = RemediationAction.objects.filter(
             pk__in=[a.pk for a in chosen], status=Status.COMPLETED
@@ -202,12 +220,11 @@ def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
         "button_class": "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        services.request_undo(action, actor=request.user, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request, page, lambda: services.request_undo(action, actor=acting_user(request), comment=comment)
+    )
+    if response is not None:
+        return response
     action.refresh_from_db(fields=["status"])
     if action.status == Status.UNDONE:
         messages.success(request, f"“{action}” undone.")
@@ -252,7 +269,7 @@ def action_manual(request: HttpRequest, pk: int) -> HttpResponse:
         return confirm_page(request, page)
     try:
         services.mark_manual_action(
-            action, actor=request.user, done=done, comment=form.cleaned_data["comment"]
+            action, actor=acting_user(request), done=done, comment=form.cleaned_data["comment"]
         )
     except DomainError as exc:
         return confirm_page(request, {**page, "error": str(exc)}, status=400)

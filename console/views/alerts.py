@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Prefetch
+from django.contrib.auth.models import User
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +21,7 @@ from django.views.decorators.http import require_POST, require_safe
 from alerts import services
 from alerts.filtersets import AlertFilterSet
 from alerts.models import Alert, AlertComment, AlertEvidence
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
 from incidents.links import alert_links
@@ -68,10 +71,10 @@ class AlertListView(FilteredListView):
         ("investigation", lambda a: a.investigation_id or ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return alert_links(Alert.objects.with_related())
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -154,14 +157,14 @@ def _triage(
     done: str,
     *,
     then_next: bool = False,
-):
+) -> HttpResponse:
     """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect (to the
     next alert in the queue when ``then_next`` and it worked). When the alert reads the same afterwards,
     the message says nothing changed instead of claiming success."""
     alert = get_object_or_404(Alert, pk=pk)
     if not form.is_valid():
         errors = "; ".join(
-            f"{form[name].label if name in form.fields else 'Form'}: {' '.join(errs)}"
+            f"{form[name].label if name in form.fields else 'Form'}: {' '.join(map(str, errs))}"
             for name, errs in form.errors.items()
         )
         messages.error(request, f"Nothing changed. {errors}")
@@ -201,7 +204,7 @@ def alert_status(request: HttpRequest, pk: int) -> HttpResponse:
         pk,
         form,
         lambda alert: services.set_alert_status(
-            alert, actor=request.user, status=form.cleaned_data["status"]
+            alert, actor=acting_user(request), status=form.cleaned_data["status"]
         ),
         "Status changed.",
     )
@@ -213,8 +216,8 @@ def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = AlertAssignForm(request.POST)
 
     def assign(alert: Alert) -> Alert:
-        assignee = request.user if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_alert(alert, actor=request.user, assignee=assignee)
+        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
+        return services.assign_alert(alert, actor=acting_user(request), assignee=assignee)
 
     return _triage(request, pk, form, assign, "Assignment changed.")
 
@@ -227,7 +230,9 @@ def alert_comment(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         form,
-        lambda alert: services.comment_on_alert(alert, actor=request.user, body=form.cleaned_data["body"]),
+        lambda alert: services.comment_on_alert(
+            alert, actor=acting_user(request), body=form.cleaned_data["body"]
+        ),
         "Comment added.",
     )
 
@@ -240,7 +245,7 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     def resolve(alert: Alert) -> Alert:
         return services.resolve_alert(
             alert,
-            actor=request.user,
+            actor=acting_user(request),
             classification=form.cleaned_data["classification"],
             comment=form.cleaned_data["comment"],
             suppress_for=form.suppress_for(),
@@ -260,7 +265,7 @@ BULK_DONE = {
 }
 
 
-def _bulk_change(operation: str, form: AlertBulkForm, actor) -> Callable[[Alert], Alert]:
+def _bulk_change(operation: str, form: AlertBulkForm, actor: User) -> Callable[[Alert], Alert]:
     """The service call one bulk operation makes for each alert (each writes its own audit row)."""
     if operation == "assign_me":
         return lambda alert: services.assign_alert(alert, actor=actor, assignee=actor)
@@ -284,11 +289,11 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
     back = safe_next(request, reverse("console:alert_list"))
     form = AlertBulkForm(request.POST)
     if not form.is_valid():
-        errors = " ".join(" ".join(errs) for errs in form.errors.values())
+        errors = " ".join(" ".join(map(str, errs)) for errs in form.errors.values())
         messages.error(request, f"Nothing changed. {errors}")
         return redirect(back)
     operation = form.cleaned_data["operation"]
-    change = _bulk_change(operation, form, request.user)
+    change = _bulk_change(operation, form, acting_user(request))
     alerts = list(Alert.objects.select_related("assigned_to").filter(pk__in=form.cleaned_data["ids"]))
     changed, unchanged, refused = 0, 0, []
     for alert in alerts:

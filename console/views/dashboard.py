@@ -6,8 +6,10 @@ aggregate queries, whatever the number of alerts; every number links to the list
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from statistics import median
+from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import Count, Max, Min, Q, QuerySet
@@ -17,12 +19,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from alerts.filtersets import PERIODS as ALERT_PERIODS
-from alerts.models import Alert, Severity
+from alerts.models import Alert, AlertQuerySet, Severity
 from core.models import Tenant
 from incidents.filtersets import with_counts
 from incidents.models import Incident
 from investigations.filtersets import PENDING, PERIODS
-from investigations.models import Investigation, RemediationAction
+from investigations.models import Investigation, RemediationAction, RemediationActionQuerySet
 from restricted_users.filtersets import PLACED_PERIODS
 from restricted_users.models import Restriction
 
@@ -85,7 +87,7 @@ def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedCh
 ATTENTION_ROWS = 5
 
 
-def _needs_attention(alerts: QuerySet[Alert], actions: QuerySet[RemediationAction], now: datetime) -> dict:
+def _needs_attention(alerts: AlertQuerySet, actions: RemediationActionQuerySet, now: datetime) -> dict:
     """What to look at first: open high-severity alerts (the oldest activity first, so none is forgotten) and
     the actions waiting for a decision, oldest first."""
     high = alerts.open().filter(severity=Severity.HIGH).select_related("mailbox")
@@ -99,7 +101,9 @@ def _needs_attention(alerts: QuerySet[Alert], actions: QuerySet[RemediationActio
     }
 
 
-def _counts(queryset: QuerySet[Alert], field: str, choices, **filters: object) -> list[dict]:
+def _counts(
+    queryset: QuerySet[Alert], field: str, choices: Iterable[tuple[str, str]], **filters: object
+) -> list[dict]:
     """One grouped count over ``field``: each choice, its number and the alert list of those alerts."""
     counts = dict(queryset.values_list(field).annotate(n=Count("id")))
     return [
@@ -145,7 +149,7 @@ def _investigation_counts(investigations: QuerySet[Investigation], tenant_id: in
     ]
 
 
-def _pending_actions(actions: QuerySet[RemediationAction], now: datetime, tenant_id: int | None) -> dict:
+def _pending_actions(actions: RemediationActionQuerySet, now: datetime, tenant_id: int | None) -> dict:
     """How many actions wait for a decision, and since when the oldest has waited."""
     row = actions.pending().aggregate(count=Count("id"), oldest=Min("proposed_at"))
     return {
@@ -179,9 +183,9 @@ def _time_to_restrict(
             .order_by()
         )
     delays = [
-        max(placed_at - breaches[pk], timedelta(0))
+        max(placed_at - breach, timedelta(0))
         for pk, placed_at, _ in rows
-        if breaches.get(pk) is not None
+        if (breach := breaches.get(pk)) is not None
     ]
     return {
         "median": _median(delays),
@@ -255,18 +259,19 @@ class DashboardView(ConsolePage):
     permission_required = "alerts.view_alert"
 
     def get_template_names(self) -> list[str]:
-        if self.request.htmx and not self.request.htmx.boosted:
+        htmx = getattr(self.request, "htmx", None)
+        if htmx and not htmx.boosted:
             return [f"{self.template_name}#widgets"]
         return [self.template_name]
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = self._widgets(**kwargs)
         # Counters without the zeros: a status nobody is in says nothing (the full rows stay in the context).
         context["statuses_shown"] = [row for row in context["statuses"] if row["count"]]
         context["investigations_shown"] = [row for row in context["investigations"] if row["count"]]
         return context
 
-    def _widgets(self, **kwargs):
+    def _widgets(self, **kwargs: Any) -> dict[str, Any]:
         now = timezone.now()
         tenants = list(Tenant.objects.all())
         tenant = next((t for t in tenants if str(t.pk) == self.request.GET.get("tenant")), None)

@@ -4,16 +4,19 @@ readers see the same pages without the controls, and the server refuses their PO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents import services
@@ -29,7 +32,7 @@ VIEW = "incidents.view_incident"
 TRIAGE = services.TRIAGE_PERMISSION
 
 
-def _ids(links) -> str:
+def _ids(links: Iterable[int]) -> str:
     return " ".join(str(pk) for pk in sorted(links))
 
 
@@ -60,10 +63,10 @@ class IncidentListView(FilteredListView):
         ("investigations", lambda i: _ids(link.investigation_id for link in i.investigation_links.all())),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return Incident.objects.with_related()
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         data = single_valued(self.request.GET)
         data.setdefault("status", "open")  # an empty ``status=`` means every status
         self.filterset = self.filterset_class(data, queryset=self.base_queryset(), request=self.request)
@@ -72,12 +75,12 @@ class IncidentListView(FilteredListView):
             field.widget, field.label = forms.HiddenInput(), ""
         return self.filterset.qs
 
-    def csv_response(self, queryset):
+    def csv_response(self, queryset: QuerySet) -> StreamingHttpResponse:
         return super().csv_response(
             queryset.prefetch_related("alert_links", "restriction_links", "investigation_links")
         )
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -117,11 +120,13 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/incident_detail.html", context)
 
 
-def _triage(request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str):
+def _triage(
+    request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str
+) -> HttpResponse:
     """Validate ``form``, apply ``change`` (a service call) to the incident, say how it went, redirect."""
     incident = get_object_or_404(Incident, pk=pk)
     if not form.is_valid():
-        errors = "; ".join(" ".join(errs) for errs in form.errors.values())
+        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
         messages.error(request, f"Nothing changed. {errors}")
     else:
         try:
@@ -141,7 +146,9 @@ def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         form,
-        lambda i: services.set_incident_status(i, actor=request.user, status=form.cleaned_data["status"]),
+        lambda i: services.set_incident_status(
+            i, actor=acting_user(request), status=form.cleaned_data["status"]
+        ),
         "Status changed.",
     )
 
@@ -152,8 +159,8 @@ def incident_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = IncidentAssignForm(request.POST)
 
     def assign(incident: Incident) -> Incident:
-        assignee = request.user if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_incident(incident, actor=request.user, assignee=assignee)
+        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
+        return services.assign_incident(incident, actor=acting_user(request), assignee=assignee)
 
     return _triage(request, pk, form, assign, "Assignment changed.")
 
@@ -168,7 +175,7 @@ def incident_resolve(request: HttpRequest, pk: int) -> HttpResponse:
         form,
         lambda i: services.resolve_incident(
             i,
-            actor=request.user,
+            actor=acting_user(request),
             classification=form.cleaned_data["classification"],
             comment=form.cleaned_data["comment"],
         ),
@@ -183,7 +190,7 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
     back = safe_next(request, reverse("console:incidents"))
     form = IncidentBulkForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(" ".join(errs) for errs in form.errors.values())
+        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
         messages.error(request, f"Nothing changed. {errors}")
         return redirect(back)
     chosen = [Incident(pk=pk) for pk in form.cleaned_data["ids"]]
@@ -192,14 +199,14 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         if operation == "resolve":
             count = services.bulk_resolve_incidents(
                 chosen,
-                actor=request.user,
+                actor=acting_user(request),
                 classification=form.cleaned_data["classification"],
                 comment=form.cleaned_data["comment"],
             )
             done = f"{count} incident{'s' if count != 1 else ''} resolved, with their open alerts."
         else:
-            assignee = request.user if operation == "assign" else None
-            count = services.bulk_assign_incidents(chosen, actor=request.user, assignee=assignee)
+            assignee = acting_user(request) if operation == "assign" else None
+            count = services.bulk_assign_incidents(chosen, actor=acting_user(request), assignee=assignee)
             verb = "assigned to you" if assignee else "unassigned"
             done = f"{count} incident{'s' if count != 1 else ''} {verb}."
     except DomainError as exc:

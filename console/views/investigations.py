@@ -6,15 +6,18 @@ buttons, and the server refuses their POSTs (403)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.links import investigation_links
@@ -28,7 +31,7 @@ from restricted_users.models import Restriction
 from .. import investigation_page as page
 from ..forms_actions import StopInvestigationForm
 from ..lists import FilteredListView
-from .actions import confirm_page, safe_next
+from .actions import confirm_then, safe_next
 
 VIEW = "investigations.view_investigation"
 STOP = action_services.STOP_PERMISSION
@@ -66,10 +69,10 @@ class InvestigationListView(FilteredListView):
         ("incident", lambda i: i.incident_id or ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return investigation_links(Investigation.objects.with_related())
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         if Tenant.objects.is_single():
             self.filterset.form.fields.pop("tenant", None)
@@ -165,7 +168,7 @@ def investigation_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The status panel alone, polled every 2 s by htmx while the analyzers run. Once they have finished, htmx
     is told to reload the page, so the findings and proposed actions appear without a frozen page."""
     investigation = _investigation(pk)
-    if request.htmx and investigation.status not in IN_PROGRESS:
+    if getattr(request, "htmx", None) and investigation.status not in IN_PROGRESS:
         return HttpResponseClientRefresh()
     context = {
         "investigation": investigation,
@@ -201,12 +204,15 @@ def investigation_stop(request: HttpRequest, pk: int) -> HttpResponse:
         "button_class": "danger",
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        action_services.stop_investigation(investigation, actor=request.user, comment=comment)
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+    response = confirm_then(
+        request,
+        page,
+        lambda: action_services.stop_investigation(
+            investigation, actor=acting_user(request), comment=comment
+        ),
+    )
+    if response is not None:
+        return response
     messages.success(
         request, f"Investigation #{investigation.pk} stopped; its undecided actions were rejected."
     )
@@ -222,7 +228,7 @@ def investigation_start(request: HttpRequest) -> HttpResponse:
     mailbox = get_object_or_404(Mailbox, pk=request.POST.get("mailbox") or 0)
     try:
         investigation = services.start_investigation_by_hand(
-            mailbox, actor=request.user, comment=request.POST.get("comment", "")
+            mailbox, actor=acting_user(request), comment=request.POST.get("comment", "")
         )
     except DomainError as exc:
         messages.error(request, str(exc))

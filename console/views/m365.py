@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from m365 import services
 from m365.api.filtersets import PullRunFilterSet
 from m365.exceptions import M365Error
@@ -135,7 +137,7 @@ def connection_connect(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             connection = services.connect_tenant(
-                actor=request.user,
+                actor=acting_user(request),
                 name=data["name"],
                 tenant=data["tenant"],
                 directory_id=data["directory_id"],
@@ -147,7 +149,7 @@ def connection_connect(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"{connection.tenant.name} is connected to Microsoft 365.")
-            _report_test(request, services.test_connection(connection, actor=request.user))
+            _report_test(request, services.test_connection(connection, actor=acting_user(request)))
             return redirect("console:m365_connection", pk=connection.pk)
     return render(request, "console/m365_connect.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -177,15 +179,17 @@ class ConnectionDetailView(FilteredListView):
         ("error", lambda r: r.error),
     )
 
-    def get(self, request, *args, **kwargs):
+    def get(  # type: ignore[override]  # as FilteredListView.get: the CSV export streams
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         self.connection = get_object_or_404(_connections().prefetch_related("cursors"), pk=kwargs["pk"])
         self.csv_filename = f"m365-pull-runs-{self.connection.tenant.slug}.csv"
         return super().get(request, *args, **kwargs)
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return PullRun.objects.filter(connection=self.connection)
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         for run in context["object_list"]:
             run.duration_text = span(run.duration)
@@ -209,7 +213,7 @@ def _connection_or_404(pk: int) -> M365Connection:
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Sign in as the app and compare its permissions with the table; the result is saved and shown."""
     connection = _connection_or_404(pk)
-    _report_test(request, services.test_connection(connection, actor=request.user))
+    _report_test(request, services.test_connection(connection, actor=acting_user(request)))
     return redirect("console:m365_connection", pk=pk)
 
 
@@ -224,7 +228,7 @@ def connection_pull(request: HttpRequest, pk: int) -> HttpResponse:
     elif not connection.enabled:
         messages.error(request, "The connection is disabled: enable it to pull.")
     else:
-        services.request_pull(connection, actor=request.user, source=source)
+        services.request_pull(connection, actor=acting_user(request), source=source)
         what = Source(source).label if source else "Every source"
         messages.success(request, f"{what}: pull queued. Refresh this page to follow it.")
     return redirect("console:m365_connection", pk=pk)
@@ -236,7 +240,7 @@ def connection_enabled(request: HttpRequest, pk: int) -> HttpResponse:
     """Pause (``enabled=false``) or resume (``enabled=true``) the pulls and actions of a connection."""
     connection = _connection_or_404(pk)
     enabled = request.POST.get("enabled") == "true"
-    services.set_enabled(connection, actor=request.user, enabled=enabled)
+    services.set_enabled(connection, actor=acting_user(request), enabled=enabled)
     messages.success(
         request, f"{connection.tenant.name}: Microsoft 365 {'enabled' if enabled else 'disabled'}."
     )
@@ -253,7 +257,7 @@ def connection_credential(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.change_credential(
                 connection,
-                actor=request.user,
+                actor=acting_user(request),
                 credential_type=form.cleaned_data["credential_type"],
                 secret=form.cleaned_data["secret"],
             )
@@ -261,7 +265,7 @@ def connection_credential(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"{connection.tenant.name}: credential changed.")
-            _report_test(request, services.test_connection(connection, actor=request.user))
+            _report_test(request, services.test_connection(connection, actor=acting_user(request)))
             return redirect("console:m365_connection", pk=pk)
     return render(
         request,
@@ -276,7 +280,7 @@ def connection_disconnect(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask first (GET); forget the connection and its credential (POST). The organisation's data stays."""
     connection = _connection_or_404(pk)
     if request.method == "POST":
-        tenant = services.disconnect(connection, actor=request.user)
+        tenant = services.disconnect(connection, actor=acting_user(request))
         messages.success(request, f"{tenant.name} is disconnected from Microsoft 365; its data stays.")
         return redirect("console:m365_connections")
     return render(request, "console/m365_disconnect.html", {"connection": connection})

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from incidents.models import Incident
@@ -147,7 +148,8 @@ def mailbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
         **_security_context(request, mailbox),
     }
     template = "console/mailbox_detail.html"
-    if getattr(request, "htmx", False) and not request.htmx.boosted and "sent_page" in request.GET:
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.boosted and "sent_page" in request.GET:
         template += "#sent"
     return render(request, template, context)
 
@@ -171,7 +173,7 @@ def accepted_domains(request: HttpRequest) -> HttpResponse:
             tenant = form.cleaned_data.get("tenant") or _only_tenant()
             try:
                 accepted = services.add_accepted_domain(
-                    tenant, form.cleaned_data["domain"], actor=request.user
+                    tenant, form.cleaned_data["domain"], actor=acting_user(request)
                 )
             except DomainError as exc:
                 form.add_error("domain", str(exc))
@@ -194,6 +196,6 @@ def accepted_domains(request: HttpRequest) -> HttpResponse:
 def accepted_domain_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Stop accepting a domain (administrators); its mailboxes stay."""
     accepted = get_object_or_404(AcceptedDomain.objects.select_related("tenant"), pk=pk)
-    services.remove_accepted_domain(accepted, actor=request.user)
+    services.remove_accepted_domain(accepted, actor=acting_user(request))
     messages.success(request, f"{accepted.domain} is no longer an accepted domain of {accepted.tenant.name}.")
     return redirect("console:accepted_domains")

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from mailstack import geo, services, snippets, state
 from mailstack.doveadm import DoveadmError
 from mailstack.exceptions import MailstackError
@@ -103,7 +104,9 @@ def connection_connect(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             connection, fresh = services.connect_mail_servers(
-                form.cleaned_data["tenant"], actor=request.user, doveadm_url=form.cleaned_data["doveadm_url"]
+                form.cleaned_data["tenant"],
+                actor=acting_user(request),
+                doveadm_url=form.cleaned_data["doveadm_url"],
             )
         except MailstackError as exc:
             form.add_error(None, str(exc))
@@ -126,7 +129,7 @@ def connection_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(CHANGE, raise_exception=True)
 def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(MailstackConnection.objects.select_related("tenant"), pk=pk)
-    ok, message = services.test_connection(connection, actor=request.user)
+    ok, message = services.test_connection(connection, actor=acting_user(request))
     (messages.success if ok else messages.error)(request, f"Test: {message}")
     return redirect("console:mailstack_connection", pk=pk)
 
@@ -135,7 +138,7 @@ def connection_test(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(CHANGE, raise_exception=True)
 def connection_secrets(request: HttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(MailstackConnection.objects.select_related("tenant"), pk=pk)
-    fresh = services.rotate_secrets(connection, actor=request.user)
+    fresh = services.rotate_secrets(connection, actor=acting_user(request))
     messages.warning(request, "New secrets: copy them into Rspamd and Dovecot now; they are not shown again.")
     connection.refresh_from_db()
     return render(request, "console/mailstack_connection.html", _context(request, connection, fresh))
@@ -148,7 +151,7 @@ def connection_settings(request: HttpRequest, pk: int) -> HttpResponse:
     form = MailServersSettingsForm(request.POST)
     if form.is_valid():
         try:
-            services.update_connection(connection, actor=request.user, **form.cleaned_data)
+            services.update_connection(connection, actor=acting_user(request), **form.cleaned_data)
         except MailstackError as exc:
             messages.error(request, str(exc))
         else:

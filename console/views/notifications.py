@@ -5,13 +5,18 @@ A new endpoint's signing secret is rendered once, in the response to its creatio
 again.
 """
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from notifications.filtersets import WebhookDeliveryFilterSet
 from notifications.models import WebhookDelivery, WebhookEndpoint
@@ -46,10 +51,10 @@ class NotificationsView(FilteredListView):
     form = None
     new_secret = ""
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return WebhookDelivery.objects.select_related("endpoint").defer("body")
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.has_perm("notifications.add_webhookendpoint"):
             return self.handle_no_permission()
         self.form = WebhookEndpointForm(request.POST)
@@ -57,7 +62,7 @@ class NotificationsView(FilteredListView):
             try:
                 endpoint, self.new_secret = create_endpoint(
                     self.form.cleaned_data["tenant"],
-                    actor=request.user,
+                    actor=acting_user(request),
                     name=self.form.cleaned_data["name"],
                     url=self.form.cleaned_data["url"],
                     event_kinds=self.form.cleaned_data["event_kinds"],
@@ -69,7 +74,7 @@ class NotificationsView(FilteredListView):
                 self.form = None
         return self.get(request, *args, **kwargs)
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(
             endpoints=WebhookEndpoint.objects.select_related("tenant", "created_by").only(
                 "name", "url", "secret_prefix", "event_kinds", "enabled", "created_at", "tenant", "created_by"
@@ -85,18 +90,18 @@ class NotificationsView(FilteredListView):
 
 @require_POST
 @permission_required(MANAGE, raise_exception=True)
-def endpoint_disable(request, pk: int):
-    endpoint = disable_endpoint(get_object_or_404(WebhookEndpoint, pk=pk), actor=request.user)
+def endpoint_disable(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = disable_endpoint(get_object_or_404(WebhookEndpoint, pk=pk), actor=acting_user(request))
     messages.success(request, f"Endpoint “{endpoint.name}” disabled.")
     return redirect("console:notifications")
 
 
 @require_POST
 @permission_required(MANAGE, raise_exception=True)
-def endpoint_test(request, pk: int):
+def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     try:
-        delivery = send_test_delivery(endpoint, actor=request.user)
+        delivery = send_test_delivery(endpoint, actor=acting_user(request))
     except DomainError as exc:
         messages.error(request, str(exc))
     else:

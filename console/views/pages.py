@@ -5,11 +5,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token, revoke_api_token
@@ -43,24 +46,24 @@ class AuditLogView(FilteredListView):
         ("request_id", lambda e: e.request_id),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return AuditEvent.objects.select_related("tenant")
 
 
 @never_cache  # a new token is shown once in this answer: no browser or proxy keeps a copy
 @permission_required("core.view_apitoken", raise_exception=True)
-def api_tokens(request):
+def api_tokens(request: HttpRequest) -> HttpResponse:
     can_manage = request.user.has_perm("core.add_apitoken")
     form = ApiTokenForm(request.POST or None) if can_manage else None
     new_token = None
     if request.method == "POST":
-        if not can_manage:
+        if not can_manage or form is None:
             raise PermissionDenied
         if form.is_valid():
             try:
                 token, new_token = create_api_token(
                     form.cleaned_data["tenant"],
-                    actor=request.user,
+                    actor=acting_user(request),
                     name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
                 )
@@ -81,8 +84,8 @@ def api_tokens(request):
 
 @require_POST
 @permission_required("core.change_apitoken", raise_exception=True)
-def api_token_revoke(request, pk: int):
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=pk)
-    revoke_api_token(token, actor=request.user)
+    revoke_api_token(token, actor=acting_user(request))
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("console:api_tokens")

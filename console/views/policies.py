@@ -4,6 +4,8 @@ policy's settings and per-mailbox overrides. Administrators edit them through fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -12,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from alerts import services
+from alerts import policy_services
 from alerts.exceptions import PolicyValidationError
 from alerts.models import AlertPolicy, PolicyOverride
 from alerts.policies import DEFAULTS_BY_KIND, Threshold
+from core.actors import acting_user
 from core.models import AuditEvent, Tenant
 
 from ..forms_policies import PolicyForm, PolicyOverrideForm
@@ -73,6 +76,18 @@ def _render_detail(
     return render(request, "console/policy_detail.html", context)
 
 
+def _saved[T](form: PolicyForm | PolicyOverrideForm, save: Callable[[], T]) -> T | None:
+    """Validate the form, then save through the service and return what it saved; None when the form or the
+    service refused (the service's errors go back on the form's fields)."""
+    if not form.is_valid():
+        return None
+    try:
+        return save()
+    except PolicyValidationError as exc:
+        form.add_service_errors(exc.errors)
+        return None
+
+
 @permission_required(VIEW, raise_exception=True)
 def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Every setting and override; a POST (administrators) saves the settings form through the service."""
@@ -82,14 +97,11 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm(CHANGE):
         raise PermissionDenied
     form = PolicyForm(request.POST, policy=policy)
-    if form.is_valid():
-        try:
-            services.update_policy(policy, actor=request.user, **form.changes())
-        except PolicyValidationError as exc:
-            form.add_service_errors(exc.errors)
-        else:
-            messages.success(request, f"“{policy.name}” saved.")
-            return redirect("console:policy_detail", pk=policy.pk)
+    if _saved(
+        form, lambda: policy_services.update_policy(policy, actor=acting_user(request), **form.changes())
+    ):
+        messages.success(request, f"“{policy.name}” saved.")
+        return redirect("console:policy_detail", pk=policy.pk)
     return _render_detail(request, policy, form=form)
 
 
@@ -99,14 +111,13 @@ def policy_override_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Give one mailbox its own thresholds (replacing its previous override), optionally until a date."""
     policy = _policy(pk)
     form = PolicyOverrideForm(request.POST, policy=policy)
-    if form.is_valid():
-        try:
-            override = services.set_policy_override(policy, actor=request.user, **form.override())
-        except PolicyValidationError as exc:
-            form.add_service_errors(exc.errors)
-        else:
-            messages.success(request, f"Override for {override.mailbox_address} saved.")
-            return redirect("console:policy_detail", pk=policy.pk)
+    override = _saved(
+        form,
+        lambda: policy_services.set_policy_override(policy, actor=acting_user(request), **form.override()),
+    )
+    if override is not None:
+        messages.success(request, f"Override for {override.mailbox_address} saved.")
+        return redirect("console:policy_detail", pk=policy.pk)
     return _render_detail(request, policy, override_form=form)
 
 
@@ -116,6 +127,6 @@ def policy_override_remove(request: HttpRequest, pk: int, override_pk: int) -> H
     override = get_object_or_404(
         PolicyOverride.objects.select_related("policy__tenant"), pk=override_pk, policy_id=pk
     )
-    services.remove_policy_override(override, actor=request.user)
+    policy_services.remove_policy_override(override, actor=acting_user(request))
     messages.success(request, f"Override for {override.mailbox_address} removed.")
     return redirect("console:policy_detail", pk=pk)

@@ -6,11 +6,13 @@ refuses their POSTs (403)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
@@ -18,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import AuditEvent, Tenant
 from incidents.links import restriction_links
@@ -76,10 +79,10 @@ class RestrictedUserListView(FilteredListView):
         ("investigation", lambda r: r.investigation_id or ""),
     )
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return restriction_links(Restriction.objects.with_related())
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         self.single_tenant = Tenant.objects.is_single()
         data = single_valued(self.request.GET)
         data.setdefault("state", Restriction.State.ACTIVE)  # an empty ``state=`` means every state
@@ -91,7 +94,7 @@ class RestrictedUserListView(FilteredListView):
         mailbox_field.widget, mailbox_field.label = forms.HiddenInput(), ""
         return self.filterset.qs
 
-    def get_context_data(self, **kwargs):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(single_tenant=self.single_tenant, **kwargs)
 
 
@@ -243,13 +246,13 @@ def restrict_by_hand(request: HttpRequest) -> HttpResponse:
         next_url = ""
     form = RestrictByHandForm(request.POST)
     if not form.is_valid():
-        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        problems = "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing changed. {problems}")
         return redirect(next_url or "console:restricted_users")
     try:
         restriction, created = services.restrict_by_hand(
             form.cleaned_data["mailbox"],
-            actor=request.user,
+            actor=acting_user(request),
             reason_text=form.cleaned_data["reason"],
             until_released=form.until_released(),
         )

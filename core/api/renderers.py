@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from rest_framework import renderers
 
@@ -61,7 +63,12 @@ class CEFRenderer(renderers.BaseRenderer):
     format = "cef"
     charset = "utf-8"
 
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         if not isinstance(data, dict) or "entries" not in data:
             return (str(data.get("detail", data)) if isinstance(data, dict) else str(data)).encode()
         response = (renderer_context or {}).get("response")

@@ -2,15 +2,15 @@
 
 from rest_framework import serializers
 
-from ..models import ChangeFeedEntry
+from ..models import ChangeFeedEntry, Tenant
 
 
 class ChangeFeedEntrySerializer(serializers.ModelSerializer):
     """One entry: the documented change document plus its feed position (the cursor)."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     target = serializers.SerializerMethodField()
-    data = serializers.JSONField(source="payload")
+    data = serializers.JSONField(source="payload")  # type: ignore[assignment]  # a field: the metaclass pops it
     schema = serializers.SerializerMethodField()
     cursor = serializers.CharField(source="position")
     at = serializers.SerializerMethodField()

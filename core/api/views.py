@@ -43,7 +43,7 @@ class ChangeFeedView(APIView):
             ),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         query = s.FeedQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         entries, next_cursor = read_feed(

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from alerts.api.serializers import TriagedFields
+from core.models import Tenant
+
 from ..models import Incident
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(TriagedFields, serializers.ModelSerializer):
     """An incident as the queue shows it, with the ids of everything it groups."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     # Blank until resolved: declared so (a read-only model field loses allow_blank).
     classification = serializers.ChoiceField(
         choices=Incident.Classification.choices, allow_blank=True, read_only=True
@@ -50,16 +53,6 @@ class IncidentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_user(self, incident: Incident) -> dict:
-        mailbox = incident.mailbox
-        return {"id": mailbox.pk, "address": mailbox.address, "display_name": mailbox.display_name}
-
-    def get_assigned_to(self, incident: Incident) -> str | None:
-        return incident.assigned_to.get_username() if incident.assigned_to else None
-
-    def get_resolved_by(self, incident: Incident) -> str | None:
-        return incident.resolved_by.get_username() if incident.resolved_by else None
-
     def get_alerts(self, incident: Incident) -> list[int]:
         return sorted(link.alert_id for link in incident.alert_links.all())
 
@@ -85,7 +78,7 @@ class IncidentDetailSerializer(IncidentSerializer):
         rows = RemediationAction.objects.filter(investigation__incident_link__incident=incident).values(
             "id", "investigation_id", "action_type", "status"
         )
-        return list(rows.order_by("id"))
+        return [dict(row) for row in rows.order_by("id")]
 
 
 class IncidentStatusInputSerializer(serializers.Serializer):

@@ -12,7 +12,9 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -42,13 +44,13 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         )
         return queryset
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[BaseSerializer]:
         return s.IncidentSerializer if self.action == "list" else s.IncidentDetailSerializer
 
     def _done(self, incident: Incident) -> Response:
         return Response(s.IncidentDetailSerializer(self.get_queryset().get(pk=incident.pk)).data)
 
-    def _input(self, serializer_class, request: Request) -> dict:
+    def _input(self, serializer_class: type[BaseSerializer], request: Request) -> dict:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -60,7 +62,7 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         data = self._input(s.IncidentStatusInputSerializer, request)
         try:
             incident = services.set_incident_status(
-                self.get_object(), actor=request.user, status=data["status"]
+                self.get_object(), actor=acting_user(request), status=data["status"]
             )
         except DomainError as exc:
             return _bad_request(str(exc))
@@ -74,12 +76,16 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         assignee = None
         if name:
             assignee = (
-                request.user if name == "me" else get_user_model().objects.filter(username=name).first()
+                acting_user(request)
+                if name == "me"
+                else get_user_model().objects.filter(username=name).first()
             )
             if assignee is None:
                 return _bad_request(f"{name!r} is not a person who may triage incidents.")
         try:
-            incident = services.assign_incident(self.get_object(), actor=request.user, assignee=assignee)
+            incident = services.assign_incident(
+                self.get_object(), actor=acting_user(request), assignee=assignee
+            )
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done(incident)
@@ -92,7 +98,7 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         try:
             incident = services.resolve_incident(
                 self.get_object(),
-                actor=request.user,
+                actor=acting_user(request),
                 classification=data["classification"],
                 comment=data["comment"],
             )

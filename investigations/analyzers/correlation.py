@@ -24,7 +24,12 @@ from ..models import Finding
 from .base import AnalyzerResult, Context, Risk
 
 NAME = "correlated_alerts"
-SEVERITY_POINTS = {Severity.HIGH: 15, Severity.MEDIUM: 10, Severity.LOW: 5, Severity.INFORMATIONAL: 0}
+SEVERITY_POINTS: dict[str, int] = {
+    Severity.HIGH: 15,
+    Severity.MEDIUM: 10,
+    Severity.LOW: 5,
+    Severity.INFORMATIONAL: 0,
+}
 TRUE_POSITIVE_POINTS = 20
 TRUE_POSITIVES = (
     Alert.Classification.TP_COMPROMISED,
@@ -49,7 +54,11 @@ def correlated_alerts(ctx: Context) -> AnalyzerResult:
     )
     investigation.alerts.add(*alerts)
     findings = []
-    counts = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 0, Finding.Verdict.CLEAN: 0}
+    counts: dict[str, int] = {
+        Finding.Verdict.MALICIOUS: 0,
+        Finding.Verdict.SUSPICIOUS: 0,
+        Finding.Verdict.CLEAN: 0,
+    }
     judged = [(alert, *_judge(alert)) for alert in alerts]
     # Points count once per policy (its weightiest alert): a burst split over several alerts is one signal.
     counted: set[int] = set()

@@ -8,6 +8,8 @@ proposal (there is nothing left to undo). The rule and address helpers are the d
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Q
 
 from alerts.detectors.common import finance_keywords, manipulation_actions
@@ -33,53 +35,13 @@ def forwarding(ctx: Context) -> AnalyzerResult:
     findings, actions = [], []
     current = MailboxForwarding.objects.filter(mailbox=ctx.mailbox).first()
     now_to = current.forward_to if current is not None and current.forward_to else None
-    if now_to and is_external(now_to, accepted):
-        recent = current.changed_at >= ctx.since
-        verdict = Finding.Verdict.MALICIOUS if recent else Finding.Verdict.SUSPICIOUS
-        reason = (
-            f"Forwards all mail to {now_to}, outside the organisation"
-            f"{', keeping no copy' if not current.keep_copy else ''}; "
-            f"set {current.changed_at:%Y-%m-%d %H:%M} UTC"
-        )
-        finding = ctx.record(
-            name,
-            Finding.EntityType.FORWARDING,
-            now_to,
-            label=f"Forwarding to {now_to}",
-            verdict=verdict,
-            reasons=[reason],
-            risk=[Risk(35 if recent else 20, reason)],
-            data={
-                "forward_to": now_to,
-                "keep_copy": current.keep_copy,
-                "changed_at": current.changed_at.isoformat(),
-                "present": True,
-            },
-        )
+    if current is not None and now_to and is_external(now_to, accepted):
+        finding, action = _present_forwarding(ctx, name, current, now_to)
         findings.append(finding)
-        action = ctx.propose(
-            RemediationAction.Type.TURN_OFF_FORWARDING,
-            f"forwarding:{now_to}",
-            target={"mailbox_id": ctx.mailbox.pk, "forward_to": now_to, "keep_copy": current.keep_copy},
-            label=f"Turn off forwarding of {ctx.mailbox.address} to {now_to}",
-            finding=finding,
-            present_now=True,
-        )
         if action is not None:
             actions.append(action)
 
-    history = (
-        DirectoryChange.objects.filter(
-            mailbox=ctx.mailbox, kind=DirectoryChange.Kind.FORWARDING, at__gte=ctx.since, at__lte=ctx.until
-        )
-        .order_by("at", "id")
-        .values_list("at", "state", "event_id")
-    )
-    past: dict[str, list] = {}
-    for at, state, event_id in history:
-        for address in addresses_in((state or {}).get("forward_to")):
-            if is_external(address, accepted) and address != now_to:
-                past.setdefault(address, []).append((at, event_id))
+    past = _past_forwarding(ctx, now_to)
     for address, seen in past.items():
         reason = (
             f"Forwarded mail to {address}, outside the organisation, on {seen[0][0]:%Y-%m-%d %H:%M} UTC; "
@@ -137,29 +99,8 @@ def inbox_rules(ctx: Context) -> AnalyzerResult:
         recent = rule.changed_at >= ctx.since or (
             rule.created_at is not None and rule.created_at >= ctx.since
         )
-        risk: list[Risk] = []
-        malicious = False
-        outside = {
-            action: [a for a in addresses if is_external(a, accepted)]
-            for action, addresses in rule_forward_targets(actions_).items()
-        }
-        outside = {action: addresses for action, addresses in outside.items() if addresses}
         label = rule.name or rule.rule_id
-        if outside:
-            targets = ", ".join(f"{action.replace('_', ' ')} {', '.join(a)}" for action, a in outside.items())
-            risk.append(Risk(35 if recent else 20, f"Rule “{label}” sends mail outside: {targets}"))
-            malicious = malicious or recent
-        hides = manipulation_actions(actions_)
-        if hides:
-            words = finance_keywords(rule.conditions or {})
-            what = ", ".join(h.replace("_", " ") for h in hides)
-            if words:
-                risk.append(
-                    Risk(30 if recent else 15, f"Rule “{label}” hides mail ({what}) about {', '.join(words)}")
-                )
-                malicious = malicious or recent
-            else:
-                risk.append(Risk(15 if recent else 5, f"Rule “{label}” hides mail ({what})"))
+        risk, malicious, outside = _rule_risks(actions_, rule.conditions or {}, accepted, recent, label)
         if not risk:
             continue
         flagged += 1
@@ -171,43 +112,144 @@ def inbox_rules(ctx: Context) -> AnalyzerResult:
             f"{'Created' if rule.created_at else 'Changed'} {when:%Y-%m-%d %H:%M} UTC"
             + (f"; removed {rule.removed_at:%Y-%m-%d %H:%M} UTC" if rule.removed_at else "")
         )
-        verdict = Finding.Verdict.MALICIOUS if malicious else Finding.Verdict.SUSPICIOUS
-        finding = ctx.record(
-            name,
-            Finding.EntityType.INBOX_RULE,
-            rule.rule_id,
-            label=f"Inbox rule “{label}”" + (" (removed)" if rule.removed_at else ""),
-            verdict=verdict,
-            reasons=reasons,
-            risk=risk,
-            data={
-                "rule_id": rule.rule_id,
-                "name": rule.name,
-                "conditions": rule.conditions,
-                "actions": rule.actions,
-                "enabled": rule.enabled,
-                "present": rule.removed_at is None,
-                "external_targets": outside,
-            },
-        )
+        finding, action = _rule_finding(ctx, name, rule, label, risk, reasons, malicious, outside)
         findings.append(finding)
-        if rule.removed_at is None:
-            action = ctx.propose(
-                RemediationAction.Type.REMOVE_INBOX_RULE,
-                f"rule:{rule.rule_id}",
-                target={"mailbox_id": ctx.mailbox.pk, "rule_id": rule.rule_id, "name": rule.name},
-                label=f"Remove inbox rule “{label}” of {ctx.mailbox.address}",
-                finding=finding,
-                present_now=True,
-            )
-            if action is not None:
-                actions.append(action)
+        if action is not None:
+            actions.append(action)
     present = sum(1 for r in rules if r.removed_at is None)
     summary = (
         f"{present} rule{'s' if present != 1 else ''} present, {len(rules) - present} removed in 7 days; "
     )
     summary += f"{flagged} malicious or suspicious" if flagged else "none suspicious"
     return AnalyzerResult(summary, findings, actions)
+
+
+def _present_forwarding(
+    ctx: Context, name: str, current: MailboxForwarding, now_to: str
+) -> tuple[Finding, RemediationAction | None]:
+    """The finding on external forwarding set now, and the proposal to turn it off."""
+    recent = current.changed_at >= ctx.since
+    verdict = Finding.Verdict.MALICIOUS if recent else Finding.Verdict.SUSPICIOUS
+    reason = (
+        f"Forwards all mail to {now_to}, outside the organisation"
+        f"{', keeping no copy' if not current.keep_copy else ''}; "
+        f"set {current.changed_at:%Y-%m-%d %H:%M} UTC"
+    )
+    finding = ctx.record(
+        name,
+        Finding.EntityType.FORWARDING,
+        now_to,
+        label=f"Forwarding to {now_to}",
+        verdict=verdict,
+        reasons=[reason],
+        risk=[Risk(35 if recent else 20, reason)],
+        data={
+            "forward_to": now_to,
+            "keep_copy": current.keep_copy,
+            "changed_at": current.changed_at.isoformat(),
+            "present": True,
+        },
+    )
+    action = ctx.propose(
+        RemediationAction.Type.TURN_OFF_FORWARDING,
+        f"forwarding:{now_to}",
+        target={"mailbox_id": ctx.mailbox.pk, "forward_to": now_to, "keep_copy": current.keep_copy},
+        label=f"Turn off forwarding of {ctx.mailbox.address} to {now_to}",
+        finding=finding,
+        present_now=True,
+    )
+    return finding, action
+
+
+def _past_forwarding(ctx: Context, now_to: str | None) -> dict[str, list[tuple[datetime, str]]]:
+    """External addresses mail was forwarded to during the look-back and is not now, with when and by which
+    events."""
+    history = (
+        DirectoryChange.objects.filter(
+            mailbox=ctx.mailbox, kind=DirectoryChange.Kind.FORWARDING, at__gte=ctx.since, at__lte=ctx.until
+        )
+        .order_by("at", "id")
+        .values_list("at", "state", "event_id")
+    )
+    past: dict[str, list[tuple[datetime, str]]] = {}
+    for at, state, event_id in history:
+        for address in addresses_in((state or {}).get("forward_to")):
+            if is_external(address, ctx.accepted_domains) and address != now_to:
+                past.setdefault(address, []).append((at, event_id))
+    return past
+
+
+def _rule_risks(
+    actions_: dict, conditions: dict, accepted: set[str], recent: bool, label: str
+) -> tuple[list[Risk], bool, dict[str, list[str]]]:
+    """An inbox rule's risks (forwarding outside, hiding mail), whether they make it malicious, and the
+    outside addresses by action."""
+    risk: list[Risk] = []
+    malicious = False
+    outside = {
+        action: [a for a in addresses if is_external(a, accepted)]
+        for action, addresses in rule_forward_targets(actions_).items()
+    }
+    outside = {action: addresses for action, addresses in outside.items() if addresses}
+    if outside:
+        targets = ", ".join(f"{action.replace('_', ' ')} {', '.join(a)}" for action, a in outside.items())
+        risk.append(Risk(35 if recent else 20, f"Rule “{label}” sends mail outside: {targets}"))
+        malicious = malicious or recent
+    hides = manipulation_actions(actions_)
+    if hides:
+        words = finance_keywords(conditions)
+        what = ", ".join(h.replace("_", " ") for h in hides)
+        if words:
+            risk.append(
+                Risk(30 if recent else 15, f"Rule “{label}” hides mail ({what}) about {', '.join(words)}")
+            )
+            malicious = malicious or recent
+        else:
+            risk.append(Risk(15 if recent else 5, f"Rule “{label}” hides mail ({what})"))
+    return risk, malicious, outside
+
+
+def _rule_finding(
+    ctx: Context,
+    name: str,
+    rule: InboxRule,
+    label: str,
+    risk: list[Risk],
+    reasons: list[str],
+    malicious: bool,
+    outside: dict[str, list[str]],
+) -> tuple[Finding, RemediationAction | None]:
+    """A flagged inbox rule's finding and, while the rule is present, the proposal to remove it."""
+    verdict = Finding.Verdict.MALICIOUS if malicious else Finding.Verdict.SUSPICIOUS
+    finding = ctx.record(
+        name,
+        Finding.EntityType.INBOX_RULE,
+        rule.rule_id,
+        label=f"Inbox rule “{label}”" + (" (removed)" if rule.removed_at else ""),
+        verdict=verdict,
+        reasons=reasons,
+        risk=risk,
+        data={
+            "rule_id": rule.rule_id,
+            "name": rule.name,
+            "conditions": rule.conditions,
+            "actions": rule.actions,
+            "enabled": rule.enabled,
+            "present": rule.removed_at is None,
+            "external_targets": outside,
+        },
+    )
+    if rule.removed_at is None:
+        action = ctx.propose(
+            RemediationAction.Type.REMOVE_INBOX_RULE,
+            f"rule:{rule.rule_id}",
+            target={"mailbox_id": ctx.mailbox.pk, "rule_id": rule.rule_id, "name": rule.name},
+            label=f"Remove inbox rule “{label}” of {ctx.mailbox.address}",
+            finding=finding,
+            present_now=True,
+        )
+        return finding, action
+    return finding, None
 
 
 # ------------------------------------------------------------------------------------------- 7. delegations

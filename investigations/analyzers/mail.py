@@ -64,52 +64,15 @@ def sending_anomaly(ctx: Context) -> AnalyzerResult:
     baseline = [m for m in baseline if m.time < start]
     days = max(1.0, (ctx.until - start).total_seconds() / 86400)
 
-    per_day_messages: Counter[int] = Counter()
-    per_day_recipients: Counter[int] = Counter()
-    baseline_domains: set[str] = set()
-    baseline_external = 0
-    for m in baseline:
-        day = int((start - m.time).total_seconds() // 86400)
-        per_day_messages[day] += 1
-        per_day_recipients[day] += m.recipients
-        baseline_external += m.external
-        baseline_domains.update(m.external_domains)
-    baseline_recipients = sum(per_day_recipients.values())
-    busiest_messages = max(per_day_messages.values(), default=0)
-    busiest_recipients = max(per_day_recipients.values(), default=0)
-
-    messages = len(current)
-    recipients = sum(m.recipients for m in current)
-    external = sum(m.external for m in current)
-    domains = {d for m in current for d in m.external_domains}
-    new_domains = sorted(domains - baseline_domains)
-    share = external / recipients if recipients else 0.0
-    baseline_share = baseline_external / baseline_recipients if baseline_recipients else 0.0
+    base = _sending_of(baseline, start)
+    now = _sending_of(current, start)
+    messages, recipients, external = now.messages, now.recipients, now.external
+    baseline_recipients = base.recipients
+    busiest_messages, busiest_recipients = base.busiest_messages, base.busiest_recipients
+    new_domains = sorted(now.domains - base.domains)
+    share, baseline_share = now.external_share, base.external_share
     history = "the previous 7 days" if baseline else "no sending history in the previous 7 days"
-
-    risk: list[Risk] = []
-    message_limit = max(MESSAGE_FLOOR, SPIKE_FACTOR * busiest_messages * days)
-    if messages > message_limit:
-        risk.append(
-            Risk(
-                10, f"Sent {messages} messages in {_span(days)}; busiest day of {history}: {busiest_messages}"
-            )
-        )
-    recipient_limit = max(RECIPIENT_FLOOR, SPIKE_FACTOR * busiest_recipients * days)
-    if recipients > recipient_limit:
-        risk.append(
-            Risk(
-                10,
-                f"Sent to {recipients} recipients in {_span(days)}; "
-                f"busiest day of {history}: {busiest_recipients}",
-            )
-        )
-    if external >= EXTERNAL_SHARE_MIN_RECIPIENTS and share - baseline_share >= EXTERNAL_SHARE_JUMP:
-        risk.append(
-            Risk(5, f"External share of recipients {share:.0%}, against {baseline_share:.0%} in {history}")
-        )
-    if len(new_domains) >= NEW_DOMAIN_FLOOR:
-        risk.append(Risk(5, f"Wrote to {len(new_domains)} external domains not written to in {history}"))
+    risk = _anomaly_risks(now, base, new_domains=len(new_domains), days=days, history=history)
 
     verdict = Finding.Verdict.SUSPICIOUS if risk else Finding.Verdict.CLEAN
     reasons = [r.reason for r in risk] or [
@@ -145,6 +108,62 @@ def sending_anomaly(ctx: Context) -> AnalyzerResult:
         f"{baseline_recipients} in the 7 days before: " + ("; ".join(r.reason for r in risk) or "no anomaly")
     )
     return AnalyzerResult(summary[:500], [finding])
+
+
+@dataclass
+class _Sending:
+    """One span of a user's sent mail, counted: totals, its busiest day, the external domains written to."""
+
+    messages: int = 0
+    recipients: int = 0
+    external: int = 0
+    busiest_messages: int = 0
+    busiest_recipients: int = 0
+    domains: set[str] = field(default_factory=set)
+
+    @property
+    def external_share(self) -> float:
+        return self.external / self.recipients if self.recipients else 0.0
+
+
+def _sending_of(sent: list[SentMessage], start: datetime) -> _Sending:
+    """Count ``sent``, its days numbered back from ``start``."""
+    per_day_messages: Counter[int] = Counter()
+    per_day_recipients: Counter[int] = Counter()
+    counted = _Sending(messages=len(sent))
+    for m in sent:
+        day = int((start - m.time).total_seconds() // 86400)
+        per_day_messages[day] += 1
+        per_day_recipients[day] += m.recipients
+        counted.external += m.external
+        counted.domains.update(m.external_domains)
+    counted.recipients = sum(per_day_recipients.values())
+    counted.busiest_messages = max(per_day_messages.values(), default=0)
+    counted.busiest_recipients = max(per_day_recipients.values(), default=0)
+    return counted
+
+
+def _anomaly_risks(
+    now: _Sending, base: _Sending, *, new_domains: int, days: float, history: str
+) -> list[Risk]:
+    """The rules of :func:`sending_anomaly`, each broken one a reason."""
+    risk: list[Risk] = []
+    spikes = (
+        ("", now.messages, "messages", base.busiest_messages, MESSAGE_FLOOR),
+        ("to ", now.recipients, "recipients", base.busiest_recipients, RECIPIENT_FLOOR),
+    )
+    for to, count, noun, busiest, floor in spikes:
+        if count > max(floor, SPIKE_FACTOR * busiest * days):
+            reason = f"Sent {to}{count} {noun} in {_span(days)}; busiest day of {history}: {busiest}"
+            risk.append(Risk(10, reason))
+    share, baseline_share = now.external_share, base.external_share
+    if now.external >= EXTERNAL_SHARE_MIN_RECIPIENTS and share - baseline_share >= EXTERNAL_SHARE_JUMP:
+        risk.append(
+            Risk(5, f"External share of recipients {share:.0%}, against {baseline_share:.0%} in {history}")
+        )
+    if new_domains >= NEW_DOMAIN_FLOOR:
+        risk.append(Risk(5, f"Wrote to {new_domains} external domains not written to in {history}"))
+    return risk
 
 
 def _span(days: float) -> str:
@@ -259,16 +278,7 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
     name = "mail_clusters"
     sent = ctx.sent_between(ctx.since)
     breach_ids, windows = _breach_evidence(ctx)
-    shared_bodies = {h for h, n in Counter(m.body_hash for m in sent if m.body_hash).items() if n > 1}
-    clusters: dict[tuple[str, str], _Cluster] = {}
-    for m in sent:
-        basis, key, label = _cluster_key(m, ctx.accepted_domains, shared_bodies)
-        cluster = clusters.get((basis, key))
-        if cluster is None:
-            cluster = clusters[(basis, key)] = _Cluster(basis, key, label)
-        cluster.messages.append(m)
-        if m.event_id in breach_ids or any(start <= m.time <= end for start, end in windows):
-            cluster.breach_recipients += m.recipients
+    clusters = _group_clusters(ctx, sent, breach_ids, windows)
     total_breach = sum(c.breach_recipients for c in clusters.values())
 
     judged: list[tuple[_Cluster, str, list[str]]] = []
@@ -281,6 +291,47 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
     kept += clean[:CLEAN_CLUSTERS_KEPT]
     rest = [m for cluster, _, _ in clean[CLEAN_CLUSTERS_KEPT:] for m in cluster.messages]
 
+    rows = _cluster_rows(ctx, kept, rest)
+    saved = _save_clusters(ctx, rows)
+
+    findings = []
+    actions = []
+    for cluster, verdict, reasons in kept:
+        if verdict == Finding.Verdict.CLEAN:
+            continue
+        finding, action = _report_cluster(ctx, name, cluster, verdict, reasons, saved[cluster.fingerprint])
+        findings.append(finding)
+        if action is not None:
+            actions.append(action)
+    counts = Counter(verdict for _, verdict, _ in judged)
+    summary = (
+        f"{len(sent)} messages in {len(clusters)} clusters: {counts[Finding.Verdict.MALICIOUS]} malicious, "
+        f"{counts[Finding.Verdict.SUSPICIOUS]} suspicious, {counts[Finding.Verdict.CLEAN]} clean"
+    )
+    return AnalyzerResult(summary, findings, actions)
+
+
+def _group_clusters(
+    ctx: Context, sent: list[SentMessage], breach_ids: set[str], windows: list[tuple[datetime, datetime]]
+) -> dict[tuple[str, str], _Cluster]:
+    """Group the sent mail (see :func:`mail_clusters`), counting each cluster's recipients of a breach."""
+    shared_bodies = {h for h, n in Counter(m.body_hash for m in sent if m.body_hash).items() if n > 1}
+    clusters: dict[tuple[str, str], _Cluster] = {}
+    for m in sent:
+        basis, key, label = _cluster_key(m, ctx.accepted_domains, shared_bodies)
+        cluster = clusters.get((basis, key))
+        if cluster is None:
+            cluster = clusters[(basis, key)] = _Cluster(basis, key, label)
+        cluster.messages.append(m)
+        if m.event_id in breach_ids or any(start <= m.time <= end for start, end in windows):
+            cluster.breach_recipients += m.recipients
+    return clusters
+
+
+def _cluster_rows(
+    ctx: Context, kept: list[tuple[_Cluster, str, list[str]]], rest: list[SentMessage]
+) -> list[MailCluster]:
+    """The ``MailCluster`` rows to save: the kept clusters, then the rest of the clean mail summed in one."""
     rows = [
         _row(
             ctx,
@@ -308,66 +359,59 @@ def mail_clusters(ctx: Context) -> AnalyzerResult:
                 0,
             )
         )
-    saved = _save_clusters(ctx, rows)
+    return rows
 
-    findings = []
-    actions = []
-    for cluster, verdict, reasons in kept:
-        if verdict == Finding.Verdict.CLEAN:
-            continue
-        row = saved[cluster.fingerprint]
-        spam = verdict == Finding.Verdict.SUSPICIOUS and _spammy(cluster)
-        points = 10 if (verdict == Finding.Verdict.MALICIOUS or spam) and row.internal_recipients else 5
-        finding = ctx.record(
-            name,
-            Finding.EntityType.MAIL_CLUSTER,
-            cluster.fingerprint,
-            label=f"{row.label} ({row.message_count} messages)",
-            verdict=verdict,
-            reasons=reasons,
-            risk=[Risk(points, f"{verdict.capitalize()} mail cluster “{row.label[:80]}”: {reasons[0]}")],
-            data={
-                "cluster_id": row.pk,
-                "basis": row.basis,
-                "messages": row.message_count,
-                "internal_recipients": row.internal_recipients,
-                "external_recipients": row.external_recipients,
-                "breach_recipients": row.breach_recipients,
-                "verdict_counts": row.verdict_counts,
-            },
-        )
-        findings.append(finding)
-        targeted = _soft_delete_targets(cluster, spam=spam)
-        copies = sum(m.internal for m in targeted)
-        if (verdict == Finding.Verdict.MALICIOUS or spam) and copies:
-            mailboxes = _internal_mailboxes(ctx, targeted)
-            action = ctx.propose(
-                RemediationAction.Type.SOFT_DELETE_MESSAGES,
-                f"cluster:{row.fingerprint}",
-                target={
-                    "mailbox_id": ctx.mailbox.pk,
-                    "cluster_id": row.pk,
-                    "fingerprint": row.fingerprint,
-                    "event_ids": [m.event_id for m in targeted],
-                    "message_count": len(targeted),
-                    "internal_copies": copies,
-                    "internal_mailboxes": mailboxes,
-                },
-                label=(
-                    f"{_count(len(targeted), 'message')} “{row.label[:120]}”: "
-                    f"{_count(copies, 'copy', 'copies')} in "
-                    f"{_count(mailboxes, 'internal mailbox', 'internal mailboxes')}"
-                ),
-                finding=finding,
-            )
-            if action is not None:
-                actions.append(action)
-    counts = Counter(verdict for _, verdict, _ in judged)
-    summary = (
-        f"{len(sent)} messages in {len(clusters)} clusters: {counts[Finding.Verdict.MALICIOUS]} malicious, "
-        f"{counts[Finding.Verdict.SUSPICIOUS]} suspicious, {counts[Finding.Verdict.CLEAN]} clean"
+
+def _report_cluster(
+    ctx: Context, name: str, cluster: _Cluster, verdict: str, reasons: list[str], row: MailCluster
+) -> tuple[Finding, RemediationAction | None]:
+    """A suspicious or malicious cluster's finding and, where it reached internal mailboxes and is a campaign
+    worth deleting, its ``soft_delete_messages`` proposal."""
+    spam = verdict == Finding.Verdict.SUSPICIOUS and _spammy(cluster)
+    points = 10 if (verdict == Finding.Verdict.MALICIOUS or spam) and row.internal_recipients else 5
+    finding = ctx.record(
+        name,
+        Finding.EntityType.MAIL_CLUSTER,
+        cluster.fingerprint,
+        label=f"{row.label} ({row.message_count} messages)",
+        verdict=verdict,
+        reasons=reasons,
+        risk=[Risk(points, f"{verdict.capitalize()} mail cluster “{row.label[:80]}”: {reasons[0]}")],
+        data={
+            "cluster_id": row.pk,
+            "basis": row.basis,
+            "messages": row.message_count,
+            "internal_recipients": row.internal_recipients,
+            "external_recipients": row.external_recipients,
+            "breach_recipients": row.breach_recipients,
+            "verdict_counts": row.verdict_counts,
+        },
     )
-    return AnalyzerResult(summary, findings, actions)
+    targeted = _soft_delete_targets(cluster, spam=spam)
+    copies = sum(m.internal for m in targeted)
+    if (verdict == Finding.Verdict.MALICIOUS or spam) and copies:
+        mailboxes = _internal_mailboxes(ctx, targeted)
+        action = ctx.propose(
+            RemediationAction.Type.SOFT_DELETE_MESSAGES,
+            f"cluster:{row.fingerprint}",
+            target={
+                "mailbox_id": ctx.mailbox.pk,
+                "cluster_id": row.pk,
+                "fingerprint": row.fingerprint,
+                "event_ids": [m.event_id for m in targeted],
+                "message_count": len(targeted),
+                "internal_copies": copies,
+                "internal_mailboxes": mailboxes,
+            },
+            label=(
+                f"{_count(len(targeted), 'message')} “{row.label[:120]}”: "
+                f"{_count(copies, 'copy', 'copies')} in "
+                f"{_count(mailboxes, 'internal mailbox', 'internal mailboxes')}"
+            ),
+            finding=finding,
+        )
+        return finding, action
+    return finding, None
 
 
 def _count(n: int, one: str, many: str = "") -> str:
@@ -401,7 +445,11 @@ def _spammy(cluster: _Cluster) -> bool:
     return spammy >= SPAMMY_CLUSTER_MIN and spammy * 2 > len(cluster.messages)
 
 
-_RANK = {Finding.Verdict.MALICIOUS: 0, Finding.Verdict.SUSPICIOUS: 1, Finding.Verdict.CLEAN: 2}
+_RANK: dict[str, int] = {
+    Finding.Verdict.MALICIOUS: 0,
+    Finding.Verdict.SUSPICIOUS: 1,
+    Finding.Verdict.CLEAN: 2,
+}
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")

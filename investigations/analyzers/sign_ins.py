@@ -61,15 +61,7 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
     limits = _limits(ctx)
     lookback = timedelta(days=limits["lookback_days"])
     learning = timedelta(days=limits["learning_days"])
-    rows = (
-        SignIn.objects.filter(mailbox=ctx.mailbox, time__gte=ctx.since - lookback, time__lte=ctx.until)
-        .order_by("time", "event_id")
-        .values_list("event_id", "time", "ip", "country", "client_app", "result")
-    )
-    history = [
-        _SignIn(event_id, at, ip, (country or "").upper(), client_app or "", result == SignIn.Result.SUCCESS)
-        for event_id, at, ip, country, client_app, result in rows
-    ]
+    history = _history(ctx, lookback)
     first_success = (
         SignIn.objects.filter(mailbox=ctx.mailbox, result=SignIn.Result.SUCCESS)
         .order_by("time")
@@ -83,6 +75,43 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
 
     # New country, legacy protocol, impossible travel: the sign-in policy's own rules (one implementation,
     # alerts.detectors.sign_in), so the investigation blames exactly what the alert blamed.
+    _policy_hits(ctx, successes, limits, first_success, hits)
+    # Failures followed by success: failed sign-ins of the user in the hour before a successful one.
+    _failure_hits(ctx, history, successes, hits)
+    findings = [_ip_finding(ctx, name, ip, hits[ip]) for ip in sorted(hits)]
+    recent_successes = sum(1 for s in recent if s.success)
+    found = (
+        f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
+    )
+    note = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
+    summary = (
+        f"{recent_successes} successful and {len(recent) - recent_successes} failed sign-ins in 7 days from "
+        f"{len({s.ip for s in recent})} IPs; {found}{note}"
+    )
+    return AnalyzerResult(summary, findings)
+
+
+def _history(ctx: Context, lookback: timedelta) -> list[_SignIn]:
+    """The user's sign-ins from ``lookback`` before the look-back to its end, in time order."""
+    rows = (
+        SignIn.objects.filter(mailbox=ctx.mailbox, time__gte=ctx.since - lookback, time__lte=ctx.until)
+        .order_by("time", "event_id")
+        .values_list("event_id", "time", "ip", "country", "client_app", "result")
+    )
+    return [
+        _SignIn(event_id, at, ip, (country or "").upper(), client_app or "", result == SignIn.Result.SUCCESS)
+        for event_id, at, ip, country, client_app, result in rows
+    ]
+
+
+def _policy_hits(
+    ctx: Context,
+    successes: list[_SignIn],
+    limits: dict[str, int],
+    first_success: datetime | None,
+    hits: dict[str, list[tuple[str, str, _SignIn]]],
+) -> None:
+    """Add the sign-in policy's hits (new country, legacy protocol, impossible travel) to ``hits`` by IP."""
     records = [SignInRecord(s.event_id, s.at, s.country, s.client_app, s.ip) for s in successes]
     by_id = {s.event_id: s for s in successes}
     for hit in sign_in_hits(records, limits, first_success, ctx.since, ctx.until):
@@ -93,6 +122,7 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
             hits[s.ip].append((LEGACY, f"Signed in over legacy {s.client_app.upper()} (no modern auth)", s))
         else:
             other, hours, distance = hit.other, hit.hours or 0.0, hit.distance_km or 0.0
+            assert hit.pair is not None and other is not None  # an impossible-travel hit carries its pair
             when = "after" if hit.pair[1] is hit.sign_in else "before"
             speed = f"{distance / hours:,.0f} km/h" if hours > 0 else "at the same moment"
             hits[s.ip].append(
@@ -104,7 +134,14 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
                 )
             )
 
-    # Failures followed by success: failed sign-ins of the user in the hour before a successful one.
+
+def _failure_hits(
+    ctx: Context,
+    history: list[_SignIn],
+    successes: list[_SignIn],
+    hits: dict[str, list[tuple[str, str, _SignIn]]],
+) -> None:
+    """Add each successful sign-in of the look-back that followed a burst of failures in the hour before."""
     failures = [s.at for s in history if not s.success]  # in time order
     for s in successes:
         if s.at < ctx.since:
@@ -113,60 +150,46 @@ def sign_ins(ctx: Context) -> AnalyzerResult:
         if burst >= FAILURE_BURST:
             hits[s.ip].append((FAILURES, f"Signed in after {burst} failed sign-ins in the hour before", s))
 
-    findings = []
-    for ip in sorted(hits):
-        items = hits[ip]
-        rules = {rule for rule, _, _ in items}
-        reasons: list[str] = []
-        risk: list[Risk] = []
-        counted: set[str] = set()
-        budget = IP_POINT_CAP
-        for rule, reason, _ in items:
-            if reason not in reasons:
-                reasons.append(reason)
-            if rule in counted:
-                continue  # each rule counts once per IP, however many sign-ins tripped it
-            counted.add(rule)
-            points = min(POINTS[rule], budget)
-            if points > 0:
-                budget -= points
-                risk.append(Risk(points, f"{ip}: {reason}"))
-        countries = sorted({s.country for _, _, s in items if s.country})
-        verdict = (
-            Finding.Verdict.MALICIOUS
-            if NEW_COUNTRY in rules and len(rules) > 1
-            else Finding.Verdict.SUSPICIOUS
-        )
-        sign_in_ids = sorted({s.event_id for _, _, s in items})
-        findings.append(
-            ctx.record(
-                name,
-                Finding.EntityType.SIGN_IN,
-                f"ip:{ip}",
-                label=f"{ip} ({', '.join(countries) or 'unknown country'})",
-                verdict=verdict,
-                reasons=reasons,
-                risk=risk,
-                data={
-                    "ip": ip,
-                    "countries": countries,
-                    "rules": sorted(rules),
-                    "sign_in_ids": sign_in_ids[:50],
-                    "first_at": min(s.at for _, _, s in items).isoformat(),
-                    "last_at": max(s.at for _, _, s in items).isoformat(),
-                },
-            )
-        )
-    recent_successes = sum(1 for s in recent if s.success)
-    found = (
-        f"{len(findings)} suspicious IP{'s' if len(findings) != 1 else ''}" if findings else "nothing unusual"
+
+def _ip_finding(ctx: Context, name: str, ip: str, items: list[tuple[str, str, _SignIn]]) -> Finding:
+    """One IP's finding: its reasons, its points (each rule once, capped at 35), its verdict."""
+    rules = {rule for rule, _, _ in items}
+    reasons: list[str] = []
+    risk: list[Risk] = []
+    counted: set[str] = set()
+    budget = IP_POINT_CAP
+    for rule, reason, _ in items:
+        if reason not in reasons:
+            reasons.append(reason)
+        if rule in counted:
+            continue  # each rule counts once per IP, however many sign-ins tripped it
+        counted.add(rule)
+        points = min(POINTS[rule], budget)
+        if points > 0:
+            budget -= points
+            risk.append(Risk(points, f"{ip}: {reason}"))
+    countries = sorted({s.country for _, _, s in items if s.country})
+    verdict = (
+        Finding.Verdict.MALICIOUS if NEW_COUNTRY in rules and len(rules) > 1 else Finding.Verdict.SUSPICIOUS
     )
-    learning = "" if learned_any or not recent_successes else " (learning period: new countries not judged)"
-    summary = (
-        f"{recent_successes} successful and {len(recent) - recent_successes} failed sign-ins in 7 days from "
-        f"{len({s.ip for s in recent})} IPs; {found}{learning}"
+    sign_in_ids = sorted({s.event_id for _, _, s in items})
+    return ctx.record(
+        name,
+        Finding.EntityType.SIGN_IN,
+        f"ip:{ip}",
+        label=f"{ip} ({', '.join(countries) or 'unknown country'})",
+        verdict=verdict,
+        reasons=reasons,
+        risk=risk,
+        data={
+            "ip": ip,
+            "countries": countries,
+            "rules": sorted(rules),
+            "sign_in_ids": sign_in_ids[:50],
+            "first_at": min(s.at for _, _, s in items).isoformat(),
+            "last_at": max(s.at for _, _, s in items).isoformat(),
+        },
     )
-    return AnalyzerResult(summary, findings)
 
 
 def _limits(ctx: Context) -> dict[str, int]:

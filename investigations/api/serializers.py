@@ -4,9 +4,13 @@ and the API); these serializers only shape output and parse inputs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from core.models import Tenant
 
 from ..action_services import BULK_LIMIT
 from ..models import AnalyzerRun, Finding, Investigation, MailCluster, RemediationAction
@@ -16,18 +20,18 @@ from ..models import AnalyzerRun, Finding, Investigation, MailCluster, Remediati
 class UsernameField(serializers.RelatedField):
     """A person as their username (null when unset or deleted): declared as a nullable string."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_null", True)
         super().__init__(**kwargs)
 
-    def to_representation(self, value) -> str:
+    def to_representation(self, value: Any) -> str:
         return value.get_username()
 
 
 class RemediationActionSerializer(serializers.ModelSerializer):
     """An action with its decision, execution and undo; ``undoable``: whether ``POST …/undo/`` may work."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     user = serializers.CharField(source="investigation.mailbox.address", read_only=True)
     action_type_label = serializers.CharField(source="get_action_type_display", read_only=True)
     status = serializers.ChoiceField(
@@ -133,7 +137,7 @@ class AnalyzerRunSerializer(serializers.ModelSerializer):
 class InvestigationSerializer(serializers.ModelSerializer):
     """An investigation as the list shows it, with its counts (annotated: no query per row)."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     user = serializers.CharField(source="mailbox.address", read_only=True)
     # Blank while running: declared so (a read-only model field loses allow_blank).
     verdict = serializers.ChoiceField(choices=Investigation.Verdict.choices, allow_blank=True, read_only=True)

@@ -10,8 +10,10 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from alerts.models import Alert
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -29,7 +31,7 @@ def _bad_request(detail: str) -> Response:
     return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
-def _input(serializer_class, request: Request) -> dict:
+def _input(serializer_class: type[BaseSerializer], request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -58,7 +60,7 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[BaseSerializer]:
         return s.InvestigationSerializer if self.action == "list" else s.InvestigationDetailSerializer
 
     @action(detail=True, methods=["post"])
@@ -66,7 +68,7 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
         comment = _input(s.CommentInputSerializer, request)["comment"]
         try:
-            actions.stop_investigation(self.get_object(), actor=request.user, comment=comment)
+            actions.stop_investigation(self.get_object(), actor=acting_user(request), comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
@@ -106,7 +108,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         comment = _input(s.CommentInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            actions.decide_actions(target, actor=request.user, approve=approve, comment=comment)
+            actions.decide_actions(target, actor=acting_user(request), approve=approve, comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])
@@ -132,7 +134,10 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
             return _bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
         try:
             decided = actions.decide_actions(
-                chosen, actor=request.user, approve=data["decision"] == "approve", comment=data["comment"]
+                chosen,
+                actor=acting_user(request),
+                approve=data["decision"] == "approve",
+                comment=data["comment"],
             )
         except DomainError as exc:
             return _bad_request(str(exc))
@@ -146,7 +151,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         comment = _input(s.UndoInputSerializer, request)["comment"]
         target = self.get_object()
         try:
-            actions.request_undo(target, actor=request.user, comment=comment)
+            actions.request_undo(target, actor=acting_user(request), comment=comment)
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk], status.HTTP_202_ACCEPTED)
@@ -157,7 +162,9 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         data = _input(s.ManualInputSerializer, request)
         target = self.get_object()
         try:
-            actions.mark_manual_action(target, actor=request.user, done=data["done"], comment=data["comment"])
+            actions.mark_manual_action(
+                target, actor=acting_user(request), done=data["done"], comment=data["comment"]
+            )
         except DomainError as exc:
             return _bad_request(str(exc))
         return self._done([target.pk])

@@ -3,17 +3,19 @@ create and on PATCH and never returned, nor is any part of the ciphertext (only 
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from rest_framework import serializers
 
 from core.models import Tenant
 
 from ..models import M365Connection, PullCursor, PullRun, Source
+from ..permissions import Requirement
 
 
 class M365ConnectionSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     organisation = serializers.CharField(source="tenant.name", read_only=True)
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField[User]()
 
     class Meta:
         model = M365Connection
@@ -96,7 +98,7 @@ class MissingPermissionSerializer(serializers.Serializer):
     api = serializers.CharField(help_text="The API's resource URI.")
     api_label = serializers.CharField()
 
-    def get_also_accepted(self, requirement) -> list[str]:
+    def get_also_accepted(self, requirement: Requirement) -> list[str]:
         return list(requirement.permissions[1:])
 
 
@@ -113,14 +115,14 @@ class TestResultSerializer(serializers.Serializer):
 
 
 class PullRequestSerializer(serializers.Serializer):
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field: the metaclass pops it
         choices=Source.choices, required=False, allow_blank=True, help_text="One source; none: every source."
     )
 
 
 class PullQueuedSerializer(serializers.Serializer):
     connection = serializers.IntegerField()
-    source = serializers.CharField(allow_blank=True)
+    source = serializers.CharField(allow_blank=True)  # type: ignore[assignment]  # a field, as above
     queued = serializers.BooleanField()
 
 

@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import acting_user
 from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
@@ -62,7 +63,7 @@ class M365ConnectionViewSet(
         data.is_valid(raise_exception=True)
         try:
             connection = services.connect_tenant(
-                actor=request.user, name=data.validated_data.pop("name", ""), **data.validated_data
+                actor=acting_user(request), name=data.validated_data.pop("name", ""), **data.validated_data
             )
         except M365Error as exc:
             return _bad_request(exc)
@@ -80,12 +81,12 @@ class M365ConnectionViewSet(
                 if "secret" in changes:
                     services.change_credential(
                         connection,
-                        actor=request.user,
+                        actor=acting_user(request),
                         credential_type=changes["credential_type"],
                         secret=changes["secret"],
                     )
                 if "enabled" in changes:
-                    services.set_enabled(connection, actor=request.user, enabled=changes["enabled"])
+                    services.set_enabled(connection, actor=acting_user(request), enabled=changes["enabled"])
         except M365Error as exc:
             return _bad_request(exc)
         return Response(s.M365ConnectionSerializer(connection).data)
@@ -93,14 +94,14 @@ class M365ConnectionViewSet(
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         """Disconnect: the credential, cursors and runs go; the organisation and its data stay."""
-        services.disconnect(self.get_object(), actor=request.user)
+        services.disconnect(self.get_object(), actor=acting_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=s.TestResultSerializer)
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Sign in as the app for each API and name the permissions the connector lacks."""
-        result = services.test_connection(self.get_object(), actor=request.user)
+        result = services.test_connection(self.get_object(), actor=acting_user(request))
         return Response(s.TestResultSerializer(result).data)
 
     @extend_schema(request=s.PullRequestSerializer, responses={202: s.PullQueuedSerializer})
@@ -112,7 +113,7 @@ class M365ConnectionViewSet(
         data.is_valid(raise_exception=True)
         source = data.validated_data.get("source", "")
         try:
-            services.request_pull(connection, actor=request.user, source=source)
+            services.request_pull(connection, actor=acting_user(request), source=source)
         except M365Error as exc:
             return _bad_request(exc)
         return Response(

@@ -1,12 +1,14 @@
 from rest_framework import serializers
 
+from core.models import Tenant
+
 from ..models import Mailbox
 
 
 class MailboxSerializer(serializers.ModelSerializer):
     """A mailbox with its directory attributes and account state (read-only)."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
 
     class Meta:
         model = Mailbox

@@ -1,12 +1,14 @@
 from rest_framework import serializers
 
+from core.models import Tenant
+
 from ..models import MessageEvent
 
 
 class MessageEventSerializer(serializers.ModelSerializer):
     """A stored message event (read-only); ``sender`` is the sender's address."""
 
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     sender = serializers.CharField(source="sender.address", read_only=True)
     # Blank when the source gave none: declared so (a read-only model field loses allow_blank).
     verdict = serializers.ChoiceField(choices=MessageEvent.Verdict.choices, allow_blank=True, read_only=True)
@@ -64,7 +66,7 @@ class IngestAcceptedSerializer(serializers.Serializer):
 class IngestRefusedSerializer(serializers.Serializer):
     """The answer to a batch with an invalid event: nothing was stored."""
 
-    errors = IngestErrorSerializer(many=True)
+    errors = IngestErrorSerializer(many=True)  # type: ignore[assignment]  # a field: the metaclass pops it
     warnings = IngestWarningSerializer(many=True)
     error_count = serializers.IntegerField()
 

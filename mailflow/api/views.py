@@ -196,8 +196,8 @@ class EventIngestView(APIView):
                 {"errors": errors, "warnings": warnings, "error_count": len(result.errors)},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        body = {**result.summary(), "warnings": warnings}
-        return Response(body, status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK)
+        summary = {**result.summary(), "warnings": warnings}
+        return Response(summary, status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK)
 
 
 def _with_lines(items: list[dict[str, Any]], lines: list[int] | None) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Serializers of the webhook API. The signing secret is write-never, read-once: only creation returns it."""
 
+from django.contrib.auth.models import User
 from rest_framework import serializers
 
 from core.models import Tenant
@@ -8,8 +9,8 @@ from ..models import EVENT_KINDS, WebhookDelivery, WebhookEndpoint
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.StringRelatedField()
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
+    created_by = serializers.StringRelatedField[User]()
 
     class Meta:
         model = WebhookEndpoint

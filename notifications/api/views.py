@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.models import Tenant
 from core.permissions import RolePermission, TenantScopedMixin
@@ -46,7 +47,7 @@ class WebhookEndpointViewSet(
         try:
             endpoint, secret = services.create_endpoint(
                 data.validated_data.get("tenant") or Tenant.objects.default(),
-                actor=request.user,
+                actor=acting_user(request),
                 name=data.validated_data["name"],
                 url=data.validated_data["url"],
                 event_kinds=data.validated_data.get("event_kinds", []),
@@ -61,14 +62,14 @@ class WebhookEndpointViewSet(
     @extend_schema(request=None, responses=s.WebhookEndpointSerializer)
     @action(detail=True, methods=["post"])
     def disable(self, request: Request, pk: str | None = None) -> Response:
-        endpoint = services.disable_endpoint(self.get_object(), actor=request.user)
+        endpoint = services.disable_endpoint(self.get_object(), actor=acting_user(request))
         return Response(s.WebhookEndpointSerializer(endpoint).data)
 
     @extend_schema(request=None, responses={202: s.WebhookDeliverySerializer})
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         try:
-            delivery = services.send_test_delivery(self.get_object(), actor=request.user)
+            delivery = services.send_test_delivery(self.get_object(), actor=acting_user(request))
         except DomainError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

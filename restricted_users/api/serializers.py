@@ -9,7 +9,7 @@ from ..models import CHECKLIST_ITEMS, Restriction
 
 
 class RestrictionSerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField[Tenant](slug_field="slug", read_only=True)
     address = serializers.CharField(source="mailbox.address", read_only=True)
     display_name = serializers.CharField(source="mailbox.display_name", read_only=True)
     state = serializers.ChoiceField(choices=Restriction.State.choices, read_only=True)

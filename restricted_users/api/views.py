@@ -2,12 +2,14 @@
 (administrators). Thin: validate, call the service, render."""
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.actors import acting_user
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -30,7 +32,7 @@ class RestrictionViewSet(
     }
     filterset_class = RestrictionFilterSet
 
-    def base_queryset(self):
+    def base_queryset(self) -> QuerySet:
         restrictions = Restriction.objects.with_related()
         return restrictions
 
@@ -44,7 +46,7 @@ class RestrictionViewSet(
         try:
             restriction, created = services.restrict_by_hand(
                 body.validated_data["mailbox"],
-                actor=request.user,
+                actor=acting_user(request),
                 reason_text=body.validated_data["reason"],
                 until_released=body.validated_data["until_released"],
             )
@@ -65,7 +67,9 @@ class RestrictionViewSet(
         body = ReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            restriction = services.release_user(restriction, actor=request.user, **body.validated_data)
+            restriction = services.release_user(
+                restriction, actor=acting_user(request), **body.validated_data
+            )
         except RestrictionPermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except DomainError as exc:

@@ -8,7 +8,6 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 
 from alerts import detectors
 from alerts.models import AlertPolicy, EvaluationFailure
@@ -16,18 +15,12 @@ from alerts.services import evaluate_mailboxes
 
 from .builders import HOME, Telemetry, alerts_of, evaluate, mailbox_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SENDING = AlertPolicy.Kind.SENDING_LIMIT
 NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 
 from alerts.detectors import forwarding, forwarding_rule, inbox_manipulation
 from alerts.models import Alert, AlertEvidence, AlertPolicy
@@ -15,7 +14,6 @@ from alerts.services import ensure_default_policies
 
 from .builders import (
     HOME,
-    NOW,
     OUTSIDE,
     Telemetry,
     alerts_of,
@@ -25,7 +23,7 @@ from .builders import (
     today,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SUSPICIOUS = AlertPolicy.Kind.FORWARDING
 CREATED = AlertPolicy.Kind.FORWARDING_RULE
@@ -34,12 +32,6 @@ DELEGATION = AlertPolicy.Kind.DELEGATION
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
 MALLORY = f"mallory@{OUTSIDE}"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from restricted_users.services import release_user
 
 from .builders import HOME, Telemetry, alerts_of, evaluate, evidence_ids, mailbox_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SENDING = AlertPolicy.Kind.SENDING_LIMIT
 # A Tuesday evening (UTC); the tests' mail is sent earlier today.
@@ -28,12 +28,6 @@ BOB = f"bob@{HOME}"
 
 def at(hh: int, mm: int = 0, ss: int = 0, *, day: int = 4) -> datetime:
     return datetime(2031, 3, day, hh, mm, ss, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

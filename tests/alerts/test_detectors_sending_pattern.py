@@ -7,25 +7,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import time_machine
 
 from alerts.detectors import sending_pattern
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
 
-from .builders import HOME, NOW, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
+from .builders import HOME, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 PATTERN = AlertPolicy.Kind.SENDING_PATTERN
 CAROL = f"carol@{HOME}"
 DAVE = f"dave@{HOME}"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -7,26 +7,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-import time_machine
 
 from alerts.contacts import learn_contacts
 from alerts.models import AlertPolicy, KnownContact, Severity
 from investigations.models import Investigation
 
-from .builders import HOME, NOW, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
+from .builders import HOME, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SEQUENCE = AlertPolicy.Kind.SEQUENCE
 PATTERN = AlertPolicy.Kind.SENDING_PATTERN
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 def send(

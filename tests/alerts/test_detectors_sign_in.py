@@ -5,25 +5,18 @@ protocols. Sign-ins arrive as ingest events; evidence is named by their event id
 from __future__ import annotations
 
 import pytest
-import time_machine
 
 from alerts.detectors import geo, sign_in
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
 
-from .builders import HOME, NOW, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
+from .builders import HOME, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SIGN_IN = AlertPolicy.Kind.SIGN_IN
 ALICE = f"alice@{HOME}"
 BOB = f"bob@{HOME}"
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ background thread), a Postfix-like client, mailboxes in an accepted domain, a cl
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import socket
 import threading
@@ -15,6 +16,7 @@ from enforcement.server import PolicyServer
 from enforcement.snapshot import parse_networks
 from restricted_users import state
 from restricted_users.models import CHECKLIST_ITEMS
+from tests import builders
 
 ALL_ATTESTED = dict.fromkeys(CHECKLIST_ITEMS, True)
 DOMAIN = "corp.example"
@@ -155,12 +157,8 @@ def accepted_domain(tenant):
 
 @pytest.fixture
 def make_mailbox(tenant, accepted_domain):
-    from mailboxes.models import Mailbox
-
-    def make(address: str):
-        return Mailbox.objects.create(tenant=tenant, address=address.lower())
-
-    return make
+    """``make_mailbox(address)``: a mailbox of the test tenant, through the shared builder."""
+    return functools.partial(builders.make_mailbox, tenant)
 
 
 @pytest.fixture

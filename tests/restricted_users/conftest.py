@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mailboxes.models import Mailbox
 from restricted_users import services, state
 from restricted_users.models import CHECKLIST_ITEMS
+from tests import builders
 
 # Every checklist item attested by hand.
 ALL_ATTESTED = dict.fromkeys(CHECKLIST_ITEMS, True)
@@ -23,14 +25,12 @@ def _sessions_outlive_time_travel(settings):
 
 @pytest.fixture
 def make_mailbox(tenant):
-    from mailboxes.models import Mailbox
+    """``make_mailbox(address, display_name=…, tenant_=…)``: the shared builder, named after the address by
+    default."""
 
     def make(address: str = "alice@example.com", *, display_name: str = "", tenant_=None) -> Mailbox:
-        return Mailbox.objects.create(
-            tenant=tenant_ or tenant,
-            address=address.lower(),
-            display_name=display_name or address.split("@")[0].title(),
-        )
+        name = display_name or address.split("@")[0].title()
+        return builders.make_mailbox(tenant_ or tenant, address, display_name=name)
 
     return make
 

@@ -1,8 +1,9 @@
 import secrets
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from core.roles import ADMINISTRATOR, OPERATOR, READER, sync_roles
@@ -14,12 +15,12 @@ LOGINS = (("reader", READER), ("operator", OPERATOR), ("admin", ADMINISTRATOR))
 class Command(BaseCommand):
     help = "Create (or reset) one login per role and print the usernames and passwords (demos, first setup)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--password", help="use this password for all three (default: a new random one each)"
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         sync_roles()
         user_model = get_user_model()
         rows = []

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.append_only import purge_audit_trail
 
@@ -11,13 +12,13 @@ class Command(BaseCommand):
         "triggers; the purge itself is audited. The change feed is never purged."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--before", required=True, help="ISO date, e.g. 2025-01-01: older rows go")
         parser.add_argument(
             "--actor", default="", help="who runs it, for the audit row (default: the OS user)"
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             before = datetime.fromisoformat(options["before"])
         except ValueError as exc:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 
 from core.retention import purge_expired, retained_tables, retention_days
@@ -12,7 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         for table in retained_tables():
             days = retention_days(table.name)
             self.stdout.write(f"{table.name}: {f'{days} days' if days else 'kept forever'}")

@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import sys
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             "--no-ingest", action="store_true", help="Do not store accepted messages as events"
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if not settings.REDIS_URL:
             raise CommandError(
                 "The policy service needs Redis: set REDIS_URL (or a redis:// CELERY_BROKER_URL)."
