@@ -3,8 +3,11 @@
 What runs, on a fresh database ``soc_console_bench_sustained`` (plus ``BENCH_DB_SUFFIX``) and the configured
 broker, once per worker count (``BENCH_WORKERS``, default ``1,2``):
 
-- a simulated tenant (``BENCH_MAILBOXES`` users, default 500) with ``BENCH_HISTORY_DAYS`` (7) of history
-  ingested first, so its users have the baselines a live tenant has;
+- a simulated tenant of ``BENCH_MAILBOXES`` users (default 20,000; its mailbox events are ingested first,
+  no history). The roster is that large so that each user sends at a plausible pace at every rate tried
+  (1,000 events/s is ~150 messages an hour per user): a fixed small roster would push its users over the
+  sending limits as the rate grows and turn the benchmark into an alert storm. Being new, the users are in
+  their learning period: the detectors read their telemetry, only absolute limits could fire;
 - a real HTTP server: gunicorn with ``BENCH_WEB_PROCESSES`` (3) sync processes serving the console
   (``bench/sustained_wsgi.py``, which stamps each answer with the server's clock after the batch committed);
 - real Celery worker processes (``--pool=solo``, every queue), 1 then 2;
@@ -25,7 +28,8 @@ then ``BENCH_BISECT_STEPS`` (2) bisections narrow it; the best passing rate is t
 their ramp from the rate one worker held. It prints each step, the worker backlog (tasks queued) over the
 sustained run, the CPU each role used (web processes, workers, this database's PostgreSQL backends) and the
 database's growth, then both rates and their ratio. Everything (server, workers, database) is torn down on
-exit, Ctrl-C or failure.
+exit, Ctrl-C or failure. A step that leaves a backlog the grace period does not drain has its queues
+purged, so the next step starts from idle workers.
 """
 
 from __future__ import annotations
@@ -77,8 +81,7 @@ class Plan:
     bisect_steps: int = 2
     batch_seconds: float = 1.0
     attack_seconds: float = 3.0
-    mailboxes: int = 500
-    history_days: int = 7
+    mailboxes: int = 20_000
     web_processes: int = 3
     senders: int = 4
     workers: tuple[int, ...] = (1, 2)
@@ -96,7 +99,6 @@ class Plan:
             batch_seconds=_env_float("BENCH_BATCH_SECONDS", cls.batch_seconds),
             attack_seconds=_env_float("BENCH_ATTACK_SECONDS", cls.attack_seconds),
             mailboxes=int(_env_float("BENCH_MAILBOXES", cls.mailboxes)),
-            history_days=int(_env_float("BENCH_HISTORY_DAYS", cls.history_days)),
             web_processes=int(_env_float("BENCH_WEB_PROCESSES", cls.web_processes)),
             senders=int(_env_float("BENCH_SENDERS", cls.senders)),
             workers=workers or cls.workers,
@@ -176,17 +178,22 @@ def worker_pool(database_url: str, count: int, log_dir: Path) -> Iterator[list[s
         ]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes ``pids`` have used so far (those still alive)."""
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each of the processes ``pids`` has used so far (those still alive)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
-    return total / ticks
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of stat(5))
+    return used
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two samples; a process that appeared in between counts from zero."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 # -------------------------------------------------------------------------------------------------- traffic
@@ -340,6 +347,7 @@ class StepResult:
     lags: list[float] = field(default_factory=list)
     attacks: int = 0
     missing: int = 0
+    other_alerts: int = 0
     backlog: list[tuple[float, int]] = field(default_factory=list)
     drained: bool = True
 
@@ -371,8 +379,9 @@ class StepResult:
         return (
             f"{self.rate:7,.0f} events/s x {self.seconds:.0f} s: ingested {self.ingested_rate:7,.0f}/s "
             f"({self.accepted:,} of {self.offered:,}, {self.failed_batches} failed batches), "
-            f"alerts {self.attacks - self.missing}/{self.attacks}, {lags}, backlog max {max(backlog)} "
-            f"mean {sum(backlog) / len(backlog):.1f}{'' if self.drained else ' (not drained)'} "
+            f"alerts {self.attacks - self.missing}/{self.attacks} (+{self.other_alerts} benign), {lags}, "
+            f"backlog max {max(backlog)} mean {sum(backlog) / len(backlog):.1f}"
+            f"{'' if self.drained else ' (not drained)'} "
             f"-> {'PASS' if self.passed else 'fail'}  [load {os.getloadavg()[0]:.1f}]"
         )
 
@@ -435,12 +444,16 @@ class LoadGenerator:
             results = [future.result() for future in futures]
             step.elapsed = max(time.monotonic() - started, seconds)
             attacks = self.traffic.attacks[first_attack:]
-            self._collect_lags(step, attacks, results)
+            self._collect_lags(step, attacks, results, since=wall + started)
             step.drained = _wait_until_drained(self.plan.grace_seconds)
             step.backlog = monitor.samples
+        if not step.drained:
+            _purge_queues()
         return step
 
-    def _collect_lags(self, step: StepResult, attacks: list[Attack], results: list[Sent]) -> None:
+    def _collect_lags(
+        self, step: StepResult, attacks: list[Attack], results: list[Sent], since: float
+    ) -> None:
         from alerts.models import Alert
 
         by_index = {sent.index: sent for sent in results}
@@ -464,11 +477,31 @@ class LoadGenerator:
                 break
             time.sleep(0.2)
         step.missing = len(missing)
+        step.other_alerts = (
+            Alert.objects.filter(tenant_id=self.tenant_id, created_at__gte=datetime.fromtimestamp(since, UTC))
+            .exclude(mailbox__address__in=[a.address for a in self.traffic.attacks])
+            .count()
+        )
         for attack in measured:
             created = found.get((attack.address, attack.policy_kind))
             committed = by_index[attack.trigger_batch].committed_at
             if created is not None and not math.isnan(committed):
                 step.lags.append(created.timestamp() - committed)
+
+
+def _purge_queues() -> None:
+    """Drop every queued task until the queues stay empty for two seconds (the workers finish what they
+    hold, which may enqueue more)."""
+    from django.conf import settings
+
+    from soc_console.celery import app
+
+    quiet = 0
+    while quiet < 4:
+        with app.connection_for_write() as conn:
+            purged = sum(conn.default_channel.queue_purge(queue) or 0 for queue in settings.TASK_QUEUES)
+        quiet = 0 if purged else quiet + 1
+        time.sleep(0.5)
 
 
 def _wait_until_drained(timeout: float) -> bool:
@@ -519,10 +552,11 @@ def find_rate(load: LoadGenerator, plan: Plan, start: float, *, factor: float = 
 
 def sustain(load: LoadGenerator, plan: Plan, rate: float, roles: dict[str, list[int]]) -> StepResult:
     """Hold ``rate`` for ``BENCH_SUSTAIN_SECONDS`` and print the backlog over time and the CPU per role."""
-    before = {role: cpu_seconds(pids) for role, pids in roles.items()}
+    before = {role: cpu_by_pid(pids) for role, pids in {**roles, "postgres": _backend_pids()}.items()}
     size_before = _database_bytes()
     result = load.run_step(rate, plan.sustain_seconds)
-    used = {role: cpu_seconds(pids) - before[role] for role, pids in roles.items()}
+    after = {role: cpu_by_pid(pids) for role, pids in {**roles, "postgres": _backend_pids()}.items()}
+    used = {role: cpu_used(before[role], after[role]) for role in after}
     grown = _database_bytes() - size_before
     print(f"  hold   {result.line()}", flush=True)
     if result.backlog:
@@ -531,7 +565,7 @@ def sustain(load: LoadGenerator, plan: Plan, rate: float, roles: dict[str, list[
         print(f"    backlog over time (tasks queued): {' '.join(every)}")
     if result.accepted:
         per_role = ", ".join(
-            f"{role} ({len(roles[role])} processes) {seconds:.1f} CPU-s "
+            f"{role} ({len(after[role])} processes) {seconds:.1f} CPU-s "
             f"({result.accepted / seconds:,.0f} events per CPU-s)"
             for role, seconds in used.items()
             if seconds > 0
@@ -565,45 +599,44 @@ def _backend_pids() -> list[int]:
 # ----------------------------------------------------------------------------------------------------- main
 
 
-def prepare_tenant(plan: Plan) -> tuple[Any, Any, str]:
-    """The default tenant with ``history_days`` of a simulated tenant's history (no detection run over it:
-    its ``alerts.evaluate`` tasks are purged when the workers start), and an ingest token for it."""
+def simulated_roster(plan: Plan) -> Any:
+    """The simulated tenant whose roster the traffic is drawn from (only its mailbox events are ingested)."""
+    from mailflow.simulator import SimulationConfig, default_end, simulate
+
+    started = time.perf_counter()
+    simulation = simulate(
+        SimulationConfig(end=default_end(datetime.now(UTC)), mailboxes=plan.mailboxes, days=1, compromised=0)
+    )
+    print(f"  roster: {plan.mailboxes:,} simulated users ({time.perf_counter() - started:.0f} s)", flush=True)
+    return simulation
+
+
+def prepare_tenant(simulation: Any) -> tuple[Any, str]:
+    """The default tenant with the simulation's mailboxes (no history), and an ingest token for it. Their
+    ``alerts.evaluate`` tasks are purged when the workers start."""
     from django.contrib.auth import get_user_model
 
     from core.models import Tenant
     from core.services import create_api_token
     from mailflow.ingest import ingest_events
-    from mailflow.simulator import SimulationConfig, default_end, simulate
 
     tenant = Tenant.objects.default()
-    simulation = simulate(
-        SimulationConfig(
-            end=default_end(datetime.now(UTC)),
-            mailboxes=plan.mailboxes,
-            days=plan.history_days,
-            compromised=0,
-        )
-    )
-    started = time.perf_counter()
-    for start in range(0, len(simulation.events), 5000):
-        result = ingest_events(tenant, simulation.events[start : start + 5000], source="simulator")
+    mailboxes = [event for event in simulation.events if event["type"] == "mailbox"]
+    for start in range(0, len(mailboxes), 5000):
+        result = ingest_events(tenant, mailboxes[start : start + 5000], source="simulator")
         assert result.ok, result.errors[:3]
-    print(
-        f"  history: {plan.mailboxes:,} mailboxes, {plan.history_days} days, "
-        f"{len(simulation.events):,} events ingested in {time.perf_counter() - started:.0f} s"
-    )
     admin = get_user_model().objects.create_user(username="bench-admin", password=None)
     _, raw = create_api_token(tenant, actor=admin, name="sustained bench", scope="ingest")
-    return tenant, simulation, raw
+    return tenant, raw
 
 
 @contextmanager
 def load_rig(
-    database_url: str, plan: Plan, workers: int
+    database_url: str, plan: Plan, simulation: Any, workers: int
 ) -> Iterator[tuple[LoadGenerator, dict[str, list[int]]]]:
     """The tenant prepared, the web server and ``workers`` worker processes running; yields the load
     generator and the pids of each role (for CPU accounting)."""
-    tenant, simulation, token = prepare_tenant(plan)
+    tenant, token = prepare_tenant(simulation)
     log_dir = LOG_DIR / f"{workers}w"
     with (
         web_server(database_url, log_dir / "web.log", processes=plan.web_processes) as base_url,
@@ -612,11 +645,7 @@ def load_rig(
         traffic = TenantTraffic(simulation, attack_seconds=plan.attack_seconds, session=int(time.time()))
         load = LoadGenerator(base_url, token, traffic, tenant.pk, plan)
         load.run_step(plan.start_rate / 2, min(10.0, plan.step_seconds))  # warm up: connections, caches
-        roles = {
-            "web": _web_pids(),
-            "workers": [p.pid for p in processes],
-            "postgres": _backend_pids(),
-        }
+        roles = {"web": _web_pids(), "workers": [p.pid for p in processes]}
         yield load, roles
 
 
@@ -649,9 +678,10 @@ def run(plan: Plan) -> dict[int, float | None]:
     """For each worker count, find and hold the highest rate; returns the held rate per worker count."""
     held: dict[int, float | None] = {}
     start = plan.start_rate
+    simulation = simulated_roster(plan)
     for workers in plan.workers:
         print(f"\n{workers} worker process(es), {plan.web_processes} web processes:", flush=True)
-        with bench_database(DATABASE) as url, load_rig(url, plan, workers) as (load, roles):
+        with bench_database(DATABASE) as url, load_rig(url, plan, simulation, workers) as (load, roles):
             best = find_rate(load, plan, start, factor=2.0 if workers == plan.workers[0] else 1.5)
             rate = None
             for candidate in [best, round(best * 0.8)] if best else []:
