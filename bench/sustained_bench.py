@@ -4,8 +4,8 @@ What runs, on a fresh database ``soc_console_bench_sustained`` (plus ``BENCH_DB_
 broker, once per worker count (``BENCH_WORKERS``, default ``1,2``):
 
 - a simulated tenant of ``BENCH_MAILBOXES`` users (default 20,000; its mailbox events are ingested first,
-  no history). The roster is that large so that each user sends at a plausible pace at every rate tried
-  (1,000 events/s is ~150 messages an hour per user): a fixed small roster would push its users over the
+  no history). The roster is that large so that each user stays under the sending limits at every rate
+  tried (1,000 events/s is ~150 messages an hour per user): a fixed small roster would push its users over the
   sending limits as the rate grows and turn the benchmark into an alert storm. Being new, the users are in
   their learning period: the detectors read their telemetry, only absolute limits could fire;
 - a real HTTP server: gunicorn with ``BENCH_WEB_PROCESSES`` (3) sync processes serving the console
@@ -14,16 +14,16 @@ broker, once per worker count (``BENCH_WORKERS``, default ``1,2``):
 - a load generator in this process: every ``BENCH_BATCH_SECONDS`` (1) it POSTs one batch of the tenant's
   live mail and sign-ins to ``/api/v1/events/`` with an ingest token, sized for a fixed events/s, from
   ``BENCH_SENDERS`` (4) keep-alive connections so one slow answer does not hold the schedule back. Every
-  ``BENCH_ATTACK_SECONDS`` (3) a new user is compromised, alternately an outbound phishing burst (51
+  ``BENCH_ATTACK_SECONDS`` (5) a new user is compromised, alternately an outbound phishing burst (51
   messages x 10 external recipients over three batches: over 500 external recipients in an hour, so a
   sending-limit alert, a restriction and an investigation) and external forwarding (a forwarding alert and
   an investigation).
 
 **Detection lag** of an attack is its alert's ``created_at`` minus the commit stamp of the batch that carried
-the event crossing the threshold. A step at one rate lasts ``BENCH_STEP_SECONDS`` (60); it passes when p95 lag
+the event crossing the threshold. A step at one rate lasts ``BENCH_STEP_SECONDS`` (45); it passes when p95 lag
 <= 2 s, every attack was alerted, the server ingested >= 95 % of the offered events and answered every batch.
 The rate doubles from ``BENCH_START_RATE`` (100 events/s) until a step fails (halves if the first fails),
-then ``BENCH_BISECT_STEPS`` (2) bisections narrow it; the best passing rate is then held for
+then ``BENCH_BISECT_STEPS`` (1) bisections narrow it; the best passing rate is then held for
 ``BENCH_SUSTAIN_SECONDS`` (300) to confirm it (once more at 80 % if it does not hold). Two workers start
 their ramp from the rate one worker held. It prints each step, the worker backlog (tasks queued) over the
 sustained run, the CPU each role used (web processes, workers, this database's PostgreSQL backends) and the
@@ -74,13 +74,13 @@ def _env_float(name: str, default: float) -> float:
 class Plan:
     """The benchmark's knobs, from the environment."""
 
-    step_seconds: float = 60.0
+    step_seconds: float = 45.0
     sustain_seconds: float = 300.0
     start_rate: float = 100.0
     max_rate: float = 20_000.0
-    bisect_steps: int = 2
+    bisect_steps: int = 1
     batch_seconds: float = 1.0
-    attack_seconds: float = 3.0
+    attack_seconds: float = 5.0
     mailboxes: int = 20_000
     web_processes: int = 3
     senders: int = 4
