@@ -572,6 +572,10 @@ def sustain(load: LoadGenerator, plan: Plan, rate: float, roles: dict[str, list[
         )
         print(f"    CPU used while holding: {per_role}")
         print(
+            "    (postgres: the backends alive at both samples or opened since; those closed in between, "
+            "after DB_CONN_MAX_AGE, are lost: a lower bound)"
+        )
+        print(
             f"    database grew {grown / 2**20:,.0f} MiB for {result.accepted:,} events: "
             f"{grown / result.accepted * 1e6 / 2**30:.2f} GiB per million events (everything it wrote)"
         )
