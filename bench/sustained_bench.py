@@ -270,7 +270,7 @@ class TenantTraffic:
             parts = [messages[i : i + per_batch] for i in range(0, PHISH_MESSAGES, per_batch)]
         else:
             attack = Attack(address, "forwarding")
-            forwarding = {"type": "forwarding", "mailbox": address, "keep_copy": True}
+            forwarding: Event = {"type": "forwarding", "mailbox": address, "keep_copy": True}
             parts = [[forwarding | {"forward_to": f"drop{n}@protonmail-secure.example"}]]
         self.attacks.append(attack)
         self.pending.append((attack, parts))
@@ -483,25 +483,27 @@ class LoadGenerator:
             .count()
         )
         for attack in measured:
-            created = found.get((attack.address, attack.policy_kind))
+            alerted = found.get((attack.address, attack.policy_kind))
             committed = by_index[attack.trigger_batch].committed_at
-            if created is not None and not math.isnan(committed):
-                step.lags.append(created.timestamp() - committed)
+            if alerted is not None and not math.isnan(committed):
+                step.lags.append(alerted.timestamp() - committed)
 
 
 def _purge_queues() -> None:
     """Drop every queued task until the queues stay empty for two seconds (the workers finish what they
     hold, which may enqueue more)."""
+    import redis
     from django.conf import settings
 
-    from soc_console.celery import app
-
-    quiet = 0
-    while quiet < 4:
-        with app.connection_for_write() as conn:
-            purged = sum(conn.default_channel.queue_purge(queue) or 0 for queue in settings.TASK_QUEUES)
-        quiet = 0 if purged else quiet + 1
-        time.sleep(0.5)
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        quiet = 0
+        while quiet < 4:
+            purged = sum(int(client.delete(queue)) for queue in settings.TASK_QUEUES)  # kombu: a list a queue
+            quiet = 0 if purged else quiet + 1
+            time.sleep(0.5)
+    finally:
+        client.close()
 
 
 def _wait_until_drained(timeout: float) -> bool:
