@@ -123,6 +123,26 @@ def _text_value(value: str, checks: Any) -> str:
     return value
 
 
+# Recipient -> its normal form (lowercased, checked): a tenant's traffic repeats a few thousand addresses.
+_RECIPIENTS: dict[str, str] = {}
+_RECIPIENTS_KEPT = 65_536
+
+
+def _recipients(recipients: list[str], checks: Any) -> list[str]:
+    """The recipients' normal forms, first occurrence kept (the validator's ``_address`` on a cache miss)."""
+    known = _RECIPIENTS
+    result = []
+    for recipient in recipients:
+        address = known.get(recipient)
+        if address is None:
+            address = checks._address(recipient, None)
+            if len(known) >= _RECIPIENTS_KEPT:
+                known.clear()
+            known[recipient] = address
+        result.append(address)
+    return list(dict.fromkeys(result)) if len(result) > 1 else result
+
+
 def _normal_form(event: FastEvent, checks: Any) -> tuple[datetime, dict[str, Any], str]:
     if not event.id.strip():
         raise NotFast
@@ -133,8 +153,7 @@ def _normal_form(event: FastEvent, checks: Any) -> tuple[datetime, dict[str, Any
         data["type"] = "message"
         owner = checks._mailbox_address(event.sender, None)
         data["sender"] = owner
-        address = checks._address
-        data["recipients"] = list(dict.fromkeys(address(r, None) for r in event.recipients))
+        data["recipients"] = _recipients(event.recipients, checks)
         for name in _OPTIONAL_MESSAGE_TEXT:
             value = getattr(event, name)
             if value is not None:

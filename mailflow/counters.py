@@ -32,8 +32,7 @@ def minute_of(moment: datetime) -> int:
 
 def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int, int]]) -> None:
     """Add messages, given as (sender id, time, internal, external, total recipients, bad 0/1), to their
-    minutes; ``bad`` may be -1 to take a verdict back. One upsert for the whole batch, rows in key order (so
-    concurrent batches lock shared minutes in the same order)."""
+    minutes; ``bad`` may be -1 to take a verdict back. One upsert for the whole batch."""
     sums: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for sender_id, at, internal, external, total, bad in sent:
         counters = sums[(sender_id, minute_of(at))]
@@ -41,6 +40,12 @@ def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int
         counters[1] += external
         counters[2] += total
         counters[3] += bad
+    add_minutes(tenant_id, sums)
+
+
+def add_minutes(tenant_id: int, sums: dict[tuple[int, int], list[int]]) -> None:
+    """Add ``sums``, (sender id, minute) -> [internal, external, total, bad], to the minute rows: one upsert,
+    rows in key order (so concurrent batches lock shared minutes in the same order)."""
     if not sums:
         return
     columns = ("tenant_id", "sender_id", "minute", "time", *COUNTERS)
@@ -67,8 +72,9 @@ def count_sent(tenant_id: int, sent: Iterable[tuple[int, datetime, int, int, int
         )
         cursor.execute(f"TRUNCATE {_STAGE}")
         with cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+            write = copy.write_row
             for (sender_id, minute), counters in sums.items():
-                copy.write_row((sender_id, minute, *counters))
+                write((sender_id, minute, *counters))
         cursor.execute(
             f"INSERT INTO {_TABLE} ({', '.join(columns)}) "  # noqa: S608 - our tables, values are parameters
             f"SELECT %s, sender_id, minute, to_timestamp(minute * 60), {', '.join(COUNTERS)} FROM {_STAGE} "

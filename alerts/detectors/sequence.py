@@ -27,7 +27,7 @@ import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import Min, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 
 from mailboxes.models import DirectoryChange, Mailbox
 from mailflow.models import MessageEvent
@@ -38,7 +38,14 @@ from ..models import AlertPolicy, KnownContact, Severity
 from ..policies import DEFAULTS_BY_KIND, FINANCE_WORDS, SEQUENCE, SIGN_IN
 from .common import accepted_domains, directory_changes
 from .lookalike import LookalikeMatcher, sent_with_lookalikes
-from .sign_in import SignInRecord, _travel_horizon, sign_in_history, sign_in_hits, successful_sign_ins
+from .sign_in import (
+    SignInRecord,
+    _travel_horizon,
+    first_successful_sign_ins,
+    sign_in_history,
+    sign_in_hits,
+    successful_sign_ins,
+)
 
 UNUSUAL_CLIENT = "unusual_client"
 FIRST_CONTACT = "first_contact_recipients"
@@ -125,12 +132,7 @@ def _unusual_sign_ins(
     history = sign_in_history(successful, start - reach, end + ahead)
     if not history:
         return {}
-    first_seen = dict(
-        successful.filter(mailbox_id__in=list(history))
-        .values("mailbox_id")
-        .annotate(first=Min("time"))
-        .values_list("mailbox_id", "first")
-    )
+    first_seen = first_successful_sign_ins(policy.tenant_id, list(history))
     found: dict[int, list[tuple[SignInRecord, set[str]]]] = {}
     for mailbox_id, sign_ins in history.items():
         rules: dict[str, tuple[SignInRecord, set[str]]] = {}

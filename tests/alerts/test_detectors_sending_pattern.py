@@ -69,6 +69,21 @@ def test_an_hour_above_three_times_the_busiest_hour_of_the_week_fires(tenant, te
     assert volume["window"] == {"start": today(9).isoformat(), "end": today(10).isoformat()}
 
 
+def test_a_busier_hour_days_ago_in_the_week_still_is_the_baseline(tenant, telemetry):
+    history(telemetry, CAROL, busiest=10)
+    history(telemetry, DAVE, busiest=10)
+    telemetry.message(CAROL, at=days_ago(5), internal=200)  # in the week, before the last day
+    telemetry.message(DAVE, at=days_ago(8), internal=200)  # before the week: no longer the baseline
+    telemetry.ingest()
+    telemetry.message(CAROL, at=today(10), internal=150)
+    telemetry.message(DAVE, at=today(10), internal=150)
+    evaluate(tenant, telemetry.ingest())
+
+    [alert] = alerts_of(tenant, PATTERN)
+    assert alert.mailbox.address == DAVE
+    assert reasons(alert)["volume_spike"]["baseline"] == 10
+
+
 def test_an_hour_must_also_exceed_the_floor(tenant, telemetry):
     history(telemetry, CAROL, busiest=10)
     telemetry.message(CAROL, at=today(10), internal=60)
