@@ -645,6 +645,24 @@ GROUP BY i.id, family
 TARGET_MS = 150.0
 
 
+def seeded_before() -> tuple[dict, int | None, int | None]:
+    """What :func:`main` measures, read back from a database kept by an earlier run (``BENCH_REUSE=1``)."""
+    from django.contrib.auth import get_user_model
+
+    from incidents.models import IncidentInvestigation
+    from investigations.models import Investigation, MailCluster
+
+    investigation = Investigation.objects.select_related("mailbox").get(pk=1)
+    link = IncidentInvestigation.objects.filter(investigation=investigation).first()
+    cluster = MailCluster.objects.filter(investigation=investigation).order_by("-message_count").first()
+    seeded = {
+        "admin": get_user_model().objects.get(username="bench.admin"),
+        "investigation": investigation.pk,
+        "busiest_user": investigation.mailbox.address,
+    }
+    return seeded, link.incident_id if link else None, cluster.pk if cluster else None
+
+
 def main() -> None:
     from urllib.parse import urlencode
 
@@ -660,13 +678,16 @@ def main() -> None:
     with bench_database(DATABASE):
         from django.test import Client
 
-        print(f"Seeding {', '.join(f'{v:,} {k}' for k, v in sizes.items())}...", flush=True)
-        started = time.perf_counter()
-        seeded = seed(random.Random(5), now, sizes)
+        if os.environ.get("BENCH_REUSE") == "1":
+            seeded, incident, cluster = seeded_before()
+        else:
+            print(f"Seeding {', '.join(f'{v:,} {k}' for k, v in sizes.items())}...", flush=True)
+            started = time.perf_counter()
+            seeded = seed(random.Random(5), now, sizes)
+            incident = correlate_seeded_investigation(seeded["investigation"])
+            cluster = seed_clusters(seeded["investigation"])
+            print(f"Seed time: {time.perf_counter() - started:.0f} s", flush=True)
         investigation = seeded["investigation"]
-        incident = correlate_seeded_investigation(investigation)
-        cluster = seed_clusters(investigation)
-        print(f"Seed time: {time.perf_counter() - started:.0f} s", flush=True)
         client = Client()
         client.force_login(seeded["admin"])
         busiest = seeded["busiest_user"]
