@@ -334,3 +334,30 @@ class KnownContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value} since {self.first_seen:%Y-%m-%d %H:%M}"
+
+
+class AlertTally(models.Model):
+    """How many alerts a tenant has per status, severity and hour of first activity (UTC), so the dashboard
+    reads a few thousand rows instead of counting every alert.
+
+    Invariant: ``count`` equals the number of alerts with that key. On PostgreSQL a trigger on the alert table
+    keeps it (every insert, delete and update of the key, in the writing transaction, whatever wrote it: a
+    service, a bulk ``update()``, a cascade), so it can never drift; see migration
+    ``0010_alert_tally``. SQLite (the embedded mode) has no such trigger and its readers count the alerts
+    themselves (:mod:`alerts.tallies`). Rows may fall to zero and stay.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Alert.Status)
+    severity = models.CharField(max_length=16, choices=Severity)
+    hour = models.DateTimeField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "hour", "status", "severity"], name="alert_tally_key")
+        ]
+        indexes = [models.Index(fields=["hour"], name="alert_tally_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.status} {self.severity} alerts first active {self.hour:%Y-%m-%d %H}:00"

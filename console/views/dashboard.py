@@ -11,13 +11,13 @@ from statistics import median
 from urllib.parse import urlencode
 
 from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncHour
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
+from alerts.tallies import counts_by_status_and_severity, hourly_counts
 from core.models import Tenant
 from incidents.filtersets import with_counts
 from incidents.models import Incident
@@ -55,24 +55,19 @@ SEVERITY_SERIES = tuple(
 )
 
 
-def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedChart:
+def _trend(hours: dict[tuple[datetime, str], int], now: datetime, *, hourly: bool) -> StackedChart:
     """Alerts by when their activity began (not when the console created them: a backlog ingested at once
-    would pile onto one bucket), stacked by severity."""
-    step, count, trunc = (timedelta(hours=1), 24, TruncHour) if hourly else (timedelta(days=1), 7, TruncDay)
+    would pile onto one bucket), stacked by severity, from the per-hour counts ``hours``."""
+    step, count = (timedelta(hours=1), 24) if hourly else (timedelta(days=1), 7)
     current = now.replace(minute=0, second=0, microsecond=0)
     if not hourly:
         current = current.replace(hour=0)
     starts = buckets(current, step, count)
     counts: dict[datetime, dict[str, int]] = {}
-    rows = (
-        alerts.filter(first_activity_at__gte=starts[0])
-        .annotate(bucket=trunc("first_activity_at"))
-        .values_list("bucket", "severity")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for bucket, severity, n in rows:
-        counts.setdefault(bucket, {})[severity] = n
+    for (hour, severity), n in hours.items():
+        bucket = hour if hourly else hour.replace(hour=0)
+        per_severity = counts.setdefault(bucket, {})
+        per_severity[severity] = per_severity.get(severity, 0) + n
     if hourly:
         points = [(f"{start:%H}:00", counts.get(start, {})) for start in starts]
         return stacked_chart(
@@ -80,6 +75,11 @@ def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedCh
         )
     points = [(f"{start:%a} {start.day} {start:%b}", counts.get(start, {})) for start in starts]
     return stacked_chart("Alerts by first activity per day, last 7 days (UTC)", points, SEVERITY_SERIES)
+
+
+def _trend_start(now: datetime) -> datetime:
+    """The first hour either trend shows: midnight (UTC) six days ago, before the hourly chart's first."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
 
 
 ATTENTION_ROWS = 5
@@ -99,9 +99,8 @@ def _needs_attention(alerts: QuerySet[Alert], actions: QuerySet[RemediationActio
     }
 
 
-def _counts(queryset: QuerySet[Alert], field: str, choices, **filters: object) -> list[dict]:
-    """One grouped count over ``field``: each choice, its number and the alert list of those alerts."""
-    counts = dict(queryset.values_list(field).annotate(n=Count("id")))
+def _counts(counts: dict[str, int], field: str, choices, **filters: object) -> list[dict]:
+    """Each choice of ``field``, its number in ``counts`` and the alert list of those alerts."""
     return [
         {
             "value": value,
@@ -111,6 +110,17 @@ def _counts(queryset: QuerySet[Alert], field: str, choices, **filters: object) -
         }
         for value, label in choices
     ]
+
+
+def _alert_counts(tenant: Tenant | None) -> tuple[dict[str, int], dict[str, int]]:
+    """Open alerts by severity, and every alert by status (one read of the tallies)."""
+    open_by_severity: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    for (status, severity), n in counts_by_status_and_severity(tenant).items():
+        by_status[status] = by_status.get(status, 0) + n
+        if status != Alert.Status.RESOLVED:
+            open_by_severity[severity] = open_by_severity.get(severity, 0) + n
+    return open_by_severity, by_status
 
 
 def _top_users(alerts: QuerySet[Alert], now: datetime, tenant_id: int | None) -> list[dict]:
@@ -276,7 +286,9 @@ class DashboardView(ConsolePage):
         restrictions = Restriction.objects.active().filter(**by_tenant)
         tenant_id = tenant.pk if tenant else None
         tenant_slug = tenant.slug if tenant else None
-        severities = _counts(alerts.open(), "severity", Severity.choices, status="open", tenant=tenant_id)
+        open_by_severity, by_status = _alert_counts(tenant)
+        severities = _counts(open_by_severity, "severity", Severity.choices, status="open", tenant=tenant_id)
+        hours = hourly_counts(tenant, _trend_start(now))
         return super().get_context_data(
             title="Alerts dashboard",
             active_incidents=_active_incidents(tenant) if self.request.user.has_perm(VIEW_INCIDENT) else None,
@@ -285,9 +297,9 @@ class DashboardView(ConsolePage):
             severities=severities,
             open_count=sum(s["count"] for s in severities),
             open_url=alert_list_url(status="open", tenant=tenant_id),
-            statuses=_counts(alerts, "status", Alert.Status.choices, tenant=tenant_id),
-            hourly=_trend(alerts, now, hourly=True),
-            daily=_trend(alerts, now, hourly=False),
+            statuses=_counts(by_status, "status", Alert.Status.choices, tenant=tenant_id),
+            hourly=_trend(hours, now, hourly=True),
+            daily=_trend(hours, now, hourly=False),
             restricted_count=restrictions.count(),
             restricted_url=list_url("console:restricted_users", tenant=tenant_slug),
             newest_restriction=restrictions.select_related("mailbox").order_by("-placed_at", "-id").first(),
