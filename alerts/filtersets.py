@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Q, QuerySet
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, since_filter, until_filter
 
-from .models import SEVERITY_RANK, Alert, AlertPolicy, Severity
+from .models import Alert, AlertPolicy, Severity, severity_rank
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
@@ -20,13 +20,7 @@ POLICY_CHOICES = [("", "Any policy"), *((p.kind, p.name) for p in DEFAULT_POLICI
 
 def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:
     """Annotate ``severity_rank`` (high 3 to informational 0) so severity sorts by meaning, not spelling."""
-    return queryset.annotate(
-        severity_rank=Case(
-            *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-            default=Value(-1),
-            output_field=IntegerField(),
-        )
-    )
+    return queryset.annotate(severity_rank=severity_rank())
 
 
 class AlertFilterSet(FilterSet):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from alerts.models import SEVERITY_RANK, Alert, Severity
+from alerts.models import Alert, Severity, severity_rank
 from core.filters import FilterSet, TenantFilter, since_filter, until_filter
 from investigations.models import RemediationAction
 
@@ -37,11 +37,7 @@ def with_counts(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
         return queryset
     alerts = IncidentAlert.objects.filter(incident=OuterRef("pk"))
     return queryset.annotate(
-        severity_rank=Case(
-            *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-            default=Value(-1),
-            output_field=IntegerField(),
-        ),
+        severity_rank=severity_rank(),
         alert_count=_count(alerts),
         open_alert_count=_count(alerts.exclude(alert__status=Alert.Status.RESOLVED)),
         restriction_count=_count(IncidentRestriction.objects.filter(incident=OuterRef("pk"))),

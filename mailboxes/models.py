@@ -99,7 +99,12 @@ class Mailbox(models.Model):
         ordering = ["address"]
         verbose_name_plural = "mailboxes"
         constraints = [models.UniqueConstraint(fields=["tenant", "address"], name="mailbox_address_unique")]
-        indexes = [models.Index(fields=["tenant", "department"])]
+        indexes = [
+            models.Index(fields=["tenant", "department"]),
+            # Lists sorted by user (the alert queue's "User" column): the first 50 alerts by address without
+            # sorting every alert.
+            models.Index(fields=["address"], name="mailbox_address_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.address
