@@ -373,7 +373,9 @@ class AlertTally(models.Model):
     themselves (:mod:`alerts.tallies`). Rows may fall to zero and stay.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Deleted by the database with their tenant, after Django has deleted the tenant's alerts (whose trigger
+    # writes here): a Python-side cascade could delete these rows first and let the trigger write them again.
+    tenant = models.ForeignKey(Tenant, on_delete=models.DB_CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Alert.Status)
     severity = models.CharField(max_length=16, choices=Severity)
     hour = models.DateTimeField()
@@ -387,3 +389,30 @@ class AlertTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} {self.status} {self.severity} alerts first active {self.hour:%Y-%m-%d %H}:00"
+
+
+class AlertUserDay(models.Model):
+    """How many alerts of a mailbox had their last activity on one day (UTC), and how many of those are still
+    open: the dashboard's "users with the most alerts" reads the best few of each day instead of grouping
+    every recent alert by user.
+
+    Invariant: ``total`` and ``open`` equal a recount of the alerts with that mailbox and day. Kept on
+    PostgreSQL by a trigger like :class:`AlertTally` (migration ``0012_alert_user_day``); SQLite readers count
+    the alerts themselves.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.DB_CASCADE, related_name="+")  # see AlertTally.tenant
+    # No constraint: a deleted mailbox's alerts are deleted first and the trigger brings its rows to zero.
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateTimeField()
+    total = models.IntegerField(default=0)
+    open = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mailbox", "day"], name="alert_user_day_key")]
+        indexes = [models.Index(fields=["day", "-total"], name="alert_user_day_top_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.total} alerts ({self.open} open) of mailbox {self.mailbox_id} on {self.day:%Y-%m-%d}"

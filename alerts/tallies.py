@@ -9,16 +9,19 @@ trigger off).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
+from django.utils import timezone
 
 from core.models import Tenant
 
-from .models import Alert, AlertTally
+from .models import Alert, AlertTally, AlertUserDay
 
 REBUILD_SQL = """
 DELETE FROM alerts_alerttally;
@@ -26,6 +29,13 @@ INSERT INTO alerts_alerttally (tenant_id, hour, status, severity, count)
 SELECT tenant_id, date_trunc('hour', first_activity_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', status,
        severity, count(*)
 FROM alerts_alert GROUP BY 1, 2, 3, 4;
+"""
+REBUILD_USER_DAYS_SQL = """
+DELETE FROM alerts_alertuserday;
+INSERT INTO alerts_alertuserday (tenant_id, mailbox_id, day, total, open)
+SELECT tenant_id, mailbox_id, date_trunc('day', last_activity_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+       count(*), count(*) FILTER (WHERE status <> 'resolved')
+FROM alerts_alert GROUP BY 1, 2, 3;
 """
 
 
@@ -38,6 +48,7 @@ def rebuild_tallies() -> None:
     """Recount every tally from the alerts, in one statement pair (call it inside a transaction)."""
     with connection.cursor() as cursor:
         cursor.execute(REBUILD_SQL)
+        cursor.execute(REBUILD_USER_DAYS_SQL)
 
 
 def _tenant_filter(tenant: Tenant | None) -> dict[str, Tenant]:
@@ -82,3 +93,72 @@ def hourly_counts(tenant: Tenant | None, since: datetime) -> dict[tuple[datetime
             .order_by()
         )
     return {(hour, severity): n for hour, severity, n in rows if n}
+
+
+@dataclass(frozen=True)
+class UserCount:
+    mailbox_id: int
+    total: int
+    open: int
+
+
+def top_users(tenant: Tenant | None, since: datetime, limit: int) -> list[UserCount]:
+    """The ``limit`` mailboxes with the most alerts whose last activity is at or after ``since`` (a day's
+    start, UTC), most first, ties by mailbox id; with how many of those are still open.
+
+    Exact without grouping every recent alert: it reads the busiest ``depth`` users of each day from the
+    per-user days and sums those candidates' days. A user outside every day's top ``depth`` has at most the
+    sum of each day's ``depth``-th count; once the ``limit``-th candidate has more than that, no one else can
+    rank, else the depth grows (the threshold algorithm of Fagin, Lotem and Naor).
+    """
+    if not tallied():
+        rows = (
+            Alert.objects.filter(last_activity_at__gte=since, **_tenant_filter(tenant))
+            .values_list("mailbox_id")
+            .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
+            .order_by("-n", "mailbox_id")[:limit]
+        )
+        return [UserCount(mailbox_id, n, open_) for mailbox_id, n, open_ in rows]
+    days = AlertUserDay.objects.filter(day__gte=since, **_tenant_filter(tenant))
+    day_starts = [since + timedelta(days=n) for n in range((timezone.now() - since).days + 1)]
+    depth = max(limit * 3, 30)
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                BEST_OF_EACH_DAY_SQL.format(tenant="AND tenant_id = %s" if tenant else ""),
+                [day_starts, *([tenant.pk] if tenant else []), depth],
+            )
+            best = cursor.fetchall()
+        candidates = {mailbox_id for _, mailbox_id, _ in best}
+        per_day = Counter(day for day, _, _ in best)
+        threshold = sum(total for day, _, total in _last_of_each_day(best) if per_day[day] == depth)
+        sums = (
+            days.filter(mailbox_id__in=candidates)
+            .values_list("mailbox_id")
+            .annotate(n=Sum("total"), open=Sum("open"))
+            .order_by()
+        )
+        ranked = sorted((UserCount(m, n, o) for m, n, o in sums if n), key=lambda u: (-u.total, u.mailbox_id))
+        if threshold == 0 or (len(ranked) >= limit and ranked[limit - 1].total > threshold):
+            return ranked[:limit]
+        depth *= 4
+
+
+# Each day's ``depth`` busiest users, in one statement (``{tenant}``: an optional tenant condition).
+BEST_OF_EACH_DAY_SQL = """
+SELECT d.day, t.mailbox_id, t.total
+FROM unnest(%s::timestamptz[]) AS d(day)
+CROSS JOIN LATERAL (
+    SELECT mailbox_id, total FROM alerts_alertuserday
+    WHERE day = d.day {tenant} AND total > 0 ORDER BY total DESC LIMIT %s
+) AS t
+ORDER BY d.day, t.total DESC
+"""
+
+
+def _last_of_each_day(rows: list[tuple[datetime, int, int]]) -> list[tuple[datetime, int, int]]:
+    """The last (smallest) row of each day in rows sorted by day, then by total descending."""
+    last: dict[datetime, tuple[datetime, int, int]] = {}
+    for row in rows:
+        last[row[0]] = row
+    return list(last.values())

@@ -10,19 +10,19 @@ from datetime import datetime, timedelta
 from statistics import median
 from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, Severity
-from alerts.tallies import counts_by_status_and_severity, hourly_counts
+from alerts.tallies import counts_by_status_and_severity, hourly_counts, top_users
 from core.models import Tenant
 from incidents.filtersets import with_counts
 from incidents.models import Incident
 from investigations.filtersets import PENDING, PERIODS
 from investigations.models import Investigation, RemediationAction
+from mailboxes.models import Mailbox
 from restricted_users.filtersets import PLACED_PERIODS
 from restricted_users.models import Restriction
 
@@ -30,7 +30,6 @@ from ..charts import StackedChart, buckets, stacked_chart
 from .pages import ConsolePage
 
 TOP_USERS = 10
-TOP_USERS_PERIOD = "7d"
 RESTRICT_PERIOD = "7d"  # time to restrict: restrictions placed by a policy in the last 7 days
 REMEDIATE_PERIOD = "30d"  # time to remediate: remediated investigations created in the last 30 days
 MEDIAN_SAMPLE = 5000  # the medians read at most this many rows (the newest)
@@ -123,23 +122,27 @@ def _alert_counts(tenant: Tenant | None) -> tuple[dict[str, int], dict[str, int]
     return open_by_severity, by_status
 
 
-def _top_users(alerts: QuerySet[Alert], now: datetime, tenant_id: int | None) -> list[dict]:
-    """The users with the most alerts active in the last 7 days, each linking to those alerts."""
-    rows = (
-        alerts.filter(last_activity_at__gte=now - ALERT_PERIODS[TOP_USERS_PERIOD])
-        .values("mailbox__address", "mailbox__display_name")
-        .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
-        .order_by("-n", "mailbox__address")[:TOP_USERS]
-    )
-    filters = {"last": TOP_USERS_PERIOD, "tenant": tenant_id}
-    return [
-        {
-            **row,
-            "url": alert_list_url(user=row["mailbox__address"], **filters),
-            "open_url": alert_list_url(user=row["mailbox__address"], status="open", **filters),
-        }
-        for row in rows
-    ]
+def _top_users(now: datetime, tenant: Tenant | None, tenant_id: int | None) -> list[dict]:
+    """The users with the most alerts active in the last 7 days (UTC, today included: the daily trend's
+    days), each linking to those alerts."""
+    since = _trend_start(now)
+    counts = top_users(tenant, since, TOP_USERS)
+    mailboxes = Mailbox.objects.in_bulk([row.mailbox_id for row in counts])
+    filters = {"since": since.isoformat(), "tenant": tenant_id}
+    rows = []
+    for row in counts:
+        mailbox = mailboxes[row.mailbox_id]
+        rows.append(
+            {
+                "mailbox__address": mailbox.address,
+                "mailbox__display_name": mailbox.display_name,
+                "n": row.total,
+                "open": row.open,
+                "url": alert_list_url(user=mailbox.address, **filters),
+                "open_url": alert_list_url(user=mailbox.address, status="open", **filters),
+            }
+        )
+    return rows
 
 
 def _investigation_counts(investigations: QuerySet[Investigation], tenant_id: int | None) -> list[dict]:
@@ -309,7 +312,7 @@ class DashboardView(ConsolePage):
                 Restriction.objects.filter(**by_tenant), alerts, now, tenant_slug
             ),
             time_to_remediate=_time_to_remediate(investigations, now, tenant_id),
-            top_users=_top_users(alerts, now, tenant_id),
+            top_users=_top_users(now, tenant, tenant_id),
             attention=_needs_attention(alerts, RemediationAction.objects.filter(**by_tenant), now),
             high_url=alert_list_url(
                 status="open", severity=Severity.HIGH, tenant=tenant_id, ordering="first_activity"
