@@ -102,14 +102,20 @@ class UserCount:
     open: int
 
 
+TOP_DEPTH = 40  # users read from each day's best before deciding
+
+
 def top_users(tenant: Tenant | None, since: datetime, limit: int) -> list[UserCount]:
     """The ``limit`` mailboxes with the most alerts whose last activity is at or after ``since`` (a day's
-    start, UTC), most first, ties by mailbox id; with how many of those are still open.
+    start, UTC), most first, with how many of those are still open. Each count is exact and no mailbox left
+    out has more alerts than one shown; among mailboxes tied at the last place, which are shown is not
+    defined (the order within the list breaks ties by mailbox id).
 
-    Exact without grouping every recent alert: it reads the busiest ``depth`` users of each day from the
-    per-user days and sums those candidates' days. A user outside every day's top ``depth`` has at most the
-    sum of each day's ``depth``-th count; once the ``limit``-th candidate has more than that, no one else can
-    rank, else the depth grows (the threshold algorithm of Fagin, Lotem and Naor).
+    Without grouping every recent alert: it reads the busiest :data:`TOP_DEPTH` users of each day from the
+    per-user days, then sums those candidates' days. A user outside every day's top has at most the sum of
+    each day's last count read; once ``limit`` candidates have at least that much in the rows read, no one
+    else can rank higher (the threshold algorithm of Fagin, Lotem and Naor). When they have not (many users
+    tied near the top), the second query sums every user's days instead. Two queries either way.
     """
     if not tallied():
         rows = (
@@ -121,27 +127,29 @@ def top_users(tenant: Tenant | None, since: datetime, limit: int) -> list[UserCo
         return [UserCount(mailbox_id, n, open_) for mailbox_id, n, open_ in rows]
     days = AlertUserDay.objects.filter(day__gte=since, **_tenant_filter(tenant))
     day_starts = [since + timedelta(days=n) for n in range((timezone.now() - since).days + 1)]
-    depth = max(limit * 3, 30)
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                BEST_OF_EACH_DAY_SQL.format(tenant="AND tenant_id = %s" if tenant else ""),
-                [day_starts, *([tenant.pk] if tenant else []), depth],
-            )
-            best = cursor.fetchall()
-        candidates = {mailbox_id for _, mailbox_id, _ in best}
-        per_day = Counter(day for day, _, _ in best)
-        threshold = sum(total for day, _, total in _last_of_each_day(best) if per_day[day] == depth)
-        sums = (
-            days.filter(mailbox_id__in=candidates)
-            .values_list("mailbox_id")
-            .annotate(n=Sum("total"), open=Sum("open"))
-            .order_by()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            BEST_OF_EACH_DAY_SQL.format(tenant="AND tenant_id = %s" if tenant else ""),
+            [day_starts, *([tenant.pk] if tenant else []), TOP_DEPTH],
         )
-        ranked = sorted((UserCount(m, n, o) for m, n, o in sums if n), key=lambda u: (-u.total, u.mailbox_id))
-        if threshold == 0 or (len(ranked) >= limit and ranked[limit - 1].total > threshold):
-            return ranked[:limit]
-        depth *= 4
+        best = cursor.fetchall()
+    per_day = Counter(day for day, _, _ in best)
+    threshold = sum(total for day, _, total in _last_of_each_day(best) if per_day[day] == TOP_DEPTH)
+    seen: Counter[int] = Counter()
+    for _, mailbox_id, total in best:
+        seen[mailbox_id] += total
+    lower_bounds = sorted(seen.values(), reverse=True)
+    if threshold and (len(lower_bounds) < limit or lower_bounds[limit - 1] < threshold):
+        days_read = days  # too many ties near the top to decide from the best of each day: sum everyone's
+    else:
+        days_read = days.filter(mailbox_id__in=seen)
+    sums = (
+        days_read.values_list("mailbox_id")
+        .annotate(n=Sum("total"), open=Sum("open"))
+        .filter(n__gt=0)
+        .order_by("-n", "mailbox_id")[:limit]
+    )
+    return [UserCount(mailbox_id, n, open_) for mailbox_id, n, open_ in sums]
 
 
 # Each day's ``depth`` busiest users, in one statement (``{tenant}``: an optional tenant condition).
