@@ -211,6 +211,8 @@ class Alert(models.Model):
             models.Index(fields=["tenant", "policy", "mailbox", "status"]),
             models.Index(fields=["tenant", "status", "severity"]),
             models.Index(fields=["mailbox", "created_at"]),
+            # One user's alerts in the queue's default order (a user may have thousands).
+            models.Index(fields=["mailbox", "-last_activity_at", "-id"], name="alert_mailbox_recent_idx"),
             # The alert list's default order: the newest 50 without sorting every alert.
             models.Index(fields=["-last_activity_at", "-id"], name="alert_recent_idx"),
             # The dashboard's trend by first activity, stacked by severity: an index-only scan of a window.
