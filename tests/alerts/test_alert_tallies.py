@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
-from django.db.models import Count
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDay, TruncHour
 
-from alerts.models import Alert, AlertPolicy, AlertTally
+from alerts.models import Alert, AlertPolicy, AlertTally, AlertUserDay
 from alerts.services import reopen_alert, resolve_alert, set_alert_status
-from alerts.tallies import counts_by_status_and_severity, hourly_counts, rebuild_tallies
+from alerts.tallies import counts_by_status_and_severity, hourly_counts, rebuild_tallies, top_users
 from tests.alerts.alert_builders import make_alert, make_mailbox
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +86,58 @@ def test_a_rebuild_recounts_what_a_bulk_load_left_out(busy):
     rebuild_tallies()
 
     assert counts_by_status_and_severity(None) == _recount()
+
+
+def _recount_user_days() -> dict[tuple[int, datetime], tuple[int, int]]:
+    rows = (
+        Alert.objects.annotate(day=TruncDay("last_activity_at"))
+        .values_list("mailbox_id", "day")
+        .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
+        .order_by()
+    )
+    return {(mailbox_id, day): (n, open_) for mailbox_id, day, n, open_ in rows}
+
+
+def _recount_top(since: datetime, limit: int) -> list[tuple[int, int, int]]:
+    rows = (
+        Alert.objects.filter(last_activity_at__gte=since)
+        .values_list("mailbox_id")
+        .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
+        .order_by("-n", "mailbox_id")[:limit]
+    )
+    return list(rows)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+def test_the_trigger_keeps_the_user_days_equal_to_a_recount(busy):
+    kept = {
+        (row.mailbox_id, row.day): (row.total, row.open)
+        for row in AlertUserDay.objects.all()
+        if row.total or row.open
+    }
+
+    assert kept == _recount_user_days()
+
+
+@pytest.fixture
+def ranked(tenant, operator):
+    """Users with 1 to 6 alerts over the last three days, one of them resolved each."""
+    for n in range(1, 7):
+        mailbox = make_mailbox(tenant, f"user{n}@example.com")
+        for i in range(n):
+            alert = make_alert(
+                tenant, mailbox, AlertPolicy.Kind.SIGN_IN, at=NOW - timedelta(days=i % 3, hours=1 + i)
+            )
+        resolve_alert(alert, actor=operator, classification=Alert.Classification.FALSE_POSITIVE)
+
+
+# Depth 1 and 3 users: too few candidates, the fallback sums everyone; depth 2 and the top user: the
+# threshold is met by the candidates (or, as ties fall, the fallback); depth 40: every user is read.
+@pytest.mark.parametrize(("depth", "limit"), [(1, 3), (2, 1), (40, 3)])
+def test_the_most_alerted_users_are_those_of_a_recount(ranked, monkeypatch, depth, limit):
+    monkeypatch.setattr("alerts.tallies.TOP_DEPTH", depth)
+
+    top = top_users(None, WEEK_AGO, limit)
+
+    assert [(u.mailbox_id, u.total, u.open) for u in top] == _recount_top(WEEK_AGO, limit)
+    assert [u.total for u in top] == [6, 5, 4][:limit]
