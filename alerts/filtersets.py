@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import SEVERITY_RANK, Alert, AlertPolicy, AlertQuerySet, Severity
+from .models import Alert, AlertPolicy, AlertQuerySet, Severity, severity_rank
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (not resolved)"), *Alert.Status.choices]
 CATEGORY_CHOICES = [(category, category) for category in sorted({p.category for p in DEFAULT_POLICIES})]
 POLICY_CHOICES = [("", "Any policy"), *((p.kind, p.name) for p in DEFAULT_POLICIES)]
-
-
-def severity_rank() -> Case:
-    """A row's severity as a number (high 3 to informational 0): severity sorts by meaning, not spelling."""
-    return Case(
-        *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-        default=Value(-1),
-        output_field=IntegerField(),
-    )
 
 
 def with_severity_rank(queryset: QuerySet[Alert]) -> QuerySet[Alert]:

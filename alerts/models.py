@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from core.models import Tenant
@@ -26,6 +26,16 @@ SEVERITY_RANK: dict[str, int] = {
     Severity.LOW: 1,
     Severity.INFORMATIONAL: 0,
 }
+
+
+def severity_rank() -> Case:
+    """``severity`` as a number (high 3 to informational 0, else -1), so it sorts by meaning, not spelling.
+    The alert list sorts by it and an index is built on the same expression (PostgreSQL matches the two)."""
+    return Case(
+        *(When(severity=severity, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
+        default=Value(-1),
+        output_field=models.IntegerField(),
+    )
 
 
 class AlertPolicy(models.Model):
@@ -206,10 +216,28 @@ class Alert(models.Model):
             models.Index(fields=["tenant", "policy", "mailbox", "status"]),
             models.Index(fields=["tenant", "status", "severity"]),
             models.Index(fields=["mailbox", "created_at"]),
+            # One user's alerts in the queue's default order (a user may have thousands).
+            models.Index(fields=["mailbox", "-last_activity_at", "-id"], name="alert_mailbox_recent_idx"),
             # The alert list's default order: the newest 50 without sorting every alert.
             models.Index(fields=["-last_activity_at", "-id"], name="alert_recent_idx"),
             # The dashboard's trend by first activity, stacked by severity: an index-only scan of a window.
             models.Index(fields=["first_activity_at", "severity"], name="alert_first_activity_idx"),
+            # The queue sorted by severity, and the open queue (most of the million alerts are resolved):
+            # filtered by severity, in its default order, or by most events, without sorting every open alert.
+            models.Index(severity_rank().desc(), name="alert_severity_rank_idx"),
+            models.Index(
+                fields=["severity", "-last_activity_at"],
+                condition=~Q(status="resolved"),
+                name="alert_open_severity_idx",
+            ),
+            models.Index(
+                fields=["-last_activity_at", "-id"],
+                condition=~Q(status="resolved"),
+                name="alert_open_recent_idx",
+            ),
+            models.Index(
+                fields=["-evidence_count"], condition=~Q(status="resolved"), name="alert_open_count_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -339,3 +367,59 @@ class KnownContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value} since {self.first_seen:%Y-%m-%d %H:%M}"
+
+
+class AlertTally(models.Model):
+    """How many alerts a tenant has per status, severity and hour of first activity (UTC), so the dashboard
+    reads a few thousand rows instead of counting every alert.
+
+    Invariant: ``count`` equals the number of alerts with that key. On PostgreSQL a trigger on the alert table
+    keeps it (every insert, delete and update of the key, in the writing transaction, whatever wrote it: a
+    service, a bulk ``update()``, a cascade), so it can never drift; see migration
+    ``0010_alert_tally``. SQLite (the embedded mode) has no such trigger and its readers count the alerts
+    themselves (:mod:`alerts.tallies`). Rows may fall to zero and stay.
+    """
+
+    # Deleted by the database with their tenant, after Django has deleted the tenant's alerts (whose trigger
+    # writes here): a Python-side cascade could delete these rows first and let the trigger write them again.
+    tenant = models.ForeignKey(Tenant, on_delete=models.DB_CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Alert.Status)
+    severity = models.CharField(max_length=16, choices=Severity)
+    hour = models.DateTimeField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "hour", "status", "severity"], name="alert_tally_key")
+        ]
+        indexes = [models.Index(fields=["hour"], name="alert_tally_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.status} {self.severity} alerts first active {self.hour:%Y-%m-%d %H}:00"
+
+
+class AlertUserDay(models.Model):
+    """How many alerts of a mailbox had their last activity on one day (UTC), and how many of those are still
+    open: the dashboard's "users with the most alerts" reads the best few of each day instead of grouping
+    every recent alert by user.
+
+    Invariant: ``total`` and ``open`` equal a recount of the alerts with that mailbox and day. Kept on
+    PostgreSQL by a trigger like :class:`AlertTally` (migration ``0012_alert_user_day``); SQLite readers count
+    the alerts themselves.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.DB_CASCADE, related_name="+")  # see AlertTally.tenant
+    # No constraint: a deleted mailbox's alerts are deleted first and the trigger brings its rows to zero.
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    day = models.DateTimeField()
+    total = models.IntegerField(default=0)
+    open = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mailbox", "day"], name="alert_user_day_key")]
+        indexes = [models.Index(fields=["day", "-total"], name="alert_user_day_top_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.total} alerts ({self.open} open) of mailbox {self.mailbox_id} on {self.day:%Y-%m-%d}"

@@ -39,13 +39,17 @@ def bench_database(name: str):
 
     Django is set up (or, when another benchmark already did, re-pointed) on it; it is dropped afterwards.
     Yields its URL (for a worker process). ``BENCH_DB_SUFFIX`` is appended to the name, so two checkouts can
-    run benchmarks on one server at once.
+    run benchmarks on one server at once. While tuning: ``BENCH_KEEP=1`` leaves the database in place
+    afterwards (to EXPLAIN its queries), and ``BENCH_REUSE=1`` takes such a kept database as it is (only
+    migrated).
     """
     import django
 
     name = f"{name}{os.environ.get('BENCH_DB_SUFFIX', '')}"
     url = bench_url(name)
-    recreate_database(url)
+    keep, reuse = os.environ.get("BENCH_KEEP") == "1", os.environ.get("BENCH_REUSE") == "1"
+    if not reuse:
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     django.setup()
     from django.core.management import call_command
@@ -62,7 +66,8 @@ def bench_database(name: str):
     finally:
         connection.close()
         connection.settings_dict["NAME"] = original_name
-        recreate_database(url, drop_only=True)
+        if not (keep or reuse):
+            recreate_database(url, drop_only=True)
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from django import forms
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from alerts.filtersets import activity_ordering, severity_rank
-from alerts.models import Alert, Severity
+from alerts.filtersets import activity_ordering
+from alerts.models import Alert, Severity, severity_rank
 from core.filters import FilterSet, TenantFilter, filter_by_user, since_filter, until_filter
 from investigations.models import RemediationAction
 

@@ -317,6 +317,12 @@ class RemediationAction(models.Model):
         indexes = [
             models.Index(fields=["status", "running_since"]),
             models.Index(fields=["status", "expires_at"]),
+            # The action center's Pending queue, newest first, without sorting every pending action.
+            models.Index(
+                fields=["-proposed_at", "-id"],
+                condition=models.Q(status="pending"),
+                name="action_pending_recent_idx",
+            ),
         ]
 
     def __str__(self) -> str:

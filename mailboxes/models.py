@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from core.models import Tenant
@@ -99,7 +100,14 @@ class Mailbox(models.Model):
         ordering = ["address"]
         verbose_name_plural = "mailboxes"
         constraints = [models.UniqueConstraint(fields=["tenant", "address"], name="mailbox_address_unique")]
-        indexes = [models.Index(fields=["tenant", "department"])]
+        indexes = [
+            models.Index(fields=["tenant", "department"]),
+            # Lists sorted by user (the alert queue's "User" column): the first 50 alerts by address without
+            # sorting every alert.
+            models.Index(fields=["address"], name="mailbox_address_idx"),
+            # A list filtered by one user's address (case-insensitive): the planner knows it is one mailbox.
+            models.Index(Upper("address"), name="mailbox_address_upper_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.address

@@ -207,7 +207,7 @@ def drain_events(tenant_id: int) -> IngestResult:
     key = state.events_key(tenant.slug)
     total = IngestResult()
     for _ in range(DRAIN_MAX_BATCHES):
-        raw = client.lpop(key, DRAIN_BATCH) or []
+        raw: list[bytes] = client.lpop(key, DRAIN_BATCH) or []  # type: ignore[assignment]  # lpop(key, n) returns a list
         if not raw:
             break
         events = []

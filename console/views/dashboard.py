@@ -12,19 +12,21 @@ from statistics import median
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from alerts.filtersets import PERIODS as ALERT_PERIODS
 from alerts.models import Alert, AlertQuerySet, Severity
+from alerts.tallies import counts_by_status_and_severity, hourly_counts, top_users
 from core.models import Tenant
 from incidents.filtersets import with_counts
 from incidents.models import Incident
 from investigations.filtersets import PENDING, PERIODS
 from investigations.models import Investigation, RemediationAction, RemediationActionQuerySet
+from mailboxes.models import Mailbox
 from restricted_users.filtersets import PLACED_PERIODS
 from restricted_users.models import Restriction
 
@@ -32,7 +34,6 @@ from ..charts import StackedChart, buckets, stacked_chart
 from .pages import ConsolePage
 
 TOP_USERS = 10
-TOP_USERS_PERIOD = "7d"
 RESTRICT_PERIOD = "7d"  # time to restrict: restrictions placed by a policy in the last 7 days
 REMEDIATE_PERIOD = "30d"  # time to remediate: remediated investigations created in the last 30 days
 MEDIAN_SAMPLE = 5000  # the medians read at most this many rows (the newest)
@@ -57,24 +58,19 @@ SEVERITY_SERIES = tuple(
 )
 
 
-def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedChart:
+def _trend(hours: dict[tuple[datetime, str], int], now: datetime, *, hourly: bool) -> StackedChart:
     """Alerts by when their activity began (not when the console created them: a backlog ingested at once
-    would pile onto one bucket), stacked by severity."""
-    step, count, trunc = (timedelta(hours=1), 24, TruncHour) if hourly else (timedelta(days=1), 7, TruncDay)
+    would pile onto one bucket), stacked by severity, from the per-hour counts ``hours``."""
+    step, count = (timedelta(hours=1), 24) if hourly else (timedelta(days=1), 7)
     current = now.replace(minute=0, second=0, microsecond=0)
     if not hourly:
         current = current.replace(hour=0)
     starts = buckets(current, step, count)
     counts: dict[datetime, dict[str, int]] = {}
-    rows = (
-        alerts.filter(first_activity_at__gte=starts[0])
-        .annotate(bucket=trunc("first_activity_at"))
-        .values_list("bucket", "severity")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for bucket, severity, n in rows:
-        counts.setdefault(bucket, {})[severity] = n
+    for (hour, severity), n in hours.items():
+        bucket = hour if hourly else hour.replace(hour=0)
+        per_severity = counts.setdefault(bucket, {})
+        per_severity[severity] = per_severity.get(severity, 0) + n
     if hourly:
         points = [(f"{start:%H}:00", counts.get(start, {})) for start in starts]
         return stacked_chart(
@@ -82,6 +78,11 @@ def _trend(alerts: QuerySet[Alert], now: datetime, *, hourly: bool) -> StackedCh
         )
     points = [(f"{start:%a} {start.day} {start:%b}", counts.get(start, {})) for start in starts]
     return stacked_chart("Alerts by first activity per day, last 7 days (UTC)", points, SEVERITY_SERIES)
+
+
+def _trend_start(now: datetime) -> datetime:
+    """The first hour either trend shows: midnight (UTC) six days ago, before the hourly chart's first."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
 
 
 ATTENTION_ROWS = 5
@@ -102,10 +103,9 @@ def _needs_attention(alerts: AlertQuerySet, actions: RemediationActionQuerySet, 
 
 
 def _counts(
-    queryset: QuerySet[Alert], field: str, choices: Iterable[tuple[str, str]], **filters: object
+    counts: dict[str, int], field: str, choices: Iterable[tuple[str, str]], **filters: object
 ) -> list[dict]:
-    """One grouped count over ``field``: each choice, its number and the alert list of those alerts."""
-    counts = dict(queryset.values_list(field).annotate(n=Count("id")))
+    """Each choice of ``field``, its number in ``counts`` and the alert list of those alerts."""
     return [
         {
             "value": value,
@@ -117,23 +117,38 @@ def _counts(
     ]
 
 
-def _top_users(alerts: QuerySet[Alert], now: datetime, tenant_id: int | None) -> list[dict]:
-    """The users with the most alerts active in the last 7 days, each linking to those alerts."""
-    rows = (
-        alerts.filter(last_activity_at__gte=now - ALERT_PERIODS[TOP_USERS_PERIOD])
-        .values("mailbox__address", "mailbox__display_name")
-        .annotate(n=Count("id"), open=Count("id", filter=~Q(status=Alert.Status.RESOLVED)))
-        .order_by("-n", "mailbox__address")[:TOP_USERS]
-    )
-    filters = {"last": TOP_USERS_PERIOD, "tenant": tenant_id}
-    return [
-        {
-            **row,
-            "url": alert_list_url(user=row["mailbox__address"], **filters),
-            "open_url": alert_list_url(user=row["mailbox__address"], status="open", **filters),
-        }
-        for row in rows
-    ]
+def _alert_counts(tenant: Tenant | None) -> tuple[dict[str, int], dict[str, int]]:
+    """Open alerts by severity, and every alert by status (one read of the tallies)."""
+    open_by_severity: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    for (status, severity), n in counts_by_status_and_severity(tenant).items():
+        by_status[status] = by_status.get(status, 0) + n
+        if status != Alert.Status.RESOLVED:
+            open_by_severity[severity] = open_by_severity.get(severity, 0) + n
+    return open_by_severity, by_status
+
+
+def _top_users(now: datetime, tenant: Tenant | None, tenant_id: int | None) -> list[dict]:
+    """The users with the most alerts active in the last 7 days (UTC, today included: the daily trend's
+    days), each linking to those alerts."""
+    since = _trend_start(now)
+    counts = top_users(tenant, since, TOP_USERS)
+    mailboxes = Mailbox.objects.in_bulk([row.mailbox_id for row in counts])
+    filters = {"since": since.isoformat(), "tenant": tenant_id}
+    rows = []
+    for row in counts:
+        mailbox = mailboxes[row.mailbox_id]
+        rows.append(
+            {
+                "mailbox__address": mailbox.address,
+                "mailbox__display_name": mailbox.display_name,
+                "n": row.total,
+                "open": row.open,
+                "url": alert_list_url(user=mailbox.address, **filters),
+                "open_url": alert_list_url(user=mailbox.address, status="open", **filters),
+            }
+        )
+    return rows
 
 
 def _investigation_counts(investigations: QuerySet[Investigation], tenant_id: int | None) -> list[dict]:
@@ -171,9 +186,11 @@ def _time_to_restrict(
             source=Restriction.Source.POLICY, placed_at__gte=now - PLACED_PERIODS[RESTRICT_PERIOD]
         )
         .order_by("-placed_at")
-        .values_list("pk", "placed_at", "reason")[:MEDIAN_SAMPLE]
+        # The one key of the reason it reads, as text: loading thousands of whole reasons cost more than the
+        # rest of the dashboard.
+        .values_list("pk", "placed_at", KT("reason__window_end"))[:MEDIAN_SAMPLE]
     )
-    breaches = {pk: _breach_time(reason) for pk, _, reason in rows}
+    breaches = {pk: _breach_time(window_end) for pk, _, window_end in rows}
     missing = [pk for pk, moment in breaches.items() if moment is None]
     if missing:
         breaches |= dict(
@@ -200,9 +217,11 @@ def _time_to_restrict(
     }
 
 
-def _breach_time(reason: object) -> datetime | None:
-    value = reason.get("window_end") if isinstance(reason, dict) else None
-    moment = parse_datetime(value) if isinstance(value, str) else None
+def _breach_time(window_end: str | None) -> datetime | None:
+    try:
+        moment = parse_datetime(window_end) if window_end else None
+    except ValueError:  # well formed but not a real time
+        return None
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
@@ -213,14 +232,17 @@ def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, t
         investigations.filter(
             status=Investigation.Status.REMEDIATED, created_at__gte=now - PERIODS[REMEDIATE_PERIOD]
         )
-        .values("pk", "created_at", "ended_at", "updated_at")
-        .annotate(done=Max("actions__completed_at"))
-        .order_by("-created_at")[:MEDIAN_SAMPLE]
+        .values("pk")
+        .annotate(
+            took=ExpressionWrapper(
+                Coalesce(Max("actions__completed_at"), "ended_at", "updated_at") - F("created_at"),
+                output_field=DurationField(),
+            )
+        )
+        .order_by("-created_at")
+        .values_list("took", flat=True)[:MEDIAN_SAMPLE]
     )
-    delays = [
-        max((row["done"] or row["ended_at"] or row["updated_at"]) - row["created_at"], timedelta(0))
-        for row in rows
-    ]
+    delays = [max(took, timedelta(0)) for took in rows]
     return {
         "median": _median(delays),
         "count": len(delays),
@@ -281,7 +303,9 @@ class DashboardView(ConsolePage):
         restrictions = Restriction.objects.active().filter(**by_tenant)
         tenant_id = tenant.pk if tenant else None
         tenant_slug = tenant.slug if tenant else None
-        severities = _counts(alerts.open(), "severity", Severity.choices, status="open", tenant=tenant_id)
+        open_by_severity, by_status = _alert_counts(tenant)
+        severities = _counts(open_by_severity, "severity", Severity.choices, status="open", tenant=tenant_id)
+        hours = hourly_counts(tenant, _trend_start(now))
         return super().get_context_data(
             title="Alerts dashboard",
             active_incidents=_active_incidents(tenant) if self.request.user.has_perm(VIEW_INCIDENT) else None,
@@ -290,9 +314,9 @@ class DashboardView(ConsolePage):
             severities=severities,
             open_count=sum(s["count"] for s in severities),
             open_url=alert_list_url(status="open", tenant=tenant_id),
-            statuses=_counts(alerts, "status", Alert.Status.choices, tenant=tenant_id),
-            hourly=_trend(alerts, now, hourly=True),
-            daily=_trend(alerts, now, hourly=False),
+            statuses=_counts(by_status, "status", Alert.Status.choices, tenant=tenant_id),
+            hourly=_trend(hours, now, hourly=True),
+            daily=_trend(hours, now, hourly=False),
             restricted_count=restrictions.count(),
             restricted_url=list_url("console:restricted_users", tenant=tenant_slug),
             newest_restriction=restrictions.select_related("mailbox").order_by("-placed_at", "-id").first(),
@@ -302,7 +326,7 @@ class DashboardView(ConsolePage):
                 Restriction.objects.filter(**by_tenant), alerts, now, tenant_slug
             ),
             time_to_remediate=_time_to_remediate(investigations, now, tenant_id),
-            top_users=_top_users(alerts, now, tenant_id),
+            top_users=_top_users(now, tenant, tenant_id),
             attention=_needs_attention(alerts, RemediationAction.objects.filter(**by_tenant), now),
             high_url=alert_list_url(
                 status="open", severity=Severity.HIGH, tenant=tenant_id, ordering="first_activity"
