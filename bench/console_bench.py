@@ -294,6 +294,7 @@ def seed(rng: random.Random, now: datetime, sizes: dict[str, int]) -> dict:
     from alerts.models import Alert, AlertEvidence
     from alerts.services import ensure_default_policies
     from core.models import AuditEvent, Tenant
+    from core.retention import ensure_partitions
     from core.roles import ADMINISTRATOR, OPERATOR, sync_roles
     from incidents.models import Incident
     from investigations.models import AnalyzerRun, Finding, Investigation, RemediationAction
@@ -335,6 +336,7 @@ def seed(rng: random.Random, now: datetime, sizes: dict[str, int]) -> dict:
     # Messages, generated inside PostgreSQL (INSERT … SELECT over generate_series: no row crosses the wire),
     # with the table's secondary indexes built once afterwards rather than maintained row by row.
     phase = time.perf_counter()
+    ensure_partitions(now)  # PostgreSQL's partitioned telemetry: the 30 days' partitions, as beat keeps them
     with indexes_dropped(MessageEvent):
         count = insert_messages(tenant.pk, mailbox_ids, sizes["messages"], now)
         inserted = time.perf_counter() - phase
