@@ -179,11 +179,11 @@ def real_worker(celery_worker_process):
     # A test's assertions can pass while the chain it started is still running (alert → restriction →
     # investigation runs ...). Let the worker finish before the database is flushed, or the flush's TRUNCATE
     # and the worker's queries deadlock, and the next test starts with the previous one's tasks.
-    _wait_until_worker_idle(app)
+    wait_until_worker_idle(app)
     app.conf.task_always_eager = True
 
 
-def _wait_until_worker_idle(app, timeout: float = 30.0) -> None:
+def wait_until_worker_idle(app, timeout: float = 30.0) -> None:
     """Poll until no queue holds a message and the worker runs, holds or has scheduled none, twice in a
     row."""
     import time

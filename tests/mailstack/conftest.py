@@ -181,7 +181,7 @@ def stack(request, mail_stack, transactional_db, tenant, mailboxes, mail_redis, 
         # A call that got through before the gate closed may have scheduled a drain on the worker (after a
         # countdown): it must run before the flush, or its queries and the TRUNCATE deadlock.
         from soc_console.celery import app
-        from tests.conftest import _wait_until_worker_idle
+        from tests.conftest import wait_until_worker_idle
 
-        _wait_until_worker_idle(app)
+        wait_until_worker_idle(app)
     forget_configs()
