@@ -160,6 +160,20 @@ def test_the_links_are_in_the_page(reader_client, dataset):
             assert f'href="{row["url"].replace("&", "&amp;")}"' not in html, row["url"]
 
 
+def test_the_waiting_actions_are_the_oldest_still_decidable_and_skip_the_expired(reader_client, dataset):
+    stale = make_investigation(
+        Investigation.objects.get(status=IStatus.PENDING_ACTION).mailbox, status=IStatus.PENDING_ACTION
+    )
+    # Pending but past its expiry (beat has not marked it Expired yet): it reads as Expired, not waiting.
+    make_action(stale, RemediationAction.Type.REVOKE_SESSIONS, proposed_at=NOW - timedelta(days=9))
+
+    context = reader_client.get(DASHBOARD).context
+
+    waiting = context["attention"]["waiting_actions"]
+    assert [action.proposed_at for action in waiting] == [NOW - timedelta(hours=3), NOW - timedelta(minutes=20)]
+    assert context["pending"]["count"] == 2
+
+
 def test_the_dashboard_narrows_to_one_tenant(reader_client, dataset, other_tenant):
     context = reader_client.get(DASHBOARD, {"tenant": other_tenant.pk}).context
 
