@@ -12,6 +12,7 @@ from statistics import median
 from typing import Any
 from urllib.parse import urlencode
 
+from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
@@ -252,10 +253,10 @@ def _time_to_remediate(investigations: QuerySet[Investigation], now: datetime, t
         .order_by("-created_at")
         .values_list("took", flat=True)[:MEDIAN_SAMPLE]
     )
-    delays = [max(took, timedelta(0)) for took in rows]
+    middle, count = _median_in_database(rows, "took")
     return {
-        "median": _median(delays),
-        "count": len(delays),
+        "median": middle,
+        "count": count,
         "url": list_url(
             "console:investigations",
             status=Investigation.Status.REMEDIATED,
@@ -278,6 +279,27 @@ def _active_incidents(tenant: Tenant | None) -> dict:
         "count": incidents.count(),
         "url": list_url("console:incidents", status="open", tenant=tenant.pk if tenant else None),
     }
+
+
+# The median and number of a sample of durations, negative ones read as zero. statistics.median's midpoint,
+# computed where the rows are: sending thousands of durations to Python cost more than reading them.
+MEDIAN_SQL = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(extract(epoch FROM sample.{column}), 0)::float8),
+       count(*)
+FROM ({query}) AS sample
+"""
+
+
+def _median_in_database(durations: QuerySet, column: str) -> tuple[timedelta | None, int]:
+    """The median (to the second) and count of ``durations``, a ``values_list`` of the interval ``column``."""
+    if connection.vendor != "postgresql":  # the embedded mode (SQLite): small tenants, counted in Python
+        delays = [max(took, timedelta(0)) for took in durations]
+        return _median(delays), len(delays)
+    query, params = durations.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(MEDIAN_SQL.format(query=query, column=connection.ops.quote_name(column)), params)
+        seconds, count = cursor.fetchone()
+    return (timedelta(seconds=round(seconds)) if count else None), count
 
 
 def _median(delays: list[timedelta]) -> timedelta | None:
