@@ -170,7 +170,10 @@ def test_the_waiting_actions_are_the_oldest_still_decidable_and_skip_the_expired
     context = reader_client.get(DASHBOARD).context
 
     waiting = context["attention"]["waiting_actions"]
-    assert [action.proposed_at for action in waiting] == [NOW - timedelta(hours=3), NOW - timedelta(minutes=20)]
+    assert [action.proposed_at for action in waiting] == [
+        NOW - timedelta(hours=3),
+        NOW - timedelta(minutes=20),
+    ]
     assert context["pending"]["count"] == 2
 
 

@@ -341,9 +341,7 @@ def test_the_dashboard_lists_the_ten_first_open_incidents_of_many_with_their_cou
     resolved = Incident.objects.order_by("pk").first()
     Incident.objects.filter(pk=resolved.pk).update(status=Incident.Status.RESOLVED, severity="high")
     rank = {"high": 3, "medium": 2, "low": 1, "informational": 0}
-    expected = sorted(
-        Incident.objects.open(), key=lambda i: (-rank[i.severity], i.created_at, i.pk)
-    )[:10]
+    expected = sorted(Incident.objects.open(), key=lambda i: (-rank[i.severity], i.created_at, i.pk))[:10]
 
     panel = reader_client.get("/").context["active_incidents"]
 
