@@ -177,6 +177,37 @@ def test_the_waiting_actions_are_the_oldest_still_decidable_and_skip_the_expired
     assert context["pending"]["count"] == 2
 
 
+def test_time_to_remediate_reads_a_completion_before_the_creation_as_zero(reader_client, tenant):
+    mailbox = make_mailbox(tenant, "erin@example.com")
+    hour = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=4))
+    make_action(
+        hour,
+        RemediationAction.Type.REVOKE_SESSIONS,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(hours=3),
+    )
+    # Its last action completed (by hand, before the console knew) half an hour before it was created.
+    early = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=1))
+    make_action(
+        early,
+        RemediationAction.Type.REVOKE_SESSIONS,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(hours=2),
+    )
+    # Its earlier completion is not its last: the last one counts.
+    make_action(
+        early,
+        RemediationAction.Type.FORCE_PASSWORD_RESET,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(minutes=90),
+    )
+
+    ttr = reader_client.get(DASHBOARD).context["time_to_remediate"]
+
+    assert ttr["count"] == 2
+    assert ttr["median"] == timedelta(minutes=30)  # of 0 (not −30 min) and 1 h
+
+
 def test_the_dashboard_narrows_to_one_tenant(reader_client, dataset, other_tenant):
     context = reader_client.get(DASHBOARD, {"tenant": other_tenant.pk}).context
 
