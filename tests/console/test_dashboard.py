@@ -259,3 +259,35 @@ def test_the_dashboard_query_count_does_not_grow_with_alerts(
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = reader_client.get(DASHBOARD)
     assert response.context["open_count"] == 100
+
+
+@pytest.mark.parametrize(
+    ("window_end", "expected"),
+    [
+        ("2026-03-02T13:40:00.250000+02:00", timedelta(minutes=20)),  # an offset and microseconds
+        ("2026-03-02T06:10:00-05:30", timedelta(minutes=20)),
+        ("2026-03-02T11:40:00Z", timedelta(minutes=20)),  # not isoformat()'s form: read as Python reads it
+        ("2026-02-29T11:40:00+00:00", timedelta(hours=2)),  # no such day in 2026: the alert's first activity
+        ("2026-03-02T24:40:00+00:00", timedelta(hours=2)),  # no such hour
+        ("2026-03-02T11:40:00", timedelta(hours=2)),  # no offset
+        ("soon", timedelta(hours=2)),
+    ],
+)
+def test_time_to_restrict_reads_the_window_end_as_a_real_time_or_falls_back_to_the_alert(
+    reader_client, tenant, window_end, expected
+):
+    mailbox = make_mailbox(tenant, "frank@example.com")
+    alert = make_alert(tenant, mailbox, at=NOW - timedelta(hours=2))
+    restriction, _ = restrict_user(
+        mailbox,
+        policy_name="Email sending limit exceeded",
+        reason={"limit_name": "hourly", "window_end": window_end},
+        expires_at=None,
+        source=Restriction.Source.POLICY,
+        actor_label="test",
+    )
+    Alert.objects.filter(pk=alert.pk).update(restriction=restriction)
+
+    ttr = reader_client.get(DASHBOARD).context["time_to_restrict"]
+
+    assert (ttr["median"], ttr["count"]) == (expected, 1)
