@@ -160,6 +160,54 @@ def test_the_links_are_in_the_page(reader_client, dataset):
             assert f'href="{row["url"].replace("&", "&amp;")}"' not in html, row["url"]
 
 
+def test_the_waiting_actions_are_the_oldest_still_decidable_and_skip_the_expired(reader_client, dataset):
+    stale = make_investigation(
+        Investigation.objects.get(status=IStatus.PENDING_ACTION).mailbox, status=IStatus.PENDING_ACTION
+    )
+    # Pending but past its expiry (beat has not marked it Expired yet): it reads as Expired, not waiting.
+    make_action(stale, RemediationAction.Type.REVOKE_SESSIONS, proposed_at=NOW - timedelta(days=9))
+
+    context = reader_client.get(DASHBOARD).context
+
+    waiting = context["attention"]["waiting_actions"]
+    assert [action.proposed_at for action in waiting] == [
+        NOW - timedelta(hours=3),
+        NOW - timedelta(minutes=20),
+    ]
+    assert context["pending"]["count"] == 2
+
+
+def test_time_to_remediate_reads_a_completion_before_the_creation_as_zero(reader_client, tenant):
+    mailbox = make_mailbox(tenant, "erin@example.com")
+    hour = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=4))
+    make_action(
+        hour,
+        RemediationAction.Type.REVOKE_SESSIONS,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(hours=3),
+    )
+    # Its last action completed (by hand, before the console knew) half an hour before it was created.
+    early = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=1))
+    make_action(
+        early,
+        RemediationAction.Type.REVOKE_SESSIONS,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(hours=2),
+    )
+    # Its earlier completion is not its last: the last one counts.
+    make_action(
+        early,
+        RemediationAction.Type.FORCE_PASSWORD_RESET,
+        status=AStatus.COMPLETED,
+        completed_at=NOW - timedelta(minutes=90),
+    )
+
+    ttr = reader_client.get(DASHBOARD).context["time_to_remediate"]
+
+    assert ttr["count"] == 2
+    assert ttr["median"] == timedelta(minutes=30)  # of 0 (not −30 min) and 1 h
+
+
 def test_the_dashboard_narrows_to_one_tenant(reader_client, dataset, other_tenant):
     context = reader_client.get(DASHBOARD, {"tenant": other_tenant.pk}).context
 
@@ -211,3 +259,35 @@ def test_the_dashboard_query_count_does_not_grow_with_alerts(
     with django_assert_max_num_queries(len(small.captured_queries)):
         response = reader_client.get(DASHBOARD)
     assert response.context["open_count"] == 100
+
+
+@pytest.mark.parametrize(
+    ("window_end", "expected"),
+    [
+        ("2026-03-02T13:40:00.250000+02:00", timedelta(minutes=20)),  # an offset and microseconds
+        ("2026-03-02T06:10:00-05:30", timedelta(minutes=20)),
+        ("2026-03-02T11:40:00Z", timedelta(minutes=20)),  # not isoformat()'s form: read as Python reads it
+        ("2026-02-29T11:40:00+00:00", timedelta(hours=2)),  # no such day in 2026: the alert's first activity
+        ("2026-03-02T24:40:00+00:00", timedelta(hours=2)),  # no such hour
+        ("2026-03-02T11:40:00", timedelta(hours=2)),  # no offset
+        ("soon", timedelta(hours=2)),
+    ],
+)
+def test_time_to_restrict_reads_the_window_end_as_a_real_time_or_falls_back_to_the_alert(
+    reader_client, tenant, window_end, expected
+):
+    mailbox = make_mailbox(tenant, "frank@example.com")
+    alert = make_alert(tenant, mailbox, at=NOW - timedelta(hours=2))
+    restriction, _ = restrict_user(
+        mailbox,
+        policy_name="Email sending limit exceeded",
+        reason={"limit_name": "hourly", "window_end": window_end},
+        expires_at=None,
+        source=Restriction.Source.POLICY,
+        actor_label="test",
+    )
+    Alert.objects.filter(pk=alert.pk).update(restriction=restriction)
+
+    ttr = reader_client.get(DASHBOARD).context["time_to_restrict"]
+
+    assert (ttr["median"], ttr["count"]) == (expected, 1)

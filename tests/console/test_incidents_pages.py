@@ -326,3 +326,25 @@ def test_the_dashboard_lists_active_incidents_first_highest_severity_then_oldest
     assert page.index('id="active-incidents"') < page.index('id="severity-heading"')
     positions = [panel.index(f'href="/incidents/{i.pk}/"') for i in (older, newer, medium)]
     assert positions == sorted(positions)
+
+
+def test_the_dashboard_lists_the_ten_first_open_incidents_of_many_with_their_counts(
+    reader_client, tenant, raise_alert_for
+):
+    severities = ["low", "high", "medium", "informational"]
+    for n in range(12):
+        mailbox = make_mailbox(tenant, f"user{n}@contoso.example")
+        incident = Incident.objects.get(alert_links__alert=raise_alert_for(mailbox))
+        Incident.objects.filter(pk=incident.pk).update(
+            severity=severities[n % 4], created_at=timezone.now() - timedelta(hours=n)
+        )
+    resolved = Incident.objects.order_by("pk").first()
+    Incident.objects.filter(pk=resolved.pk).update(status=Incident.Status.RESOLVED, severity="high")
+    rank = {"high": 3, "medium": 2, "low": 1, "informational": 0}
+    expected = sorted(Incident.objects.open(), key=lambda i: (-rank[i.severity], i.created_at, i.pk))[:10]
+
+    panel = reader_client.get("/").context["active_incidents"]
+
+    assert [row.pk for row in panel["rows"]] == [i.pk for i in expected]
+    assert panel["count"] == 11
+    assert all(row.alert_count == 1 and row.open_alert_count == 1 for row in panel["rows"])
