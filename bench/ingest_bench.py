@@ -207,7 +207,9 @@ def export_rows(connection, tables: tuple[str, ...]) -> dict[str, tuple[str, byt
             )
             columns = cursor.fetchone()[0]
             data = bytearray()
-            with cursor.cursor.copy(f"COPY {table} ({columns}) TO STDOUT") as copy:
+            # the columns are quote_ident()-ed by the server above; the tables are this module's constants
+            query = f"COPY (SELECT {columns} FROM {table}) TO STDOUT"  # noqa: S608
+            with cursor.cursor.copy(query) as copy:
                 for chunk in copy:
                     data += chunk
             exported[table] = (columns, bytes(data))
