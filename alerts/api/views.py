@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from core.actors import acting_user
+from core.api.inputs import UnknownAssignee, assignee_named, bad_request, validated_input
 from core.exceptions import DomainError
 from core.filters import tenant_named
 from core.permissions import RolePermission, TenantScopedMixin
@@ -29,10 +29,6 @@ from . import serializers as s
 
 TRIAGE = services.TRIAGE_PERMISSION
 CHANGE_POLICY = "alerts.change_alertpolicy"
-
-
-def _bad_request(detail: str) -> Response:
-    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -57,59 +53,49 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     def _done(self, alert: Alert) -> Response:
         return Response(s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data)
 
-    def _input(self, serializer_class: type[BaseSerializer], request: Request) -> dict:
-        serializer = serializer_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     @extend_schema(request=s.AlertStatusInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str | None = None) -> Response:
         """Set the status to ``new`` or ``in_progress`` (resolving has its own action)."""
-        data = self._input(s.AlertStatusInputSerializer, request)
+        data = validated_input(s.AlertStatusInputSerializer, request)
         try:
             alert = services.set_alert_status(
                 self.get_object(), actor=acting_user(request), status=data["status"]
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(alert)
 
     @extend_schema(request=s.AlertAssignInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str | None = None) -> Response:
         """Assign to a person who may triage (``"me"`` for the caller), or unassign with null."""
-        name = self._input(s.AlertAssignInputSerializer, request)["assignee"]
-        assignee = None
-        if name:
-            assignee = (
-                acting_user(request)
-                if name == "me"
-                else get_user_model().objects.filter(username=name).first()
-            )
-            if assignee is None:
-                return _bad_request(f"{name!r} is not a person who may triage alerts.")
+        name = validated_input(s.AlertAssignInputSerializer, request)["assignee"]
+        try:
+            assignee = assignee_named(request, name)
+        except UnknownAssignee:
+            return bad_request(f"{name!r} is not a person who may triage alerts.")
         try:
             alert = services.assign_alert(self.get_object(), actor=acting_user(request), assignee=assignee)
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(alert)
 
     @extend_schema(request=s.AlertCommentInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def comment(self, request: Request, pk: str | None = None) -> Response:
-        body = self._input(s.AlertCommentInputSerializer, request)["body"]
+        body = validated_input(s.AlertCommentInputSerializer, request)["body"]
         try:
             services.comment_on_alert(self.get_object(), actor=acting_user(request), body=body)
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(self.get_object())
 
     @extend_schema(request=s.AlertResolveInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         """Resolve with a classification, an optional comment and an optional suppression (minutes)."""
-        data = self._input(s.AlertResolveInputSerializer, request)
+        data = validated_input(s.AlertResolveInputSerializer, request)
         minutes = data["suppress_minutes"]
         try:
             alert = services.resolve_alert(
@@ -120,7 +106,7 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
                 suppress_for=timedelta(minutes=minutes) if minutes is not None else None,
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(alert)
 
 

@@ -5,16 +5,16 @@ and resolve for operators (the same permission as the console's triage). Every w
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from core.actors import acting_user
+from core.api.inputs import UnknownAssignee, assignee_named, bad_request, validated_input
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -24,10 +24,6 @@ from ..models import Incident
 from . import serializers as s
 
 TRIAGE = services.TRIAGE_PERMISSION
-
-
-def _bad_request(detail: str) -> Response:
-    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -50,51 +46,41 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     def _done(self, incident: Incident) -> Response:
         return Response(s.IncidentDetailSerializer(self.get_queryset().get(pk=incident.pk)).data)
 
-    def _input(self, serializer_class: type[BaseSerializer], request: Request) -> dict:
-        serializer = serializer_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
     @extend_schema(request=s.IncidentStatusInputSerializer, responses=s.IncidentDetailSerializer)
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str | None = None) -> Response:
         """Set the status to ``active`` or ``in_progress`` (a resolved incident is reopened)."""
-        data = self._input(s.IncidentStatusInputSerializer, request)
+        data = validated_input(s.IncidentStatusInputSerializer, request)
         try:
             incident = services.set_incident_status(
                 self.get_object(), actor=acting_user(request), status=data["status"]
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(incident)
 
     @extend_schema(request=s.IncidentAssignInputSerializer, responses=s.IncidentDetailSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str | None = None) -> Response:
         """Assign to a person who may triage (``"me"`` for the caller), or unassign with null."""
-        name = self._input(s.IncidentAssignInputSerializer, request)["assignee"]
-        assignee = None
-        if name:
-            assignee = (
-                acting_user(request)
-                if name == "me"
-                else get_user_model().objects.filter(username=name).first()
-            )
-            if assignee is None:
-                return _bad_request(f"{name!r} is not a person who may triage incidents.")
+        name = validated_input(s.IncidentAssignInputSerializer, request)["assignee"]
+        try:
+            assignee = assignee_named(request, name)
+        except UnknownAssignee:
+            return bad_request(f"{name!r} is not a person who may triage incidents.")
         try:
             incident = services.assign_incident(
                 self.get_object(), actor=acting_user(request), assignee=assignee
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(incident)
 
     @extend_schema(request=s.IncidentResolveInputSerializer, responses=s.IncidentDetailSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         """Resolve with a classification and an optional comment; the incident's open alerts resolve too."""
-        data = self._input(s.IncidentResolveInputSerializer, request)
+        data = validated_input(s.IncidentResolveInputSerializer, request)
         try:
             incident = services.resolve_incident(
                 self.get_object(),
@@ -103,5 +89,5 @@ class IncidentViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
                 comment=data["comment"],
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done(incident)

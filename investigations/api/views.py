@@ -14,6 +14,7 @@ from rest_framework.serializers import BaseSerializer
 
 from alerts.models import Alert
 from core.actors import acting_user
+from core.api.inputs import bad_request, validated_input
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -25,16 +26,6 @@ from . import serializers as s
 DECIDE = actions.DECIDE_PERMISSION
 UNDO = actions.UNDO_PERMISSION
 STOP = "investigations.stop_investigation"
-
-
-def _bad_request(detail: str) -> Response:
-    return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _input(serializer_class: type[BaseSerializer], request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -66,11 +57,11 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str | None = None) -> Response:
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
-        comment = _input(s.CommentInputSerializer, request)["comment"]
+        comment = validated_input(s.CommentInputSerializer, request)["comment"]
         try:
             actions.stop_investigation(self.get_object(), actor=acting_user(request), comment=comment)
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
 
 
@@ -105,12 +96,12 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
         return Response(self.get_serializer(rows, many=True).data, status=code)
 
     def _decide(self, request: Request, approve: bool) -> Response:
-        comment = _input(s.CommentInputSerializer, request)["comment"]
+        comment = validated_input(s.CommentInputSerializer, request)["comment"]
         target = self.get_object()
         try:
             actions.decide_actions(target, actor=acting_user(request), approve=approve, comment=comment)
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done([target.pk])
 
     @action(detail=True, methods=["post"])
@@ -127,11 +118,11 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
     def decide(self, request: Request) -> Response:
         """Bulk: ``{"ids": […], "decision": "approve"|"reject", "comment": …}`` for actions of one type,
         all or nothing."""
-        data = _input(s.BulkDecisionInputSerializer, request)
+        data = validated_input(s.BulkDecisionInputSerializer, request)
         chosen = list(self.get_queryset().filter(pk__in=data["ids"]))
         missing = sorted(set(data["ids"]) - {a.pk for a in chosen})
         if missing:
-            return _bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
+            return bad_request(f"No such action: {', '.join(f'#{pk}' for pk in missing)}.")
         try:
             decided = actions.decide_actions(
                 chosen,
@@ -140,7 +131,7 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
                 comment=data["comment"],
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return Response(
             self.get_serializer(self.get_queryset().filter(pk__in=[a.pk for a in decided]), many=True).data
         )
@@ -148,23 +139,23 @@ class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet)
     @action(detail=True, methods=["post"])
     def undo(self, request: Request, pk: str | None = None) -> Response:
         """Undo a completed reversible action (``comment`` required): 202, carried out by a worker."""
-        comment = _input(s.UndoInputSerializer, request)["comment"]
+        comment = validated_input(s.UndoInputSerializer, request)["comment"]
         target = self.get_object()
         try:
             actions.request_undo(target, actor=acting_user(request), comment=comment)
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done([target.pk], status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"], url_path="manual-complete")
     def manual(self, request: Request, pk: str | None = None) -> Response:
         """Close a "Manual step required" action: ``done`` true → Completed, false → Failed (commented)."""
-        data = _input(s.ManualInputSerializer, request)
+        data = validated_input(s.ManualInputSerializer, request)
         target = self.get_object()
         try:
             actions.mark_manual_action(
                 target, actor=acting_user(request), done=data["done"], comment=data["comment"]
             )
         except DomainError as exc:
-            return _bad_request(str(exc))
+            return bad_request(str(exc))
         return self._done([target.pk])
