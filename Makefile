@@ -55,7 +55,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/soc_console_bench} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/14} \
-	SECRET_KEY=bench-only-secret DEBUG=false ALLOWED_HOSTS='*' SECURE_SSL_REDIRECT=false \
+	SECRET_KEY=bench-only-secret DEBUG=false STATIC_MANIFEST=false ALLOWED_HOSTS='*' SECURE_SSL_REDIRECT=false \
 	$(BIN)/python bench/run.py
 
 screenshots: $(STAMP)
