@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.actors import acting_user
+from core.api.inputs import bad_request
 from core.permissions import RolePermission, TenantScopedMixin
 
 from .. import services
@@ -26,10 +27,6 @@ ADD = "m365.add_m365connection"
 CHANGE = "m365.change_m365connection"
 DELETE = "m365.delete_m365connection"
 RECENT_RUNS = 50
-
-
-def _bad_request(exc: M365Error) -> Response:
-    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class M365ConnectionViewSet(
@@ -66,7 +63,7 @@ class M365ConnectionViewSet(
                 actor=acting_user(request), name=data.validated_data.pop("name", ""), **data.validated_data
             )
         except M365Error as exc:
-            return _bad_request(exc)
+            return bad_request(str(exc))
         return Response(s.M365ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.M365ConnectionUpdateSerializer, responses=s.M365ConnectionSerializer)
@@ -88,7 +85,7 @@ class M365ConnectionViewSet(
                 if "enabled" in changes:
                     services.set_enabled(connection, actor=acting_user(request), enabled=changes["enabled"])
         except M365Error as exc:
-            return _bad_request(exc)
+            return bad_request(str(exc))
         return Response(s.M365ConnectionSerializer(connection).data)
 
     @extend_schema(responses={204: None})
@@ -115,7 +112,7 @@ class M365ConnectionViewSet(
         try:
             services.request_pull(connection, actor=acting_user(request), source=source)
         except M365Error as exc:
-            return _bad_request(exc)
+            return bad_request(str(exc))
         return Response(
             {"connection": connection.pk, "source": source, "queued": True}, status=status.HTTP_202_ACCEPTED
         )

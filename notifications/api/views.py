@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.actors import acting_user
+from core.api.inputs import bad_request
 from core.exceptions import DomainError
 from core.models import Tenant
 from core.permissions import RolePermission, TenantScopedMixin
@@ -53,7 +54,7 @@ class WebhookEndpointViewSet(
                 event_kinds=data.validated_data.get("event_kinds", []),
             )
         except DomainError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return bad_request(str(exc))
         endpoint.secret = secret
         response = Response(s.WebhookEndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
         add_never_cache_headers(response)
@@ -71,7 +72,7 @@ class WebhookEndpointViewSet(
         try:
             delivery = services.send_test_delivery(self.get_object(), actor=acting_user(request))
         except DomainError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return bad_request(str(exc))
         return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.WebhookDeliverySerializer(many=True))

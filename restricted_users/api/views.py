@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.actors import acting_user
+from core.api.inputs import bad_request
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -53,7 +54,7 @@ class RestrictionViewSet(
         except RestrictionPermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except DomainError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return bad_request(str(exc))
         return Response(
             RestrictionSerializer(restriction).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -73,5 +74,5 @@ class RestrictionViewSet(
         except RestrictionPermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except DomainError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return bad_request(str(exc))
         return Response(RestrictionSerializer(restriction).data)
