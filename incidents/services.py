@@ -10,9 +10,9 @@ entry in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -104,67 +104,66 @@ def correlate_alert(alert_id: int) -> Incident | None:
 def correlate_restriction(restriction_id: int) -> Incident | None:
     """Put a restriction in its user's incident (the open one, else a resolved one within the window,
     reopened, else a new one). Idempotent; None for an unknown restriction."""
-    with transaction.atomic():
-        restriction = Restriction.objects.filter(pk=restriction_id).first()
-        if restriction is None:
-            return None
-        mailbox = _lock_mailbox(restriction.mailbox_id)
-        return _link_into_incident(
-            mailbox,
-            IncidentRestriction,
-            restriction=restriction,
-            at=restriction.placed_at,
-            reason=f"restriction #{restriction.pk}",
-            title=_title(f"User restricted from sending email ({restriction.policy_name})", mailbox),
-            added=(
-                "incidents.incident.restriction_added",
-                {"restriction": restriction.pk, "source": restriction.source},
-            ),
-        )
+    return _correlate(Restriction, IncidentRestriction, restriction_id, _restriction_joining)
 
 
 def correlate_investigation(investigation_id: int) -> Incident | None:
     """Put an investigation in its user's incident (the open one, else a resolved one within the window,
     reopened, else a new one). Idempotent; None for an unknown investigation."""
-    with transaction.atomic():
-        investigation = Investigation.objects.filter(pk=investigation_id).first()
-        if investigation is None:
-            return None
-        mailbox = _lock_mailbox(investigation.mailbox_id)
-        return _link_into_incident(
-            mailbox,
-            IncidentInvestigation,
-            investigation=investigation,
-            at=investigation.created_at,
-            reason=f"investigation #{investigation.pk}",
-            title=_title("Compromised user investigation", mailbox),
-            added=("incidents.incident.investigation_added", {"investigation": investigation.pk}),
-        )
+    return _correlate(Investigation, IncidentInvestigation, investigation_id, _investigation_joining)
 
 
-def _link_into_incident(
-    mailbox: Mailbox,
+class _Joining(NamedTuple):
+    """How one restriction or investigation joins an incident: its time, what a new incident is titled after,
+    and the audit action and record of joining an incident that exists."""
+
+    at: datetime
+    what: str
+    added: tuple[str, dict[str, Any]]
+
+
+def _restriction_joining(restriction: Restriction) -> _Joining:
+    added = {"restriction": restriction.pk, "source": restriction.source}
+    what = f"User restricted from sending email ({restriction.policy_name})"
+    return _Joining(restriction.placed_at, what, ("incidents.incident.restriction_added", added))
+
+
+def _investigation_joining(investigation: Investigation) -> _Joining:
+    added = {"investigation": investigation.pk}
+    return _Joining(
+        investigation.created_at,
+        "Compromised user investigation",
+        ("incidents.incident.investigation_added", added),
+    )
+
+
+def _correlate[T: (Restriction, Investigation)](
+    model: type[T],
     link_model: type[IncidentRestriction] | type[IncidentInvestigation],
-    *,
-    at: datetime,
-    reason: str,
-    title: str,
-    added: tuple[str, dict[str, Any]],
-    **linked: Restriction | Investigation,
-) -> Incident:
-    """Link one restriction or investigation (``linked``, by the link's field name) to its user's incident,
-    once: the open one, else a resolved one within the window (reopened), else a new one titled ``title``.
-    ``added`` is the audit action and record of joining an incident that exists."""
-    link = link_model.objects.select_related("incident").filter(**linked).first()
-    if link is not None:
-        return link.incident
-    incident, created = _incident_for(mailbox, at, reason=reason, title=title)
-    link_model.objects.create(incident=incident, **linked)
-    if created:
-        _announce_created(incident, reason)
-    else:
-        action, after = added
-        _record(action, incident, after=after)
+    pk: int,
+    joining: Callable[[T], _Joining],
+) -> Incident | None:
+    """Link one restriction or investigation to its user's incident, once (with the mailbox locked): the open
+    one, else a resolved one within the window (reopened), else a new one titled after ``joining(row).what``.
+    None for an unknown row."""
+    with transaction.atomic():
+        row = model._default_manager.filter(pk=pk).first()
+        if row is None:
+            return None
+        field = model.__name__.lower()  # the link model's field: "restriction" or "investigation"
+        mailbox = _lock_mailbox(row.mailbox_id)
+        link = link_model._default_manager.select_related("incident").filter(**{field: row}).first()
+        if link is not None:
+            return link.incident
+        at, what, added = joining(row)
+        reason = f"{field} #{row.pk}"
+        incident, created = _incident_for(mailbox, at, reason=reason, title=_title(what, mailbox))
+        link_model._default_manager.create(incident=incident, **{field: row})
+        if created:
+            _announce_created(incident, reason)
+        else:
+            action, after = added
+            _record(action, incident, after=after)
     return incident
 
 
