@@ -589,6 +589,14 @@ def _finish(investigation: Investigation, action: RemediationAction, outcome: _O
     settle_investigation(investigation)
 
 
+def _lock_for_person(action_id: int) -> tuple[Investigation, RemediationAction]:
+    """:func:`_lock_action` for a person's step on an action: :class:`ActionError` when it is gone."""
+    locked = _lock_action(action_id)
+    if locked is None:
+        raise ActionError("This action no longer exists.")
+    return locked
+
+
 def _reclaim(action_id: int, claimed_at: datetime) -> tuple[Investigation, RemediationAction] | None:
     """The locked action if this worker's claim still holds (it was not reaped and claimed by another)."""
     locked = _lock_action(action_id)
@@ -626,48 +634,40 @@ def run_approved_action(action_id: int) -> str | None:
             _finish(investigation, action, outcome)
             return action.status
     except TransientConnectorError as exc:
-        return _retry_or_give_up(
-            action_id, claimed_at, str(exc) or exc.__class__.__name__, calls=_calls_of(exc)
-        )
+        reason = str(exc) or exc.__class__.__name__
+        return _fail_or_retry(action_id, claimed_at, reason, retry=True, calls=_calls_of(exc))
     except ConnectorError as exc:
-        return _fail(action_id, claimed_at, str(exc), calls=_calls_of(exc))
+        return _fail_or_retry(action_id, claimed_at, str(exc), retry=False, calls=_calls_of(exc))
     except DatabaseError:
         raise  # the claim stays Running; the task retries, else the reaper returns it once the lease ends
     except Exception as exc:
         logger.exception("Remediation action %s failed unexpectedly", action_id)
-        return _fail(
-            action_id, claimed_at, f"Unexpected error ({exc.__class__.__name__}); see the worker log."
-        )
+        reason = f"Unexpected error ({exc.__class__.__name__}); see the worker log."
+        return _fail_or_retry(action_id, claimed_at, reason, retry=False)
 
 
-def _fail(
-    action_id: int, claimed_at: datetime, reason: str, *, calls: tuple[dict[str, Any], ...] = ()
+def _fail_or_retry(
+    action_id: int,
+    claimed_at: datetime,
+    reason: str,
+    *,
+    retry: bool,
+    calls: tuple[dict[str, Any], ...] = (),
 ) -> str | None:
+    """Record a failed attempt of a claimed action: Failed at once, or with ``retry`` (a transient error)
+    Approved again and re-enqueued with backoff until ``max_attempts()`` attempts have failed."""
     with transaction.atomic():
         locked = _reclaim(action_id, claimed_at)
         if locked is None:
             return None
         investigation, action = locked
-        _finish(investigation, action, _Outcome(Status.FAILED, f"Failed: {reason}", None, calls=calls))
-        return action.status
-
-
-def _retry_or_give_up(
-    action_id: int, claimed_at: datetime, reason: str, *, calls: tuple[dict[str, Any], ...] = ()
-) -> str | None:
-    with transaction.atomic():
-        locked = _reclaim(action_id, claimed_at)
-        if locked is None:
-            return None
-        investigation, action = locked
-        if action.attempts >= max_attempts():
-            outcome = _Outcome(
-                Status.FAILED,
-                f"Failed after {action.attempts} attempts; the last error: {reason}",
-                None,
-                calls=calls,
+        if not retry or action.attempts >= max_attempts():
+            result = (
+                f"Failed after {action.attempts} attempts; the last error: {reason}"
+                if retry
+                else f"Failed: {reason}"
             )
-            _finish(investigation, action, outcome)
+            _finish(investigation, action, _Outcome(Status.FAILED, result, None, calls=calls))
             return action.status
         delay = retry_delay(action.attempts)
         before = _snapshot(action)
@@ -697,10 +697,7 @@ def mark_manual_action(
     if not done and not comment:
         raise ActionError("Give a comment saying why the manual step failed.")
     with transaction.atomic():
-        locked = _lock_action(action.pk)
-        if locked is None:
-            raise ActionError("This action no longer exists.")
-        investigation, action = locked
+        investigation, action = _lock_for_person(action.pk)
         if action.status != Status.MANUAL:
             raise ActionError(
                 f"Action {_describe(action)} is {action.get_status_display().lower()}, "

@@ -20,7 +20,7 @@ from .action_services import (
     UNDO_TASK,
     Status,
     _calls_of,
-    _lock_action,
+    _lock_for_person,
     _publish_action,
     _require,
     _snapshot,
@@ -70,10 +70,7 @@ def undo_action(action: RemediationAction, *, actor: User, comment: str) -> Reme
     if not comment:
         raise ActionError("Give a comment saying why the action is undone.")
     with transaction.atomic():
-        locked = _lock_action(action.pk)
-        if locked is None:
-            raise ActionError("This action no longer exists.")
-        investigation, action = locked
+        investigation, action = _lock_for_person(action.pk)
         if refusal := undo_refusal(action):
             raise ActionError(refusal)
         assert action.prior_state is not None  # undo_refusal() refuses an action without one
