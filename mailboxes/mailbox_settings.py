@@ -36,6 +36,7 @@ CONSOLE = DirectoryChange.Source.CONSOLE
 BULK_BATCH_SIZE = 2000
 RULE_OPERATIONS = (Operation.CREATED, Operation.UPDATED, Operation.DELETED)
 DELEGATION_OPERATIONS = (Operation.ADDED, Operation.REMOVED)
+RULE_STATE_FIELDS = ("rule_id", "name", "conditions", "actions", "enabled")  # the keys of InboxRule.state()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +54,8 @@ class InboxRuleChange:
     event_id: str = ""
 
     def state(self) -> dict[str, Any]:
-        return {
-            "rule_id": self.rule_id,
-            "name": self.name,
-            "conditions": self.conditions,
-            "actions": self.actions,
-            "enabled": self.enabled,
-        }
+        """The rule's state as :meth:`InboxRule.state` records it."""
+        return {name: getattr(self, name) for name in RULE_STATE_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +79,14 @@ class DelegationChange:
     operation: str
     at: datetime
     event_id: str = ""
+
+
+def valid_address(address: str) -> str:
+    """``address`` normalized; :class:`DirectoryError` when it is not a valid email address."""
+    cleaned = normalize_address(address)
+    if not is_valid_address(cleaned):
+        raise DirectoryError(f"{address!r} is not a valid email address.")
+    return cleaned
 
 
 def is_audited(source: str, actor: User | None) -> bool:
@@ -473,11 +477,8 @@ def set_forwarding(
     event_id: str = "",
 ) -> MailboxForwarding:
     """Set (or with ``forward_to=None`` turn off) the mailbox's forwarding. See :func:`set_forwardings`."""
-    if forward_to is not None:
-        forward_to = normalize_address(forward_to)
-        if not is_valid_address(forward_to):
-            raise DirectoryError(f"{forward_to!r} is not a valid email address.")
-    change = ForwardingChange(mailbox.pk, at or timezone.now(), forward_to, keep_copy, event_id)
+    cleaned = None if forward_to is None else valid_address(forward_to)
+    change = ForwardingChange(mailbox.pk, at or timezone.now(), cleaned, keep_copy, event_id)
     return set_forwardings(mailbox.tenant, [change], source=source, actor=actor)[0]
 
 
@@ -568,8 +569,7 @@ def apply_delegation_change(
     event_id: str = "",
 ) -> Delegation:
     """Add or remove one delegation of ``mailbox`` (remediation: ``operation="removed"``; undo: "added")."""
-    cleaned = normalize_address(delegate)
-    if not is_valid_address(cleaned):
-        raise DirectoryError(f"{delegate!r} is not a valid email address.")
-    change = DelegationChange(mailbox.pk, cleaned, access, operation, at or timezone.now(), event_id)
+    change = DelegationChange(
+        mailbox.pk, valid_address(delegate), access, operation, at or timezone.now(), event_id
+    )
     return apply_delegation_changes(mailbox.tenant, [change], source=source, actor=actor)[0]

@@ -29,7 +29,7 @@ from django.utils import timezone
 from core.models import Tenant
 from core.services import record_audit
 
-from .addresses import is_valid_address, is_valid_domain, normalize_address
+from .addresses import is_valid_domain
 from .exceptions import DirectoryError
 from .mailbox_settings import (
     BULK_BATCH_SIZE,
@@ -49,6 +49,7 @@ from .mailbox_settings import (
     is_audited,
     set_forwarding,
     set_forwardings,
+    valid_address,
 )
 from .models import (
     AcceptedDomain,
@@ -229,6 +230,27 @@ def upsert_mailboxes(
         changed: dict[str, Mailbox] = {}
         before: dict[str, dict[str, Any]] = {}
         history: list[DirectoryChange] = []
+
+        def remember(
+            mailbox: Mailbox, change: MailboxChange, operation: str, state: dict, *, applied: bool
+        ) -> None:
+            """Append the history row of one change."""
+            history.append(
+                history_row(
+                    tenant,
+                    mailbox,
+                    Kind.MAILBOX,
+                    mailbox.address,
+                    operation,
+                    change.at,
+                    state,
+                    applied=applied,
+                    event_id=change.event_id,
+                    source=source,
+                    recorded_at=now,
+                )
+            )
+
         for change in ordered:
             mailbox = mailboxes.get(change.address)
             first = mailbox is None
@@ -241,21 +263,7 @@ def upsert_mailboxes(
                     changed[change.address] = mailbox
             if change.attributes is None:
                 if first:
-                    history.append(
-                        history_row(
-                            tenant,
-                            mailbox,
-                            Kind.MAILBOX,
-                            mailbox.address,
-                            Operation.CREATED,
-                            change.at,
-                            _mailbox_state(mailbox),
-                            applied=True,
-                            event_id=change.event_id,
-                            source=source,
-                            recorded_at=now,
-                        )
-                    )
+                    remember(mailbox, change, Operation.CREATED, _mailbox_state(mailbox), applied=True)
                 continue
             attributes = {
                 k: v for k, v in change.attributes.items() if k in MAILBOX_ATTRIBUTES and v is not None
@@ -271,21 +279,7 @@ def upsert_mailboxes(
                 state = _mailbox_state(mailbox)
             else:
                 state = {"address": mailbox.address, **attributes}
-            history.append(
-                history_row(
-                    tenant,
-                    mailbox,
-                    Kind.MAILBOX,
-                    mailbox.address,
-                    Operation.CREATED if first else Operation.UPDATED,
-                    change.at,
-                    state,
-                    applied=newer,
-                    event_id=change.event_id,
-                    source=source,
-                    recorded_at=now,
-                )
-            )
+            remember(mailbox, change, Operation.CREATED if first else Operation.UPDATED, state, applied=newer)
         if created:
             Mailbox.objects.bulk_create(list(created.values()), batch_size=BULK_BATCH_SIZE)
         if changed:
@@ -331,9 +325,7 @@ def upsert_mailbox(
     event_id: str = "",
 ) -> Mailbox:
     """Create or update one mailbox; attributes left None are kept. See :func:`upsert_mailboxes`."""
-    cleaned = normalize_address(address)
-    if not is_valid_address(cleaned):
-        raise DirectoryError(f"{address!r} is not a valid email address.")
+    cleaned = valid_address(address)
     attributes = {"display_name": display_name, "department": department, "vip": vip}
     change = MailboxChange(cleaned, at or timezone.now(), attributes, event_id)
     return upsert_mailboxes(tenant, [change], source=source, actor=actor)[cleaned]
