@@ -255,31 +255,20 @@ def _sieve_events(
     old_rules: dict[str, Any] = previous.rules if previous else {}
     new_rules = {rule_id: rule.state() for rule_id, rule in script.inbox_rules.items()}
     stamp = at.isoformat()
+
+    def event(kind: str, key: str, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "id": f"sieve:{change}:{key}", "time": stamp, "mailbox": address, **fields}
+
     for rule_id, rule_state in new_rules.items():
         if rule_id not in old_rules:
             events.append(
-                {
-                    "type": "inbox_rule",
-                    "id": f"sieve:{change}:{rule_id}:created",
-                    "time": stamp,
-                    "mailbox": address,
-                    "operation": "created",
-                    "rule_id": rule_id,
-                    **rule_state,
-                }
+                event("inbox_rule", f"{rule_id}:created", operation="created", rule_id=rule_id, **rule_state)
             )
     for rule_id, rule_state in old_rules.items():
         if rule_id not in new_rules:
+            name = rule_state.get("name", "")
             events.append(
-                {
-                    "type": "inbox_rule",
-                    "id": f"sieve:{change}:{rule_id}:deleted",
-                    "time": stamp,
-                    "mailbox": address,
-                    "operation": "deleted",
-                    "rule_id": rule_id,
-                    "name": rule_state.get("name", ""),
-                }
+                event("inbox_rule", f"{rule_id}:deleted", operation="deleted", rule_id=rule_id, name=name)
             )
     forwarding = script.forwarding
     new_forwarding = {
@@ -288,15 +277,7 @@ def _sieve_events(
     }
     old_forwarding = (previous.forwarding if previous else None) or {"forward_to": None, "keep_copy": False}
     if new_forwarding != old_forwarding:
-        events.append(
-            {
-                "type": "forwarding",
-                "id": f"sieve:{change}:forwarding",
-                "time": stamp,
-                "mailbox": address,
-                **new_forwarding,
-            }
-        )
+        events.append(event("forwarding", "forwarding", **new_forwarding))
     return events
 
 
