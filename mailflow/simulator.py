@@ -502,15 +502,34 @@ class _Attack:
         )
         self.generator.emit(at, message)
 
+    def _campaign(
+        self,
+        start: tuple[int, int],
+        lead: tuple[int, int],
+        subjects: Sequence[str],
+        link: tuple[Sequence[str], str, int],
+    ) -> tuple[int, int, str, str, str]:
+        """A sending campaign's start (in ``start`` seconds into the day), the attacker's sign-in ``lead``
+        seconds before it, its subject, its link (a host, a path, a random token of that many hex digits) and
+        its body hash. Returns ``(start, sign_in, subject, url, body_hash)``."""
+        rng = self.rng
+        begin = self.day + rng.randrange(*start)
+        first = begin - rng.randint(*lead)
+        self.sign_in(first)
+        subject = rng.choice(subjects)
+        hosts, path, token = link
+        url = f"https://{rng.choice(hosts)}/{path}{_hex(rng, token)}"
+        return begin, first, subject, url, _hex(rng, 128)
+
     def outbound_phish(self) -> tuple[int, dict[str, Any]]:
         """One lure, 10 external recipients a copy, 55-70 copies in 50 minutes: > 500 external in an hour."""
         rng = self.rng
-        burst = self.day + rng.randrange(2 * HOUR_SECONDS, 18 * HOUR_SECONDS)
-        first = burst - rng.randint(10 * MINUTE, 40 * MINUTE)
-        self.sign_in(first)
-        subject = rng.choice(PHISH_SUBJECTS)
-        url = f"https://{rng.choice(PHISH_HOSTS)}/auth?session={_hex(rng, 48)}"
-        body = _hex(rng, 128)
+        burst, first, subject, url, body = self._campaign(
+            (2 * HOUR_SECONDS, 18 * HOUR_SECONDS),
+            (10 * MINUTE, 40 * MINUTE),
+            PHISH_SUBJECTS,
+            (PHISH_HOSTS, "auth?session=", 48),
+        )
         domains = PARTNER_DOMAINS + CONSUMER_DOMAINS
         times = sorted(burst + rng.randrange(50 * MINUTE) for _ in range(rng.randint(55, 70)))
         for at in times:
@@ -527,12 +546,12 @@ class _Attack:
     def slow_spam(self) -> tuple[int, dict[str, Any]]:
         """9-11 spam messages of ~8 recipients (one internal) every hour for 15 hours: ~80 an hour, ~1,200."""
         rng, tenant = self.rng, self.generator.tenant
-        begin = self.day + rng.randrange(90 * MINUTE, 7 * HOUR_SECONDS)
-        first = begin - rng.randint(20 * MINUTE, 60 * MINUTE)
-        self.sign_in(first)
-        subject = rng.choice(SPAM_SUBJECTS)
-        url = f"https://{rng.choice(SPAM_HOSTS)}/?ref={_hex(rng, 32)}"
-        body = _hex(rng, 128)
+        begin, first, subject, url, body = self._campaign(
+            (90 * MINUTE, 7 * HOUR_SECONDS),
+            (20 * MINUTE, 60 * MINUTE),
+            SPAM_SUBJECTS,
+            (SPAM_HOSTS, "?ref=", 32),
+        )
         total = 0
         for hour in range(15):
             for _ in range(rng.randint(9, 11)):
