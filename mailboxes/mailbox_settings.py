@@ -2,9 +2,9 @@
 
 Every change also appends a ``DirectoryChange`` row (the history an investigation reads). State is the newest
 by *event time* (``at``): a change older than the state held is recorded as history with ``applied=False`` and
-changes nothing. The three batch appliers share one skeleton, :func:`_apply_in_event_order` (sort by event
-time, load the rows, apply each change or record it as history only, write the batch in a few queries); each
-kind supplies only how one change alters one row. Changes made by the console (``source="console"``) or by a
+changes nothing. The three batch appliers are one skeleton, :class:`_Setting` (sort by event time, load the
+rows, apply each change or record it as history only, write the batch in a few queries); each kind supplies
+only its storage and how one change alters one row. Changes made by the console (``source="console"``) or by a
 person (``actor``) are also written to the audit trail; telemetry is recorded in the history only.
 
 Import these through :mod:`mailboxes.services`, which re-exports them.
@@ -222,101 +222,108 @@ class _Applied:
     audit: tuple[dict | None, dict | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    """How one kind of mailbox setting is stored: its model, history kind, updated fields, audit prefix."""
+class _Setting[C: _Change, R: (InboxRule, MailboxForwarding, Delegation)]:
+    """One kind of mailbox setting and its batch applier: calling it as ``setting(tenant, changes, *, source,
+    actor=None)`` applies ``changes`` in event-time order and returns the rows touched, in that order.
 
-    model: type[models.Model]
-    history_kind: str
-    fields: list[str]
-    audit_prefix: str
+    The kind is stored in ``model``, one row per ``key_fields`` (the same names on the change), written with
+    ``fields``, recorded as ``history_kind`` history and ``audit_prefix`` audit rows. ``prepare(tenant,
+    changes)`` checks the batch and returns ``apply(row, change, newer, existed)``, which changes the row when
+    the change is the newest of its row (``newer``) and says what to record. The rest is the same for every
+    kind: sort by event time, load the rows the batch names, create a row the first time a key is seen, write
+    new and changed rows, the history and the audit rows in a few queries.
+    """
 
+    def __init__(
+        self,
+        model: type[R],
+        history_kind: str,
+        key_fields: tuple[str, ...],
+        fields: list[str],
+        audit_prefix: str,
+        prepare: Callable[[Tenant, Sequence[C]], Callable[[R, C, bool, bool], _Applied]],
+    ) -> None:
+        self.model: type[R] = model
+        self.history_kind = history_kind
+        self.key_fields = key_fields
+        self.fields = fields
+        self.audit_prefix = audit_prefix
+        self.prepare: Callable[[Tenant, Sequence[C]], Callable[[R, C, bool, bool], _Applied]] = prepare
+        self.__doc__ = prepare.__doc__
 
-def _apply_in_event_order[C: _Change, R: InboxRule | MailboxForwarding | Delegation](
-    tenant: Tenant,
-    changes: Sequence[C],
-    kind: _Kind,
-    *,
-    load: Callable[[Sequence[C]], dict[Hashable, R]],
-    key_of: Callable[[C], Hashable],
-    create: Callable[[C], R],
-    apply: Callable[[R, C, bool, bool], _Applied],
-    source: str,
-    actor: User | None,
-) -> list[R]:
-    """The skeleton of every batch applier: sort by event time; load the rows the batch names (``load``);
-    create a row the first time a key is seen (``create``); let ``apply(row, change, newer, existed)`` change
-    the row when the change is the newest (``newer``) and say what to record; write new and changed rows,
-    the history and the audit rows in a few queries. Returns the rows touched, in event-time order."""
-    ordered = sorted(changes, key=attrgetter("at"))
-    now = timezone.now()
-    with transaction.atomic():
-        rows = load(ordered)
-        new: dict[Hashable, R] = {}
-        changed: dict[Hashable, R] = {}
-        history: list[DirectoryChange] = []
-        audits: list[tuple[models.Model, str, Any, Any]] = []
-        touched: list[R] = []
-        for change in ordered:
-            key = key_of(change)
-            row = rows.get(key)
-            existed = row is not None
-            newer = row is None or change.at >= row.changed_at
-            if row is None:
-                row = rows[key] = new[key] = create(change)
-            elif key not in new:
-                changed.setdefault(key, row)
-            applied = apply(row, change, newer, existed)
-            history.append(
-                history_row(
-                    tenant,
-                    change.mailbox_id,
-                    kind.history_kind,
-                    applied.key,
-                    applied.operation,
-                    change.at,
-                    applied.state,
-                    applied=newer,
-                    event_id=change.event_id,
-                    source=source,
-                    recorded_at=now,
+    def key_of(self, item: C | R) -> tuple[Any, ...]:
+        return tuple(getattr(item, name) for name in self.key_fields)
+
+    def _load(self, tenant: Tenant, changes: Sequence[C]) -> dict[tuple[Any, ...], R]:
+        named = {f"{name}__in": {getattr(c, name) for c in changes} for name in self.key_fields}
+        return {self.key_of(row): row for row in self.model._default_manager.filter(tenant=tenant, **named)}
+
+    def __call__(
+        self, tenant: Tenant, changes: Sequence[C], *, source: str, actor: User | None = None
+    ) -> list[R]:
+        if not changes:
+            return []
+        apply = self.prepare(tenant, changes)
+        ordered = sorted(changes, key=attrgetter("at"))
+        now = timezone.now()
+        with transaction.atomic():
+            rows = self._load(tenant, ordered)
+            new: dict[Hashable, R] = {}
+            changed: dict[Hashable, R] = {}
+            history: list[DirectoryChange] = []
+            audits: list[tuple[models.Model, str, Any, Any]] = []
+            touched: list[R] = []
+            for change in ordered:
+                key = self.key_of(change)
+                row = rows.get(key)
+                existed = row is not None
+                newer = row is None or change.at >= row.changed_at
+                if row is None:
+                    row = self.model(tenant=tenant, **dict(zip(self.key_fields, key, strict=True)))
+                    rows[key] = new[key] = row
+                elif key not in new:
+                    changed.setdefault(key, row)
+                applied: _Applied = apply(row, change, newer, existed)
+                history.append(
+                    history_row(
+                        tenant,
+                        change.mailbox_id,
+                        self.history_kind,
+                        applied.key,
+                        applied.operation,
+                        change.at,
+                        applied.state,
+                        applied=newer,
+                        event_id=change.event_id,
+                        source=source,
+                        recorded_at=now,
+                    )
                 )
+                if newer and applied.audit is not None:
+                    before, after = applied.audit
+                    audits.append((row, applied.operation, before, after))
+                touched.append(row)
+            _save_directory_batch(
+                self.model,
+                new,
+                changed,
+                self.fields,
+                history,
+                audits,
+                audit_prefix=self.audit_prefix,
+                source=source,
+                actor=actor,
+                tenant=tenant,
             )
-            if newer and applied.audit is not None:
-                audits.append((row, applied.operation, *applied.audit))
-            touched.append(row)
-        _save_directory_batch(
-            kind.model,
-            new,
-            changed,
-            kind.fields,
-            history,
-            audits,
-            audit_prefix=kind.audit_prefix,
-            source=source,
-            actor=actor,
-            tenant=tenant,
-        )
-    return touched
+        return touched
 
 
 # --- inbox rules --------------------------------------------------------------------------------------------
 
-_RULES = _Kind(
-    InboxRule,
-    Kind.INBOX_RULE,
-    ["name", "conditions", "actions", "enabled", "created_at", "changed_at", "removed_at"],
-    "mailboxes.inbox_rule",
-)
 
-
-def apply_inbox_rule_changes(
-    tenant: Tenant,
-    changes: Sequence[InboxRuleChange],
-    *,
-    source: str,
-    actor: User | None = None,
-) -> list[InboxRule]:
+def _inbox_rule_changes(
+    tenant: Tenant, changes: Sequence[InboxRuleChange]
+) -> Callable[[InboxRule, InboxRuleChange, bool, bool], _Applied]:
     """Apply inbox rule changes in event-time order; the newest change of a rule is its state.
 
     ``created`` / ``updated`` carry the rule's full state (a rule not yet known is created by either);
@@ -324,8 +331,6 @@ def apply_inbox_rule_changes(
     creation arriving later cannot resurrect it). An older ``created`` arriving late still moves
     ``created_at`` back. Returns the rules touched, in the order of ``changes`` sorted by time.
     """
-    if not changes:
-        return []
     for change in changes:
         if change.operation not in RULE_OPERATIONS:
             raise DirectoryError(f"Unknown inbox rule operation {change.operation!r}.")
@@ -338,16 +343,6 @@ def apply_inbox_rule_changes(
         mailbox_ids={c.mailbox_id for c in changes},
         keys={c.rule_id for c in changes},
     )
-
-    def load(ordered: Sequence[InboxRuleChange]) -> dict[Hashable, InboxRule]:
-        return {
-            (r.mailbox_id, r.rule_id): r
-            for r in InboxRule.objects.filter(
-                tenant=tenant,
-                mailbox_id__in={c.mailbox_id for c in ordered},
-                rule_id__in={c.rule_id for c in ordered},
-            )
-        }
 
     def apply(rule: InboxRule, change: InboxRuleChange, newer: bool, existed: bool) -> _Applied:
         before = rule.state() if existed and rule.is_present else None
@@ -372,17 +367,17 @@ def apply_inbox_rule_changes(
         after = rule.state() if rule.is_present else None
         return _Applied(change.operation, change.rule_id, state, (before, after))
 
-    return _apply_in_event_order(
-        tenant,
-        changes,
-        _RULES,
-        load=load,
-        key_of=lambda c: (c.mailbox_id, c.rule_id),
-        create=lambda c: InboxRule(tenant=tenant, mailbox_id=c.mailbox_id, rule_id=c.rule_id),
-        apply=apply,
-        source=source,
-        actor=actor,
-    )
+    return apply
+
+
+apply_inbox_rule_changes = _Setting(
+    InboxRule,
+    Kind.INBOX_RULE,
+    ("mailbox_id", "rule_id"),
+    ["name", "conditions", "actions", "enabled", "created_at", "changed_at", "removed_at"],
+    "mailboxes.inbox_rule",
+    _inbox_rule_changes,
+)
 
 
 def apply_inbox_rule_change(
@@ -418,31 +413,14 @@ def apply_inbox_rule_change(
 
 # --- forwarding ---------------------------------------------------------------------------------------------
 
-_FORWARDINGS = _Kind(
-    MailboxForwarding, Kind.FORWARDING, ["forward_to", "keep_copy", "changed_at"], "mailboxes.forwarding"
-)
 
-
-def set_forwardings(
-    tenant: Tenant,
-    changes: Sequence[ForwardingChange],
-    *,
-    source: str,
-    actor: User | None = None,
-) -> list[MailboxForwarding]:
+def _forwarding_changes(
+    tenant: Tenant, changes: Sequence[ForwardingChange]
+) -> Callable[[MailboxForwarding, ForwardingChange, bool, bool], _Applied]:
     """Apply mailbox forwarding changes in event-time order; the newest change is the mailbox's forwarding.
 
     History: ``set`` rows hold the new forwarding, ``cleared`` rows the forwarding that was turned off.
     """
-    if not changes:
-        return []
-
-    def load(ordered: Sequence[ForwardingChange]) -> dict[Hashable, MailboxForwarding]:
-        mailbox_ids = {c.mailbox_id for c in ordered}
-        return {
-            f.mailbox_id: f
-            for f in MailboxForwarding.objects.filter(tenant=tenant, mailbox_id__in=mailbox_ids)
-        }
 
     def apply(row: MailboxForwarding, change: ForwardingChange, newer: bool, existed: bool) -> _Applied:
         before = row.state() if existed else {"forward_to": None, "keep_copy": False}
@@ -453,17 +431,17 @@ def set_forwardings(
         state = before if operation == Operation.CLEARED and newer else requested
         return _Applied(operation, "", state, (before, requested))
 
-    return _apply_in_event_order(
-        tenant,
-        changes,
-        _FORWARDINGS,
-        load=load,
-        key_of=attrgetter("mailbox_id"),
-        create=lambda c: MailboxForwarding(tenant=tenant, mailbox_id=c.mailbox_id),
-        apply=apply,
-        source=source,
-        actor=actor,
-    )
+    return apply
+
+
+set_forwardings = _Setting(
+    MailboxForwarding,
+    Kind.FORWARDING,
+    ("mailbox_id",),
+    ["forward_to", "keep_copy", "changed_at"],
+    "mailboxes.forwarding",
+    _forwarding_changes,
+)
 
 
 def set_forwarding(
@@ -484,25 +462,15 @@ def set_forwarding(
 
 # --- delegations --------------------------------------------------------------------------------------------
 
-_DELEGATIONS = _Kind(
-    Delegation, Kind.DELEGATION, ["added_at", "changed_at", "removed_at"], "mailboxes.delegation"
-)
 
-
-def apply_delegation_changes(
-    tenant: Tenant,
-    changes: Sequence[DelegationChange],
-    *,
-    source: str,
-    actor: User | None = None,
-) -> list[Delegation]:
+def _delegation_changes(
+    tenant: Tenant, changes: Sequence[DelegationChange]
+) -> Callable[[Delegation, DelegationChange, bool, bool], _Applied]:
     """Apply delegation changes in event-time order; the newest change of a (mailbox, delegate, access) wins.
 
     A removal of an unknown delegation is kept as a removed row (so an older ``added`` arriving later is
     history only, though it fills in ``added_at``). History rows are keyed by the delegate's address.
     """
-    if not changes:
-        return []
     for change in changes:
         if change.operation not in DELEGATION_OPERATIONS:
             raise DirectoryError(f"Unknown delegation operation {change.operation!r}.")
@@ -518,16 +486,6 @@ def apply_delegation_changes(
         keys={c.delegate for c in changes},
     )
 
-    def load(ordered: Sequence[DelegationChange]) -> dict[Hashable, Delegation]:
-        return {
-            (d.mailbox_id, d.delegate, d.access): d
-            for d in Delegation.objects.filter(
-                tenant=tenant,
-                mailbox_id__in={c.mailbox_id for c in ordered},
-                delegate__in={c.delegate for c in ordered},
-            )
-        }
-
     def apply(row: Delegation, change: DelegationChange, newer: bool, existed: bool) -> _Applied:
         added = change.operation == Operation.ADDED
         if newer:
@@ -542,19 +500,17 @@ def apply_delegation_changes(
         audit = ({**row.state(), "present": not added}, {**row.state(), "present": added})
         return _Applied(change.operation, change.delegate, row.state(), audit)
 
-    return _apply_in_event_order(
-        tenant,
-        changes,
-        _DELEGATIONS,
-        load=load,
-        key_of=lambda c: (c.mailbox_id, c.delegate, c.access),
-        create=lambda c: Delegation(
-            tenant=tenant, mailbox_id=c.mailbox_id, delegate=c.delegate, access=c.access
-        ),
-        apply=apply,
-        source=source,
-        actor=actor,
-    )
+    return apply
+
+
+apply_delegation_changes = _Setting(
+    Delegation,
+    Kind.DELEGATION,
+    ("mailbox_id", "delegate", "access"),
+    ["added_at", "changed_at", "removed_at"],
+    "mailboxes.delegation",
+    _delegation_changes,
+)
 
 
 def apply_delegation_change(
