@@ -58,21 +58,19 @@ TRUE_POSITIVES = (
 # ------------------------------------------------------------------------------------------------ policies
 
 
+# The fields a new policy takes from its default as they are (PolicyDefault and AlertPolicy name them alike).
+_AS_IN_DEFAULT = ("kind", "name", "description", "severity", "category", "action", "rerestrict_after_release")
+
+
 def ensure_default_policies(tenant: Tenant) -> dict[str, AlertPolicy]:
     """The tenant's policies by kind, creating any default policy it lacks (idempotent)."""
     existing = {p.kind: p for p in AlertPolicy.objects.filter(tenant=tenant).prefetch_related("overrides")}
     missing = [
         AlertPolicy(
             tenant=tenant,
-            kind=d.kind,
-            name=d.name,
-            description=d.description,
-            severity=d.severity,
-            category=d.category,
-            action=d.action,
             investigate_mode=d.investigate,
-            rerestrict_after_release=d.rerestrict_after_release,
             thresholds={key: t.default for key, t in d.thresholds.items()},
+            **{name: getattr(d, name) for name in _AS_IN_DEFAULT},
         )
         for d in DEFAULT_POLICIES
         if d.kind not in existing

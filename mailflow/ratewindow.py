@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -272,6 +273,10 @@ class SendingBreach:
     window_end: datetime
     counts: dict[str, int]
     messages: tuple[SentMessage, ...]
+
+    def without_messages(self) -> dict[str, Any]:
+        """Every field but ``messages``: what an alert's :class:`~alerts.detection.Breach` records."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "messages"}
 
 
 LimitsAt = SendingLimits | Callable[[datetime], SendingLimits]

@@ -121,14 +121,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
                     "counts": first.counts,
                     "window": {"start": first.window_start.isoformat(), "end": first.window_end.isoformat()},
                 },
-                breach=Breach(
-                    limit_name=first.limit_name,
-                    limit=first.limit,
-                    count=first.count,
-                    window_start=first.window_start,
-                    window_end=first.window_end,
-                    counts=first.counts,
-                ),
+                breach=Breach(**first.without_messages()),
             )
         )
     return detections
