@@ -102,17 +102,15 @@ def undo_action(action: RemediationAction, *, actor: User, comment: str) -> Reme
     return action
 
 
+# What makes a proposal the same clean-up: where it belongs, what it does and to which target.
+_SAME_CLEAN_UP = ("tenant", "investigation", "finding", "action_type", "target", "target_label", "target_key")
+
+
 def _propose_again(action: RemediationAction, *, now: datetime) -> RemediationAction:
     """After an undo the threat the action answered is back: propose the same clean-up again (Pending, a
     fresh 7-day clock), so the investigation reopens with something to decide. Audited as the playbook."""
     again = RemediationAction.objects.create(
-        tenant=action.tenant,
-        investigation=action.investigation,
-        finding=action.finding,
-        action_type=action.action_type,
-        target=action.target,
-        target_label=action.target_label,
-        target_key=action.target_key,
+        **{name: getattr(action, name) for name in _SAME_CLEAN_UP},
         status=Status.PENDING,
         proposed_at=now,
         expires_at=now + ACTION_EXPIRY,
