@@ -101,51 +101,41 @@ def _open_or_correlate(
         .order_by("-created_at", "-id")
         .first()
     )
-    if current is not None:
-        if alert is not None:
-            current.alerts.add(alert)
-        record_audit(
-            "investigations.investigation.correlated",
-            target=current,
-            actor=actor,
-            actor_label="playbook",
-            after={"alert": alert.pk if alert else None, "status": current.status},
-            comment=comment or "A new trigger for the user: alert added, analyzers re-run.",
+    if current is None:
+        investigation = Investigation.objects.create(
+            tenant=mailbox.tenant,
+            mailbox=mailbox,
+            trigger_alert=alert,
+            started_by=actor if actor is not None and actor.is_authenticated else None,
+            status=Investigation.Status.QUEUED,
         )
-        request_run(current)
-        return current
-    investigation = Investigation.objects.create(
-        tenant=mailbox.tenant,
-        mailbox=mailbox,
-        trigger_alert=alert,
-        started_by=actor if actor is not None and actor.is_authenticated else None,
-        status=Investigation.Status.QUEUED,
-    )
+        action = "investigations.investigation.opened"
+        after = {
+            "status": investigation.status,
+            "trigger_alert": alert.pk if alert else None,
+            "by_hand": actor is not None,
+        }
+    else:
+        investigation, action = current, "investigations.investigation.correlated"
+        after = {"alert": alert.pk if alert else None, "status": current.status}
+        comment = comment or "A new trigger for the user: alert added, analyzers re-run."
     if alert is not None:
         investigation.alerts.add(alert)
     record_audit(
-        "investigations.investigation.opened",
-        target=investigation,
-        actor=actor,
-        actor_label="playbook",
-        after={
-            "status": investigation.status,
-            "trigger_alert": alert.pk if alert else None,
-            "by_hand": actor is not None,
-        },
-        comment=comment,
+        action, target=investigation, actor=actor, actor_label="playbook", after=after, comment=comment
     )
-    publish_change(
-        "investigation.opened",
-        target=investigation,
-        payload={
-            "investigation_id": investigation.pk,
-            "user": mailbox.address,
-            "status": investigation.status,
-            "trigger_alert": alert.pk if alert else None,
-            "by_hand": actor is not None,
-        },
-    )
-    enqueue_on_commit("incidents.correlate_investigation", investigation.pk)
+    if current is None:  # a new investigation: announce it and put it in the user's incident
+        publish_change(
+            "investigation.opened",
+            target=investigation,
+            payload={
+                "investigation_id": investigation.pk,
+                "user": mailbox.address,
+                "status": investigation.status,
+                "trigger_alert": alert.pk if alert else None,
+                "by_hand": actor is not None,
+            },
+        )
+        enqueue_on_commit("incidents.correlate_investigation", investigation.pk)
     request_run(investigation)
     return investigation
