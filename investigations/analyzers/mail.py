@@ -538,19 +538,11 @@ def _row(
     )
 
 
+# What a run recomputes of a cluster it saw again: every column but the cluster's identity.
 _CLUSTER_FIELDS = [
-    "basis",
-    "label",
-    "verdict",
-    "message_count",
-    "internal_recipients",
-    "external_recipients",
-    "verdict_counts",
-    "first_at",
-    "last_at",
-    "event_ids",
-    "reasons",
-    "breach_recipients",
+    f.name
+    for f in MailCluster._meta.concrete_fields
+    if not f.primary_key and f.name not in ("investigation", "fingerprint")
 ]
 
 
