@@ -95,6 +95,19 @@ def audit_field_change(
     )
 
 
+def record_connection_test(
+    connection: models.Model, action: str, *, ok: bool, message: str, actor: User | None, **more: Any
+) -> None:
+    """Save the outcome of testing a mail platform connection (``tested_at``, ``test_ok``, ``test_message``,
+    and the ``more`` fields the platform keeps) and audit it as ``action``, in one transaction."""
+    values = {"tested_at": timezone.now(), "test_ok": ok, "test_message": message, **more}
+    with transaction.atomic():
+        for name, value in values.items():
+            setattr(connection, name, value)
+        connection.save(update_fields=list(values))
+        record_audit(action, target=connection, actor=actor, after={"ok": ok, "message": message})
+
+
 def create_api_token(tenant: Tenant, *, actor: User, name: str, scope: str) -> tuple[ApiToken, str]:
     """Create a token for ``tenant``; returns it with the raw secret, which is never stored and shown once."""
     name = name.strip()

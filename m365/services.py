@@ -19,7 +19,7 @@ from django.utils.text import slugify
 
 from core.models import Tenant
 from core.queueing import enqueue_on_commit
-from core.services import audit_change, record_audit
+from core.services import audit_change, record_audit, record_connection_test
 
 from . import crypto, permissions
 from .client import GraphError, M365Client, Throttled, Unreachable, forget_apps, token_claims
@@ -323,28 +323,15 @@ def test_connection(connection: M365Connection, *, actor: User | None = None) ->
             parts.append("every permission the connector uses is granted and every API answered.")
         message = "Signed in; " + " ".join(parts)
     ok = not problems and not missing and not prerequisites
-    with transaction.atomic():
-        connection.tested_at = timezone.now()
-        connection.test_ok = ok
-        connection.test_message = message
-        connection.granted_permissions = granted
-        connection.missing_permissions = [req.least for req in missing]
-        connection.save(
-            update_fields=[
-                "tested_at",
-                "test_ok",
-                "test_message",
-                "granted_permissions",
-                "missing_permissions",
-            ]
-        )
-        record_audit(
-            "m365.connection.tested",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            after={"ok": ok, "message": message},
-        )
+    record_connection_test(
+        connection,
+        "m365.connection.tested",
+        ok=ok,
+        message=message,
+        actor=actor,
+        granted_permissions=granted,
+        missing_permissions=[req.least for req in missing],
+    )
     return TestResult(
         ok=ok, message=message, granted=granted, missing=missing, prerequisites=tuple(prerequisites)
     )

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import Tenant
-from core.services import audit_change, record_audit
+from core.services import audit_change, record_audit, record_connection_test
 from mailboxes.models import Mailbox
 from mailflow.ingest import IngestResult, ingest_events, merge_message_details
 
@@ -178,18 +178,7 @@ def test_connection(connection: MailstackConnection, *, actor: User | None = Non
                 notes.append(f"{label}: {entry['count']} event(s) received")
     ok = not problems
     message = "; ".join(item.rstrip(".") for item in (problems + notes if problems else notes)) + "."
-    with transaction.atomic():
-        connection.tested_at = timezone.now()
-        connection.test_ok = ok
-        connection.test_message = message
-        connection.save(update_fields=["tested_at", "test_ok", "test_message"])
-        record_audit(
-            "mailstack.connection.tested",
-            target=connection,
-            actor=actor,
-            tenant=connection.tenant,
-            after={"ok": ok, "message": message},
-        )
+    record_connection_test(connection, "mailstack.connection.tested", ok=ok, message=message, actor=actor)
     return ok, message
 
 
