@@ -4,7 +4,7 @@ readers see the same pages without the controls, and the server refuses their PO
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -27,6 +27,7 @@ from ..forms_incidents import IncidentAssignForm, IncidentBulkForm, IncidentReso
 from ..incident_timeline import build_timeline, related_objects
 from ..lists import FilteredListView, single_valued
 from .actions import safe_next
+from .triage import Triage
 
 VIEW = "incidents.view_incident"
 TRIAGE = services.TRIAGE_PERMISSION
@@ -120,67 +121,12 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/incident_detail.html", context)
 
 
-def _triage(
-    request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str
-) -> HttpResponse:
-    """Validate ``form``, apply ``change`` (a service call) to the incident, say how it went, redirect."""
-    incident = get_object_or_404(Incident, pk=pk)
-    if not form.is_valid():
-        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-    else:
-        try:
-            change(incident)
-        except DomainError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, done)
-    return redirect("console:incident_detail", pk=incident.pk)
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentStatusForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda i: services.set_incident_status(
-            i, actor=acting_user(request), status=form.cleaned_data["status"]
-        ),
-        "Status changed.",
-    )
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_assign(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentAssignForm(request.POST)
-
-    def assign(incident: Incident) -> Incident:
-        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_incident(incident, actor=acting_user(request), assignee=assignee)
-
-    return _triage(request, pk, form, assign, "Assignment changed.")
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentResolveForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda i: services.resolve_incident(
-            i,
-            actor=acting_user(request),
-            classification=form.cleaned_data["classification"],
-            comment=form.cleaned_data["comment"],
-        ),
-        "Incident resolved, with its open alerts.",
-    )
+triage = Triage(Incident, permission=TRIAGE, detail="console:incident_detail")
+incident_status = triage.view(IncidentStatusForm, services.set_incident_status, "Status changed.")
+incident_assign = triage.view(IncidentAssignForm, services.assign_incident, "Assignment changed.")
+incident_resolve = triage.view(
+    IncidentResolveForm, services.resolve_incident, "Incident resolved, with its open alerts."
+)
 
 
 @require_POST

@@ -1,0 +1,72 @@
+"""The small triage POSTs of an alert's or an incident's page (status, assignment, comment, resolution): one
+view each, made by :meth:`Triage.view` from a :class:`~console.forms_alerts.TriageForm` and the service it
+feeds. Readers are refused (403), a GET is refused (405)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from core.actors import acting_user
+from core.exceptions import DomainError
+
+from ..forms_alerts import TriageForm
+
+# ``service(obj, actor=…, **form.service_kwargs(actor))``: a write of the domain's services module.
+Service = Callable[..., object]
+Change = Callable[[Any], object]
+
+
+class Triage:
+    """How one kind of object is triaged from its page: who may, and the page a triage POST returns to.
+    :meth:`apply` validates, calls the service, says how it went; a subclass may say more."""
+
+    def __init__(self, model: type[Model], *, permission: str, detail: str) -> None:
+        self.model = model
+        self.permission = permission
+        self.detail = detail  # the URL name of the object's page
+
+    def view(
+        self, form_class: type[TriageForm], service: Service, done: str, **options: bool
+    ) -> Callable[[HttpRequest, int], HttpResponse]:
+        """The POST view that feeds ``form_class`` to ``service`` for the object ``pk``; ``done`` is the
+        message of a change made. ``options`` go to :meth:`apply`."""
+
+        @require_POST
+        @permission_required(self.permission, raise_exception=True)
+        def triage_view(request: HttpRequest, pk: int) -> HttpResponse:
+            form = form_class(request.POST)
+
+            def change(obj: Any) -> object:
+                actor = acting_user(request)
+                return service(obj, actor=actor, **form.service_kwargs(actor))
+
+            return self.apply(request, get_object_or_404(self.model, pk=pk), form, change, done, **options)
+
+        return triage_view
+
+    def back(self, obj: Model) -> HttpResponse:
+        return redirect(self.detail, pk=obj.pk)
+
+    def apply(
+        self, request: HttpRequest, obj: Any, form: TriageForm, change: Change, done: str, **options: bool
+    ) -> HttpResponse:
+        """Validate ``form``, apply ``change`` (a service call) to ``obj``, say how it went, redirect."""
+        if not form.is_valid():
+            errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
+            messages.error(request, f"Nothing changed. {errors}")
+        else:
+            try:
+                change(obj)
+            except DomainError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, done)
+        return self.back(obj)
