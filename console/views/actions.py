@@ -22,7 +22,6 @@ from django.views.decorators.http import require_POST
 
 from core.actors import acting_user
 from core.exceptions import DomainError
-from core.models import Tenant
 from incidents.links import action_links
 from investigations import actions as services
 from investigations.filtersets import HISTORY, PENDING, RemediationActionFilterSet
@@ -87,6 +86,7 @@ class ActionCenterView(FilteredListView):
     permission_required = VIEW
     template_name = "console/action_center.html"
     filterset_class = RemediationActionFilterSet
+    hide_single_tenant = True
     paginate_by = 100
     csv_filename = "remediation-actions.csv"
     csv_columns = (
@@ -125,9 +125,6 @@ class ActionCenterView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         tab = self.request.GET.get("status", PENDING)
         context.update(
             tab=tab,

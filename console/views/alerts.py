@@ -52,6 +52,7 @@ class AlertListView(FilteredListView):
     permission_required = "alerts.view_alert"
     template_name = "console/alerts.html"
     filterset_class = AlertFilterSet
+    hide_single_tenant = True
     csv_filename = "alerts.csv"
     csv_columns = (
         ("id", lambda a: a.pk),
@@ -77,9 +78,6 @@ class AlertListView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         context["show_links"] = True
         context["can_triage"] = self.request.user.has_perm(TRIAGE)
         context["bulk_form"] = AlertBulkForm() if context["can_triage"] else None

@@ -45,6 +45,7 @@ class IncidentListView(FilteredListView):
     permission_required = VIEW
     template_name = "console/incidents.html"
     filterset_class = IncidentFilterSet
+    hide_single_tenant = True
     csv_filename = "incidents.csv"
     csv_columns = (
         ("id", lambda i: i.pk),
@@ -83,9 +84,6 @@ class IncidentListView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         context.update(
             can_triage=self.request.user.has_perm(TRIAGE),
             resolve_form=IncidentResolveForm(),
