@@ -13,9 +13,8 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from alerts import services
 from alerts.filtersets import AlertFilterSet
@@ -36,7 +35,6 @@ from ..forms_alerts import (
     TriageForm,
 )
 from ..lists import FilteredListView
-from .actions import safe_next
 from .triage import Change, Triage
 
 TRIAGE = "alerts.triage_alert"
@@ -227,17 +225,9 @@ def _bulk_change(operation: str, form: AlertBulkForm, actor: User) -> Callable[[
     )
 
 
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_bulk(request: HttpRequest) -> HttpResponse:
+def _bulk(request: HttpRequest, form: AlertBulkForm) -> None:
     """Assign, set the status of, or resolve the ticked alerts, one service call per alert; the message
     counts what changed, what was already so, and what could not be changed (and why)."""
-    back = safe_next(request, reverse("console:alert_list"))
-    form = AlertBulkForm(request.POST)
-    if not form.is_valid():
-        errors = " ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-        return redirect(back)
     operation = form.cleaned_data["operation"]
     change = _bulk_change(operation, form, acting_user(request))
     alerts = list(Alert.objects.select_related("assigned_to").filter(pk__in=form.cleaned_data["ids"]))
@@ -265,4 +255,6 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
         parts.append("Not changed: " + "; ".join(refused))
     level = messages.success if changed and not refused else messages.error if refused else messages.info
     level(request, " ".join(parts))
-    return redirect(back)
+
+
+alert_bulk = triage.bulk(AlertBulkForm, "console:alert_list", _bulk, separator=" ")

@@ -12,9 +12,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from core.actors import acting_user
 from core.exceptions import DomainError
@@ -26,7 +25,6 @@ from incidents.models import Incident
 from ..forms_incidents import IncidentAssignForm, IncidentBulkForm, IncidentResolveForm, IncidentStatusForm
 from ..incident_timeline import build_timeline, related_objects
 from ..lists import FilteredListView, single_valued
-from .actions import safe_next
 from .triage import Triage
 
 VIEW = "incidents.view_incident"
@@ -127,16 +125,8 @@ incident_resolve = triage.view(
 )
 
 
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_bulk(request: HttpRequest) -> HttpResponse:
+def _bulk(request: HttpRequest, form: IncidentBulkForm) -> None:
     """Assign to me, unassign or resolve the selected incidents: all or nothing."""
-    back = safe_next(request, reverse("console:incidents"))
-    form = IncidentBulkForm(request.POST)
-    if not form.is_valid():
-        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-        return redirect(back)
     chosen = [Incident(pk=pk) for pk in form.cleaned_data["ids"]]
     operation = form.cleaned_data["operation"]
     try:
@@ -157,4 +147,6 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Nothing changed. {exc}")
     else:
         messages.success(request, done)
-    return redirect(back)
+
+
+incident_bulk = triage.bulk(IncidentBulkForm, "console:incidents", _bulk)

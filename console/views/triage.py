@@ -1,23 +1,27 @@
 """The small triage POSTs of an alert's or an incident's page (status, assignment, comment, resolution): one
 view each, made by :meth:`Triage.view` from a :class:`~console.forms_alerts.TriageForm` and the service it
-feeds. Readers are refused (403), a GET is refused (405)."""
+feeds, and the bulk bar of their queues (:meth:`Triage.bulk`). Readers are refused (403), a GET is refused
+(405)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.actors import acting_user
 from core.exceptions import DomainError
 
 from ..forms_alerts import TriageForm
+from .actions import safe_next
 
 # ``service(obj, actor=…, **form.service_kwargs(actor))``: a write of the domain's services module.
 Service = Callable[..., object]
@@ -51,6 +55,32 @@ class Triage:
             return self.apply(request, get_object_or_404(self.model, pk=pk), form, change, done, **options)
 
         return triage_view
+
+    def bulk(
+        self,
+        form_class: type[forms.Form],
+        queue: str,
+        apply: Callable[[HttpRequest, Any], None],
+        *,
+        separator: str = "; ",
+    ) -> Callable[[HttpRequest], HttpResponse]:
+        """The POST view of a queue's bulk bar: an invalid ``form_class`` changes nothing and says why
+        (its errors joined by ``separator``); a valid one goes to ``apply``, which says what it did. Back to
+        the posted ``next``, else the ``queue`` (a URL name)."""
+
+        @require_POST
+        @permission_required(self.permission, raise_exception=True)
+        def bulk_view(request: HttpRequest) -> HttpResponse:
+            back = safe_next(request, reverse(queue))
+            form = form_class(request.POST)
+            if form.is_valid():
+                apply(request, form)
+            else:
+                errors = separator.join(" ".join(map(str, errs)) for errs in form.errors.values())
+                messages.error(request, f"Nothing changed. {errors}")
+            return redirect(back)
+
+        return bulk_view
 
     def back(self, obj: Model) -> HttpResponse:
         return redirect(self.detail, pk=obj.pk)
