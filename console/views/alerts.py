@@ -193,11 +193,13 @@ def _describe_state(alert: Alert) -> str:
     return f"{alert.get_status_display().lower()} and {owner}"
 
 
-triage = AlertTriage(Alert, permission=TRIAGE, detail="console:alert_detail")
-alert_status = triage.view(AlertStatusForm, services.set_alert_status, "Status changed.")
-alert_assign = triage.view(AlertAssignForm, services.assign_alert, "Assignment changed.")
-alert_comment = triage.view(AlertCommentForm, services.comment_on_alert, "Comment added.")
-alert_resolve = triage.view(AlertResolveForm, services.resolve_alert, "Alert resolved.", then_next=True)
+triage = AlertTriage(Alert, permission=TRIAGE, noun="alert")
+alert_status = triage.view("status", AlertStatusForm, services.set_alert_status, "Status changed.")
+alert_assign = triage.view("assign", AlertAssignForm, services.assign_alert, "Assignment changed.")
+alert_comment = triage.view("comment", AlertCommentForm, services.comment_on_alert, "Comment added.")
+alert_resolve = triage.view(
+    "resolve", AlertResolveForm, services.resolve_alert, "Alert resolved.", then_next=True
+)
 
 
 BULK_DONE = {

@@ -117,11 +117,11 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/incident_detail.html", context)
 
 
-triage = Triage(Incident, permission=TRIAGE, detail="console:incident_detail")
-incident_status = triage.view(IncidentStatusForm, services.set_incident_status, "Status changed.")
-incident_assign = triage.view(IncidentAssignForm, services.assign_incident, "Assignment changed.")
+triage = Triage(Incident, permission=TRIAGE, noun="incident")
+incident_status = triage.view("status", IncidentStatusForm, services.set_incident_status, "Status changed.")
+incident_assign = triage.view("assign", IncidentAssignForm, services.assign_incident, "Assignment changed.")
 incident_resolve = triage.view(
-    IncidentResolveForm, services.resolve_incident, "Incident resolved, with its open alerts."
+    "resolve", IncidentResolveForm, services.resolve_incident, "Incident resolved, with its open alerts."
 )
 
 

@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import permission_required
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
 from core.actors import acting_user
@@ -32,16 +32,23 @@ class Triage:
     """How one kind of object is triaged from its page: who may, and the page a triage POST returns to.
     :meth:`apply` validates, calls the service, says how it went; a subclass may say more."""
 
-    def __init__(self, model: type[Model], *, permission: str, detail: str) -> None:
+    def __init__(self, model: type[Model], *, permission: str, noun: str) -> None:
         self.model = model
         self.permission = permission
-        self.detail = detail  # the URL name of the object's page
+        self.noun = noun  # the views are named ``console:<noun>_<verb>``, the object's page <noun>_detail
+        self.detail = f"console:{noun}_detail"
+        self.routes: list[tuple[str, str, Callable[..., HttpResponse]]] = []  # (route, verb, view)
+
+    def urls(self, prefix: str) -> list[URLPattern]:
+        """The URL patterns of the views made here, under ``prefix``: ``<prefix>bulk/`` and
+        ``<prefix><pk>/<verb>/``, named ``<noun>_<verb>``."""
+        return [path(prefix + route, view, name=f"{self.noun}_{verb}") for route, verb, view in self.routes]
 
     def view(
-        self, form_class: type[TriageForm], service: Service, done: str, **options: bool
+        self, verb: str, form_class: type[TriageForm], service: Service, done: str, **options: bool
     ) -> Callable[[HttpRequest, int], HttpResponse]:
-        """The POST view that feeds ``form_class`` to ``service`` for the object ``pk``; ``done`` is the
-        message of a change made. ``options`` go to :meth:`apply`."""
+        """The POST view of ``<pk>/<verb>/`` that feeds ``form_class`` to ``service`` for the object ``pk``;
+        ``done`` is the message of a change made. ``options`` go to :meth:`apply`."""
 
         @require_POST
         @permission_required(self.permission, raise_exception=True)
@@ -54,6 +61,7 @@ class Triage:
 
             return self.apply(request, get_object_or_404(self.model, pk=pk), form, change, done, **options)
 
+        self.routes.append((f"<int:pk>/{verb}/", verb, triage_view))
         return triage_view
 
     def bulk(
@@ -64,9 +72,9 @@ class Triage:
         *,
         separator: str = "; ",
     ) -> Callable[[HttpRequest], HttpResponse]:
-        """The POST view of a queue's bulk bar: an invalid ``form_class`` changes nothing and says why
-        (its errors joined by ``separator``); a valid one goes to ``apply``, which says what it did. Back to
-        the posted ``next``, else the ``queue`` (a URL name)."""
+        """The POST view of a queue's bulk bar (``bulk/``): an invalid ``form_class`` changes nothing and says
+        why (its errors joined by ``separator``); a valid one goes to ``apply``, which says what it did. Back
+        to the posted ``next``, else the ``queue`` (a URL name)."""
 
         @require_POST
         @permission_required(self.permission, raise_exception=True)
@@ -80,6 +88,7 @@ class Triage:
                 messages.error(request, f"Nothing changed. {errors}")
             return redirect(back)
 
+        self.routes.append(("bulk/", "bulk", bulk_view))
         return bulk_view
 
     def back(self, obj: Model) -> HttpResponse:
