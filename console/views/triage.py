@@ -29,8 +29,9 @@ Change = Callable[[Any], object]
 
 
 class Triage:
-    """How one kind of object is triaged from its page: who may, and the page a triage POST returns to.
-    :meth:`apply` validates, calls the service, says how it went; a subclass may say more."""
+    """How one kind of object is triaged: who may, the page a triage POST returns to, and the routes of the
+    views made here (:meth:`urls`). :meth:`apply` validates, calls the service, says how it went; a subclass
+    may say more."""
 
     def __init__(self, model: type[Model], *, permission: str, noun: str) -> None:
         self.model = model
@@ -68,13 +69,13 @@ class Triage:
         self,
         form_class: type[forms.Form],
         queue: str,
-        apply: Callable[[HttpRequest, Any], None],
+        carry_out: Callable[[HttpRequest, Any], None],
         *,
         separator: str = "; ",
     ) -> Callable[[HttpRequest], HttpResponse]:
         """The POST view of a queue's bulk bar (``bulk/``): an invalid ``form_class`` changes nothing and says
-        why (its errors joined by ``separator``); a valid one goes to ``apply``, which says what it did. Back
-        to the posted ``next``, else the ``queue`` (a URL name)."""
+        why (its errors joined by ``separator``); a valid one goes to ``carry_out``, which says what it did.
+        Back to the posted ``next``, else the ``queue`` (a URL name)."""
 
         @require_POST
         @permission_required(self.permission, raise_exception=True)
@@ -82,7 +83,7 @@ class Triage:
             back = safe_next(request, reverse(queue))
             form = form_class(request.POST)
             if form.is_valid():
-                apply(request, form)
+                carry_out(request, form)
             else:
                 errors = separator.join(" ".join(map(str, errs)) for errs in form.errors.values())
                 messages.error(request, f"Nothing changed. {errors}")
