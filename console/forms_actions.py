@@ -14,6 +14,11 @@ APPROVE = "approve"
 REJECT = "reject"
 
 
+def comment_field() -> forms.CharField:
+    """The comment box of a confirmation (optional here; the service says when it is required)."""
+    return forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class IdListField(forms.Field):
     """Several ``ids`` values (checkboxes or hidden inputs) as a list of positive integers."""
 
@@ -43,11 +48,7 @@ class DecisionForm(forms.Form):
 
     ids = IdListField(error_messages={"required": "Select at least one action."})
     decision = forms.ChoiceField(choices=[(APPROVE, "Approve"), (REJECT, "Reject")])
-    comment = forms.CharField(
-        required=False,
-        max_length=4000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    comment = comment_field()
 
     @property
     def approve(self) -> bool:
@@ -57,16 +58,12 @@ class DecisionForm(forms.Form):
 class UndoForm(forms.Form):
     """The comment is collected on the confirmation; the service requires it."""
 
-    comment = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = comment_field()
 
 
 class ManualStepForm(forms.Form):
     outcome = forms.ChoiceField(choices=[("done", "Done by hand"), ("failed", "Could not be done")])
-    comment = forms.CharField(
-        required=False,
-        max_length=4000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    comment = comment_field()
 
     @property
     def done(self) -> bool:
@@ -76,4 +73,4 @@ class ManualStepForm(forms.Form):
 class StopInvestigationForm(forms.Form):
     """The comment is collected on the confirmation; the service requires it."""
 
-    comment = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = comment_field()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 from django.db.models import Choices
 
 from alerts.models import Alert
@@ -25,24 +26,35 @@ def status_choices(*statuses: Choices) -> list[tuple[str, str]]:
     return [(status.value, status.label) for status in statuses]
 
 
-class AlertStatusForm(forms.Form):
+class TriageForm(forms.Form):
+    """A triage form of an alert's or an incident's page: its fields are the keyword arguments of the service
+    it feeds (``service(obj, actor=…, **form.service_kwargs(actor))``), unless it says otherwise."""
+
+    def service_kwargs(self, actor: User) -> dict[str, Any]:
+        return dict(self.cleaned_data)
+
+
+class AlertStatusForm(TriageForm):
     status = forms.ChoiceField(choices=status_choices(Alert.Status.NEW, Alert.Status.IN_PROGRESS))
 
 
-class AssignForm(forms.Form):
+class AssignForm(TriageForm):
     """``me`` assigns the alert or incident to the person submitting; ``nobody`` unassigns it."""
 
     assignee = forms.ChoiceField(choices=[("me", "Assign to me"), ("nobody", "Unassign")])
+
+    def service_kwargs(self, actor: User) -> dict[str, Any]:
+        return {"assignee": actor if self.cleaned_data["assignee"] == "me" else None}
 
 
 AlertAssignForm = AssignForm
 
 
-class AlertCommentForm(forms.Form):
+class AlertCommentForm(TriageForm):
     body = forms.CharField(label="Comment", max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class AlertResolveForm(forms.Form):
+class AlertResolveForm(TriageForm):
     """Resolve with a classification; optionally suppress new alerts of this policy for this user."""
 
     classification = forms.ChoiceField(choices=[("", "Choose…"), *Alert.Classification.choices])
@@ -59,6 +71,14 @@ class AlertResolveForm(forms.Form):
     def suppress_for(self) -> timedelta | None:
         minutes = self.cleaned_data["suppress_minutes"]
         return timedelta(minutes=minutes) if minutes else None
+
+    def service_kwargs(self, actor: User) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "classification": data["classification"],
+            "comment": data["comment"],
+            "suppress_for": self.suppress_for(),
+        }
 
 
 BULK_LIMIT = 200

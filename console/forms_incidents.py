@@ -10,19 +10,19 @@ from django import forms
 from incidents.models import Incident
 from incidents.services import BULK_LIMIT
 
-from .forms_alerts import AssignForm, status_choices
+from .forms_alerts import AssignForm, TriageForm, status_choices
 
 CLASSIFICATIONS = [("", "Choose…"), *Incident.Classification.choices]
 
 
-class IncidentStatusForm(forms.Form):
+class IncidentStatusForm(TriageForm):
     status = forms.ChoiceField(choices=status_choices(Incident.Status.ACTIVE, Incident.Status.IN_PROGRESS))
 
 
 IncidentAssignForm = AssignForm
 
 
-class IncidentResolveForm(forms.Form):
+class IncidentResolveForm(TriageForm):
     classification = forms.ChoiceField(choices=CLASSIFICATIONS)
     comment = forms.CharField(
         label="Determination (optional)",

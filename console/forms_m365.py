@@ -62,6 +62,14 @@ class CredentialForm(forms.Form):
         data["secret"] = data.get(field) or ""
         return data
 
+    def credential(self) -> dict[str, str]:
+        """The credential's keyword arguments of :func:`m365.services.change_credential` (and of
+        :func:`m365.services.connect_tenant`)."""
+        return {
+            "credential_type": self.cleaned_data["credential_type"],
+            "secret": self.cleaned_data["secret"],
+        }
+
 
 class ConnectTenantForm(CredentialForm):
     """Register a Microsoft 365 tenant for a new organisation, or for one of the console's own."""
@@ -100,3 +108,8 @@ class ConnectTenantForm(CredentialForm):
         if not data.get("tenant") and not (data.get("name") or "").strip():
             self.add_error("name", "Name the new organisation, or choose an existing one.")
         return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`m365.services.connect_tenant`, but for the actor."""
+        data = self.cleaned_data
+        return {key: data[key] for key in ("name", "tenant", "directory_id", "client_id")} | self.credential()

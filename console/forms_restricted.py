@@ -12,22 +12,27 @@ from restricted_users.models import CHECKLIST_ITEMS
 ATTEST_PREFIX = "attest_"
 
 
+def reason_box(label: str, help_text: str = "", *, rows: int = 2, required: bool = False) -> forms.CharField:
+    """A reason typed in a text box, kept in the audit log (2,000 characters at most)."""
+    return forms.CharField(
+        label=label,
+        widget=forms.Textarea(attrs={"rows": rows}),
+        max_length=2000,
+        required=required,
+        help_text=help_text,
+    )
+
+
 class ReleaseForm(forms.Form):
     """The release: a reason, a checkbox per checklist item not already ticked automatically, and the override
     reason only when the account is past its release cap. The service decides; the form only carries input."""
 
-    reason = forms.CharField(
-        label="Reason for release",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=2000,
-        help_text="Why the account is clean now. Kept in the audit log.",
+    reason = reason_box(
+        "Reason for release", "Why the account is clean now. Kept in the audit log.", rows=3, required=True
     )
-    override_reason = forms.CharField(
-        label="Override reason",
-        widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
-        required=False,
-        help_text="The account is past its release cap: say why it is released again. It will be flagged.",
+    override_reason = reason_box(
+        "Override reason",
+        "The account is past its release cap: say why it is released again. It will be flagged.",
     )
 
     keep_alerts_open = forms.BooleanField(
@@ -35,12 +40,8 @@ class ReleaseForm(forms.Form):
         required=False,
         help_text="By default the release resolves them.",
     )
-    keep_alerts_reason = forms.CharField(
-        label="Why they stay open",
-        widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=2000,
-        required=False,
-        help_text="Needed when the alerts stay open; written on each alert.",
+    keep_alerts_reason = reason_box(
+        "Why they stay open", "Needed when the alerts stay open; written on each alert."
     )
 
     def __init__(self, *args: Any, auto_ticks: dict[str, str], past_cap: bool, **kwargs: Any) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import reduce
 from operator import or_
 
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.urls import reverse
 
 from alerts.models import Alert
@@ -91,42 +91,50 @@ def _change(before: object, after: object) -> str:
     return "; ".join(presenters.change_lines(picked_before, picked_after))
 
 
+def _key(obj: Model) -> tuple[str, str]:
+    """How the audit trail names an object (its target type and id)."""
+    return obj._meta.label_lower, str(obj.pk)
+
+
+def _subject(obj: Model) -> tuple[str, str, str]:
+    """How the timeline names an object: its kind (the CSS hook), its label and its link."""
+    if isinstance(obj, Alert):
+        return "alert", f"Alert #{obj.pk}: {obj.title}", reverse("console:alert_detail", args=[obj.pk])
+    if isinstance(obj, Restriction):
+        url = reverse("console:restricted_user_detail", args=[obj.pk])
+        return "restriction", f"Restriction #{obj.pk} ({obj.policy_name})", url
+    if isinstance(obj, Investigation):
+        return (
+            "investigation",
+            f"Investigation #{obj.pk}",
+            reverse("console:investigation_detail", args=[obj.pk]),
+        )
+    if isinstance(obj, RemediationAction):
+        url = reverse("console:investigation_detail", args=[obj.investigation_id]) + f"#action-{obj.pk}"
+        return "action", f"{obj.get_action_type_display()}: {obj.target_label}", url
+    return "incident", f"Incident #{obj.pk}", ""
+
+
 def build_timeline(incident: Incident, related: Related) -> tuple[list[Entry], bool]:
     """The timeline entries in time order, and whether the audit part was cut at :data:`TIMELINE_CAP`."""
-    subjects: dict[tuple[str, str], tuple[str, str, str]] = {}
-    for alert in related.alerts:
-        subjects[("alerts.alert", str(alert.pk))] = (
-            "alert",
-            f"Alert #{alert.pk}: {alert.title}",
-            reverse("console:alert_detail", args=[alert.pk]),
+    subjects = {
+        _key(obj): _subject(obj)
+        for obj in (
+            *related.alerts,
+            *related.restrictions,
+            *related.investigations,
+            *related.actions,
+            incident,
         )
-    for restriction in related.restrictions:
-        subjects[("restricted_users.restriction", str(restriction.pk))] = (
-            "restriction",
-            f"Restriction #{restriction.pk} ({restriction.policy_name})",
-            reverse("console:restricted_user_detail", args=[restriction.pk]),
-        )
-    for investigation in related.investigations:
-        subjects[("investigations.investigation", str(investigation.pk))] = (
-            "investigation",
-            f"Investigation #{investigation.pk}",
-            reverse("console:investigation_detail", args=[investigation.pk]),
-        )
-    for action in related.actions:
-        subjects[("investigations.remediationaction", str(action.pk))] = (
-            "action",
-            f"{action.get_action_type_display()}: {action.target_label}",
-            reverse("console:investigation_detail", args=[action.investigation_id]) + f"#action-{action.pk}",
-        )
-    subjects[("incidents.incident", str(incident.pk))] = ("incident", f"Incident #{incident.pk}", "")
+    }
 
     entries: list[Entry] = []
     if related.alerts:
         first = min(related.alerts, key=lambda a: (a.first_activity_at, a.pk))
-        kind, subject, url = subjects[("alerts.alert", str(first.pk))]
+        kind, subject, url = subjects[_key(first)]
         entries.append(Entry(first.first_activity_at, "attacker", "First attacker activity", subject, url))
     for action in related.actions:
-        kind, subject, url = subjects[("investigations.remediationaction", str(action.pk))]
+        kind, subject, url = subjects[_key(action)]
         entries.append(
             Entry(
                 action.proposed_at,
@@ -141,7 +149,7 @@ def build_timeline(incident: Incident, related: Related) -> tuple[list[Entry], b
         # Ended by time, not yet closed by beat (so no audit row yet): the expiry is still an event.
         expired_at = restriction.expires_at  # set on every restriction that can expire
         if restriction.closed_at is None and restriction.state == Restriction.State.EXPIRED and expired_at:
-            kind, subject, url = subjects[("restricted_users.restriction", str(restriction.pk))]
+            kind, subject, url = subjects[_key(restriction)]
             entries.append(Entry(expired_at, kind, "Restriction expired", subject, url))
 
     by_type: dict[str, list[str]] = {}

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponseBase, QueryDict, StreamingHttpR
 from django.views.generic import ListView
 
 from core.filters import FilterSet, UtcDateTimeField
+from core.models import Tenant
 
 # One ISO 8601 text control per bound of a time range, read in UTC (the browser's datetime-local control shows
 # the analyst's locale, mm/dd/yyyy AM/PM in the US, while every time on the page is ISO UTC).
@@ -75,6 +76,9 @@ class FilteredListView(PermissionRequiredMixin, ListView):
     csv_columns: tuple[tuple[str, Callable], ...] = ()
     csv_filename = "export.csv"
     raise_exception = True
+    # With one tenant, drop the filter's "Tenant" field and tell the template (``single_tenant``) so its
+    # column goes too.
+    hide_single_tenant = False
 
     def base_queryset(self) -> QuerySet:
         if self.model is None:
@@ -114,6 +118,9 @@ class FilteredListView(PermissionRequiredMixin, ListView):
         paginator = context.get("paginator")
         context["result_count"] = paginator.count if paginator else len(context["object_list"])
         context["result_count_capped"] = bool(paginator and paginator.capped)
+        if self.hide_single_tenant and Tenant.objects.is_single():
+            self.filterset.form.fields.pop("tenant", None)
+            context["single_tenant"] = True
         return context
 
     def csv_rows(self, queryset: QuerySet) -> Iterable[list]:

@@ -20,18 +20,11 @@ app_name = "console"
 urlpatterns = [
     path("", dashboard.DashboardView.as_view(), name="dashboard"),
     path("incidents/", incidents.IncidentListView.as_view(), name="incidents"),
-    path("incidents/bulk/", incidents.incident_bulk, name="incident_bulk"),
     path("incidents/<int:pk>/", incidents.incident_detail, name="incident_detail"),
-    path("incidents/<int:pk>/status/", incidents.incident_status, name="incident_status"),
-    path("incidents/<int:pk>/assign/", incidents.incident_assign, name="incident_assign"),
-    path("incidents/<int:pk>/resolve/", incidents.incident_resolve, name="incident_resolve"),
+    *incidents.triage.urls("incidents/"),  # incident_bulk, incident_status, _assign, _resolve
     path("alerts/", alerts.AlertListView.as_view(), name="alert_list"),
-    path("alerts/bulk/", alerts.alert_bulk, name="alert_bulk"),
     path("alerts/<int:pk>/", alerts.alert_detail, name="alert_detail"),
-    path("alerts/<int:pk>/status/", alerts.alert_status, name="alert_status"),
-    path("alerts/<int:pk>/assign/", alerts.alert_assign, name="alert_assign"),
-    path("alerts/<int:pk>/comment/", alerts.alert_comment, name="alert_comment"),
-    path("alerts/<int:pk>/resolve/", alerts.alert_resolve, name="alert_resolve"),
+    *alerts.triage.urls("alerts/"),  # alert_bulk, alert_status, _assign, _comment, _resolve
     path("restricted-users/", restricted.RestrictedUserListView.as_view(), name="restricted_users"),
     path("restricted-users/<int:pk>/", restricted.restricted_user_detail, name="restricted_user_detail"),
     path("restricted-users/<int:pk>/release/", restricted.restriction_release, name="restriction_release"),

@@ -22,7 +22,6 @@ from django.views.decorators.http import require_POST
 
 from core.actors import acting_user
 from core.exceptions import DomainError
-from core.models import Tenant
 from incidents.links import action_links
 from investigations import actions as services
 from investigations.filtersets import HISTORY, PENDING, RemediationActionFilterSet
@@ -65,6 +64,16 @@ def confirm_then(request: HttpRequest, page: dict, change: Callable[[], object])
     return None
 
 
+def _outcome(good: bool, yes: str, no: str) -> dict[str, Any]:
+    """The confirm button of a two-way decision, and whether the comment is required: the bad outcome (reject,
+    failed) needs a reason and is a danger button."""
+    return {
+        "comment_required": not good,
+        "button_label": yes if good else no,
+        "button_class": "" if good else "danger",
+    }
+
+
 def _form_errors(form: forms.Form) -> str:
     return "; ".join(" ".join(map(str, errors)) for errors in form.errors.values())
 
@@ -77,6 +86,7 @@ class ActionCenterView(FilteredListView):
     permission_required = VIEW
     template_name = "console/action_center.html"
     filterset_class = RemediationActionFilterSet
+    hide_single_tenant = True
     paginate_by = 100
     csv_filename = "remediation-actions.csv"
     csv_columns = (
@@ -115,9 +125,6 @@ class ActionCenterView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         tab = self.request.GET.get("status", PENDING)
         context.update(
             tab=tab,
@@ -171,9 +178,7 @@ def action_decide(request: HttpRequest) -> HttpResponse:
         "comment_label": "Comment (optional)"
         if approve
         else f"Why {'is it' if count == 1 else 'are they'} rejected? (required)",
-        "comment_required": not approve,
-        "button_label": "Approve" if approve else "Reject",
-        "button_class": "" if approve else "danger",
+        **_outcome(approve, "Approve", "Reject"),
         "cancel_url": back,
     }
     response = confirm_then(
@@ -194,12 +199,17 @@ def action_decide(request: HttpRequest) -> HttpResponse:
     return redirect(back)
 
 
+def _posted_action(request: HttpRequest, pk: int) -> tuple[RemediationAction, str]:
+    """The action a POST names, and where to go afterwards: the posted ``next``, else its investigation."""
+    action = get_object_or_404(RemediationAction.objects.with_related(), pk=pk)
+    return action, safe_next(request, reverse("console:investigation_detail", args=[action.investigation_id]))
+
+
 @require_POST
 @permission_required(UNDO, raise_exception=True)
 def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
     """Undo a completed reversible action. First POST: a confirmation with the comment box (required)."""
-    action = get_object_or_404(RemediationAction.objects.with_related(), pk=pk)
-    back = safe_next(request, reverse("console:investigation_detail", args=[action.investigation_id]))
+    action, back = _posted_action(request, pk)
     form = UndoForm(request.POST)
     form.is_valid()
     comment = form.cleaned_data.get("comment", "")
@@ -237,8 +247,7 @@ def action_undo(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(DECIDE, raise_exception=True)
 def action_manual(request: HttpRequest, pk: int) -> HttpResponse:
     """Close a "Manual step required" action as done by hand or failed (a comment is required for failed)."""
-    action = get_object_or_404(RemediationAction.objects.with_related(), pk=pk)
-    back = safe_next(request, reverse("console:investigation_detail", args=[action.investigation_id]))
+    action, back = _posted_action(request, pk)
     form = ManualStepForm(request.POST)
     if not form.is_valid():
         messages.error(request, f"Nothing changed. {_form_errors(form)}")
@@ -260,18 +269,17 @@ def action_manual(request: HttpRequest, pk: int) -> HttpResponse:
         "hidden": [("outcome", form.cleaned_data["outcome"])],
         "comment": form.cleaned_data["comment"],
         "comment_label": "Comment (optional)" if done else "What went wrong? (required)",
-        "comment_required": not done,
-        "button_label": "Mark done" if done else "Mark failed",
-        "button_class": "" if done else "danger",
+        **_outcome(done, "Mark done", "Mark failed"),
         "cancel_url": back,
     }
-    if request.POST.get("confirm") != "yes":
-        return confirm_page(request, page)
-    try:
-        services.mark_manual_action(
+    response = confirm_then(
+        request,
+        page,
+        lambda: services.mark_manual_action(
             action, actor=acting_user(request), done=done, comment=form.cleaned_data["comment"]
-        )
-    except DomainError as exc:
-        return confirm_page(request, {**page, "error": str(exc)}, status=400)
+        ),
+    )
+    if response is not None:
+        return response
     messages.success(request, f"“{action}” marked {'completed' if done else 'failed'}.")
     return redirect(back)

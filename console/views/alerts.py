@@ -8,15 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from alerts import services
 from alerts.filtersets import AlertFilterSet
@@ -34,9 +32,10 @@ from ..forms_alerts import (
     AlertCommentForm,
     AlertResolveForm,
     AlertStatusForm,
+    TriageForm,
 )
 from ..lists import FilteredListView
-from .actions import safe_next
+from .triage import Change, Triage
 
 TRIAGE = "alerts.triage_alert"
 EVIDENCE_CAP = 200
@@ -51,6 +50,7 @@ class AlertListView(FilteredListView):
     permission_required = "alerts.view_alert"
     template_name = "console/alerts.html"
     filterset_class = AlertFilterSet
+    hide_single_tenant = True
     csv_filename = "alerts.csv"
     csv_columns = (
         ("id", lambda a: a.pk),
@@ -76,9 +76,6 @@ class AlertListView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         context["show_links"] = True
         context["can_triage"] = self.request.user.has_perm(TRIAGE)
         context["bulk_form"] = AlertBulkForm() if context["can_triage"] else None
@@ -149,41 +146,42 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/alert_detail.html", _detail_context(alert, request))
 
 
-def _triage(
-    request: HttpRequest,
-    pk: int,
-    form: forms.Form,
-    change: Callable[[Alert], object],
-    done: str,
-    *,
-    then_next: bool = False,
-) -> HttpResponse:
-    """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect (to the
-    next alert in the queue when ``then_next`` and it worked). When the alert reads the same afterwards,
-    the message says nothing changed instead of claiming success."""
-    alert = get_object_or_404(Alert, pk=pk)
-    if not form.is_valid():
-        errors = "; ".join(
-            f"{form[name].label if name in form.fields else 'Form'}: {' '.join(map(str, errs))}"
-            for name, errs in form.errors.items()
-        )
-        messages.error(request, f"Nothing changed. {errors}")
-        return redirect("console:alert_detail", pk=alert.pk)
-    before = _triage_state(alert)
-    try:
-        changed = change(alert)
-    except DomainError as exc:
-        messages.error(request, str(exc))
-        return redirect("console:alert_detail", pk=alert.pk)
-    if isinstance(changed, Alert) and _triage_state(changed) == before:
-        messages.info(request, f"Nothing changed: the alert is already {_describe_state(changed)}.")
-        return redirect("console:alert_detail", pk=alert.pk)
-    following = next_in_queue(alert) if then_next else None
-    if following is not None:
-        messages.success(request, f"Alert #{alert.pk} resolved. This is the next open alert in the queue.")
-        return redirect("console:alert_detail", pk=following.pk)
-    messages.success(request, done)
-    return redirect("console:alert_detail", pk=alert.pk)
+class AlertTriage(Triage):
+    """Alert triage says more than the incident's: a form error names its field, a change that leaves the
+    alert as it was says so instead of claiming success, and a resolution may go on to the next alert."""
+
+    def apply(
+        self, request: HttpRequest, obj: Any, form: TriageForm, change: Change, done: str, **options: bool
+    ) -> HttpResponse:
+        """Validate ``form``, apply ``change`` (a service call) to the alert, say how it went, redirect (to
+        the next alert in the queue when ``then_next`` and the person ticked it, and it worked). When the
+        alert reads the same afterwards, the message says nothing changed instead of claiming success."""
+        alert = obj
+        if not form.is_valid():
+            errors = "; ".join(
+                f"{form[name].label if name in form.fields else 'Form'}: {' '.join(map(str, errs))}"
+                for name, errs in form.errors.items()
+            )
+            messages.error(request, f"Nothing changed. {errors}")
+            return self.back(alert)
+        before = _triage_state(alert)
+        try:
+            changed = change(alert)
+        except DomainError as exc:
+            messages.error(request, str(exc))
+            return self.back(alert)
+        if isinstance(changed, Alert) and _triage_state(changed) == before:
+            messages.info(request, f"Nothing changed: the alert is already {_describe_state(changed)}.")
+            return self.back(alert)
+        then_next = options.get("then_next", False) and bool(request.POST.get("next_alert"))
+        following = next_in_queue(alert) if then_next else None
+        if following is not None:
+            messages.success(
+                request, f"Alert #{alert.pk} resolved. This is the next open alert in the queue."
+            )
+            return self.back(following)
+        messages.success(request, done)
+        return self.back(alert)
 
 
 def _triage_state(alert: Alert) -> tuple:
@@ -195,65 +193,13 @@ def _describe_state(alert: Alert) -> str:
     return f"{alert.get_status_display().lower()} and {owner}"
 
 
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_status(request: HttpRequest, pk: int) -> HttpResponse:
-    form = AlertStatusForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda alert: services.set_alert_status(
-            alert, actor=acting_user(request), status=form.cleaned_data["status"]
-        ),
-        "Status changed.",
-    )
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
-    form = AlertAssignForm(request.POST)
-
-    def assign(alert: Alert) -> Alert:
-        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_alert(alert, actor=acting_user(request), assignee=assignee)
-
-    return _triage(request, pk, form, assign, "Assignment changed.")
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_comment(request: HttpRequest, pk: int) -> HttpResponse:
-    form = AlertCommentForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda alert: services.comment_on_alert(
-            alert, actor=acting_user(request), body=form.cleaned_data["body"]
-        ),
-        "Comment added.",
-    )
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    form = AlertResolveForm(request.POST)
-
-    def resolve(alert: Alert) -> Alert:
-        return services.resolve_alert(
-            alert,
-            actor=acting_user(request),
-            classification=form.cleaned_data["classification"],
-            comment=form.cleaned_data["comment"],
-            suppress_for=form.suppress_for(),
-        )
-
-    return _triage(
-        request, pk, form, resolve, "Alert resolved.", then_next=bool(request.POST.get("next_alert"))
-    )
+triage = AlertTriage(Alert, permission=TRIAGE, noun="alert")
+alert_status = triage.view("status", AlertStatusForm, services.set_alert_status, "Status changed.")
+alert_assign = triage.view("assign", AlertAssignForm, services.assign_alert, "Assignment changed.")
+alert_comment = triage.view("comment", AlertCommentForm, services.comment_on_alert, "Comment added.")
+alert_resolve = triage.view(
+    "resolve", AlertResolveForm, services.resolve_alert, "Alert resolved.", then_next=True
+)
 
 
 BULK_DONE = {
@@ -281,17 +227,9 @@ def _bulk_change(operation: str, form: AlertBulkForm, actor: User) -> Callable[[
     )
 
 
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def alert_bulk(request: HttpRequest) -> HttpResponse:
+def _bulk(request: HttpRequest, form: AlertBulkForm) -> None:
     """Assign, set the status of, or resolve the ticked alerts, one service call per alert; the message
     counts what changed, what was already so, and what could not be changed (and why)."""
-    back = safe_next(request, reverse("console:alert_list"))
-    form = AlertBulkForm(request.POST)
-    if not form.is_valid():
-        errors = " ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-        return redirect(back)
     operation = form.cleaned_data["operation"]
     change = _bulk_change(operation, form, acting_user(request))
     alerts = list(Alert.objects.select_related("assigned_to").filter(pk__in=form.cleaned_data["ids"]))
@@ -319,4 +257,6 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
         parts.append("Not changed: " + "; ".join(refused))
     level = messages.success if changed and not refused else messages.error if refused else messages.info
     level(request, " ".join(parts))
-    return redirect(back)
+
+
+alert_bulk = triage.bulk(AlertBulkForm, "console:alert_list", _bulk, separator=" ")

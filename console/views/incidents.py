@@ -4,7 +4,7 @@ readers see the same pages without the controls, and the server refuses their PO
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -12,9 +12,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST, require_safe
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from core.actors import acting_user
 from core.exceptions import DomainError
@@ -26,7 +25,7 @@ from incidents.models import Incident
 from ..forms_incidents import IncidentAssignForm, IncidentBulkForm, IncidentResolveForm, IncidentStatusForm
 from ..incident_timeline import build_timeline, related_objects
 from ..lists import FilteredListView, single_valued
-from .actions import safe_next
+from .triage import Triage
 
 VIEW = "incidents.view_incident"
 TRIAGE = services.TRIAGE_PERMISSION
@@ -44,6 +43,7 @@ class IncidentListView(FilteredListView):
     permission_required = VIEW
     template_name = "console/incidents.html"
     filterset_class = IncidentFilterSet
+    hide_single_tenant = True
     csv_filename = "incidents.csv"
     csv_columns = (
         ("id", lambda i: i.pk),
@@ -82,9 +82,6 @@ class IncidentListView(FilteredListView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
         context.update(
             can_triage=self.request.user.has_perm(TRIAGE),
             resolve_form=IncidentResolveForm(),
@@ -120,79 +117,16 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/incident_detail.html", context)
 
 
-def _triage(
-    request: HttpRequest, pk: int, form: forms.Form, change: Callable[[Incident], object], done: str
-) -> HttpResponse:
-    """Validate ``form``, apply ``change`` (a service call) to the incident, say how it went, redirect."""
-    incident = get_object_or_404(Incident, pk=pk)
-    if not form.is_valid():
-        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-    else:
-        try:
-            change(incident)
-        except DomainError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, done)
-    return redirect("console:incident_detail", pk=incident.pk)
+triage = Triage(Incident, permission=TRIAGE, noun="incident")
+incident_status = triage.view("status", IncidentStatusForm, services.set_incident_status, "Status changed.")
+incident_assign = triage.view("assign", IncidentAssignForm, services.assign_incident, "Assignment changed.")
+incident_resolve = triage.view(
+    "resolve", IncidentResolveForm, services.resolve_incident, "Incident resolved, with its open alerts."
+)
 
 
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_status(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentStatusForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda i: services.set_incident_status(
-            i, actor=acting_user(request), status=form.cleaned_data["status"]
-        ),
-        "Status changed.",
-    )
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_assign(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentAssignForm(request.POST)
-
-    def assign(incident: Incident) -> Incident:
-        assignee = acting_user(request) if form.cleaned_data["assignee"] == "me" else None
-        return services.assign_incident(incident, actor=acting_user(request), assignee=assignee)
-
-    return _triage(request, pk, form, assign, "Assignment changed.")
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    form = IncidentResolveForm(request.POST)
-    return _triage(
-        request,
-        pk,
-        form,
-        lambda i: services.resolve_incident(
-            i,
-            actor=acting_user(request),
-            classification=form.cleaned_data["classification"],
-            comment=form.cleaned_data["comment"],
-        ),
-        "Incident resolved, with its open alerts.",
-    )
-
-
-@require_POST
-@permission_required(TRIAGE, raise_exception=True)
-def incident_bulk(request: HttpRequest) -> HttpResponse:
+def _bulk(request: HttpRequest, form: IncidentBulkForm) -> None:
     """Assign to me, unassign or resolve the selected incidents: all or nothing."""
-    back = safe_next(request, reverse("console:incidents"))
-    form = IncidentBulkForm(request.POST)
-    if not form.is_valid():
-        errors = "; ".join(" ".join(map(str, errs)) for errs in form.errors.values())
-        messages.error(request, f"Nothing changed. {errors}")
-        return redirect(back)
     chosen = [Incident(pk=pk) for pk in form.cleaned_data["ids"]]
     operation = form.cleaned_data["operation"]
     try:
@@ -213,4 +147,6 @@ def incident_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"Nothing changed. {exc}")
     else:
         messages.success(request, done)
-    return redirect(back)
+
+
+incident_bulk = triage.bulk(IncidentBulkForm, "console:incidents", _bulk)

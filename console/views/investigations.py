@@ -6,8 +6,6 @@ buttons, and the server refuses their POSTs (403)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Count, Q, QuerySet
@@ -51,6 +49,7 @@ class InvestigationListView(FilteredListView):
     permission_required = VIEW
     template_name = "console/investigations.html"
     filterset_class = InvestigationFilterSet
+    hide_single_tenant = True
     csv_filename = "investigations.csv"
     csv_columns = (
         ("id", lambda i: i.pk),
@@ -71,13 +70,6 @@ class InvestigationListView(FilteredListView):
 
     def base_queryset(self) -> QuerySet:
         return investigation_links(Investigation.objects.with_related())
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
-        if Tenant.objects.is_single():
-            self.filterset.form.fields.pop("tenant", None)
-            context["single_tenant"] = True
-        return context
 
 
 def _frame_context(request: HttpRequest, investigation: Investigation, tab: str) -> dict:

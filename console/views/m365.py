@@ -23,12 +23,12 @@ from django.views.decorators.http import require_POST
 from core.actors import acting_user
 from m365 import services
 from m365.api.filtersets import PullRunFilterSet
-from m365.exceptions import M365Error
 from m365.models import M365Connection, PullCursor, PullRun, Source
 from m365.permissions import REQUIREMENTS
 
 from ..forms_m365 import ConnectTenantForm, CredentialForm
 from ..lists import FilteredListView
+from .submit import call_service
 
 VIEW = "m365.view_m365connection"
 ADD = "m365.add_m365connection"
@@ -116,6 +116,13 @@ def _report_test(request: HttpRequest, result: services.TestResult) -> None:
     (messages.success if result.ok else messages.error)(request, f"Test connection: {result.message}")
 
 
+def _tested(request: HttpRequest, connection: M365Connection, done: str) -> HttpResponse:
+    """Say ``done``, test the connection straight away and show its page with the result."""
+    messages.success(request, done)
+    _report_test(request, services.test_connection(connection, actor=acting_user(request)))
+    return redirect("console:m365_connection", pk=connection.pk)
+
+
 @permission_required(VIEW, raise_exception=True)
 def connection_list(request: HttpRequest) -> HttpResponse:
     """Every connection with its ids, credential kind and date, last test and a compact status per source."""
@@ -134,23 +141,11 @@ def connection_connect(request: HttpRequest) -> HttpResponse:
     """Connect a tenant (administrators), then test the connection straight away."""
     form = ConnectTenantForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            connection = services.connect_tenant(
-                actor=acting_user(request),
-                name=data["name"],
-                tenant=data["tenant"],
-                directory_id=data["directory_id"],
-                client_id=data["client_id"],
-                credential_type=data["credential_type"],
-                secret=data["secret"],
-            )
-        except M365Error as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, f"{connection.tenant.name} is connected to Microsoft 365.")
-            _report_test(request, services.test_connection(connection, actor=acting_user(request)))
-            return redirect("console:m365_connection", pk=connection.pk)
+        connection = call_service(
+            form, lambda: services.connect_tenant(actor=acting_user(request), **form.service_kwargs())
+        )
+        if connection is not None:
+            return _tested(request, connection, f"{connection.tenant.name} is connected to Microsoft 365.")
     return render(request, "console/m365_connect.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -254,19 +249,12 @@ def connection_credential(request: HttpRequest, pk: int) -> HttpResponse:
     connection = _connection_or_404(pk)
     form = CredentialForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            services.change_credential(
-                connection,
-                actor=acting_user(request),
-                credential_type=form.cleaned_data["credential_type"],
-                secret=form.cleaned_data["secret"],
-            )
-        except M365Error as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, f"{connection.tenant.name}: credential changed.")
-            _report_test(request, services.test_connection(connection, actor=acting_user(request)))
-            return redirect("console:m365_connection", pk=pk)
+        changed = call_service(
+            form,
+            lambda: services.change_credential(connection, actor=acting_user(request), **form.credential()),
+        )
+        if changed is not None:
+            return _tested(request, connection, f"{connection.tenant.name}: credential changed.")
     return render(
         request,
         "console/m365_credential.html",

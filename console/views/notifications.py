@@ -24,6 +24,7 @@ from notifications.services import create_endpoint, disable_endpoint, send_test_
 
 from ..forms_notifications import WebhookEndpointForm
 from ..lists import FilteredListView
+from .submit import call_service
 
 VIEW = "notifications.view_webhookendpoint"
 MANAGE = "notifications.change_webhookendpoint"
@@ -57,19 +58,12 @@ class NotificationsView(FilteredListView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.has_perm("notifications.add_webhookendpoint"):
             return self.handle_no_permission()
-        self.form = WebhookEndpointForm(request.POST)
-        if self.form.is_valid():
-            try:
-                endpoint, self.new_secret = create_endpoint(
-                    self.form.cleaned_data["tenant"],
-                    actor=acting_user(request),
-                    name=self.form.cleaned_data["name"],
-                    url=self.form.cleaned_data["url"],
-                    event_kinds=self.form.cleaned_data["event_kinds"],
-                )
-            except DomainError as exc:
-                self.form.add_error(None, str(exc))
-            else:
+        form = self.form = WebhookEndpointForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            added = call_service(form, lambda: create_endpoint(actor=acting_user(request), **data))
+            if added is not None:
+                endpoint, self.new_secret = added
                 messages.success(request, f"Endpoint “{endpoint.name}” added. Copy its secret now.")
                 self.form = None
         return self.get(request, *args, **kwargs)

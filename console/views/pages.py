@@ -13,13 +13,13 @@ from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
 from core.actors import acting_user
-from core.exceptions import DomainError
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token, revoke_api_token
 
 from ..filtersets import AuditEventFilterSet
 from ..forms import ApiTokenForm
 from ..lists import FilteredListView
+from .submit import call_service
 
 
 class ConsolePage(PermissionRequiredMixin, TemplateView):
@@ -60,16 +60,10 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         if not can_manage or form is None:
             raise PermissionDenied
         if form.is_valid():
-            try:
-                token, new_token = create_api_token(
-                    form.cleaned_data["tenant"],
-                    actor=acting_user(request),
-                    name=form.cleaned_data["name"],
-                    scope=form.cleaned_data["scope"],
-                )
-            except DomainError as exc:
-                form.add_error(None, str(exc))
-            else:
+            data = form.cleaned_data
+            created = call_service(form, lambda: create_api_token(actor=acting_user(request), **data))
+            if created is not None:
+                token, new_token = created
                 messages.success(
                     request, f"Token “{token.name}” created. Copy it now: it is not shown again."
                 )
