@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from investigations import actions
 from investigations.exceptions import ActionError
 from investigations.models import RemediationAction
 from mailboxes.models import DirectoryChange, MailboxForwarding
+from tests.builders.threads import run_together
 from tests.conftest import wait_for
 
 from .action_builders import (
@@ -52,29 +52,6 @@ def forwarding_action(tenant):
     return make_action(make_investigation(mailbox), Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
 
 
-def _together(*calls) -> tuple[list, list[BaseException]]:
-    """Run the calls in threads released at the same moment; their results and errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list = []
-    errors: list[BaseException] = []
-
-    def run(call) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(call())
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
-
-
 def _cleared_by_investigation(mailbox) -> int:
     return DirectoryChange.objects.filter(
         mailbox=mailbox, source="investigation", kind="forwarding", operation="cleared"
@@ -89,7 +66,7 @@ def test_two_operators_approving_at_once_execute_the_action_once(
     def approve(user):
         return lambda: actions.decide_actions(forwarding_action, actor=user, approve=True, comment="go")
 
-    results, errors = _together(approve(operator), approve(administrator))
+    results, errors = run_together(approve(operator), approve(administrator))
     assert len(results) == 1
     assert len(errors) == 1 and isinstance(errors[0], ActionError)
     assert "already" in str(errors[0])
@@ -102,7 +79,7 @@ def test_two_operators_approving_at_once_execute_the_action_once(
 
 def test_two_deliveries_of_one_approved_action_execute_it_once(forwarding_action, operator, counting):
     approve_now(forwarding_action, operator)
-    results, errors = _together(
+    results, errors = run_together(
         lambda: actions.run_approved_action(forwarding_action.pk),
         lambda: actions.run_approved_action(forwarding_action.pk),
     )

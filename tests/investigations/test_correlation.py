@@ -3,10 +3,9 @@ alert and re-runs the analyzers, our own block sender starts nothing, and only o
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
-from django.db import close_old_connections, connection
 
 from alerts.models import Alert, AlertPolicy
 from core.models import AuditEvent
@@ -16,6 +15,7 @@ from investigations.exceptions import InvestigationError, InvestigationPermissio
 from investigations.models import Investigation, RemediationAction
 from investigations.services import start_investigation_by_hand, start_investigation_for_alert
 from restricted_users.services import restrict_user
+from tests.builders.threads import run_together
 
 from .builders import ALICE, BOB, OUTSIDE, hours_ago, investigation_of, mailbox
 
@@ -194,24 +194,7 @@ def test_two_concurrent_triggers_open_one_investigation(tenant, operator, clock)
         make_alert(tenant, mailbox(ALICE), AlertPolicy.Kind.INBOX_MANIPULATION, event_ids=["r-1"]),
     ]
     Investigation.objects.all().delete()  # raising them ran nothing (no commit hook here); start afresh
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def trigger(alert_id: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            services.start_investigation_for_alert(alert_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=trigger, args=(alert.pk,)) for alert in alerts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    _, errors = run_together(*(partial(services.start_investigation_for_alert, alert.pk) for alert in alerts))
     assert errors == []
     investigation = investigation_of(ALICE)
     assert set(investigation.alerts.values_list("pk", flat=True)) == {a.pk for a in alerts}
