@@ -73,12 +73,8 @@ def test_a_new_alert_after_the_investigation_closed_opens_another(telemetry, ope
     assert investigations[1].status == S.PENDING_ACTION
 
 
-def test_a_redelivered_start_changes_nothing(telemetry, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_a_redelivered_start_changes_nothing(run_on_commit, forwarding_case):
+    investigation = forwarding_case
     alert = investigation.trigger_alert
     with run_on_commit() as callbacks:
         again = start_investigation_for_alert(alert.pk)
@@ -87,12 +83,8 @@ def test_a_redelivered_start_changes_nothing(telemetry, run_on_commit):
     assert investigation.run_count == 1
 
 
-def test_our_own_block_sender_raises_no_alert_and_starts_nothing(telemetry, operator, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_our_own_block_sender_raises_no_alert_and_starts_nothing(operator, run_on_commit, forwarding_case):
+    investigation = forwarding_case
     block = RemediationAction.objects.create(
         tenant=investigation.tenant, investigation=investigation, action_type="block_sender",
         target={"mailbox_id": investigation.mailbox_id}, target_label="Block", target_key="mailbox",
@@ -155,12 +147,10 @@ def test_an_administrator_may_start_one(telemetry, administrator, run_on_commit)
     assert investigation_of(ALICE).started_by == administrator
 
 
-def test_only_operators_stop_investigations_and_only_open_ones(telemetry, operator, reader, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_only_operators_stop_investigations_and_only_open_ones(
+    operator, reader, run_on_commit, forwarding_case
+):
+    investigation = forwarding_case
     with pytest.raises(InvestigationPermissionError):
         stop_investigation(investigation, actor=reader, comment="not mine")
     with pytest.raises(InvestigationError, match="Say why"):
