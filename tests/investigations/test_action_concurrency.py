@@ -29,6 +29,7 @@ from .action_builders import (
     Type,
     approve_now,
     forward,
+    forwarding_investigation,
     make_action,
     make_investigation,
     make_mailbox,
@@ -47,15 +48,23 @@ def counting(settings):
 
 @pytest.fixture
 def forwarding_action(tenant):
-    mailbox = make_mailbox(tenant)
-    forward(mailbox)
-    return make_action(make_investigation(mailbox), Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
+    investigation = forwarding_investigation(tenant)
+    return make_action(investigation, Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
 
 
 def _cleared_by_investigation(mailbox) -> int:
     return DirectoryChange.objects.filter(
         mailbox=mailbox, source="investigation", kind="forwarding", operation="cleared"
     ).count()
+
+
+def assert_carried_out_once(action, counting, *, attempts: int) -> None:
+    """The action completed after ``attempts`` claims, its change applied (and mirrored) exactly once."""
+    action.refresh_from_db()
+    assert action.status == Status.COMPLETED
+    assert action.attempts == attempts
+    assert counting.applies == 1
+    assert _cleared_by_investigation(action.investigation.mailbox) == 1
 
 
 def test_two_operators_approving_at_once_execute_the_action_once(
@@ -70,11 +79,7 @@ def test_two_operators_approving_at_once_execute_the_action_once(
     assert len(results) == 1
     assert len(errors) == 1 and isinstance(errors[0], ActionError)
     assert "already" in str(errors[0])
-    forwarding_action.refresh_from_db()
-    assert forwarding_action.status == Status.COMPLETED
-    assert forwarding_action.attempts == 1
-    assert counting.applies == 1
-    assert _cleared_by_investigation(forwarding_action.investigation.mailbox) == 1
+    assert_carried_out_once(forwarding_action, counting, attempts=1)
 
 
 def test_two_deliveries_of_one_approved_action_execute_it_once(forwarding_action, operator, counting):
@@ -104,11 +109,7 @@ def test_an_action_whose_worker_died_after_claiming_completes_once_after_the_rea
     assert actions.reap_expired_leases(now=claimed_at + actions.lease() - timedelta(seconds=1)) == 0
     # Past the lease, the reaper returns it to Approved and enqueues it (in-process here): completed once.
     assert actions.reap_expired_leases(now=claimed_at + actions.lease() + timedelta(seconds=1)) == 1
-    forwarding_action.refresh_from_db()
-    assert forwarding_action.status == Status.COMPLETED
-    assert forwarding_action.attempts == 2
-    assert counting.applies == 1
-    assert _cleared_by_investigation(forwarding_action.investigation.mailbox) == 1
+    assert_carried_out_once(forwarding_action, counting, attempts=2)
 
 
 def test_the_reaper_fails_an_action_whose_workers_keep_dying(forwarding_action, operator, settings):
