@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -80,6 +83,25 @@ def celery_worker(url: str, log: Path):
             yield process
     except WorkerDidNotStart as exc:
         raise SystemExit(str(exc)) from exc
+
+
+def wait_listening(
+    port: int, process: subprocess.Popen, log: Path, *, name: str = "the service", timeout: float = 60
+) -> None:
+    """Return once ``process`` (``name``, writing to ``log``) accepts connections on 127.0.0.1:``port``.
+
+    Exits the benchmark with the log's tail when the process dies first or ``timeout`` seconds pass.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited:\n{log.read_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{name} did not listen on {port}:\n{log.read_text()[-3000:]}")
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -33,7 +33,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
 
-from bench.common import ROOT, bench_database, percentile
+from bench.common import ROOT, bench_database, percentile, wait_listening
 
 BENCH_DB = "soc_mailstack_bench"
 SECRET = "bench-secret"
@@ -203,19 +203,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not listen:\n{log.read_text()}")
-
-
 def main() -> None:
     requests = int(os.environ.get("BENCH_MAILSTACK_REQUESTS", "20000"))
     rate = float(os.environ.get("BENCH_MAILSTACK_RATE", "200"))
@@ -267,7 +254,7 @@ def main() -> None:
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            _wait(port, server, log)
+            wait_listening(port, server, log, name="gunicorn")
             _generator(port, "allow", "closed", requests=500)  # warm both workers
             results = {}
             for kind in ("rspamd", "report", "allow"):

@@ -92,51 +92,31 @@ def make_user(username: str, role: str | None):
     return user
 
 
-@pytest.fixture
-def reader(db):
-    return make_user("rita.reader", READER)
-
-
-@pytest.fixture
-def operator(db):
-    return make_user("otto.operator", OPERATOR)
-
-
-@pytest.fixture
-def administrator(db):
-    return make_user("ada.admin", ADMINISTRATOR)
-
-
-@pytest.fixture
-def nobody(db):
-    """Signed in, but in no role."""
-    return make_user("nora.norole", None)
-
-
 def _client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-@pytest.fixture
-def reader_client(reader):
-    return _client_for(reader)
+def _persona(name: str, username: str, role: str | None):
+    """The fixtures of one persona: ``<name>`` (the user, with ``role``) and ``<name>_client`` (signed in)."""
+
+    @pytest.fixture(name=name)
+    def user(db):
+        return make_user(username, role)
+
+    @pytest.fixture(name=f"{name}_client")
+    def client(request):
+        return _client_for(request.getfixturevalue(name))
+
+    return user, client
 
 
-@pytest.fixture
-def operator_client(operator):
-    return _client_for(operator)
-
-
-@pytest.fixture
-def administrator_client(administrator):
-    return _client_for(administrator)
-
-
-@pytest.fixture
-def nobody_client(nobody):
-    return _client_for(nobody)
+# The named personas, one per role, and ``nobody``: signed in, but in no role.
+reader, reader_client = _persona("reader", "rita.reader", READER)
+operator, operator_client = _persona("operator", "otto.operator", OPERATOR)
+administrator, administrator_client = _persona("administrator", "ada.admin", ADMINISTRATOR)
+nobody, nobody_client = _persona("nobody", "nora.norole", None)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ service, so the rows the detectors read are exactly what production stores.
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +16,11 @@ from mailboxes.models import Mailbox
 from mailflow.ingest import ingest_events
 from tests.builders import Clock, iso
 
-HOME = "contoso.example"
-OUTSIDE = "fabrikam.example"
+# HOME and OUTSIDE are re-exported: this package's tests import them from here.
+from tests.builders.telemetry import HOME as HOME
+from tests.builders.telemetry import OUTSIDE as OUTSIDE
+from tests.builders.telemetry import TelemetryBase
+
 # The detector tests' frozen "now": a Tuesday evening, so "today" has a working day behind it.
 NOW = datetime(2031, 3, 4, 18, 0, tzinfo=UTC)
 
@@ -28,19 +30,18 @@ today = CLOCK.today
 days_ago = CLOCK.days_ago
 
 
-class Telemetry:
+class Telemetry(TelemetryBase):
     """Collects events with unique ids; :meth:`ingest` stores them in one strict batch and fails loudly on any
     error, so a test never runs on telemetry that was silently dropped."""
 
-    def __init__(self, tenant) -> None:
-        self.tenant = tenant
-        self.events: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
-
-    def _add(self, event: dict[str, Any], event_id: str | None, prefix: str) -> str:
-        event["id"] = event_id or f"{prefix}-{next(self._ids)}"
-        self.events.append(event)
-        return event["id"]
+    @classmethod
+    def with_mailboxes(cls, tenant, *addresses: str, at: datetime) -> Telemetry:
+        """Telemetry whose ``addresses`` exist (a ``mailbox`` event each, at ``at``), already ingested."""
+        telemetry = cls(tenant)
+        for address in addresses:
+            telemetry.mailbox(address, at=at)
+        telemetry.ingest()
+        return telemetry
 
     def mailbox(
         self, address: str, *, at: datetime, department: str = "", event_id: str | None = None
@@ -54,30 +55,6 @@ class Telemetry:
         if department:
             event["department"] = department
         return self._add(event, event_id, "mbx")
-
-    def message(
-        self,
-        sender: str,
-        *,
-        at: datetime,
-        external: int = 0,
-        internal: int = 0,
-        verdict: str = "clean",
-        event_id: str | None = None,
-    ) -> str:
-        """A message to ``external`` recipients outside and ``internal`` recipients in the home domain."""
-        recipients = [f"ext{i}@{OUTSIDE}" for i in range(external)] + [
-            f"int{i}@{HOME}" for i in range(internal)
-        ]
-        event = {
-            "type": "message",
-            "time": iso(at),
-            "sender": sender,
-            "recipients": recipients,
-            "subject": "Quarterly update",
-            "verdict": verdict,
-        }
-        return self._add(event, event_id, "msg")
 
     def messages(self, sender: str, times: list[datetime], **kwargs: Any) -> list[str]:
         return [self.message(sender, at=at, **kwargs) for at in times]
@@ -179,6 +156,14 @@ class Telemetry:
 
 def mailbox_of(tenant, address: str) -> Mailbox:
     return Mailbox.objects.get(tenant=tenant, address=address.lower())
+
+
+def alert_citing(tenant, address: str, kind: str, *, event_kind: str, event_id: str):
+    """An alert of ``kind`` on ``address``'s mailbox whose one piece of evidence is the stored event
+    ``event_id`` (of ``event_kind``), raised through the real service."""
+    from tests.builders import make_alert
+
+    return make_alert(tenant, mailbox_of(tenant, address), kind, event_kind=event_kind, event_ids=[event_id])
 
 
 def evaluate(tenant, *results) -> int:

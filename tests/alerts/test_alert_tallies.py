@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDay, TruncHour
@@ -16,6 +15,7 @@ from alerts.models import Alert, AlertPolicy, AlertTally, AlertUserDay
 from alerts.services import reopen_alert, resolve_alert, set_alert_status
 from alerts.tallies import counts_by_status_and_severity, hourly_counts, rebuild_tallies, top_users
 from tests.alerts.alert_builders import make_alert, make_mailbox
+from tests.builders import frozen_at
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,7 @@ NOW = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
 WEEK_AGO = datetime(2026, 2, 23, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def frozen_time():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_time = frozen_at(NOW)
 
 
 def _recount(tenant=None) -> dict[tuple[str, str], int]:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertPolicy, Suppression
 from core.models import ApiToken, AuditEvent
 from core.services import create_api_token
+from tests.builders import audited_actions
 
 from .alert_builders import make_alert, make_mailbox, policy_of
 
@@ -133,13 +134,7 @@ def test_an_operator_triages_through_the_api_and_every_step_is_audited(operator_
     assert resolved["status"] == "resolved"
     assert resolved["classification"] == "tp_compromised"
     assert resolved["resolved_by"] == operator.username
-    actions = list(
-        AuditEvent.objects.for_target(alert)
-        .filter(actor=operator)
-        .order_by("at", "id")
-        .values_list("action", flat=True)
-    )
-    assert actions == [
+    assert audited_actions(alert, actor=operator) == [
         "alerts.alert.status_changed",
         "alerts.alert.assigned",
         "alerts.alert.assigned",

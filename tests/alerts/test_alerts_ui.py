@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertPolicy, Suppression
 from console.context_processors import NAVIGATION
-from core.models import AuditEvent
+from tests.builders import audited_actions
 
 from .alert_builders import make_alert, make_mailbox, make_message, policy_of
 
@@ -237,16 +237,22 @@ def test_the_detail_lists_the_users_other_alerts(reader_client, tenant, alice, f
     assert _detail(other) in response.content.decode()
 
 
-def test_the_detail_links_the_restriction(reader_client, tenant, alice, administrator):
+def manual_restriction(tenant, mailbox, *, policy_name: str = "Email sending limit exceeded", **fields):
+    """A restriction row as an administrator placed it by hand (written directly, no service side effects)."""
     from restricted_users.models import Restriction
 
-    restriction = Restriction.objects.create(
+    return Restriction.objects.create(
         tenant=tenant,
-        mailbox=alice,
-        policy_name="Email sending limit exceeded",
+        mailbox=mailbox,
+        policy_name=policy_name,
         source="manual",
         placed_by_label="ada.admin",
+        **fields,
     )
+
+
+def test_the_detail_links_the_restriction(reader_client, tenant, alice, administrator):
+    restriction = manual_restriction(tenant, alice)
     alert = make_alert(tenant, alice, AlertPolicy.Kind.FORWARDING)
     Alert.objects.filter(pk=alert.pk).update(restriction=restriction)
     html = reader_client.get(_detail(alert)).content.decode()
@@ -277,13 +283,7 @@ def test_an_operator_triages_an_alert_and_each_step_is_audited(operator_client, 
     alert.refresh_from_db()
     assert (alert.status, alert.classification, alert.resolved_by) == ("resolved", "tp_compromised", operator)
     assert not Suppression.objects.exists()
-    actions = list(
-        AuditEvent.objects.for_target(alert)
-        .filter(actor=operator)
-        .order_by("at", "id")
-        .values_list("action", flat=True)
-    )
-    assert actions == [
+    assert audited_actions(alert, actor=operator) == [
         "alerts.alert.status_changed",
         "alerts.alert.assigned",
         "alerts.alert.commented",
@@ -387,24 +387,9 @@ def test_the_dashboard_draws_the_trend_as_svg_without_inline_styles(reader_clien
 
 
 def test_the_dashboard_counts_active_restrictions(reader_client, tenant, alice):
-    from restricted_users.models import Restriction
-
-    Restriction.objects.create(
-        tenant=tenant,
-        mailbox=alice,
-        policy_name="Email sending limit exceeded",
-        source="manual",
-        placed_by_label="ada.admin",
-    )
+    manual_restriction(tenant, alice)
     bob = make_mailbox(tenant, "bob@example.com")
-    Restriction.objects.create(
-        tenant=tenant,
-        mailbox=bob,
-        policy_name="x",
-        source="manual",
-        placed_by_label="ada.admin",
-        expires_at=timezone.now() - timedelta(minutes=1),
-    )
+    manual_restriction(tenant, bob, policy_name="x", expires_at=timezone.now() - timedelta(minutes=1))
     response = reader_client.get(DASHBOARD)
     assert response.context["restricted_count"] == 1
     assert reverse("console:restricted_users") in response.content.decode()

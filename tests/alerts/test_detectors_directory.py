@@ -36,11 +36,7 @@ MALLORY = f"mallory@{OUTSIDE}"
 
 @pytest.fixture
 def telemetry(tenant) -> Telemetry:
-    t = Telemetry(tenant)
-    t.mailbox(ALICE, at=today(8) - timedelta(days=30))
-    t.mailbox(BOB, at=today(8) - timedelta(days=30))
-    t.ingest()
-    return t
+    return Telemetry.with_mailboxes(tenant, ALICE, BOB, at=today(8) - timedelta(days=30))
 
 
 # ---------------------------------------------------------------------------------------------- forwarding

@@ -11,23 +11,18 @@ import pytest
 from alerts.detectors import sending_pattern
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
+from tests.builders.telemetry import CAROL, DAVE
 
 from .builders import HOME, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 PATTERN = AlertPolicy.Kind.SENDING_PATTERN
-CAROL = f"carol@{HOME}"
-DAVE = f"dave@{HOME}"
 
 
 @pytest.fixture
 def telemetry(tenant) -> Telemetry:
-    t = Telemetry(tenant)
-    t.mailbox(CAROL, at=days_ago(30))
-    t.mailbox(DAVE, at=days_ago(30))
-    t.ingest()
-    return t
+    return Telemetry.with_mailboxes(tenant, CAROL, DAVE, at=days_ago(30))
 
 
 def history(telemetry: Telemetry, user: str, *, busiest: int, first_days_ago: int = 10) -> None:

@@ -9,23 +9,18 @@ import pytest
 from alerts.detectors import geo, sign_in
 from alerts.models import AlertPolicy
 from alerts.services import ensure_default_policies
+from tests.builders.telemetry import ALICE, BOB
 
 from .builders import HOME, Telemetry, alerts_of, days_ago, evaluate, evidence_ids, mailbox_of, today
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen_at_now")]
 
 SIGN_IN = AlertPolicy.Kind.SIGN_IN
-ALICE = f"alice@{HOME}"
-BOB = f"bob@{HOME}"
 
 
 @pytest.fixture
 def telemetry(tenant) -> Telemetry:
-    t = Telemetry(tenant)
-    t.mailbox(ALICE, at=days_ago(60))
-    t.mailbox(BOB, at=days_ago(60))
-    t.ingest()
-    return t
+    return Telemetry.with_mailboxes(tenant, ALICE, BOB, at=days_ago(60))
 
 
 def daily_sign_ins(telemetry: Telemetry, user: str, *, since_days: int, country: str = "GB") -> None:

@@ -4,16 +4,8 @@ import os
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+# Debian's Chromium and its flags, as `make screenshots` launches it (one list for both).
+from docs.screenshots import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,16 @@ tests that must not start an investigation.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+import pytest
+import time_machine
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from alerts.detection import Detection, Evidence
 from alerts.models import Alert, AlertPolicy
@@ -19,6 +25,13 @@ from alerts.services import ensure_default_policies, raise_alert
 from mailboxes.models import AcceptedDomain, Mailbox
 
 ALICE = "alice@contoso.example"
+# Reads are open to every role and closed to a user in none: (client fixture, status), to parametrize with.
+READ_ACCESS = [
+    ("reader_client", 200),
+    ("operator_client", 200),
+    ("administrator_client", 200),
+    ("nobody_client", 403),
+]
 _event_ids = itertools.count(1)
 
 
@@ -108,6 +121,72 @@ class Clock:
         return self.now.replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 
+def frozen_at(now: datetime) -> Callable[[], Iterator[None]]:
+    """An autouse fixture that stops the clock at ``now`` for every test of a module, bound to a name there:
+    ``frozen_time = frozen_at(NOW)``."""
+
+    @pytest.fixture(autouse=True)
+    def frozen() -> Iterator[None]:
+        with time_machine.travel(now, tick=False):
+            yield
+
+    return frozen
+
+
 def iso(at: datetime) -> str:
     """A time as the ingest contract takes it (ISO 8601 with its offset)."""
     return at.isoformat()
+
+
+def api_client_for(user) -> APIClient:
+    """A DRF test client authenticated as ``user`` (no session, no CSRF: as an API caller)."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def audited_actions(target, *, actor) -> list[str]:
+    """The audit actions ``actor`` wrote about ``target``, in the order they happened."""
+    from core.models import AuditEvent
+
+    events = AuditEvent.objects.for_target(target).filter(actor=actor).order_by("at", "id")
+    return list(events.values_list("action", flat=True))
+
+
+def assert_list_queries_do_not_grow(
+    client, url: str, add_rows: Callable[[int, int], None], assert_max_num_queries
+) -> None:
+    """The list page at ``url`` costs no more queries with 50 rows than with 10. ``add_rows(count, start)``
+    makes ``count`` more rows (numbered from ``start``); ``assert_max_num_queries`` is pytest-django's
+    ``django_assert_max_num_queries`` fixture."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    add_rows(10, 0)
+    with CaptureQueriesContext(connection) as ten:
+        assert len(client.get(url).context["object_list"]) == 10
+    add_rows(40, 10)
+    with assert_max_num_queries(len(ten.captured_queries)):
+        assert len(client.get(url).context["object_list"]) == 50
+
+
+@contextmanager
+def redis_without(*patterns: str) -> Iterator[Any]:
+    """The test Redis db (the client the enforcement state uses) with no key matching ``patterns``, both
+    when the block starts and after it."""
+    from restricted_users import state
+
+    client = state.get_redis()
+    assert client is not None, "these tests need REDIS_URL"
+
+    def clear() -> None:
+        for pattern in patterns:
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+
+    clear()
+    try:
+        yield client
+    finally:
+        clear()

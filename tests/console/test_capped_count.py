@@ -18,25 +18,25 @@ def five_alerts(tenant):
         make_alert(tenant, make_mailbox(tenant, f"user{n}@example.com"))
 
 
-def test_a_list_past_the_cap_says_more_than_the_cap(reader_client, five_alerts, monkeypatch):
-    monkeypatch.setattr(CappedPaginator, "cap", 3)
+@pytest.mark.parametrize(
+    ("cap", "count", "capped", "says"),
+    [
+        (3, 3, True, "More than 3 results"),  # past the cap: counted up to it
+        (5, 5, False, "5 results"),  # within the cap: exact
+    ],
+)
+def test_a_list_counts_up_to_the_cap_and_says_more_than_past_it(
+    reader_client, five_alerts, monkeypatch, cap, count, capped, says
+):
+    monkeypatch.setattr(CappedPaginator, "cap", cap)
 
     response = reader_client.get("/alerts/")
 
-    assert response.context["result_count"] == 3
-    assert response.context["result_count_capped"] is True
-    assert "More than 3 results" in response.content.decode()
-
-
-def test_a_list_within_the_cap_counts_exactly(reader_client, five_alerts, monkeypatch):
-    monkeypatch.setattr(CappedPaginator, "cap", 5)
-
-    response = reader_client.get("/alerts/")
-
-    assert response.context["result_count"] == 5
-    assert response.context["result_count_capped"] is False
-    assert "5 results" in response.content.decode()
-    assert "More than" not in response.content.decode()
+    assert response.context["result_count"] == count
+    assert response.context["result_count_capped"] is capped
+    html = response.content.decode()
+    assert says in html
+    assert ("More than" in html) is capped
 
 
 def test_pages_stop_at_the_cap(reader_client, five_alerts, monkeypatch):

@@ -18,6 +18,7 @@ from investigations.models import Investigation, RemediationAction
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
 from tests.alerts.alert_builders import make_alert, make_mailbox
+from tests.builders import frozen_at
 from tests.investigations.action_builders import make_action, make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -28,10 +29,7 @@ IStatus = Investigation.Status
 AStatus = RemediationAction.Status
 
 
-@pytest.fixture(autouse=True)
-def frozen_time():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_time = frozen_at(NOW)
 
 
 def _restrict(mailbox, *, source: str = Restriction.Source.POLICY, alert: Alert | None = None, **fields):
@@ -179,28 +177,17 @@ def test_the_waiting_actions_are_the_oldest_still_decidable_and_skip_the_expired
 
 def test_time_to_remediate_reads_a_completion_before_the_creation_as_zero(reader_client, tenant):
     mailbox = make_mailbox(tenant, "erin@example.com")
+
+    def completed(investigation, action_type, *, ago: timedelta) -> None:
+        make_action(investigation, action_type, status=AStatus.COMPLETED, completed_at=NOW - ago)
+
     hour = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=4))
-    make_action(
-        hour,
-        RemediationAction.Type.REVOKE_SESSIONS,
-        status=AStatus.COMPLETED,
-        completed_at=NOW - timedelta(hours=3),
-    )
+    completed(hour, RemediationAction.Type.REVOKE_SESSIONS, ago=timedelta(hours=3))
     # Its last action completed (by hand, before the console knew) half an hour before it was created.
     early = make_investigation(mailbox, status=IStatus.REMEDIATED, created_at=NOW - timedelta(hours=1))
-    make_action(
-        early,
-        RemediationAction.Type.REVOKE_SESSIONS,
-        status=AStatus.COMPLETED,
-        completed_at=NOW - timedelta(hours=2),
-    )
+    completed(early, RemediationAction.Type.REVOKE_SESSIONS, ago=timedelta(hours=2))
     # Its earlier completion is not its last: the last one counts.
-    make_action(
-        early,
-        RemediationAction.Type.FORCE_PASSWORD_RESET,
-        status=AStatus.COMPLETED,
-        completed_at=NOW - timedelta(minutes=90),
-    )
+    completed(early, RemediationAction.Type.FORCE_PASSWORD_RESET, ago=timedelta(minutes=90))
 
     ttr = reader_client.get(DASHBOARD).context["time_to_remediate"]
 

@@ -16,8 +16,10 @@ from django.utils import timezone
 from alerts.models import Alert, AlertPolicy
 from incidents.models import Incident
 from investigations.models import RemediationAction
+from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
 from tests.alerts.alert_builders import make_alert, make_mailbox
+from tests.builders import READ_ACCESS
 
 pytestmark = pytest.mark.django_db
 K = AlertPolicy.Kind
@@ -45,13 +47,23 @@ def incident(alice, raise_alert_for) -> Incident:
     return Incident.objects.get(alert_links__alert=alert)
 
 
+@pytest.fixture
+def restriction(incident, administrator) -> Restriction:
+    """The incident's user, restricted by hand and correlated into the incident."""
+    from incidents.services import correlate_restriction
+
+    restriction, _ = restrict_user(
+        incident.mailbox, policy_name="Manual restriction", reason={"text": "x"}, expires_at=None,
+        source="manual", actor=administrator,
+    )  # fmt: skip
+    correlate_restriction(restriction.pk)
+    return restriction
+
+
 # ------------------------------------------------------------------------------------------------ permissions
 
 
-@pytest.mark.parametrize(
-    ("persona", "status"),
-    [("reader_client", 200), ("operator_client", 200), ("administrator_client", 200), ("nobody_client", 403)],
-)
+@pytest.mark.parametrize(("persona", "status"), READ_ACCESS)
 def test_the_queue_and_the_page_follow_the_roles(request, persona, status, incident):
     client = request.getfixturevalue(persona)
     assert client.get("/incidents/").status_code == status
@@ -182,14 +194,7 @@ def test_the_csv_carries_the_ids_of_what_each_incident_groups(reader_client, inc
     )
 
 
-def test_the_other_csvs_carry_the_incident_id(reader_client, incident, administrator):
-    restriction, _ = restrict_user(
-        incident.mailbox, policy_name="Manual restriction", reason={"text": "x"}, expires_at=None,
-        source="manual", actor=administrator,
-    )  # fmt: skip
-    from incidents.services import correlate_restriction
-
-    correlate_restriction(restriction.pk)
+def test_the_other_csvs_carry_the_incident_id(reader_client, incident, restriction):
     for path in ("/alerts/?format=csv", "/restricted-users/?format=csv", "/investigations/?format=csv"):
         response = reader_client.get(path)
         rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
@@ -199,16 +204,9 @@ def test_the_other_csvs_carry_the_incident_id(reader_client, incident, administr
 # ------------------------------------------------------------------------------------------------ page
 
 
-def test_the_page_tells_the_story_with_every_object_linked(reader_client, incident, administrator):
+def test_the_page_tells_the_story_with_every_object_linked(reader_client, incident, restriction):
     alert = Alert.objects.get(incident_link__incident=incident)
     investigation = incident.investigations.get()
-    restriction, _ = restrict_user(
-        incident.mailbox, policy_name="Manual restriction", reason={"text": "x"}, expires_at=None,
-        source="manual", actor=administrator,
-    )  # fmt: skip
-    from incidents.services import correlate_restriction
-
-    correlate_restriction(restriction.pk)
     page = reader_client.get(f"/incidents/{incident.pk}/").content.decode()
     timeline = page.split('id="timeline-heading"')[1].split('id="alerts-heading"')[0]
     expected = ("First attacker activity", "Alert raised", "Investigation opened", "Incident opened")
@@ -258,14 +256,7 @@ def test_alert_pages_link_to_the_incident_and_the_investigation(reader_client, i
     )
 
 
-def test_restriction_pages_link_to_the_incident_and_the_investigation(reader_client, incident, administrator):
-    restriction, _ = restrict_user(
-        incident.mailbox, policy_name="Manual restriction", reason={"text": "x"}, expires_at=None,
-        source="manual", actor=administrator,
-    )  # fmt: skip
-    from incidents.services import correlate_restriction
-
-    correlate_restriction(restriction.pk)
+def test_restriction_pages_link_to_the_incident_and_the_investigation(reader_client, incident, restriction):
     investigation = incident.investigations.get()
     for path in (f"/restricted-users/{restriction.pk}/", "/restricted-users/"):
         page = reader_client.get(path).content.decode()

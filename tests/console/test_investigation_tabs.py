@@ -18,11 +18,8 @@ from investigations.models import AnalyzerRun, Finding, MailCluster, Remediation
 from tests.investigations.action_builders import (
     EVIL,
     Type,
-    forward,
+    forwarding_investigation,
     make_action,
-    make_alert,
-    make_investigation,
-    make_mailbox,
     sent_messages,
 )
 
@@ -33,9 +30,7 @@ TABS = ("graph", "alerts", "mailbox", "evidence", "clusters", "log", "history")
 
 @pytest.fixture
 def investigation(tenant):
-    alice = make_mailbox(tenant)
-    forward(alice)
-    return make_investigation(alice, alert=make_alert(tenant, alice))
+    return forwarding_investigation(tenant, alerted=True)
 
 
 def _tab(investigation, tab: str) -> str:

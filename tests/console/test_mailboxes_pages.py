@@ -12,7 +12,6 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -24,6 +23,7 @@ from core.models import AuditEvent, Tenant
 from mailboxes.models import AcceptedDomain, Mailbox
 from mailflow.ingest import ingest_events
 from restricted_users.services import restrict_by_hand
+from tests.builders import frozen_at
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +35,7 @@ ESCAPED_XSS = "&lt;img src=x onerror=alert(1)&gt;"
 _ids = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def frozen_time():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_time = frozen_at(NOW)
 
 
 def _at(delta: timedelta) -> str:

@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import time_machine
 from django.test import Client
 from django.urls import reverse
 
@@ -20,6 +19,7 @@ from mailboxes.models import Mailbox
 from mailflow.ingest import ingest_events
 from restricted_users.models import Restriction
 from restricted_users.services import restrict_user
+from tests.builders import frozen_at
 from tests.investigations.action_builders import make_action, make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -31,10 +31,7 @@ TAG = re.compile(r"<(script|style)\b[^>]*>", re.IGNORECASE)
 STYLE_ATTRIBUTE = re.compile(r"<[^>]+\sstyle\s*=", re.IGNORECASE)
 
 
-@pytest.fixture(autouse=True)
-def frozen_time():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen_time = frozen_at(NOW)
 
 
 @pytest.fixture

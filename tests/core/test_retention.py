@@ -7,7 +7,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-import time_machine
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
@@ -21,8 +20,8 @@ from m365.services import connect_tenant
 from mailboxes.models import DirectoryChange, SignIn
 from mailflow.ingest import ingest_events
 from mailflow.models import IngestedEvent, MessageEvent
-from tests.alerts.alert_builders import make_alert
-from tests.alerts.builders import NOW, Telemetry, mailbox_of
+from tests.alerts.builders import NOW, Telemetry, alert_citing, mailbox_of
+from tests.builders import frozen_at
 from tests.investigations.action_builders import make_investigation
 
 pytestmark = pytest.mark.django_db
@@ -33,10 +32,7 @@ OLD = NOW - timedelta(days=45)
 RECENT = NOW - timedelta(days=3)
 
 
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
+frozen = frozen_at(NOW)
 
 
 @pytest.fixture
@@ -116,20 +112,10 @@ def test_the_events_behind_an_alert_are_kept_in_their_tenant_only(tenant, other_
     shared = Telemetry(other)
     shared.message(BOB, at=OLD, external=1, event_id=ids["message"])
     shared.ingest()
-    make_alert(
-        tenant,
-        mailbox_of(tenant, ALICE),
-        AlertPolicy.Kind.SENDING_PATTERN,
-        event_kind="message",
-        event_ids=[ids["message"]],
+    alert_citing(
+        tenant, ALICE, AlertPolicy.Kind.SENDING_PATTERN, event_kind="message", event_id=ids["message"]
     )
-    make_alert(
-        tenant,
-        mailbox_of(tenant, ALICE),
-        AlertPolicy.Kind.FORWARDING,
-        event_kind="sign_in",
-        event_ids=[ids["sign_in"]],
-    )
+    alert_citing(tenant, ALICE, AlertPolicy.Kind.FORWARDING, event_kind="sign_in", event_id=ids["sign_in"])
 
     purge_expired()
 

@@ -134,18 +134,8 @@ def _base(sender: str, instance: str, extra: dict) -> dict:
 @pytest.fixture
 def redis_client():
     """The test Redis db without restriction or window keys, before and after the test."""
-    client = state.get_redis()
-    assert client is not None
-
-    def clear() -> None:
-        for pattern in (state.key_pattern(), "soc:policy:*"):
-            keys = list(client.scan_iter(match=pattern, count=1000))
-            if keys:
-                client.delete(*keys)
-
-    clear()
-    yield client
-    clear()
+    with builders.redis_without(state.key_pattern(), "soc:policy:*") as client:
+        yield client
 
 
 @pytest.fixture

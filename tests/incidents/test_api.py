@@ -10,6 +10,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertPolicy
 from incidents.models import Incident
 from investigations.models import RemediationAction
+from tests.builders import READ_ACCESS
 
 from .builders import alert_in_incident, incident_of, make_mailbox
 
@@ -23,10 +24,7 @@ def incident(tenant, run_on_commit) -> Incident:
     return incident_of(alert_in_incident(run_on_commit, tenant, alice))
 
 
-@pytest.mark.parametrize(
-    ("persona", "status"),
-    [("reader_client", 200), ("operator_client", 200), ("administrator_client", 200), ("nobody_client", 403)],
-)
+@pytest.mark.parametrize(("persona", "status"), READ_ACCESS)
 def test_reads_follow_the_roles(request, persona, status, incident):
     client = request.getfixturevalue(persona)
     assert client.get("/api/v1/incidents/").status_code == status

@@ -4,11 +4,10 @@ correlating at once open one incident; severity follows the highest alert."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from alerts.models import Alert, AlertPolicy
@@ -16,6 +15,7 @@ from core.models import AuditEvent, ChangeFeedEntry
 from incidents import services
 from incidents.models import Incident, IncidentAlert
 from restricted_users.services import restrict_user
+from tests.builders.threads import run_together
 
 from .builders import alert_in_incident, incident_of, make_alert, make_mailbox
 
@@ -190,24 +190,7 @@ def test_two_alerts_of_one_user_correlating_at_once_open_one_incident(tenant):
     alerts = [make_alert(tenant, alice, kind) for kind in (K.FORWARDING, K.INBOX_MANIPULATION)]
     IncidentAlert.objects.all().delete()
     Incident.objects.all().delete()
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def correlate(alert_id: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            services.correlate_alert(alert_id)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=correlate, args=(a.pk,)) for a in alerts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    _, errors = run_together(*(partial(services.correlate_alert, a.pk) for a in alerts), timeout=30)
 
     assert errors == []
     assert Incident.objects.count() == 1

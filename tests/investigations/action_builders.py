@@ -109,6 +109,14 @@ def forward(mailbox: Mailbox, to: str = EVIL, *, keep_copy: bool = True) -> None
     )
 
 
+def forwarding_investigation(tenant, *, alerted: bool = False) -> Investigation:
+    """A fresh mailbox forwarding everything to EVIL, and a finished investigation of it (started by an open
+    alert when ``alerted``)."""
+    mailbox = make_mailbox(tenant)
+    forward(mailbox)
+    return make_investigation(mailbox, alert=make_alert(tenant, mailbox) if alerted else None)
+
+
 def add_rule(mailbox: Mailbox, rule_id: str = "rule-1", *, name: str = "Move invoices") -> None:
     directory.apply_inbox_rule_change(
         mailbox,

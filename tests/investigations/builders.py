@@ -9,7 +9,6 @@ service, then run through the real detectors, so investigations see exactly what
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,14 @@ from mailboxes.models import Mailbox
 from mailflow.ingest import IngestResult, ingest_events
 from tests.builders import Clock
 
-HOME = "contoso.example"
-OUTSIDE = "fabrikam.example"
-ALICE = f"alice@{HOME}"
-BOB = f"bob@{HOME}"
-CAROL = f"carol@{HOME}"
+# The addresses are re-exported: this package's tests import them from here.
+from tests.builders.telemetry import ALICE as ALICE
+from tests.builders.telemetry import BOB as BOB
+from tests.builders.telemetry import CAROL as CAROL
+from tests.builders.telemetry import HOME as HOME
+from tests.builders.telemetry import OUTSIDE as OUTSIDE
+from tests.builders.telemetry import TelemetryBase
+
 # A Tuesday, 12:00 UTC: the playbook's "now" in every test that travels in time.
 NOW = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
 PERIOD_START = NOW - timedelta(days=30)
@@ -35,49 +37,12 @@ hours_ago = CLOCK.hours_ago
 days_ago = CLOCK.days_ago
 
 
-class Telemetry:
+class Telemetry(TelemetryBase):
     """Collects events with unique ids; :meth:`ingest` stores them in one strict batch through the ingest
     service and fails loudly on any error, so no test runs on telemetry that was silently dropped."""
 
-    def __init__(self, tenant) -> None:
-        self.tenant = tenant
-        self.events: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
-
-    def _add(self, event: dict[str, Any], prefix: str) -> str:
-        event["id"] = f"{prefix}-{next(self._ids)}"
-        event["time"] = event["time"].isoformat()
-        self.events.append(event)
-        return event["id"]
-
     def mailbox(self, address: str, *, at: datetime = PERIOD_START, **fields: Any) -> str:
-        return self._add({"type": "mailbox", "time": at, "address": address, **fields}, "mbx")
-
-    def message(
-        self,
-        sender: str,
-        *,
-        at: datetime,
-        external: int = 0,
-        internal: int = 0,
-        verdict: str = "clean",
-        subject: str = "Quarterly update",
-        external_domain: str = OUTSIDE,
-        **fields: Any,
-    ) -> str:
-        """A message to ``external`` recipients at ``external_domain`` and ``internal`` colleagues."""
-        recipients = [f"ext{i}@{external_domain}" for i in range(external)]
-        recipients += [f"int{i}@{HOME}" for i in range(internal)]
-        event = {
-            "type": "message",
-            "time": at,
-            "sender": sender,
-            "recipients": recipients,
-            "subject": subject,
-            "verdict": verdict,
-            **fields,
-        }
-        return self._add(event, "msg")
+        return self._add({"type": "mailbox", "time": at, "address": address, **fields}, None, "mbx")
 
     def rule(
         self, mailbox: str, rule_id: str, *, at: datetime, operation: str = "created", **state: Any
@@ -89,13 +54,13 @@ class Telemetry:
             "rule_id": rule_id,
             "operation": operation,
         }
-        return self._add({**event, **state}, "rule")
+        return self._add({**event, **state}, None, "rule")
 
     def forwarding(
         self, mailbox: str, forward_to: str | None, *, at: datetime, keep_copy: bool = False
     ) -> str:
         event = {"type": "forwarding", "time": at, "mailbox": mailbox, "forward_to": forward_to}
-        return self._add({**event, "keep_copy": keep_copy}, "fwd")
+        return self._add({**event, "keep_copy": keep_copy}, None, "fwd")
 
     def delegation(
         self,
@@ -107,7 +72,7 @@ class Telemetry:
         operation: str = "added",
     ) -> str:
         event = {"type": "delegation", "time": at, "mailbox": mailbox, "delegate": delegate}
-        return self._add({**event, "access": access, "operation": operation}, "dlg")
+        return self._add({**event, "access": access, "operation": operation}, None, "dlg")
 
     def sign_in(
         self,
@@ -120,7 +85,7 @@ class Telemetry:
         result: str = "success",
     ) -> str:
         event = {"type": "sign_in", "time": at, "user": user, "ip": ip, "country": country}
-        return self._add({**event, "client_app": client_app, "result": result}, "sgn")
+        return self._add({**event, "client_app": client_app, "result": result}, None, "sgn")
 
     def everyday(self, address: str, *, days: int = 8, per_day: int = 4, sign_ins: bool = True) -> None:
         """An ordinary user: a few clean mails a working day to colleagues and one partner, a morning sign-in

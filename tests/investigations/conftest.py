@@ -1,7 +1,9 @@
 import pytest
 import time_machine
 
-from .builders import NOW, Telemetry
+from investigations.models import Investigation
+
+from .builders import ALICE, NOW, OUTSIDE, Telemetry, hours_ago, investigation_of
 
 
 @pytest.fixture
@@ -24,3 +26,15 @@ def run_on_commit(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return capture
+
+
+@pytest.fixture
+def forwarding_case(telemetry, run_on_commit):
+    """Alice's mailbox forwards outside: alerted and investigated, with "Turn off forwarding" proposed."""
+    telemetry.mailbox(ALICE)
+    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
+    with run_on_commit():
+        telemetry.ingest_and_detect()
+    investigation = investigation_of(ALICE)
+    assert investigation.status == Investigation.Status.PENDING_ACTION
+    return investigation

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from investigations import actions
 from investigations.exceptions import ActionError
 from investigations.models import RemediationAction
 from mailboxes.models import DirectoryChange, MailboxForwarding
+from tests.builders.threads import run_together
 from tests.conftest import wait_for
 
 from .action_builders import (
@@ -29,6 +29,7 @@ from .action_builders import (
     Type,
     approve_now,
     forward,
+    forwarding_investigation,
     make_action,
     make_investigation,
     make_mailbox,
@@ -47,38 +48,23 @@ def counting(settings):
 
 @pytest.fixture
 def forwarding_action(tenant):
-    mailbox = make_mailbox(tenant)
-    forward(mailbox)
-    return make_action(make_investigation(mailbox), Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
-
-
-def _together(*calls) -> tuple[list, list[BaseException]]:
-    """Run the calls in threads released at the same moment; their results and errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list = []
-    errors: list[BaseException] = []
-
-    def run(call) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(call())
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
+    investigation = forwarding_investigation(tenant)
+    return make_action(investigation, Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
 
 
 def _cleared_by_investigation(mailbox) -> int:
     return DirectoryChange.objects.filter(
         mailbox=mailbox, source="investigation", kind="forwarding", operation="cleared"
     ).count()
+
+
+def assert_carried_out_once(action, counting, *, attempts: int) -> None:
+    """The action completed after ``attempts`` claims, its change applied (and mirrored) exactly once."""
+    action.refresh_from_db()
+    assert action.status == Status.COMPLETED
+    assert action.attempts == attempts
+    assert counting.applies == 1
+    assert _cleared_by_investigation(action.investigation.mailbox) == 1
 
 
 def test_two_operators_approving_at_once_execute_the_action_once(
@@ -89,20 +75,16 @@ def test_two_operators_approving_at_once_execute_the_action_once(
     def approve(user):
         return lambda: actions.decide_actions(forwarding_action, actor=user, approve=True, comment="go")
 
-    results, errors = _together(approve(operator), approve(administrator))
+    results, errors = run_together(approve(operator), approve(administrator))
     assert len(results) == 1
     assert len(errors) == 1 and isinstance(errors[0], ActionError)
     assert "already" in str(errors[0])
-    forwarding_action.refresh_from_db()
-    assert forwarding_action.status == Status.COMPLETED
-    assert forwarding_action.attempts == 1
-    assert counting.applies == 1
-    assert _cleared_by_investigation(forwarding_action.investigation.mailbox) == 1
+    assert_carried_out_once(forwarding_action, counting, attempts=1)
 
 
 def test_two_deliveries_of_one_approved_action_execute_it_once(forwarding_action, operator, counting):
     approve_now(forwarding_action, operator)
-    results, errors = _together(
+    results, errors = run_together(
         lambda: actions.run_approved_action(forwarding_action.pk),
         lambda: actions.run_approved_action(forwarding_action.pk),
     )
@@ -127,11 +109,7 @@ def test_an_action_whose_worker_died_after_claiming_completes_once_after_the_rea
     assert actions.reap_expired_leases(now=claimed_at + actions.lease() - timedelta(seconds=1)) == 0
     # Past the lease, the reaper returns it to Approved and enqueues it (in-process here): completed once.
     assert actions.reap_expired_leases(now=claimed_at + actions.lease() + timedelta(seconds=1)) == 1
-    forwarding_action.refresh_from_db()
-    assert forwarding_action.status == Status.COMPLETED
-    assert forwarding_action.attempts == 2
-    assert counting.applies == 1
-    assert _cleared_by_investigation(forwarding_action.investigation.mailbox) == 1
+    assert_carried_out_once(forwarding_action, counting, attempts=2)
 
 
 def test_the_reaper_fails_an_action_whose_workers_keep_dying(forwarding_action, operator, settings):

@@ -309,16 +309,26 @@ def test_a_platform_without_an_api_asks_for_the_exact_manual_step(investigation,
     assert investigation.status == Investigation.Status.REMEDIATED
 
 
-def test_transient_errors_are_retried_with_backoff_then_complete(
-    investigation, operator, settings, django_capture_on_commit_callbacks
-):
-    use_connector(settings, "FlakyConnector")
-    FlakyConnector.calls, FlakyConnector.failures = 0, 2
-    forward(investigation.mailbox)
-    action = make_action(investigation, Type.TURN_OFF_FORWARDING)
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.decide_actions(action, actor=operator, approve=True)
-    action.refresh_from_db()
+@pytest.fixture
+def approve_against_flaky_connector(investigation, operator, settings, django_capture_on_commit_callbacks):
+    """Approve turning off forwarding through a connector that answers HTTP 503 ``failures`` times first; the
+    action (run in-process, with its retries) as it ended."""
+
+    def approve(failures: int) -> RemediationAction:
+        use_connector(settings, "FlakyConnector")
+        FlakyConnector.calls, FlakyConnector.failures = 0, failures
+        forward(investigation.mailbox)
+        action = make_action(investigation, Type.TURN_OFF_FORWARDING)
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.decide_actions(action, actor=operator, approve=True)
+        action.refresh_from_db()
+        return action
+
+    return approve
+
+
+def test_transient_errors_are_retried_with_backoff_then_complete(approve_against_flaky_connector):
+    action = approve_against_flaky_connector(failures=2)
     assert action.status == Status.COMPLETED
     assert action.attempts == 3
     retries = AuditEvent.objects.for_target(action).filter(action="investigations.action.retry_scheduled")
@@ -327,15 +337,9 @@ def test_transient_errors_are_retried_with_backoff_then_complete(
 
 
 def test_an_action_fails_once_transient_errors_outlast_the_attempts(
-    investigation, operator, settings, django_capture_on_commit_callbacks
+    investigation, settings, approve_against_flaky_connector
 ):
-    use_connector(settings, "FlakyConnector")
-    FlakyConnector.calls, FlakyConnector.failures = 0, 99
-    forward(investigation.mailbox)
-    action = make_action(investigation, Type.TURN_OFF_FORWARDING)
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.decide_actions(action, actor=operator, approve=True)
-    action.refresh_from_db()
+    action = approve_against_flaky_connector(failures=99)
     assert action.status == Status.FAILED
     assert action.attempts == settings.ACTION_MAX_ATTEMPTS == FlakyConnector.calls
     assert "Failed after 5 attempts" in action.result and "HTTP 503" in action.result

@@ -3,10 +3,9 @@ alert and re-runs the analyzers, our own block sender starts nothing, and only o
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
-from django.db import close_old_connections, connection
 
 from alerts.models import Alert, AlertPolicy
 from core.models import AuditEvent
@@ -16,6 +15,7 @@ from investigations.exceptions import InvestigationError, InvestigationPermissio
 from investigations.models import Investigation, RemediationAction
 from investigations.services import start_investigation_by_hand, start_investigation_for_alert
 from restricted_users.services import restrict_user
+from tests.builders.threads import run_together
 
 from .builders import ALICE, BOB, OUTSIDE, hours_ago, investigation_of, mailbox
 
@@ -73,12 +73,8 @@ def test_a_new_alert_after_the_investigation_closed_opens_another(telemetry, ope
     assert investigations[1].status == S.PENDING_ACTION
 
 
-def test_a_redelivered_start_changes_nothing(telemetry, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_a_redelivered_start_changes_nothing(run_on_commit, forwarding_case):
+    investigation = forwarding_case
     alert = investigation.trigger_alert
     with run_on_commit() as callbacks:
         again = start_investigation_for_alert(alert.pk)
@@ -87,12 +83,8 @@ def test_a_redelivered_start_changes_nothing(telemetry, run_on_commit):
     assert investigation.run_count == 1
 
 
-def test_our_own_block_sender_raises_no_alert_and_starts_nothing(telemetry, operator, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_our_own_block_sender_raises_no_alert_and_starts_nothing(operator, run_on_commit, forwarding_case):
+    investigation = forwarding_case
     block = RemediationAction.objects.create(
         tenant=investigation.tenant, investigation=investigation, action_type="block_sender",
         target={"mailbox_id": investigation.mailbox_id}, target_label="Block", target_key="mailbox",
@@ -155,12 +147,10 @@ def test_an_administrator_may_start_one(telemetry, administrator, run_on_commit)
     assert investigation_of(ALICE).started_by == administrator
 
 
-def test_only_operators_stop_investigations_and_only_open_ones(telemetry, operator, reader, run_on_commit):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
+def test_only_operators_stop_investigations_and_only_open_ones(
+    operator, reader, run_on_commit, forwarding_case
+):
+    investigation = forwarding_case
     with pytest.raises(InvestigationPermissionError):
         stop_investigation(investigation, actor=reader, comment="not mine")
     with pytest.raises(InvestigationError, match="Say why"):
@@ -194,24 +184,7 @@ def test_two_concurrent_triggers_open_one_investigation(tenant, operator, clock)
         make_alert(tenant, mailbox(ALICE), AlertPolicy.Kind.INBOX_MANIPULATION, event_ids=["r-1"]),
     ]
     Investigation.objects.all().delete()  # raising them ran nothing (no commit hook here); start afresh
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def trigger(alert_id: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            services.start_investigation_for_alert(alert_id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=trigger, args=(alert.pk,)) for alert in alerts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    _, errors = run_together(*(partial(services.start_investigation_for_alert, alert.pk) for alert in alerts))
     assert errors == []
     investigation = investigation_of(ALICE)
     assert set(investigation.alerts.values_list("pk", flat=True)) == {a.pk for a in alerts}

@@ -4,12 +4,12 @@ decisions, undo and manual steps for operators; domain errors answer 400 {"detai
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from core.models import ApiToken
 from core.services import create_api_token
 from investigations.actions import run_approved_action
 from investigations.models import Investigation, RemediationAction
+from tests.builders import api_client_for
 
 from .action_builders import (
     EVIL,
@@ -17,7 +17,7 @@ from .action_builders import (
     Status,
     Type,
     approve_now,
-    forward,
+    forwarding_investigation,
     make_action,
     make_investigation,
     make_mailbox,
@@ -29,17 +29,9 @@ INVESTIGATIONS = "/api/v1/investigations/"
 ACTIONS = "/api/v1/actions/"
 
 
-def api_client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 @pytest.fixture
 def investigation(tenant):
-    mailbox = make_mailbox(tenant)
-    forward(mailbox)
-    investigation = make_investigation(mailbox)
+    investigation = forwarding_investigation(tenant)
     make_action(investigation, Type.TURN_OFF_FORWARDING, label=f"Forwarding to {EVIL}")
     make_action(investigation, Type.REVOKE_SESSIONS)
     return investigation

@@ -33,18 +33,6 @@ def feed(kind: str) -> int:
     return ChangeFeedEntry.objects.filter(kind=kind).count()
 
 
-@pytest.fixture
-def forwarding_case(telemetry, run_on_commit):
-    """Alice's mailbox forwards outside: alerted and investigated, with "Turn off forwarding" proposed."""
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(3))
-    with run_on_commit():
-        telemetry.ingest_and_detect()
-    investigation = investigation_of(ALICE)
-    assert investigation.status == S.PENDING_ACTION
-    return investigation
-
-
 def decide_everything(investigation, operator, run_on_commit, *, approve_type: str) -> RemediationAction:
     """Approve the actions of one type, reject the rest: the investigation ends Remediated."""
     chosen = list(investigation.actions.filter(status=A.PENDING, action_type=approve_type))

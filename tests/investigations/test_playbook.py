@@ -67,15 +67,20 @@ def phish_burst(telemetry, *, internal: int, copies: int = 12, at=None) -> list[
     ]
 
 
+def phished_alice(telemetry, *, internal: int) -> list[str]:
+    """Alice, an ordinary user (her mailbox, her everyday mail) who then sent a phish burst; not ingested."""
+    telemetry.mailbox(ALICE)
+    telemetry.everyday(ALICE)
+    return phish_burst(telemetry, internal=internal)
+
+
 # ------------------------------------------------------------------------------------------------ analyzers
 
 
 def test_a_phish_campaign_is_one_malicious_cluster_with_a_soft_delete_for_its_internal_recipients(
     telemetry, start
 ):
-    telemetry.mailbox(ALICE)
-    telemetry.everyday(ALICE)
-    ids = phish_burst(telemetry, internal=2)
+    ids = phished_alice(telemetry, internal=2)
     telemetry.ingest()
     investigation = start()
 
@@ -98,9 +103,7 @@ def test_a_phish_campaign_is_one_malicious_cluster_with_a_soft_delete_for_its_in
 
 
 def test_a_phish_campaign_sent_only_outside_proposes_no_soft_delete(telemetry, start):
-    telemetry.mailbox(ALICE)
-    telemetry.everyday(ALICE)
-    phish_burst(telemetry, internal=0)
+    phished_alice(telemetry, internal=0)
     telemetry.ingest()
     investigation = start()
     assert investigation.clusters.get(verdict="malicious").internal_recipients == 0
@@ -248,9 +251,7 @@ def test_external_forwarding_set_and_removed_is_history_without_a_proposal(telem
 def test_a_compromised_verdict_proposes_the_account_actions_and_every_point_names_its_reason(
     telemetry, start
 ):
-    telemetry.mailbox(ALICE)
-    telemetry.everyday(ALICE)
-    phish_burst(telemetry, internal=1)
+    phished_alice(telemetry, internal=1)
     telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
     telemetry.ingest()
     investigation = start()
@@ -295,13 +296,20 @@ def test_a_restriction_that_lapses_at_midnight_does_not_stand_in_for_block_sende
     assert "block_sender" in proposals(investigation)
 
 
-# ------------------------------------------------------------------------------------------------ the run
-
-
-def test_one_failing_analyzer_is_flagged_and_the_others_still_run(telemetry, start, monkeypatch):
+@pytest.fixture
+def alice_forwarding_outside(telemetry) -> None:
+    """Alice, whose mail has been forwarded outside since two hours ago (ingested)."""
     telemetry.mailbox(ALICE)
     telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
     telemetry.ingest()
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+def test_one_failing_analyzer_is_flagged_and_the_others_still_run(
+    alice_forwarding_outside, start, monkeypatch
+):
 
     def broken(ctx):
         ctx.record("inbox_rules", "inbox_rule", "half-written", label="x", verdict="malicious", reasons=["x"])
@@ -333,9 +341,7 @@ def test_every_run_is_logged_analyzer_by_analyzer(telemetry, start):
 
 
 def test_a_rerun_updates_findings_and_actions_instead_of_duplicating_them(telemetry, start):
-    telemetry.mailbox(ALICE)
-    telemetry.everyday(ALICE)
-    phish_burst(telemetry, internal=2)
+    phished_alice(telemetry, internal=2)
     telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
     telemetry.rule(ALICE, "r-hide", at=hours_ago(4), conditions={"subject_contains": ["payment"]},
                    actions={"delete": True})  # fmt: skip
@@ -363,11 +369,8 @@ def test_a_rerun_updates_findings_and_actions_instead_of_duplicating_them(teleme
 
 
 def test_a_rerun_proposes_again_for_a_threat_still_present_whatever_became_of_the_old_action(
-    telemetry, start, operator
+    alice_forwarding_outside, start, operator
 ):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
-    telemetry.ingest()
     investigation = start()
     action = investigation.actions.get(action_type="turn_off_forwarding")
     RemediationAction.objects.filter(pk=action.pk).update(
@@ -383,10 +386,9 @@ def test_a_rerun_proposes_again_for_a_threat_still_present_whatever_became_of_th
     assert investigation.status == S.PENDING_ACTION
 
 
-def test_a_rerun_does_not_propose_again_what_was_done_while_the_threat_is_gone(telemetry, start, operator):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
-    telemetry.ingest()
+def test_a_rerun_does_not_propose_again_what_was_done_while_the_threat_is_gone(
+    alice_forwarding_outside, start, operator
+):
     investigation = start()
     account_actions = investigation.actions.exclude(action_type="turn_off_forwarding")
     account_actions.update(status="completed", prior_state={})
@@ -410,11 +412,8 @@ def test_a_run_is_skipped_while_another_holds_a_live_lease_and_taken_over_after(
 
 
 def test_a_database_outage_hands_the_run_back_for_a_retry_instead_of_failing_it(
-    telemetry, start, monkeypatch
+    alice_forwarding_outside, start, monkeypatch
 ):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
-    telemetry.ingest()
     investigation = start()
 
     def outage(ctx):
@@ -432,10 +431,7 @@ def test_a_database_outage_hands_the_run_back_for_a_retry_instead_of_failing_it(
     assert investigation.status == S.PENDING_ACTION and investigation.run_count == 3
 
 
-def test_beat_requeues_a_run_whose_worker_died(telemetry, start):
-    telemetry.mailbox(ALICE)
-    telemetry.forwarding(ALICE, f"drop@{OUTSIDE}", at=hours_ago(2))
-    telemetry.ingest()
+def test_beat_requeues_a_run_whose_worker_died(alice_forwarding_outside, start):
     investigation = start()
     Investigation.objects.filter(pk=investigation.pk).update(
         status=S.RUNNING, running_since=NOW - playbook.RUN_LEASE - timedelta(minutes=1)
@@ -448,9 +444,7 @@ def test_beat_requeues_a_run_whose_worker_died(telemetry, start):
 
 def test_the_cost_of_a_run_does_not_grow_with_the_mail_volume(telemetry, start):
     """A handful of queries per analyzer: 3× the mail, the same number of queries."""
-    telemetry.mailbox(ALICE)
-    telemetry.everyday(ALICE)
-    phish_burst(telemetry, internal=1)
+    phished_alice(telemetry, internal=1)
     telemetry.ingest()
     investigation = start()
 

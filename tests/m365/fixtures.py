@@ -3,7 +3,13 @@ with its test CA) and a registered connection. Imported by ``tests/m365/conftest
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from m365.client import forget_apps
 from m365.models import M365Connection
@@ -28,15 +34,49 @@ def m365_settings(fake_m365, settings):
 @pytest.fixture
 def m365_connection(m365_settings, db) -> M365Connection:
     """Contoso, connected with the fake's app registration and client secret."""
-    fake = m365_settings
+    return connect_fake(m365_settings)
+
+
+def connect_fake(
+    fake,
+    *,
+    name: str = "Contoso",
+    actor=None,
+    credential_type: str = M365Connection.Credential.SECRET,
+    secret: str | None = None,
+) -> M365Connection:
+    """Connect ``name`` through the service with the fake's app registration and ``secret`` (a client
+    secret or a certificate PEM; the fake's client secret when not given)."""
+    app_registration = {"directory_id": fake.directory_id, "client_id": fake.client_id}
+    secret = fake.client_secret if secret is None else secret
     return connect_tenant(
-        actor=None,
-        name="Contoso",
-        directory_id=fake.directory_id,
-        client_id=fake.client_id,
-        credential_type=M365Connection.Credential.SECRET,
-        secret=fake.client_secret,
+        actor=actor, name=name, credential_type=credential_type, secret=secret, **app_registration
     )
+
+
+def self_signed_certificate(*, with_key: bool = True) -> tuple[str, str]:
+    """A fresh self-signed certificate as PEM, followed by its private key unless ``with_key`` is false;
+    and its SHA-1 thumbprint as Entra shows it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soc-console")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    if with_key:
+        pem += key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+    thumbprint = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's thumbprint is SHA-1
+    return pem, thumbprint
 
 
 def assert_no_credential(text: str, *secrets: str) -> None:

@@ -9,7 +9,7 @@ from django.test import Client
 from core.models import ApiToken, AuditEvent, Tenant
 from core.services import create_api_token
 from m365.models import M365Connection, PullRun, Source
-from m365.services import connect_tenant, set_enabled
+from m365.services import set_enabled
 from tests.m365 import fake_m365 as fake
 from tests.m365 import fixtures
 
@@ -307,14 +307,7 @@ def test_test_names_the_missing_permissions(m365_settings, m365_connection, admi
 def test_test_with_a_wrong_secret_reports_the_sign_in_error(
     m365_settings, administrator, administrator_client
 ):
-    connection = connect_tenant(
-        actor=administrator,
-        name="Contoso",
-        directory_id=m365_settings.directory_id,
-        client_id=m365_settings.client_id,
-        credential_type="secret",
-        secret="wrong-Secret-123",
-    )
+    connection = fixtures.connect_fake(m365_settings, actor=administrator, secret="wrong-Secret-123")
 
     response = administrator_client.post(url(connection, "test"))
 

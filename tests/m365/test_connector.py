@@ -49,20 +49,30 @@ def graph_id(connection, address="alice@contoso.com") -> str:
     return DirectoryUser.objects.get(connection=connection, address=address).graph_id
 
 
-def test_the_pulled_rule_raises_an_alert_whose_investigation_proposes_removing_it(
-    tenant_with_rule, m365_connection
-):
+@pytest.fixture
+def rule_removal(tenant_with_rule, m365_connection) -> RemediationAction:
+    """The action Alice's investigation proposes: remove the forwarding rule."""
     investigation = Investigation.objects.get(mailbox=alice(m365_connection))
-    proposed = investigation.actions.get(action_type=Type.REMOVE_INBOX_RULE)
-    assert proposed.target["rule_id"] == "AQAAAJ5dZqA="
+    return investigation.actions.get(action_type=Type.REMOVE_INBOX_RULE)
+
+
+@pytest.fixture
+def removed_rule(rule_removal, operator, django_capture_on_commit_callbacks) -> RemediationAction:
+    """The rule removal, approved by the operator and carried out (in-process)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.decide_actions(rule_removal, actor=operator, approve=True)
+    rule_removal.refresh_from_db()
+    return rule_removal
+
+
+def test_the_pulled_rule_raises_an_alert_whose_investigation_proposes_removing_it(rule_removal):
+    assert rule_removal.target["rule_id"] == "AQAAAJ5dZqA="
 
 
 def test_an_approved_remove_inbox_rule_issues_the_delete_and_records_the_result(
-    tenant_with_rule, m365_connection, operator, django_capture_on_commit_callbacks
+    tenant_with_rule, m365_connection, rule_removal, operator, django_capture_on_commit_callbacks
 ):
-    action = Investigation.objects.get(mailbox=alice(m365_connection)).actions.get(
-        action_type=Type.REMOVE_INBOX_RULE
-    )
+    action = rule_removal
     tenant_with_rule.requests.clear()
 
     with django_capture_on_commit_callbacks(execute=True):  # the approved action runs in-process
@@ -88,41 +98,26 @@ def test_an_approved_remove_inbox_rule_issues_the_delete_and_records_the_result(
     )
 
 
-def test_undo_recreates_the_rule_in_the_mailbox(
-    tenant_with_rule, m365_connection, operator, django_capture_on_commit_callbacks
-):
-    action = Investigation.objects.get(mailbox=alice(m365_connection)).actions.get(
-        action_type=Type.REMOVE_INBOX_RULE
-    )
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.decide_actions(action, actor=operator, approve=True)
-    action.refresh_from_db()
-
-    actions.undo_action(action, actor=operator, comment="The user needs it")
+def test_undo_recreates_the_rule_in_the_mailbox(tenant_with_rule, m365_connection, removed_rule, operator):
+    actions.undo_action(removed_rule, actor=operator, comment="The user needs it")
 
     rules = tenant_with_rule.inbox_rules[graph_id(m365_connection)]
     assert [rule["displayName"] for rule in rules] == ["Invoices"]
     assert rules[0]["actions"]["forwardTo"][0]["emailAddress"]["address"] == "drop@evil.example"
     assert any(
         c["method"] == "POST" and c["status"] == 201
-        for c in RemediationAction.objects.get(pk=action.pk).connector_calls
+        for c in RemediationAction.objects.get(pk=removed_rule.pk).connector_calls
     )
 
 
 def test_undo_does_not_create_the_rule_twice_when_an_earlier_attempt_created_it(
-    tenant_with_rule, m365_connection, operator, django_capture_on_commit_callbacks
+    tenant_with_rule, m365_connection, removed_rule, operator
 ):
-    action = Investigation.objects.get(mailbox=alice(m365_connection)).actions.get(
-        action_type=Type.REMOVE_INBOX_RULE
-    )
-    with django_capture_on_commit_callbacks(execute=True):
-        actions.decide_actions(action, actor=operator, approve=True)
-    action.refresh_from_db()
     # An earlier undo's POST went through but its answer was lost.
     tenant_with_rule.inbox_rules[graph_id(m365_connection)].append(fake.rule("AQAAANEW=", "Invoices"))
     tenant_with_rule.requests.clear()
 
-    actions.undo_action(action, actor=operator, comment="The user needs it")
+    actions.undo_action(removed_rule, actor=operator, comment="The user needs it")
 
     assert [r["displayName"] for r in tenant_with_rule.inbox_rules[graph_id(m365_connection)]] == ["Invoices"]
     assert not [r for r in tenant_with_rule.requests if r.method == "POST"]

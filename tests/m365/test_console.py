@@ -4,13 +4,9 @@ credential is never shown again, not even in a form that comes back with an erro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -52,29 +48,6 @@ def connect_form(m365, **overrides) -> dict[str, str]:
         "certificate": "",
         **overrides,
     }
-
-
-def certificate_pem(*, with_key: bool = True) -> str:
-    """A self-signed certificate and (unless told otherwise) its private key, in one PEM."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soc-console")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    if with_key:
-        pem += key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-    return pem
 
 
 # ------------------------------------------------------------------------------------------ permissions
@@ -221,7 +194,7 @@ def test_a_bad_value_is_refused_with_a_clear_error_and_nothing_written(
 def test_a_certificate_is_stored_by_thumbprint_and_its_pem_never_rendered(
     m365_settings, administrator_client
 ):
-    without_key = certificate_pem(with_key=False)
+    without_key, _ = fixtures.self_signed_certificate(with_key=False)
     refused = administrator_client.post(
         CONNECT,
         connect_form(m365_settings, credential_type="certificate", client_secret="", certificate=without_key),
@@ -233,7 +206,7 @@ def test_a_certificate_is_stored_by_thumbprint_and_its_pem_never_rendered(
     assert "BEGIN CERTIFICATE" not in refused.content.decode()
     assert not M365Connection.objects.exists()
 
-    pem = certificate_pem()
+    pem, _ = fixtures.self_signed_certificate()
     response = administrator_client.post(
         CONNECT, connect_form(m365_settings, credential_type="certificate", client_secret="", certificate=pem)
     )

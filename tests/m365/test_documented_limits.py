@@ -45,6 +45,15 @@ def pull_directory(connection) -> None:
         assert pull_source(connection, source).status == PullRun.Status.OK
 
 
+def after_an_outage(connection, source: str, *, outage: timedelta) -> PullCursor:
+    """The directory pulled, and ``source`` last pulled ``outage`` ago (its cursor's watermark then)."""
+    pull_directory(connection)
+    cursor = PullCursor.objects.get_or_create(connection=connection, source=source)[0]
+    cursor.watermark = timezone.now() - outage
+    cursor.save()
+    return cursor
+
+
 def requests_to(tenant, suffix: str) -> list:
     return [r for r in tenant.requests if r.path.endswith(suffix)]
 
@@ -83,10 +92,7 @@ def test_test_connection_names_the_missing_directory_role_for_password_and_disab
 def test_after_a_long_outage_trace_windows_stay_within_10_days_and_90_days_and_the_gap_is_recorded(
     contoso, m365_connection
 ):
-    pull_directory(m365_connection)
-    cursor = PullCursor.objects.get_or_create(connection=m365_connection, source=Source.MESSAGE_TRACE)[0]
-    cursor.watermark = timezone.now() - timedelta(days=120)
-    cursor.save()
+    cursor = after_an_outage(m365_connection, Source.MESSAGE_TRACE, outage=timedelta(days=120))
     contoso.message_traces = [
         fake.trace("alice@contoso.com", "x@fabrikam.com", ago(days=20), message_id="<m>")
     ]
@@ -159,10 +165,7 @@ def test_the_audit_pull_addresses_the_tenant_by_guid_with_its_publisher_identifi
 def test_after_an_outage_longer_than_7_days_the_audit_pull_resumes_at_the_horizon_and_records_the_gap(
     contoso, m365_connection
 ):
-    pull_directory(m365_connection)
-    cursor = PullCursor.objects.get_or_create(connection=m365_connection, source=Source.AUDIT_EXCHANGE)[0]
-    cursor.watermark = timezone.now() - timedelta(days=9)
-    cursor.save()
+    cursor = after_an_outage(m365_connection, Source.AUDIT_EXCHANGE, outage=timedelta(days=9))
     contoso.subscriptions["Audit.Exchange"] = {"contentType": "Audit.Exchange", "status": "enabled"}
 
     run = pull_source(m365_connection, Source.AUDIT_EXCHANGE)

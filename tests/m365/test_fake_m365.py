@@ -350,45 +350,27 @@ def test_message_traces_and_sign_ins_are_filtered_on_time_and_refuse_what_graph_
     access = token(fake_m365)
     graph = f"{fake_m365.graph_url}/v1.0"
     one, three = RECENT + timedelta(hours=1), RECENT + timedelta(hours=3)
-    window = f"ge {one:%Y-%m-%dT%H:%M:%S}Z and {{field}} le {three:%Y-%m-%dT%H:%M:%S}Z"
 
-    traces = call(
-        fake_m365,
-        "GET",
-        f"{graph}/admin/exchange/tracing/messageTraces",
-        access,
-        params={"$filter": "receivedDateTime " + window.format(field="receivedDateTime")},
-    ).json()["value"]
-    newest_first = call(
-        fake_m365,
-        "GET",
-        f"{graph}/auditLogs/signIns",
-        access,
-        params={"$filter": "createdDateTime " + window.format(field="createdDateTime")},
-    ).json()["value"]
-    oldest_first = call(
-        fake_m365,
-        "GET",
-        f"{graph}/auditLogs/signIns",
-        access,
-        params={"$filter": f"createdDateTime gt {one:%Y-%m-%dT%H:%M:%S}Z", "$orderby": "createdDateTime"},
+    def window(field: str) -> str:
+        return f"{field} ge {one:%Y-%m-%dT%H:%M:%S}Z and {field} le {three:%Y-%m-%dT%H:%M:%S}Z"
+
+    traces_path, sign_ins_path = "/admin/exchange/tracing/messageTraces", "/auditLogs/signIns"
+
+    def get(path: str, filter_: str, **params: str) -> requests.Response:
+        """GET ``path`` with ``$filter`` (and the other OData options, named without their ``$``)."""
+        options = {"$filter": filter_, **{f"${name}": value for name, value in params.items()}}
+        return call(fake_m365, "GET", f"{graph}{path}", access, params=options)
+
+    traces = get(traces_path, window("receivedDateTime")).json()["value"]
+    newest_first = get(sign_ins_path, window("createdDateTime")).json()["value"]
+    oldest_first = get(
+        sign_ins_path, f"createdDateTime gt {one:%Y-%m-%dT%H:%M:%S}Z", orderby="createdDateTime"
     )
-    quoted = call(
-        fake_m365,
-        "GET",
-        f"{graph}/auditLogs/signIns",
-        access,
-        params={"$filter": f"createdDateTime ge '{one:%Y-%m-%dT%H:%M:%S}Z'"},
-    )
-    traces_in_ms = call(
-        fake_m365,
-        "GET",
-        f"{graph}/admin/exchange/tracing/messageTraces",
-        access,
-        params={
-            "$filter": f"receivedDateTime ge {one:%Y-%m-%dT%H:%M:%S}.000Z "
-            f"and receivedDateTime lt {three:%Y-%m-%dT%H:%M:%S}Z"
-        },
+    quoted = get(sign_ins_path, f"createdDateTime ge '{one:%Y-%m-%dT%H:%M:%S}Z'")
+    traces_in_ms = get(
+        traces_path,
+        f"receivedDateTime ge {one:%Y-%m-%dT%H:%M:%S}.000Z "
+        f"and receivedDateTime lt {three:%Y-%m-%dT%H:%M:%S}Z",
     )
 
     assert [t["recipientAddress"] for t in traces] == ["r1@example.net", "r2@example.net", "r3@example.net"]

@@ -7,10 +7,6 @@ import datetime as dt
 import logging
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from core.models import AuditEvent, Tenant
 from m365 import crypto, services
@@ -20,6 +16,7 @@ from m365.pull import pull_connection
 from m365.services import connect_tenant, disconnect
 from m365.tasks import beat_pull
 from tests.m365 import fake_m365 as fake
+from tests.m365.fixtures import connect_fake, self_signed_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -84,14 +81,7 @@ def test_test_connection_passes_with_every_permission(m365_connection):
 
 
 def test_a_wrong_secret_is_reported_without_the_secret(m365_settings, db):
-    connection = connect_tenant(
-        actor=None,
-        name="Wrong",
-        directory_id=m365_settings.directory_id,
-        client_id=m365_settings.client_id,
-        credential_type="secret",
-        secret="not-the-right-secret",
-    )
+    connection = connect_fake(m365_settings, name="Wrong", secret="not-the-right-secret")
     result = services.test_connection(connection)
     assert not result.ok
     assert "invalid_client" in result.message
@@ -123,49 +113,14 @@ def test_bad_input_is_refused_and_nothing_is_written(m365_settings, db, field, v
 
 def test_the_same_tenant_cannot_be_connected_twice(m365_connection, m365_settings):
     with pytest.raises(M365Error, match="connected already"):
-        connect_tenant(
-            actor=None,
-            name="Contoso again",
-            directory_id=m365_settings.directory_id,
-            client_id=m365_settings.client_id,
-            credential_type="secret",
-            secret=m365_settings.client_secret,
-        )
+        connect_fake(m365_settings, name="Contoso again")
     assert not Tenant.objects.filter(name="Contoso again").exists()
 
 
-def _certificate_pem() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soc-console")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's thumbprint is SHA-1
-    return cert.public_bytes(serialization.Encoding.PEM).decode() + key_pem, thumbprint
-
-
 def test_a_certificate_credential_signs_in(m365_settings, db):
-    pem, thumbprint = _certificate_pem()
+    pem, thumbprint = self_signed_certificate()
     m365_settings.certificate_thumbprints = {thumbprint}
-    connection = connect_tenant(
-        actor=None,
-        name="Cert",
-        directory_id=m365_settings.directory_id,
-        client_id=m365_settings.client_id,
-        credential_type="certificate",
-        secret=pem,
-    )
+    connection = connect_fake(m365_settings, name="Cert", credential_type="certificate", secret=pem)
     assert connection.certificate_thumbprint == thumbprint
     assert "PRIVATE KEY" not in connection.credential_ciphertext
     assert services.test_connection(connection).ok
@@ -174,16 +129,9 @@ def test_a_certificate_credential_signs_in(m365_settings, db):
 
 
 def test_a_certificate_without_its_key_is_refused(m365_settings, db):
-    pem, _ = _certificate_pem()
+    certificate_only, _ = self_signed_certificate(with_key=False)
     with pytest.raises(M365Error, match="private key"):
-        connect_tenant(
-            actor=None,
-            name="Cert",
-            directory_id=m365_settings.directory_id,
-            client_id=m365_settings.client_id,
-            credential_type="certificate",
-            secret=pem.split("-----BEGIN PRIVATE KEY-----")[0],
-        )
+        connect_fake(m365_settings, name="Cert", credential_type="certificate", secret=certificate_only)
 
 
 def test_secrets_never_reach_the_logs(m365_connection, m365_settings, caplog):

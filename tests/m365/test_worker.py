@@ -11,10 +11,10 @@ from celery import current_app
 from django.utils import timezone
 
 from alerts.models import Alert
-from m365.services import connect_tenant
 from soc_console.worker_process import worker_process
 from tests.conftest import wait_for, worker_database_url
 from tests.m365 import fake_m365 as fake
+from tests.m365.fixtures import connect_fake
 
 # Its own queue: the suite's worker has no settings for the fake, this one has.
 PULL_QUEUE = "m365-test-pull"
@@ -35,14 +35,7 @@ def test_a_pull_task_on_a_real_worker_feeds_the_same_detections(m365_settings, r
             parameters={"Identity": "dave@contoso.com", "ForwardingSmtpAddress": "smtp:dave@mailbox.example"},
         )
     ]
-    connection = connect_tenant(
-        actor=None,
-        name="Contoso",
-        directory_id=m365.directory_id,
-        client_id=m365.client_id,
-        credential_type="secret",
-        secret=m365.client_secret,
-    )
+    connection = connect_fake(m365)
     env = {
         "M365_AUTHORITY_HOST": m365.authority_host,
         "M365_GRAPH_URL": m365.graph_url,

@@ -136,23 +136,13 @@ def epoch(event: dict) -> int:
 
 
 def rolling_max(samples: Iterable[tuple[int, int]], window: int) -> int:
-    """The largest sum of a window ``(t - window, t]`` over every window ending at a sample. Two pointers."""
-    ordered = sorted(samples)
-    best = total = lo = hi = 0
-    while hi < len(ordered):
-        end = ordered[hi][0]
-        while hi < len(ordered) and ordered[hi][0] == end:
-            total += ordered[hi][1]
-            hi += 1
-        while ordered[lo][0] <= end - window:
-            total -= ordered[lo][1]
-            lo += 1
-        best = max(best, total)
-    return best
+    """The largest sum of a window ``(t - window, t]`` over every window ending at a sample (0 for none)."""
+    return max([0, *(total for _, total in rolling_sums(samples, window))])
 
 
 def rolling_sums(samples: Iterable[tuple[int, int]], window: int) -> list[tuple[int, int]]:
-    """(end, sum) of the window ending at each distinct sample time, in time order."""
+    """(end, sum) of the window ``(end - window, end]`` ending at each distinct sample time, in time order.
+    Two pointers."""
     ordered = sorted(samples)
     sums, total, lo, hi = [], 0, 0, 0
     while hi < len(ordered):

@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from tests.builders import redis_without
+
 DOMAIN = "example.test"
 
 
@@ -19,20 +21,8 @@ def basic(secret: str) -> str:
 @pytest.fixture
 def mail_redis():
     """The test Redis db without mailstack, disabled-account or restriction keys, before and after."""
-    from restricted_users import state
-
-    client = state.get_redis()
-    assert client is not None
-
-    def clear() -> None:
-        for pattern in ("soc:mailstack:*", "soc:disabled:*", "soc:restricted:*", "soc:policy:*"):
-            keys = list(client.scan_iter(match=pattern, count=1000))
-            if keys:
-                client.delete(*keys)
-
-    clear()
-    yield client
-    clear()
+    with redis_without("soc:mailstack:*", "soc:disabled:*", "soc:restricted:*", "soc:policy:*") as client:
+        yield client
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
+from mailstack import snippets
+
 IMAP_PORT = 10143
 LMTP_PORT = 10024
 MANAGESIEVE_PORT = 10419
@@ -246,7 +248,9 @@ worker "rspamd_proxy" {{
         (local_d / "redis.conf").write_text(f'servers = "127.0.0.1:{RSPAMD_REDIS_PORT}";\ndb = "11";\n')
         for module in ("fuzzy_check", "rbl", "asn", "neural", "replies", "url_reputation", "hfilter"):
             (local_d / f"{module}.conf").write_text("enabled = false;\n")
-        (local_d / "metadata_exporter.conf").write_text(exporter_config(self.console_url, EXPORTER_SECRET))
+        # The snippet the console's Mail servers page (and the README) gives the administrator.
+        exporter = snippets.rspamd(self.console_url, "default", EXPORTER_SECRET)
+        (local_d / "metadata_exporter.conf").write_text(exporter)
         (local / "rspamd.local.lua").write_text(
             """rspamd_config.SOC_TEST_SPAM = {
   callback = function(task)
@@ -552,26 +556,3 @@ worker "rspamd_proxy" {{
         done = self.doveadm("-f", "tab", "fetch", "-u", user, "mailbox hdr.message-id", "ALL")
         rows = [line.split("\t") for line in done.stdout.splitlines()[1:] if line.strip()]
         return [(row[0], row[1].strip()) for row in rows if len(row) >= 2]
-
-
-def exporter_config(console_url: str, secret: str) -> str:
-    """``local.d/metadata_exporter.conf``: every message of an authenticated sender, as JSON, to the console
-    (the README shows the same snippet)."""
-    return f"""rules {{
-  SOC_CONSOLE {{
-    backend = "http";
-    url = "{console_url}/hooks/mailstack/default/rspamd";
-    formatter = "json";
-    selector = "soc_authenticated";
-    user = "rspamd";
-    password = "{secret}";
-  }}
-}}
-custom_select {{
-  soc_authenticated = <<EOD
-return function(task)
-  return task:get_user() ~= nil
-end
-EOD;
-}}
-"""

@@ -35,20 +35,17 @@ def test_an_action_waiting_past_the_threshold_is_announced_once(
     now = timezone.now()
     waiting = make_action(investigation, Type.TURN_OFF_FORWARDING, proposed_at=now - timedelta(hours=2))
     make_action(investigation, Type.REVOKE_SESSIONS, proposed_at=now - timedelta(minutes=10))
-    make_action(
-        investigation,
-        Type.FORCE_PASSWORD_RESET,
-        status=Status.APPROVED,
-        proposed_at=now - timedelta(hours=2),
-        decided_at=now - timedelta(minutes=90),
+
+    def decided(action_type: str, status: str, *, proposed: timedelta, decided: timedelta) -> None:
+        """An action proposed and decided that long ago: no longer waiting, however old."""
+        make_action(
+            investigation, action_type, status=status, proposed_at=now - proposed, decided_at=now - decided
+        )
+
+    decided(
+        Type.FORCE_PASSWORD_RESET, Status.APPROVED, proposed=timedelta(hours=2), decided=timedelta(minutes=90)
     )
-    make_action(
-        investigation,
-        Type.DISABLE_ACCOUNT,
-        status=Status.REJECTED,
-        proposed_at=now - timedelta(hours=3),
-        decided_at=now - timedelta(hours=2),
-    )
+    decided(Type.DISABLE_ACCOUNT, Status.REJECTED, proposed=timedelta(hours=3), decided=timedelta(hours=2))
 
     beat_waiting_actions()
     beat_waiting_actions()

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from notifications import services, transport
 from notifications.models import Attempted, WebhookDelivery
 from tests.alerts.alert_builders import make_alert, make_mailbox
+from tests.builders.threads import run_together
 
 from .conftest import WebhookReceiver
 
@@ -74,19 +74,9 @@ def test_deliveries_retry_while_the_receiver_is_down_and_arrive_exactly_once(ten
     down.start()
     try:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-
-        def beat() -> None:
-            try:
-                services.retry_due()
-            finally:
-                connection.close()
-
         # Several beats and retries at once: the conditional claim lets exactly one of them send.
-        threads = [threading.Thread(target=beat) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _, errors = run_together(*[services.retry_due] * 4)
+        assert errors == []
         services.retry_due()
         assert len(down.requests) == 1
         delivery.refresh_from_db()

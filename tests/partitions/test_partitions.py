@@ -20,8 +20,7 @@ from investigations.models import Investigation
 from mailboxes.models import DirectoryChange, SignIn
 from mailflow.ingest import ingest_events
 from mailflow.models import IngestedEvent, MessageEvent
-from tests.alerts.alert_builders import make_alert
-from tests.alerts.builders import NOW, Telemetry, mailbox_of
+from tests.alerts.builders import NOW, Telemetry, alert_citing, mailbox_of
 from tests.investigations.action_builders import make_investigation
 
 pytestmark = [
@@ -157,12 +156,8 @@ def test_retention_drops_whole_partitions_and_keeps_guarded_rows_readable(tenant
     ids = old_telemetry(tenant)
     old_day = OLD.date()
     assert partition_of(MessageEvent, ids["plain"]) == f"{MESSAGES}_p{old_day:%Y%m%d}"
-    make_alert(
-        tenant,
-        mailbox_of(tenant, ALICE),
-        AlertPolicy.Kind.SENDING_PATTERN,
-        event_kind="message",
-        event_ids=[ids["evidence"]],
+    alert_citing(
+        tenant, ALICE, AlertPolicy.Kind.SENDING_PATTERN, event_kind="message", event_id=ids["evidence"]
     )
     make_investigation(mailbox_of(tenant, BOB), status=Investigation.Status.PENDING_ACTION)
     ensure_partitions()

@@ -70,14 +70,5 @@ def restrict():
 @pytest.fixture
 def redis_client(settings):
     """The test Redis db, with no restriction key before or after the test."""
-    client = state.get_redis()
-    assert client is not None, "the restricted_users tests need REDIS_URL"
-
-    def clear() -> None:
-        keys = list(client.scan_iter(match=state.key_pattern(), count=1000))
-        if keys:
-            client.delete(*keys)
-
-    clear()
-    yield client
-    clear()
+    with builders.redis_without(state.key_pattern()) as client:
+        yield client

@@ -6,18 +6,13 @@ from rest_framework.test import APIClient
 
 from core.services import create_api_token
 from restricted_users.models import Restriction
+from tests.builders import api_client_for
 
 from .conftest import ALL_ATTESTED, MORNING
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/restrictions/"
-
-
-def api_client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def release_url(restriction) -> str:

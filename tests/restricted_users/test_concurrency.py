@@ -1,38 +1,24 @@
 """Two workers restricting the same user at the same moment place one restriction (PostgreSQL row locks)."""
 
-import threading
+from functools import partial
 
 import pytest
-from django.db import connection
 
 from restricted_users import services
 from restricted_users.models import Restriction
+from tests.builders.threads import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_concurrent_restrictions_of_one_user_place_one_row(mailbox, redis_client):
-    barrier = threading.Barrier(2)
-    results: list[tuple[int, bool]] = []
-    errors: list[BaseException] = []
+    def place(source: str) -> tuple[int, bool]:
+        restriction, created = services.restrict_user(
+            mailbox, policy_name=f"by {source}", reason={}, expires_at=None, source=source
+        )
+        return restriction.pk, created
 
-    def place(source: str) -> None:
-        try:
-            barrier.wait(timeout=10)
-            restriction, created = services.restrict_user(
-                mailbox, policy_name=f"by {source}", reason={}, expires_at=None, source=source
-            )
-            results.append((restriction.pk, created))
-        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=place, args=(s,)) for s in ("policy", "policy_service")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results, errors = run_together(*(partial(place, s) for s in ("policy", "policy_service")), timeout=30)
     assert errors == []
     assert Restriction.objects.count() == 1
     assert sorted(created for _, created in results) == [False, True]

@@ -19,8 +19,11 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "correct-horse-battery"  # conftest.make_user's
 
 
-def sign_in(client: Client, username: str, password: str, address: str = "203.0.113.9", path="/login/"):
-    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address)
+def sign_in(
+    client: Client, username: str, password: str, address: str = "203.0.113.9", path="/login/", **headers
+):
+    """Post the sign-in form from ``address`` (the peer's address), with any extra request ``headers``."""
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address, **headers)
 
 
 def fail(client: Client, username: str, times: int, **kwargs):
@@ -76,12 +79,7 @@ def test_another_address_is_not_locked_out(reader, settings):
 def test_a_forwarded_for_header_does_not_change_the_address_without_a_proxy(reader, settings):
     client = Client()
     for i in range(settings.AXES_FAILURE_LIMIT):
-        client.post(
-            "/login/",
-            {"username": reader.username, "password": "nope"},
-            REMOTE_ADDR="203.0.113.9",
-            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
-        )
+        sign_in(client, reader.username, "nope", "203.0.113.9", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
     assert sign_in(client, reader.username, PASSWORD).status_code == 429
 
 
@@ -91,25 +89,12 @@ def test_behind_a_proxy_the_address_the_proxy_saw_counts_not_the_one_the_client_
     client = Client()
     for i in range(settings.AXES_FAILURE_LIMIT):
         # The client forges a different left-most entry each time; the proxy appends the real address.
-        client.post(
-            "/login/",
-            {"username": reader.username, "password": "nope"},
-            REMOTE_ADDR="10.0.0.2",
-            HTTP_X_FORWARDED_FOR=f"192.0.2.{i}, 198.51.100.77",
+        sign_in(
+            client, reader.username, "nope", "10.0.0.2", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}, 198.51.100.77"
         )
-    locked = client.post(
-        "/login/",
-        {"username": reader.username, "password": PASSWORD},
-        REMOTE_ADDR="10.0.0.2",
-        HTTP_X_FORWARDED_FOR="198.51.100.77",
-    )
+    locked = sign_in(client, reader.username, PASSWORD, "10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.77")
     assert locked.status_code == 429
-    other = Client().post(
-        "/login/",
-        {"username": reader.username, "password": PASSWORD},
-        REMOTE_ADDR="10.0.0.2",
-        HTTP_X_FORWARDED_FOR="198.51.100.78",
-    )
+    other = sign_in(Client(), reader.username, PASSWORD, "10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.78")
     assert other.status_code == 302
     assert AuditEvent.objects.get(action="core.login.locked_out").after["ip_address"] == "198.51.100.77"
 

@@ -254,34 +254,35 @@ def tls(tmp_path, settings):
     return ca
 
 
-def test_https_keeps_sni_and_the_certificate_check_for_the_name(
-    tenant, administrator, dns, settings, tls, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def deliver_over_tls(tenant, administrator, dns, settings, tls, django_capture_on_commit_callbacks):
+    """Deliver to an endpoint at https://hooks.test (resolved to 127.0.0.1) served by a receiver whose
+    certificate names ``certificate_for``; the delivery, and the receiver (stopped by then)."""
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
-    server = TlsReceiver(tls, "hooks.test")
-    try:
-        dns.answers = {"hooks.test": ["127.0.0.1"]}
-        endpoint, _ = create(tenant, administrator, f"https://hooks.test:{server.port}/hook")
-        delivery = deliver(endpoint, administrator, django_capture_on_commit_callbacks)
-    finally:
-        server.stop()
+
+    def deliver_to(certificate_for: str) -> tuple[WebhookDelivery, TlsReceiver]:
+        server = TlsReceiver(tls, certificate_for)
+        try:
+            dns.answers = {"hooks.test": ["127.0.0.1"]}
+            endpoint, _ = create(tenant, administrator, f"https://hooks.test:{server.port}/hook")
+            delivery = deliver(endpoint, administrator, django_capture_on_commit_callbacks)
+        finally:
+            server.stop()
+        return delivery, server
+
+    return deliver_to
+
+
+def test_https_keeps_sni_and_the_certificate_check_for_the_name(deliver_over_tls):
+    delivery, server = deliver_over_tls("hooks.test")
     assert delivery.status == Attempted.Status.SUCCEEDED, delivery.last_error
     assert server.sni == ["hooks.test"]
     assert server.requests[0][0] == f"hooks.test:{server.port}"
 
 
-def test_https_refuses_a_certificate_for_another_name(
-    tenant, administrator, dns, settings, tls, django_capture_on_commit_callbacks
-):
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+def test_https_refuses_a_certificate_for_another_name(deliver_over_tls, settings):
     settings.NOTIFY_MAX_ATTEMPTS = 1
-    server = TlsReceiver(tls, "elsewhere.test")
-    try:
-        dns.answers = {"hooks.test": ["127.0.0.1"]}
-        endpoint, _ = create(tenant, administrator, f"https://hooks.test:{server.port}/hook")
-        delivery = deliver(endpoint, administrator, django_capture_on_commit_callbacks)
-    finally:
-        server.stop()
+    delivery, server = deliver_over_tls("elsewhere.test")
     assert delivery.status == Attempted.Status.FAILED
     assert "hostname 'hooks.test' doesn't match 'elsewhere.test'" in delivery.last_error
     assert server.requests == []
