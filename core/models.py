@@ -158,6 +158,29 @@ class PlatformConnection(CreatedByPerson):
         ordering = ["tenant__name"]
 
 
+class TelemetryEvent(models.Model):
+    """An ingested event row (a sign-in, a message, the ledger's entry of any event): the tenant's event id,
+    the event time, and when it arrived. Newest first.
+
+    The tables are partitioned by the event time on PostgreSQL (:mod:`core.partitions`), and a unique key
+    must hold the partition key: :func:`event_time_unique` is (tenant, event id, time). The ingest ledger is
+    what makes an id unique per tenant (``mailflow.staging`` finds an id stored at another time)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=200)
+    time = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["-time", "-id"]
+
+
+def event_time_unique(name: str) -> models.UniqueConstraint:
+    """The unique key of a :class:`TelemetryEvent` table (see there why it holds the time)."""
+    return models.UniqueConstraint(fields=["tenant", "event_id", "time"], name=name)
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
