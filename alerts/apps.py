@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.apps import AppConfig
 from django.db.models.signals import post_save
+
+from core import appconfig
 
 if TYPE_CHECKING:
     from core.models import Tenant
@@ -22,20 +23,14 @@ def seed_policies_of_new_tenant(
         ensure_default_policies(instance)
 
 
-class AlertsConfig(AppConfig):
+class AlertsConfig(appconfig.DomainAppConfig):
     name = "alerts"
     verbose_name = "Alerts and alert policies"
 
-    def ready(self) -> None:
+    def connect(self) -> None:
         from core.models import Tenant
         from core.retention import register_guard
 
-        # Register the tasks in every process (web, tests, embedded mode), not only in workers, so that tasks
-        # enqueued by name run in-process in embedded mode.
-        from . import (
-            audit_kinds,  # noqa: F401 - declare the audit actions and their feed kinds
-            tasks,  # noqa: F401
-        )
         from .retention import keep_alert_evidence
 
         register_guard(keep_alert_evidence)  # the events behind an alert outlive the retention window

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol, Self
+
 import django_filters
 from django import forms
 from django.db.models import QuerySet
@@ -9,7 +11,7 @@ from django.db.models import QuerySet
 from core.filters import PERIODS as PERIODS  # re-exported: the console dashboard reads it here
 from core.filters import FilterSet, PeriodFilter, TenantFilter, filter_by_user, since_filter, until_filter
 
-from .models import Alert, AlertPolicy, AlertQuerySet, Severity, severity_rank
+from .models import Alert, AlertPolicy, Severity, severity_rank
 from .policies import DEFAULT_POLICIES
 
 OPEN = "open"
@@ -43,7 +45,24 @@ def activity_ordering(count_field: str, count_name: str, count_label: str) -> dj
     )
 
 
-class AlertFilterSet(FilterSet):
+class _Openable(Protocol):
+    def open(self) -> Self: ...
+
+    def filter(self, *args: object, **kwargs: object) -> Self: ...
+
+
+class ActivityQueueFilterSet(FilterSet):
+    """What the activity queues' filters (alerts, incidents) share: ``status`` ``open`` is every row not
+    resolved (its queryset's ``open()``), ``user`` an address or a part of one (:func:`filter_by_user`)."""
+
+    def filter_status[Q: _Openable](self, queryset: Q, name: str, value: str) -> Q:
+        return queryset.open() if value == OPEN else queryset.filter(status=value)
+
+    def filter_user(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return filter_by_user(queryset, value)
+
+
+class AlertFilterSet(ActivityQueueFilterSet):
     """Status (or all open alerts), severity, policy (kind or id), category, user, tenant, activity range.
 
     ``user`` matches an address exactly when given a whole address, else any part of the address or name.
@@ -75,14 +94,8 @@ class AlertFilterSet(FilterSet):
     def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
         return with_severity_rank(Alert.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: AlertQuerySet, name: str, value: str) -> QuerySet[Alert]:
-        return queryset.open() if value == OPEN else queryset.filter(status=value)
-
     def filter_policy(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
         value = value.strip()
         if value.isdigit():
             return queryset.filter(policy_id=int(value))
         return queryset.filter(policy__kind=value) if value in AlertPolicy.Kind.values else queryset.none()
-
-    def filter_user(self, queryset: QuerySet[Alert], name: str, value: str) -> QuerySet[Alert]:
-        return filter_by_user(queryset, value)

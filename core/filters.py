@@ -65,24 +65,24 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
-def since_filter(field_name: str, label: str) -> UtcDateTimeFilter:
-    """``field_name`` at or after the given time."""
+def _time_bound_filter(field_name: str, lookup_expr: str, label: str) -> UtcDateTimeFilter:
+    """One end of a time range on ``field_name``, entered with the browser's date-time picker."""
     return UtcDateTimeFilter(
         field_name=field_name,
-        lookup_expr="gte",
+        lookup_expr=lookup_expr,
         label=label,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
+
+
+def since_filter(field_name: str, label: str) -> UtcDateTimeFilter:
+    """``field_name`` at or after the given time."""
+    return _time_bound_filter(field_name, "gte", label)
 
 
 def until_filter(field_name: str, label: str) -> UtcDateTimeFilter:
     """``field_name`` strictly before the given time."""
-    return UtcDateTimeFilter(
-        field_name=field_name,
-        lookup_expr="lt",
-        label=label,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
+    return _time_bound_filter(field_name, "lt", label)
 
 
 def filter_by_user(queryset: QuerySet, value: str, prefix: str = "mailbox__") -> QuerySet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from django.conf import settings
 from django.db import models
@@ -54,19 +54,46 @@ class Tenant(models.Model):
         return self.name
 
 
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+class AppendOnlyModel(models.Model):
+    """A table whose rows are written once: saving an existing row or deleting one raises
+    :class:`AuditIsAppendOnly` (naming the rows by ``append_only_noun``). Its queryset refuses bulk writes."""
+
+    append_only_noun: ClassVar[str]
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AuditIsAppendOnly(f"{self.append_only_noun} cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditIsAppendOnly(f"{self.append_only_noun} cannot be deleted.")
+
+
+_AppendOnly = TypeVar("_AppendOnly", bound=AppendOnlyModel)
+
+
+class AppendOnlyQuerySet(models.QuerySet[_AppendOnly]):
+    """The queryset of an :class:`AppendOnlyModel`: bulk ``update()`` and ``delete()`` raise too."""
+
     def update(self, **kwargs: Any) -> NoReturn:
-        raise AuditIsAppendOnly("Audit events cannot be changed.")
+        raise AuditIsAppendOnly(f"{self.model.append_only_noun} cannot be changed.")
 
     def delete(self) -> NoReturn:
-        raise AuditIsAppendOnly("Audit events cannot be deleted.")
+        raise AuditIsAppendOnly(f"{self.model.append_only_noun} cannot be deleted.")
 
+
+class AuditEventQuerySet(AppendOnlyQuerySet["AuditEvent"]):
     def for_target(self, obj: models.Model) -> AuditEventQuerySet:
         return self.filter(target_type=obj._meta.label_lower, target_id=str(obj.pk))
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """One change, by a person or by the system. Append-only: the app never updates or deletes a row."""
+
+    append_only_noun = "Audit events"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -93,13 +120,65 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_repr}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise AuditIsAppendOnly("Audit events cannot be changed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise AuditIsAppendOnly("Audit events cannot be deleted.")
+class CreatedByPerson(models.Model):
+    """Who created the row (null for the system, or once that account is deleted) and when."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class PlatformConnectionQuerySet[C: PlatformConnection](models.QuerySet[C]):
+    def enabled(self) -> PlatformConnectionQuerySet[C]:
+        return self.filter(enabled=True)
+
+    def enabled_one(self, pk: int) -> C | None:
+        """The connection ``pk`` with its tenant; None when it is disabled or gone (the task returns)."""
+        return self.enabled().select_related("tenant").filter(pk=pk).first()
+
+
+class PlatformConnection(CreatedByPerson):
+    """A tenant's connection to its mail platform (Microsoft 365, self-hosted servers), one per tenant: on or
+    off, and what its last "Test" found."""
+
+    enabled = models.BooleanField(default=True)
+    tested_at = models.DateTimeField(null=True, blank=True)
+    test_ok = models.BooleanField(null=True)
+    test_message = models.TextField(blank=True)
+
+    objects = PlatformConnectionQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["tenant__name"]
+
+
+class TelemetryEvent(models.Model):
+    """An ingested event row (a sign-in, a message, the ledger's entry of any event): the tenant's event id,
+    the event time, and when it arrived. Newest first.
+
+    The tables are partitioned by the event time on PostgreSQL (:mod:`core.partitions`), and a unique key
+    must hold the partition key: :func:`event_time_unique` is (tenant, event id, time). The ingest ledger is
+    what makes an id unique per tenant (``mailflow.staging`` finds an id stored at another time)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=200)
+    time = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["-time", "-id"]
+
+
+def event_time_unique(name: str) -> models.UniqueConstraint:
+    """The unique key of a :class:`TelemetryEvent` table (see there why it holds the time)."""
+    return models.UniqueConstraint(fields=["tenant", "event_id", "time"], name=name)
 
 
 def hash_token(raw: str) -> str:
@@ -122,7 +201,7 @@ class ApiTokenQuerySet(models.QuerySet):
         return None
 
 
-class ApiToken(models.Model):
+class ApiToken(CreatedByPerson):
     """A credential for an integration, bound to one tenant. Only its SHA-256 is stored; it is shown once."""
 
     class Scope(models.TextChoices):
@@ -134,10 +213,6 @@ class ApiToken(models.Model):
     scope = models.CharField(max_length=16, choices=Scope, default=Scope.INGEST)
     prefix = models.CharField(max_length=16, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -170,19 +245,13 @@ class Heartbeat(models.Model):
         return f"{self.name} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
-class ChangeFeedQuerySet(models.QuerySet["ChangeFeedEntry"]):
-    def update(self, **kwargs: Any) -> NoReturn:
-        raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
-
-    def delete(self) -> NoReturn:
-        raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
-
+class ChangeFeedQuerySet(AppendOnlyQuerySet["ChangeFeedEntry"]):
     def sequenced(self) -> ChangeFeedQuerySet:
         """Entries the feed may serve: those given their commit-ordered position, in that order."""
         return self.filter(position__isnull=False).order_by("position")
 
 
-class ChangeFeedEntry(models.Model):
+class ChangeFeedEntry(AppendOnlyModel):
     """One change a person or a SIEM should hear about (an alert raised, a restriction placed, ...).
 
     Append-only: written once by :func:`core.services.publish_change` in the transaction of the change; the
@@ -197,6 +266,7 @@ class ChangeFeedEntry(models.Model):
     """
 
     SCHEMA_VERSION = 1
+    append_only_noun = "Change-feed entries"
 
     kind = models.CharField(max_length=64, db_index=True)
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -219,14 +289,6 @@ class ChangeFeedEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} {self.target_type}:{self.target_id}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not self._state.adding:
-            raise AuditIsAppendOnly("Change-feed entries cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise AuditIsAppendOnly("Change-feed entries cannot be deleted.")
 
     def as_document(self, tenant_slug: str | None = None) -> dict:
         """The entry as the feed, webhooks and the outbox carry it (one documented schema)."""

@@ -8,7 +8,7 @@ runs it in-process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Task, current_app, shared_task
@@ -48,3 +48,12 @@ def domain_task[**P, R](
     database errors every task retries on.
     """
     return shared_task(name=name, autoretry_for=(OperationalError, *retry_on), **RETRY_POLICY)
+
+
+def fan_out(task: Task[[int], Any], ids: Iterable[int]) -> int:
+    """Send ``task`` once per id (from a beat task: one message per connection or tenant); how many."""
+    sent = 0
+    for pk in ids:
+        task.delay(pk)
+        sent += 1
+    return sent

@@ -10,26 +10,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 
 READER = "Security reader"
 OPERATOR = "Security operator"
 ADMINISTRATOR = "Security administrator"
 ROLE_NAMES = (READER, OPERATOR, ADMINISTRATOR)
-
-PROJECT_APPS = (
-    "core",
-    "mailboxes",
-    "mailflow",
-    "restricted_users",
-    "alerts",
-    "investigations",
-    "incidents",
-    "console",
-    "notifications",
-    "m365",
-    "mailstack",
-)
 
 _READER = (
     "core.view_console",
@@ -81,7 +68,7 @@ def permissions_for(role: str) -> list[Permission]:
     patterns = ROLE_PERMISSIONS[role]
     chosen = []
     for perm in Permission.objects.select_related("content_type").filter(
-        content_type__app_label__in=(*PROJECT_APPS, "auth")
+        content_type__app_label__in=(*settings.PROJECT_APPS, "auth")
     ):
         name = f"{perm.content_type.app_label}.{perm.codename}"
         if name in _NEVER:
@@ -101,10 +88,14 @@ def sync_roles() -> None:
 
 
 def sync_roles_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
-    # Runs once per app in INSTALLED_APPS order, each app creating its own permissions first: sync after the
-    # last project app, when every permission exists.
+    # Runs once per app with models in INSTALLED_APPS order, each app creating its own permissions first:
+    # sync after the last project app that has models, when every permission exists.
     from django.apps import apps
 
-    installed = [config.label for config in apps.get_app_configs() if config.label in PROJECT_APPS]
+    installed = [
+        config.label
+        for config in apps.get_app_configs()
+        if config.label in settings.PROJECT_APPS and config.models_module is not None
+    ]
     if installed and sender.label == installed[-1]:
         sync_roles()

@@ -1,10 +1,7 @@
-from django.apps import AppConfig
+from core import appconfig
 
 
-class EnforcementConfig(AppConfig):
+class EnforcementConfig(appconfig.DomainAppConfig):
     name = "enforcement"
     verbose_name = "Enforcement (Postfix policy service)"
-
-    def ready(self) -> None:
-        # Register the task in every process, so that sending it by name runs it in-process in embedded mode.
-        from . import tasks  # noqa: F401
+    registers = ("tasks",)

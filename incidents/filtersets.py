@@ -14,12 +14,12 @@ from django import forms
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from alerts.filtersets import activity_ordering
+from alerts.filtersets import ActivityQueueFilterSet, activity_ordering
 from alerts.models import Alert, Severity, severity_rank
-from core.filters import FilterSet, TenantFilter, filter_by_user, since_filter, until_filter
+from core.filters import TenantFilter, since_filter, until_filter
 from investigations.models import RemediationAction
 
-from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentQuerySet, IncidentRestriction
+from .models import Incident, IncidentAlert, IncidentInvestigation, IncidentRestriction
 
 OPEN = "open"
 STATUS_CHOICES = [(OPEN, "Open (active or in progress)"), *Incident.Status.choices]
@@ -48,7 +48,7 @@ def with_counts(queryset: QuerySet[Incident]) -> QuerySet:  # of incidents, with
     )
 
 
-class IncidentFilterSet(FilterSet):
+class IncidentFilterSet(ActivityQueueFilterSet):
     """Status (or all open), severity, assignee (a username, ``me`` or ``none``), user, tenant, activity
     range, and the incident of one alert / restriction / investigation / remediation action."""
 
@@ -85,9 +85,6 @@ class IncidentFilterSet(FilterSet):
     def prepare_queryset(self, queryset: QuerySet | None) -> QuerySet:
         return with_counts(Incident.objects.all() if queryset is None else queryset)
 
-    def filter_status(self, queryset: IncidentQuerySet, name: str, value: str) -> QuerySet[Incident]:
-        return queryset.open() if value == OPEN else queryset.filter(status=value)
-
     def filter_assignee(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
         value = value.strip()
         if value == NOBODY:
@@ -96,9 +93,6 @@ class IncidentFilterSet(FilterSet):
             user = getattr(self.request, "user", None)
             return queryset.filter(assigned_to=user) if user and user.is_authenticated else queryset.none()
         return queryset.filter(assigned_to__username__iexact=value)
-
-    def filter_user(self, queryset: QuerySet[Incident], name: str, value: str) -> QuerySet[Incident]:
-        return filter_by_user(queryset, value)
 
     def filter_action(self, queryset: QuerySet[Incident], name: str, value: Decimal) -> QuerySet[Incident]:
         # int(): what the pk lookup does with the number filter's Decimal anyway

@@ -100,38 +100,41 @@ class Incident(models.Model):
         return f"Incident #{self.pk}: {self.title}"
 
 
-class IncidentAlert(models.Model):
+class IncidentLink(models.Model):
+    """Puts one object in an incident: the concrete link has ``incident`` and a one-to-one field to the object
+    (so the object belongs to at most one incident)."""
+
+    linked_at = models.DateTimeField(default=timezone.now)
+    incident_id: int  # the concrete link's ``incident`` (its related name differs per link)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        linked = next(field for field in self._meta.fields if field.one_to_one)
+        return f"incident {self.incident_id} ← {linked.name} {getattr(self, linked.attname)}"
+
+
+class IncidentAlert(IncidentLink):
     """An alert's incident (an alert belongs to one incident)."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="alert_links")
     alert = models.OneToOneField(Alert, on_delete=models.CASCADE, related_name="incident_link")
-    linked_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"incident {self.incident_id} ← alert {self.alert_id}"
 
 
-class IncidentRestriction(models.Model):
+class IncidentRestriction(IncidentLink):
     """A restriction's incident (a restriction belongs to one incident)."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="restriction_links")
     restriction = models.OneToOneField(
         "restricted_users.Restriction", on_delete=models.CASCADE, related_name="incident_link"
     )
-    linked_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"incident {self.incident_id} ← restriction {self.restriction_id}"
 
 
-class IncidentInvestigation(models.Model):
+class IncidentInvestigation(IncidentLink):
     """An investigation's incident (an investigation belongs to one incident)."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="investigation_links")
     investigation = models.OneToOneField(
         "investigations.Investigation", on_delete=models.CASCADE, related_name="incident_link"
     )
-    linked_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"incident {self.incident_id} ← investigation {self.investigation_id}"

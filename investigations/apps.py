@@ -1,21 +1,16 @@
-from django.apps import AppConfig
+from core import appconfig
 
 
-class InvestigationsConfig(AppConfig):
+class InvestigationsConfig(appconfig.DomainAppConfig):
     name = "investigations"
     verbose_name = "Automated investigations"
+    # The action side's tasks too, besides the playbook's (start, run).
+    registers = ("audit_kinds", "tasks", "action_tasks")
 
-    def ready(self) -> None:
-        # The action side's tasks are registered in every process (web, worker, beat) so that enqueuing them
-        # by name works, and runs them in-process in embedded mode.
+    def connect(self) -> None:
         from core.retention import register_guard
         from restricted_users.services import register_checklist_source
 
-        from . import (  # noqa: F401 - the playbook's tasks too (start, run)
-            action_tasks,
-            audit_kinds,
-            tasks,
-        )
         from .release_checklist import release_checklist_ticks
         from .retention import keep_open_investigations_telemetry
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from core.models import Tenant
+from core.models import PlatformConnection, Tenant
 
 
 class Source(models.TextChoices):
@@ -27,12 +26,7 @@ class Source(models.TextChoices):
     INBOX_RULES = "inbox_rules", "Current inbox rules (Graph messageRules)"
 
 
-class M365ConnectionQuerySet(models.QuerySet):
-    def enabled(self) -> M365ConnectionQuerySet:
-        return self.filter(enabled=True)
-
-
-class M365Connection(models.Model):
+class M365Connection(PlatformConnection):
     """One Microsoft 365 tenant the console reads telemetry from and acts in (app-only OAuth2 through MSAL).
 
     ``credential_ciphertext`` holds the client secret, or the certificate's PEM private key, encrypted with
@@ -53,22 +47,11 @@ class M365Connection(models.Model):
     credential_ciphertext = models.TextField()
     certificate_thumbprint = models.CharField(max_length=64, blank=True)
     credential_set_at = models.DateTimeField(default=timezone.now)
-    enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
     # What the last "test connection" found.
-    tested_at = models.DateTimeField(null=True, blank=True)
-    test_ok = models.BooleanField(null=True)
-    test_message = models.TextField(blank=True)
     granted_permissions = models.JSONField(default=list, blank=True)
     missing_permissions = models.JSONField(default=list, blank=True)
 
-    objects = M365ConnectionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["tenant__name"]
+    class Meta(PlatformConnection.Meta):
         constraints = [
             models.UniqueConstraint(fields=["directory_id"], name="m365_connection_unique_directory"),
         ]

@@ -20,34 +20,35 @@ class MailboxAdmin(ReadOnlyAdmin):
     search_fields = ["address", "display_name"]
 
 
-@admin.register(InboxRule)
-class InboxRuleAdmin(ReadOnlyAdmin):
-    list_display = ["rule_id", "mailbox", "name", "enabled", "created_at", "changed_at", "removed_at"]
+class MailboxRowAdmin(ReadOnlyAdmin):
+    """A row of one mailbox: the list shows the mailbox, joined in the list's query (not one query a row)."""
+
     list_select_related = ["mailbox"]
+
+
+@admin.register(InboxRule)
+class InboxRuleAdmin(MailboxRowAdmin):
+    list_display = ["rule_id", "mailbox", "name", "enabled", "created_at", "changed_at", "removed_at"]
     search_fields = ["mailbox__address", "rule_id", "name"]
 
 
 @admin.register(MailboxForwarding)
-class MailboxForwardingAdmin(ReadOnlyAdmin):
+class MailboxForwardingAdmin(MailboxRowAdmin):
     list_display = ["mailbox", "forward_to", "keep_copy", "changed_at"]
-    list_select_related = ["mailbox"]
 
 
 @admin.register(Delegation)
-class DelegationAdmin(ReadOnlyAdmin):
+class DelegationAdmin(MailboxRowAdmin):
     list_display = ["mailbox", "delegate", "access", "added_at", "removed_at"]
-    list_select_related = ["mailbox"]
 
 
 @admin.register(SignIn)
-class SignInAdmin(ReadOnlyAdmin):
+class SignInAdmin(MailboxRowAdmin):
     list_display = ["time", "mailbox", "ip", "country", "client_app", "result"]
-    list_select_related = ["mailbox"]
     list_filter = ["result", "client_app"]
 
 
 @admin.register(DirectoryChange)
-class DirectoryChangeAdmin(ReadOnlyAdmin):
+class DirectoryChangeAdmin(MailboxRowAdmin):
     list_display = ["at", "mailbox", "kind", "key", "operation", "applied", "source"]
-    list_select_related = ["mailbox"]
     list_filter = ["kind", "operation", "source"]

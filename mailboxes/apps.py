@@ -1,14 +1,13 @@
-from django.apps import AppConfig
+from core import appconfig
 
 
-class MailboxesConfig(AppConfig):
+class MailboxesConfig(appconfig.DomainAppConfig):
     name = "mailboxes"
     verbose_name = "Mailboxes: directory, rules, forwarding, delegations, sign-ins"
+    registers = ("audit_kinds",)
 
-    def ready(self) -> None:
+    def connect(self) -> None:
         from core.retention import RetainedTable, register_table
-
-        from . import audit_kinds  # noqa: F401 - declare the audit actions and their feed kinds
 
         register_table(
             RetainedTable(

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from core.models import Tenant
+from core.models import TelemetryEvent, Tenant, event_time_unique
 
 from .addresses import domain_of, normalize_address
 
@@ -257,7 +257,7 @@ class SignInQuerySet(models.QuerySet):
         return self.filter(time__gte=start, time__lte=end)
 
 
-class SignIn(models.Model):
+class SignIn(TelemetryEvent):
     """One sign-in of a user (``sign_in`` event). Append-only telemetry."""
 
     class ClientApp(models.TextChoices):
@@ -274,26 +274,17 @@ class SignIn(models.Model):
 
     LEGACY_CLIENT_APPS = (ClientApp.IMAP, ClientApp.POP, ClientApp.SMTP)
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    event_id = models.CharField(max_length=200)
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="sign_ins")
-    time = models.DateTimeField()
     ip = models.GenericIPAddressField()
     country = models.CharField(max_length=2, blank=True)
     client_app = models.CharField(max_length=16, choices=ClientApp, blank=True)
     result = models.CharField(max_length=16, choices=Result, blank=True)
     user_agent = models.CharField(max_length=1000, blank=True)
-    received_at = models.DateTimeField(default=timezone.now)
 
     objects = SignInQuerySet.as_manager()
 
-    class Meta:
-        ordering = ["-time", "-id"]
-        # With the time: the table is partitioned by it on PostgreSQL (core.partitions); the ingest ledger is
-        # what makes an id unique per tenant.
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="sign_in_event_unique")
-        ]
+    class Meta(TelemetryEvent.Meta):
+        constraints = [event_time_unique("sign_in_event_unique")]
         indexes = [models.Index(fields=["tenant", "mailbox", "time"]), models.Index(fields=["time"])]
 
     def __str__(self) -> str:

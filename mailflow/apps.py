@@ -1,11 +1,12 @@
-from django.apps import AppConfig
+from core import appconfig
 
 
-class MailflowConfig(AppConfig):
+class MailflowConfig(appconfig.DomainAppConfig):
     name = "mailflow"
     verbose_name = "Mail flow: message events and ingest"
+    registers = ()
 
-    def ready(self) -> None:
+    def connect(self) -> None:
         from core.retention import LEDGER, RetainedTable, register_guard, register_table
 
         from .retention import SENDING_MINUTES, keep_ledger_of_stored_events, keep_minutes_of_stored_messages

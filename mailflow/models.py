@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import models
-from django.utils import timezone
 
-from core.models import Tenant
+from core.models import TelemetryEvent, Tenant, event_time_unique
 from mailboxes.models import Mailbox
 
 
@@ -27,26 +26,18 @@ class EventType(models.TextChoices):
     SIGN_IN = "sign_in", "Sign-in"
 
 
-class IngestedEvent(models.Model):
+class IngestedEvent(TelemetryEvent):
     """The id ledger: every event stored for a tenant, whatever its type. Unique per (tenant, event id).
 
     ``content_hash`` is the SHA-256 of the event's canonical JSON (known fields only, normalised), so
     re-sending the same event is recognised as a duplicate and the same id with other content as a conflict.
     """
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    event_id = models.CharField(max_length=200)
     type = models.CharField(max_length=16, choices=EventType)
     content_hash = models.CharField(max_length=64)
-    time = models.DateTimeField()
-    received_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        # The event time is in the key because the ledger is partitioned by it on PostgreSQL (a unique key
-        # must hold the partition key); ingest still finds an id stored at another time (mailflow.staging).
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="ingested_event_unique")
-        ]
+    class Meta:  # unordered, unlike the other telemetry tables
+        constraints = [event_time_unique("ingested_event_unique")]
         indexes = [models.Index(fields=["time"])]
 
     def __str__(self) -> str:
@@ -72,7 +63,7 @@ class MessageEventQuerySet(models.QuerySet):
         return self.select_related("sender", "tenant")
 
 
-class MessageEvent(models.Model):
+class MessageEvent(TelemetryEvent):
     """One message a mailbox of the tenant sent (``message`` event), with its recipients split by direction.
 
     Recipients are lowercased and de-duplicated; a recipient is internal when its domain is an accepted domain
@@ -88,9 +79,6 @@ class MessageEvent(models.Model):
 
     BAD_VERDICTS = (Verdict.SPAM, Verdict.PHISH, Verdict.MALWARE)
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    event_id = models.CharField(max_length=200)
-    time = models.DateTimeField()
     sender = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="sent_messages")
     recipients = models.JSONField(default=list)
     recipient_count = models.PositiveIntegerField(default=0)
@@ -104,17 +92,11 @@ class MessageEvent(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     internet_message_id = models.CharField(max_length=998, blank=True)
     body_hash = models.CharField(max_length=128, blank=True)
-    received_at = models.DateTimeField(default=timezone.now)
 
     objects = MessageEventQuerySet.as_manager()
 
-    class Meta:
-        ordering = ["-time", "-id"]
-        # With the time: the table is partitioned by it on PostgreSQL (core.partitions); the ledger is what
-        # makes an id unique per tenant.
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "event_id", "time"], name="message_event_unique")
-        ]
+    class Meta(TelemetryEvent.Meta):
+        constraints = [event_time_unique("message_event_unique")]
         indexes = [
             models.Index(fields=["tenant", "sender", "time"]),
             models.Index(fields=["tenant", "time"]),

@@ -1,12 +1,6 @@
-from django.apps import AppConfig
+from core import appconfig
 
 
-class MailstackConfig(AppConfig):
+class MailstackConfig(appconfig.DomainAppConfig):
     name = "mailstack"
     verbose_name = "Postfix + Dovecot + Rspamd connector"
-
-    def ready(self) -> None:
-        from . import (
-            audit_kinds,  # noqa: F401 - declare the audit actions and their feed kinds
-            tasks,  # noqa: F401 - register the mailstack.* tasks in every process
-        )

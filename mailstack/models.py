@@ -8,20 +8,15 @@ authentication policy). A secret is shown once when it is generated; only its SH
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from core.models import Tenant
+from core.models import PlatformConnection, Tenant
 
 
-class MailstackConnectionQuerySet(models.QuerySet):
-    def enabled(self) -> MailstackConnectionQuerySet:
-        return self.filter(enabled=True)
-
-
-class MailstackConnection(models.Model):
-    """One self-hosted mail installation the console reads telemetry from and acts on."""
+class MailstackConnection(PlatformConnection):
+    """One self-hosted mail installation the console reads telemetry from and acts on. Its "Test" checks that
+    doveadm is reachable with the key and that the endpoints answer."""
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="mailstack_connection")
     doveadm_url = models.URLField(
@@ -32,23 +27,9 @@ class MailstackConnection(models.Model):
     exporter_secret_hash = models.CharField(max_length=64, blank=True)
     policy_secret_hash = models.CharField(max_length=64, blank=True)
     secrets_set_at = models.DateTimeField(null=True, blank=True)
-    enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    # The last "Test" (doveadm reachable with the key, endpoints answering).
-    tested_at = models.DateTimeField(null=True, blank=True)
-    test_ok = models.BooleanField(null=True)
-    test_message = models.TextField(blank=True)
     # The last Sieve read and its outcome.
     sieve_read_at = models.DateTimeField(null=True, blank=True)
     sieve_error = models.TextField(blank=True)
-
-    objects = MailstackConnectionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["tenant__name"]
 
     def __str__(self) -> str:
         return f"Mail servers of {self.tenant}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.queueing import domain_task
+from core.queueing import domain_task, fan_out
 
 from .doveadm import Unreachable
 from .models import MailstackConnection
@@ -19,10 +19,9 @@ def ingest_pending(tenant_id: int) -> None:
 @domain_task("mailstack.beat_drain")
 def beat_drain() -> int:
     """A safety net for a lost burst task: drain every connected tenant's queue."""
-    ids = list(MailstackConnection.objects.enabled().values_list("tenant_id", flat=True))
-    for tenant_id in ids:
-        ingest_pending.delay(tenant_id)
-    return len(ids)
+    return fan_out(
+        ingest_pending, list(MailstackConnection.objects.enabled().values_list("tenant_id", flat=True))
+    )
 
 
 @domain_task("mailstack.read_sieve", retry_on=(Unreachable,))
@@ -30,9 +29,7 @@ def read_sieve(connection_id: int) -> None:
     """Read the tenant's Sieve scripts through doveadm and ingest what changed."""
     from .services import read_sieve as read
 
-    connection = (
-        MailstackConnection.objects.select_related("tenant").filter(pk=connection_id, enabled=True).first()
-    )
+    connection = MailstackConnection.objects.enabled_one(connection_id)
     if connection is not None:
         read(connection)
 
@@ -42,10 +39,7 @@ def beat_read_sieve() -> int:
     """Enqueue a Sieve read of every enabled connection whose last read is older than the interval."""
     from .services import sieve_read_due
 
-    due = [c.pk for c in MailstackConnection.objects.enabled() if sieve_read_due(c)]
-    for connection_id in due:
-        read_sieve.delay(connection_id)
-    return len(due)
+    return fan_out(read_sieve, [c.pk for c in MailstackConnection.objects.enabled() if sieve_read_due(c)])
 
 
 @domain_task("mailstack.beat_sync_disabled")

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from core.models import ChangeFeedEntry, OutboxMessage, Tenant
+from core.models import ChangeFeedEntry, CreatedByPerson, OutboxMessage, Tenant
 from investigations.models import RemediationAction
 
 # The change kinds services publish (core.services.publish_change); an endpoint subscribes to some or all.
@@ -40,7 +39,7 @@ EVENT_KINDS = (
 TEST_KIND = "webhook.test"
 
 
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(CreatedByPerson):
     """An HTTPS (or HTTP) receiver of a tenant's changes, each POST signed with the endpoint's secret.
 
     The secret is stored (it is needed to sign) but never rendered nor returned after creation: pages show
@@ -54,10 +53,6 @@ class WebhookEndpoint(models.Model):
     secret_prefix = models.CharField(max_length=16)
     event_kinds = models.JSONField(default=list, blank=True)
     enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
     disabled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -69,6 +69,22 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if not DEBUG else "*")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
+# This project's own apps, lower layers first (DESIGN section 2). core.roles grants permissions over them.
+PROJECT_APPS = [
+    "core",
+    "mailboxes",
+    "mailflow",
+    "restricted_users",
+    "alerts",
+    "investigations",
+    "incidents",
+    "console",
+    "enforcement",
+    "notifications",
+    "m365",
+    "mailstack",
+]
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -83,18 +99,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_htmx",
-    "core",
-    "mailboxes",
-    "mailflow",
-    "restricted_users",
-    "alerts",
-    "investigations",
-    "incidents",
-    "console",
-    "enforcement",
-    "notifications",
-    "m365",
-    "mailstack",
+    *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [

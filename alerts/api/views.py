@@ -13,11 +13,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
 
 from core.actors import acting_user
-from core.api.inputs import UnknownAssignee, assignee_named, bad_request, validated_input
-from core.exceptions import DomainError
+from core.api.inputs import ServiceActionMixin, validated_input
 from core.filters import tenant_named
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -31,13 +29,15 @@ TRIAGE = services.TRIAGE_PERMISSION
 CHANGE_POLICY = "alerts.change_alertpolicy"
 
 
-class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
+class AlertViewSet(TenantScopedMixin, ServiceActionMixin, viewsets.ReadOnlyModelViewSet):
     """Alerts, newest activity first, filtered by :class:`AlertFilterSet`; triage needs the operator role."""
 
     permission_classes = [RolePermission]
     read_permission = "alerts.view_alert"
     action_permissions = {"status": TRIAGE, "assign": TRIAGE, "comment": TRIAGE, "resolve": TRIAGE}
     filterset_class = AlertFilterSet
+    serializer_class = s.AlertSerializer
+    detail_serializer_class = s.AlertDetailSerializer
 
     def base_queryset(self) -> QuerySet[Alert]:
         queryset = Alert.objects.with_related().select_related("resolved_by")
@@ -47,67 +47,31 @@ class AlertViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
-        return s.AlertSerializer if self.action == "list" else s.AlertDetailSerializer
-
-    def _done(self, alert: Alert) -> Response:
-        return Response(s.AlertDetailSerializer(self.get_queryset().get(pk=alert.pk)).data)
-
     @extend_schema(request=s.AlertStatusInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def status(self, request: Request, pk: str | None = None) -> Response:
         """Set the status to ``new`` or ``in_progress`` (resolving has its own action)."""
-        data = validated_input(s.AlertStatusInputSerializer, request)
-        try:
-            alert = services.set_alert_status(
-                self.get_object(), actor=acting_user(request), status=data["status"]
-            )
-        except DomainError as exc:
-            return bad_request(str(exc))
-        return self._done(alert)
+        return self.run_service(request, services.set_alert_status, s.AlertStatusInputSerializer)
 
     @extend_schema(request=s.AlertAssignInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk: str | None = None) -> Response:
         """Assign to a person who may triage (``"me"`` for the caller), or unassign with null."""
-        name = validated_input(s.AlertAssignInputSerializer, request)["assignee"]
-        try:
-            assignee = assignee_named(request, name)
-        except UnknownAssignee:
-            return bad_request(f"{name!r} is not a person who may triage alerts.")
-        try:
-            alert = services.assign_alert(self.get_object(), actor=acting_user(request), assignee=assignee)
-        except DomainError as exc:
-            return bad_request(str(exc))
-        return self._done(alert)
+        return self.run_assign(request, s.AlertAssignInputSerializer, services.assign_alert, "alerts")
 
     @extend_schema(request=s.AlertCommentInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def comment(self, request: Request, pk: str | None = None) -> Response:
-        body = validated_input(s.AlertCommentInputSerializer, request)["body"]
-        try:
-            services.comment_on_alert(self.get_object(), actor=acting_user(request), body=body)
-        except DomainError as exc:
-            return bad_request(str(exc))
-        return self._done(self.get_object())
+        return self.run_service(request, services.comment_on_alert, s.AlertCommentInputSerializer)
 
     @extend_schema(request=s.AlertResolveInputSerializer, responses=s.AlertDetailSerializer)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         """Resolve with a classification, an optional comment and an optional suppression (minutes)."""
         data = validated_input(s.AlertResolveInputSerializer, request)
-        minutes = data["suppress_minutes"]
-        try:
-            alert = services.resolve_alert(
-                self.get_object(),
-                actor=acting_user(request),
-                classification=data["classification"],
-                comment=data["comment"],
-                suppress_for=timedelta(minutes=minutes) if minutes is not None else None,
-            )
-        except DomainError as exc:
-            return bad_request(str(exc))
-        return self._done(alert)
+        minutes = data.pop("suppress_minutes")
+        suppress_for = timedelta(minutes=minutes) if minutes is not None else None
+        return self.run_service(request, services.resolve_alert, suppress_for=suppress_for, **data)
 
 
 class AlertPolicyViewSet(

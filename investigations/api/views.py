@@ -10,11 +10,10 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
 
 from alerts.models import Alert
 from core.actors import acting_user
-from core.api.inputs import bad_request, validated_input
+from core.api.inputs import ServiceActionMixin, bad_request, validated_input
 from core.exceptions import DomainError
 from core.permissions import RolePermission, TenantScopedMixin
 
@@ -28,7 +27,7 @@ UNDO = actions.UNDO_PERMISSION
 STOP = "investigations.stop_investigation"
 
 
-class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
+class InvestigationViewSet(TenantScopedMixin, ServiceActionMixin, viewsets.ReadOnlyModelViewSet):
     """Investigations, newest first, filtered by :class:`InvestigationFilterSet`; the detail carries findings,
     clusters, the analyzer log and the actions. ``POST …/stop/`` (operators) rejects its open actions."""
 
@@ -36,6 +35,8 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     read_permission = "investigations.view_investigation"
     action_permissions = {"stop": STOP}
     filterset_class = InvestigationFilterSet
+    serializer_class = s.InvestigationSerializer
+    detail_serializer_class = s.InvestigationDetailSerializer
 
     def base_queryset(self) -> QuerySet[Investigation]:
         queryset = with_counts(Investigation.objects.with_related())
@@ -51,18 +52,10 @@ class InvestigationViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
             )
         return queryset
 
-    def get_serializer_class(self) -> type[BaseSerializer]:
-        return s.InvestigationSerializer if self.action == "list" else s.InvestigationDetailSerializer
-
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str | None = None) -> Response:
         """Stop an open investigation with a comment: its undecided actions become Rejected."""
-        comment = validated_input(s.CommentInputSerializer, request)["comment"]
-        try:
-            actions.stop_investigation(self.get_object(), actor=acting_user(request), comment=comment)
-        except DomainError as exc:
-            return bad_request(str(exc))
-        return Response(s.InvestigationDetailSerializer(self.get_queryset().get(pk=pk)).data)
+        return self.run_service(request, actions.stop_investigation, s.CommentInputSerializer)
 
 
 class RemediationActionViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):

@@ -5,26 +5,36 @@ import pytest
 from django.urls import reverse
 
 from core.exceptions import AuditIsAppendOnly
-from core.models import AuditEvent
+from core.models import AuditEvent, ChangeFeedEntry
 from core.services import create_api_token, record_audit, revoke_api_token
 
 pytestmark = pytest.mark.django_db
 
 
-def test_audit_events_cannot_be_changed_or_deleted(administrator, tenant):
-    event = record_audit(
+def _audit_event(tenant, administrator):
+    return record_audit(
         "core.tenant.renamed", target=tenant, actor=administrator, before={"name": "a"}, after={"name": "b"}
     )
-    event.action = "something.else"
-    with pytest.raises(AuditIsAppendOnly):
-        event.save()
-    with pytest.raises(AuditIsAppendOnly):
-        event.delete()
-    with pytest.raises(AuditIsAppendOnly):
-        AuditEvent.objects.all().update(action="x")
-    with pytest.raises(AuditIsAppendOnly):
-        AuditEvent.objects.all().delete()
-    assert AuditEvent.objects.get().action == "core.tenant.renamed"
+
+
+def _change_feed_entry(tenant, administrator):
+    return ChangeFeedEntry.objects.create(kind="alert.raised", tenant=tenant, target_id="7", payload={"n": 1})
+
+
+@pytest.mark.parametrize("append", [_audit_event, _change_feed_entry], ids=["audit_event", "feed_entry"])
+def test_append_only_rows_cannot_be_changed_or_deleted(append, administrator, tenant):
+    row = append(tenant, administrator)
+    model, target_id = type(row), row.target_id
+    row.target_id = "changed"
+    with pytest.raises(AuditIsAppendOnly, match="cannot be changed"):
+        row.save()
+    with pytest.raises(AuditIsAppendOnly, match="cannot be deleted"):
+        row.delete()
+    with pytest.raises(AuditIsAppendOnly, match="cannot be changed"):
+        model.objects.all().update(target_id="x")
+    with pytest.raises(AuditIsAppendOnly, match="cannot be deleted"):
+        model.objects.all().delete()
+    assert model.objects.get().target_id == target_id
 
 
 def test_an_audit_row_names_who_what_target_and_tenant(administrator, tenant):

@@ -7,7 +7,8 @@ from celery import current_app
 from celery.canvas import Signature
 from django.db import OperationalError, transaction
 
-from core.queueing import RETRY_POLICY, enqueue_on_commit
+from core.queueing import RETRY_POLICY, enqueue_on_commit, fan_out
+from mailstack.models import MailstackConnection
 
 DOMAIN_APPS = (
     "core.",
@@ -58,3 +59,17 @@ def test_every_domain_task_has_the_one_retry_policy():
         assert OperationalError in task.autoretry_for, name
         for option, value in RETRY_POLICY.items():
             assert getattr(task, option) == value, (name, option)
+
+
+@pytest.mark.django_db
+def test_a_beat_fan_out_sends_one_task_per_enabled_connection(tenant, other_tenant, monkeypatch):
+    sent: list[int] = []
+    task = current_app.tasks["mailstack.read_sieve"]
+    monkeypatch.setattr(task, "delay", sent.append)
+    url = "http://127.0.0.1:9/doveadm/v1"
+    on = MailstackConnection.objects.create(tenant=tenant, doveadm_url=url)
+    off = MailstackConnection.objects.create(tenant=other_tenant, doveadm_url=url, enabled=False)
+    assert fan_out(task, MailstackConnection.objects.enabled().values_list("pk", flat=True)) == 1
+    assert sent == [on.pk]
+    assert MailstackConnection.objects.enabled_one(on.pk) == on
+    assert MailstackConnection.objects.enabled_one(off.pk) is None
