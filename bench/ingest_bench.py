@@ -19,7 +19,8 @@ database of its own, ``soc_console_bench``, which it drops, creates and migrates
    one transaction (timed: COPY and commit). A message costs about three rows (its ledger row, its row and
    its sender's minute), so this is the raw-COPY rate of the same work, in events/s.
 
-Prints the rates and their ratios. ``BENCH_EVENTS`` and ``BENCH_BATCH_SIZE`` change the size and batches.
+Prints the rates and their ratios. ``BENCH_EVENTS`` and ``BENCH_BATCH_SIZE`` (default: ``import_events``'
+own) change the size and batches.
 """
 
 from __future__ import annotations
@@ -234,7 +235,6 @@ def copy_every_row(connection, exported: dict[str, tuple[str, bytes]]) -> tuple[
 
 def main() -> None:
     count = int(os.environ.get("BENCH_EVENTS", "100000"))
-    batch_size = int(os.environ.get("BENCH_BATCH_SIZE", "5000"))
     with bench_database(BENCH_DB):
         from django.core.management import call_command
         from django.db import connection
@@ -242,8 +242,10 @@ def main() -> None:
         from core.models import Tenant
         from mailboxes.models import Mailbox
         from mailflow.ingest import MESSAGE_COLUMNS
+        from mailflow.management.commands.import_events import DEFAULT_BATCH_SIZE
         from mailflow.models import IngestedEvent, MessageEvent
 
+        batch_size = int(os.environ.get("BENCH_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
         events = generate(count)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.ndjson"
