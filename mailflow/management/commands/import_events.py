@@ -1,11 +1,12 @@
 """``manage.py import_events FILE|-``: import NDJSON events (contract v1) of any size into a tenant.
 
-First the whole file is validated, streamed line by line (errors by line number, non-zero exit, nothing
-stored); the valid events, in normal form, are spooled to a temporary file as they are validated. Then the
-spool is stored in batches through the ingest service (``store_valid_events``): the file is decoded and
-validated once. Each batch commits on its own, so an interrupted import is completed by running the same
-command again: event ids make it idempotent (what was stored counts as duplicates). Standard input (``-``) is
-spooled to a temporary file first.
+First the whole file is validated, streamed in chunks of lines that forked processes (``--jobs``) decode and
+validate, their results taken in file order (errors by line number, non-zero exit, nothing stored); the valid
+events, in normal form, are spooled to a temporary file as they are validated. Then the spool is stored in
+batches through the ingest service (``store_valid_events``), a reader thread decoding the next batch while one
+is stored: the file is decoded and validated once. Each batch commits on its own, so an interrupted import
+is completed by running the same command again: event ids make it idempotent (what was stored counts as
+duplicates). Standard input (``-``) is spooled to a temporary file first.
 """
 
 from __future__ import annotations
