@@ -12,6 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/"
+# A benchmark run alone (``python bench/<name>.py``) gets the settings ``make bench`` would give it.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
 
 def bench_url(database: str) -> str:

@@ -19,7 +19,8 @@ database of its own, ``soc_console_bench``, which it drops, creates and migrates
    one transaction (timed: COPY and commit). A message costs about three rows (its ledger row, its row and
    its sender's minute), so this is the raw-COPY rate of the same work, in events/s.
 
-Prints the rates and their ratios. ``BENCH_EVENTS`` and ``BENCH_BATCH_SIZE`` change the size and batches.
+Prints the rates and their ratios. ``BENCH_EVENTS`` and ``BENCH_BATCH_SIZE`` (default: ``import_events``'
+own) change the size and batches.
 """
 
 from __future__ import annotations
@@ -35,12 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret")
-
-from bench.common import bench_database  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to run alone: python bench/<name>.py
+from bench.common import bench_database  # also sets the Django settings defaults
 
 BENCH_DB = "soc_console_bench"
 DOMAIN = "bench.example"
@@ -58,6 +55,11 @@ SUBJECTS = [
 VERDICTS = ["clean"] * 90 + ["spam"] * 4 + ["bulk"] * 4 + ["phish", "malware"]
 COUNTRIES = ["NL", "NL", "NL", "DE", "FR", "GB", "US", "BR"]
 CLIENT_APPS = ["browser", "browser", "browser", "eas", "imap", "smtp", "other"]
+
+
+def _event(event_type: str, event_id: str, at: str, **fields: Any) -> dict[str, Any]:
+    """An event of the contract: its id, type and time first, then ``fields`` in the order given."""
+    return {"id": event_id, "type": event_type, "time": at, **fields}
 
 
 def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -89,66 +91,60 @@ def generate(count: int, seed: int = 7) -> list[dict[str, Any]]:
                     recipients.append(f"contact{rng.randrange(2000)}@{rng.choice(EXTERNAL_DOMAINS)}")
                 else:
                     recipients.append(rng.choice(users))
-            event = {
-                "id": f"msg-{n}",
-                "type": "message",
-                "time": at,
-                "sender": user,
-                "recipients": recipients,
-                "subject": rng.choice(SUBJECTS).format(n=n),
-                "verdict": rng.choice(VERDICTS),
-                "size": rng.randrange(2_000, 2_000_000),
-                "client_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                "internet_message_id": f"<{n}.{rng.getrandbits(40):x}@{DOMAIN}>",
-                "body_hash": f"{rng.getrandbits(128):032x}",
-            }
+            event = _event(
+                "message",
+                f"msg-{n}",
+                at,
+                sender=user,
+                recipients=recipients,
+                subject=rng.choice(SUBJECTS).format(n=n),
+                verdict=rng.choice(VERDICTS),
+                size=rng.randrange(2_000, 2_000_000),
+                client_ip=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                internet_message_id=f"<{n}.{rng.getrandbits(40):x}@{DOMAIN}>",
+                body_hash=f"{rng.getrandbits(128):032x}",
+            )
             if rng.random() < 0.2:
                 event["urls"] = [f"https://{rng.choice(EXTERNAL_DOMAINS)}/p/{rng.getrandbits(32):x}"]
         elif roll < 0.98:
-            event = {
-                "id": f"si-{n}",
-                "type": "sign_in",
-                "time": at,
-                "user": user,
-                "ip": f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                "country": rng.choice(COUNTRIES),
-                "client_app": rng.choice(CLIENT_APPS),
-                "result": "success" if rng.random() < 0.9 else "failure",
-                "user_agent": "Mozilla/5.0 (bench)",
-            }
+            event = _event(
+                "sign_in",
+                f"si-{n}",
+                at,
+                user=user,
+                ip=f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                country=rng.choice(COUNTRIES),
+                client_app=rng.choice(CLIENT_APPS),
+                result="success" if rng.random() < 0.9 else "failure",
+                user_agent="Mozilla/5.0 (bench)",
+            )
         elif roll < 0.99:
-            event = {
-                "id": f"rule-{n}",
-                "type": "inbox_rule",
-                "time": at,
-                "mailbox": user,
-                "rule_id": f"r-{rng.randrange(3)}",
-                "operation": rng.choice(["created", "updated", "deleted"]),
-                "name": "Move invoices",
-                "conditions": {"subject_contains": ["invoice"]},
-                "actions": {"move_to_folder": "RSS Feeds", "mark_as_read": True},
-            }
+            event = _event(
+                "inbox_rule",
+                f"rule-{n}",
+                at,
+                mailbox=user,
+                rule_id=f"r-{rng.randrange(3)}",
+                operation=rng.choice(["created", "updated", "deleted"]),
+                name="Move invoices",
+                conditions={"subject_contains": ["invoice"]},
+                actions={"move_to_folder": "RSS Feeds", "mark_as_read": True},
+            )
         elif roll < 0.995:
             forward_to = (
                 f"out{rng.randrange(9)}@{rng.choice(EXTERNAL_DOMAINS)}" if rng.random() < 0.6 else None
             )
-            event = {
-                "id": f"fwd-{n}",
-                "type": "forwarding",
-                "time": at,
-                "mailbox": user,
-                "forward_to": forward_to,
-            }
+            event = _event("forwarding", f"fwd-{n}", at, mailbox=user, forward_to=forward_to)
         else:
-            event = {
-                "id": f"del-{n}",
-                "type": "delegation",
-                "time": at,
-                "mailbox": user,
-                "delegate": rng.choice(users),
-                "access": rng.choice(["full_access", "send_as", "send_on_behalf"]),
-                "operation": rng.choice(["added", "removed"]),
-            }
+            event = _event(
+                "delegation",
+                f"del-{n}",
+                at,
+                mailbox=user,
+                delegate=rng.choice(users),
+                access=rng.choice(["full_access", "send_as", "send_on_behalf"]),
+                operation=rng.choice(["added", "removed"]),
+            )
         events.append(event)
     return events
 
@@ -234,7 +230,6 @@ def copy_every_row(connection, exported: dict[str, tuple[str, bytes]]) -> tuple[
 
 def main() -> None:
     count = int(os.environ.get("BENCH_EVENTS", "100000"))
-    batch_size = int(os.environ.get("BENCH_BATCH_SIZE", "5000"))
     with bench_database(BENCH_DB):
         from django.core.management import call_command
         from django.db import connection
@@ -242,8 +237,10 @@ def main() -> None:
         from core.models import Tenant
         from mailboxes.models import Mailbox
         from mailflow.ingest import MESSAGE_COLUMNS
+        from mailflow.management.commands.import_events import DEFAULT_BATCH_SIZE
         from mailflow.models import IngestedEvent, MessageEvent
 
+        batch_size = int(os.environ.get("BENCH_BATCH_SIZE") or DEFAULT_BATCH_SIZE)
         events = generate(count)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "events.ndjson"

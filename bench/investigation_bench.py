@@ -27,12 +27,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "soc_console.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret")
-
-from bench.common import bench_database  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to run alone: python bench/<name>.py
+from bench.common import bench_database  # also sets the Django settings defaults
 
 BENCH_DB = "soc_console_bench_inv"
 DOMAIN = "bench.example"

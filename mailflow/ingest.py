@@ -326,11 +326,9 @@ def _mailbox_changes(events: list[ValidEvent]) -> list[MailboxChange]:
     ]
 
 
-MESSAGE_COLUMNS = (
-    "tenant_id",
-    "event_id",
-    "time",
-    "sender_id",
+# What a message event stores past its identity (tenant, id, time, sender), in row order; the read API shows
+# the same fields.
+MESSAGE_DETAILS = (
     "recipients",
     "recipient_count",
     "internal_count",
@@ -345,6 +343,7 @@ MESSAGE_COLUMNS = (
     "body_hash",
     "received_at",
 )
+MESSAGE_COLUMNS = ("tenant_id", "event_id", "time", "sender_id", *MESSAGE_DETAILS)
 SIGN_IN_COLUMNS = (
     "tenant_id",
     "event_id",

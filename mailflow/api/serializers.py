@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from core.models import Tenant
 
+from ..ingest import MESSAGE_DETAILS
 from ..models import MessageEvent
 
 
@@ -15,27 +16,7 @@ class MessageEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MessageEvent
-        fields = [
-            "id",
-            "tenant",
-            "event_id",
-            "time",
-            "sender",
-            "sender_id",
-            "recipients",
-            "recipient_count",
-            "internal_count",
-            "external_count",
-            "external_domains",
-            "subject",
-            "verdict",
-            "urls",
-            "size",
-            "client_ip",
-            "internet_message_id",
-            "body_hash",
-            "received_at",
-        ]
+        fields = ["id", "tenant", "event_id", "time", "sender", "sender_id", *MESSAGE_DETAILS]
         read_only_fields = fields
 
 

@@ -134,3 +134,54 @@ def test_unknown_fields_are_reported_as_warnings(accepted, tmp_path):
     path = write_ndjson(tmp_path / "events.ndjson", [message("m-1", colour="blue")])
     _, err = run(str(path))
     assert "1 warning(s)" in err and "line 1: colour: unknown field" in err
+
+
+def _a_file_with_every_kind_of_finding(path: Path) -> Path:
+    """Five chunks of 20 lines: a line that is not JSON, invalid fields, unknown fields (warnings), addresses
+    of a domain declared only by a mailbox event near the end and of a domain never declared."""
+    events: list = messages(100)
+    events[3] = '{"id": "broken",'
+    events[25]["size"] = -1
+    events[47]["colour"] = "blue"
+    events[48]["recipients"] = []
+    for n in (10, 30, 50, 70):
+        events[n] = message(f"late-{n}", "ann@newco.example", ["x@newco.example"])
+    events[66] = sign_in("s-66", "eve@elsewhere.example.org")
+    events[95] = mailbox_event("mb-1", "ann@newco.example")
+    return write_ndjson(path, events, blank_every=33)
+
+
+def test_validation_processes_report_what_one_process_reports(accepted, tmp_path):
+    path = _a_file_with_every_kind_of_finding(tmp_path / "events.ndjson")
+    answers = []
+    for jobs in ("1", "2"):
+        err = io.StringIO()
+        with pytest.raises(CommandError) as refused:
+            call_command(
+                "import_events",
+                str(path),
+                "--batch-size",
+                "20",
+                "--jobs",
+                jobs,
+                stdout=io.StringIO(),
+                stderr=err,
+            )
+        answers.append((str(refused.value), err.getvalue()))
+    assert answers[0] == answers[1]
+    assert "4 error(s)" in answers[0][0]
+    assert "line 4: not valid JSON" in answers[0][1]
+    assert "line 69: user: eve@elsewhere.example.org is not a mailbox of the tenant" in answers[0][1]
+    assert "line 49: colour: unknown field" in answers[0][1]
+    assert not MessageEvent.objects.exists()
+
+
+def test_a_file_validated_by_two_processes_is_stored_whole(accepted, tmp_path):
+    events = messages(95)
+    events.insert(40, mailbox_event("mb-1", "ann@newco.example"))
+    events += [message(f"late-{n}", "ann@newco.example", ["x@newco.example"]) for n in range(5)]
+    path = write_ndjson(tmp_path / "events.ndjson", events, blank_every=17)
+    out, _ = run(str(path), "--batch-size", "20", "--jobs", "2")
+    assert "101 accepted, 0 duplicate, 0 conflicting" in out
+    assert MessageEvent.objects.count() == 100
+    assert MessageEvent.objects.filter(sender__address="ann@newco.example", internal_count=1).count() == 5
