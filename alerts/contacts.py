@@ -2,11 +2,11 @@
 written to, since when. Maintained incrementally, one batch at a time, before the detectors run.
 
 ``learn_contacts`` reads the external recipients of the batch's messages (one query), folds them per (user,
-kind, value) and upserts them (on PostgreSQL one COPY and one statement for the batch): ``first_seen`` (and
-the message that first wrote) keeps the minimum over every message so far, so batches may arrive in any order and re-running a
-batch changes nothing. A user the table knows nothing about yet (the table is new, or the user's history
-was imported before it) is bootstrapped from their previous ``BOOTSTRAP`` of mail, so the first batch after
-an upgrade does not take every correspondent for a first contact.
+kind, value) and upserts them (on PostgreSQL, one COPY and one statement for the batch): ``first_seen`` (and
+the message that first wrote) keeps the minimum over every message so far, so batches may arrive in any order
+and re-running a batch changes nothing. A user the table knows nothing about yet (the table is new, or the
+user's history was imported before it) is bootstrapped from their previous ``BOOTSTRAP`` of mail, so the first
+batch after an upgrade does not take every correspondent for a first contact.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 
@@ -46,7 +47,7 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
         return 0
     # One index probe per user (the unique index leads with the mailbox), not a scan of their contacts.
     known = set(
-        Mailbox.objects.filter(pk__in=ids)
+        Mailbox.objects.filter(AnyOf("pk", ids))
         .filter(Exists(KnownContact.objects.filter(mailbox_id=OuterRef("pk"))))
         .values_list("pk", flat=True)
     )
@@ -65,7 +66,7 @@ def _fold(
 ) -> None:
     messages = (
         MessageEvent.objects.filter(
-            tenant_id=tenant_id, sender_id__in=ids, time__gte=start, time__lte=end, external_count__gt=0
+            AnyOf("sender_id", ids), tenant_id=tenant_id, time__gte=start, time__lte=end, external_count__gt=0
         )
         .values_list("sender_id", "event_id", "time", "recipients", "external_domains")
         .iterator(chunk_size=5_000)
@@ -129,7 +130,7 @@ def first_contacts(
     first_event_id)``, oldest first (one query)."""
     rows = (
         KnownContact.objects.filter(
-            mailbox_id__in=list(mailbox_ids), kind=kind, first_seen__gte=start, first_seen__lte=end
+            AnyOf("mailbox_id", mailbox_ids), kind=kind, first_seen__gte=start, first_seen__lte=end
         )
         .order_by("mailbox_id", "first_seen", "value")
         .values_list("mailbox_id", "first_seen", "value", "first_event_id")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.sql import AnyOf
 from mailboxes.models import AcceptedDomain, DirectoryChange, Mailbox
 
 from ..detection import Detection, Evidence
@@ -69,8 +70,8 @@ def directory_changes(
     """
     rows = (
         DirectoryChange.objects.filter(
+            AnyOf("mailbox_id", [m.pk for m in mailboxes]),
             tenant_id=policy.tenant_id,
-            mailbox_id__in=[m.pk for m in mailboxes],
             kind__in=list(kinds),
             operation__in=list(operations),
             at__gte=start,

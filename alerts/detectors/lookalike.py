@@ -198,11 +198,12 @@ def sent_with_lookalikes(
     lookalikes, oldest first (one query over the messages that have a URL or an external recipient)."""
     from django.db.models import Q
 
+    from core.sql import AnyOf
     from mailflow.models import MessageEvent
 
     rows = (
         MessageEvent.objects.filter(
-            tenant_id=tenant_id, sender_id__in=list(mailbox_ids), time__gte=start, time__lte=end
+            AnyOf("sender_id", mailbox_ids), tenant_id=tenant_id, time__gte=start, time__lte=end
         )
         .filter(Q(external_count__gt=0) | ~Q(urls=[]))
         .order_by("sender_id", "time", "event_id")

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import OuterRef, Subquery, prefetch_related_objects
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 from mailflow.ratewindow import DAY, HOUR, Sample, WindowSum, rolling_sums, union_of
@@ -138,7 +139,9 @@ def first_messages(tenant_id: int, sender_ids: set[int]) -> dict[int, datetime]:
         .values("time")[:1]
     )
     rows = (
-        Mailbox.objects.filter(pk__in=sender_ids).annotate(first=Subquery(first)).values_list("pk", "first")
+        Mailbox.objects.filter(AnyOf("pk", sender_ids))
+        .annotate(first=Subquery(first))
+        .values_list("pk", "first")
     )
     return {pk: at for pk, at in rows if at is not None}
 
@@ -187,7 +190,7 @@ def _sent_by(
     sent: dict[int, list[_Sent]] = defaultdict(list)
     rows = (
         MessageEvent.objects.filter(
-            tenant_id=tenant_id, sender_id__in=list(sender_ids), time__gte=since, time__lte=until
+            AnyOf("sender_id", sender_ids), tenant_id=tenant_id, time__gte=since, time__lte=until
         )
         .order_by("sender_id", "time", "event_id")
         .values_list("sender_id", "event_id", "time", "recipient_count", "verdict")

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from django.db.models import Max, OuterRef, QuerySet, Subquery, prefetch_related_objects
 from django.db.models.functions import Upper
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox, SignIn
 
 from ..detection import Detection, Evidence
@@ -80,7 +81,7 @@ def _travel_horizon(max_speed_kmh: int) -> timedelta:
 def successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> QuerySet[SignIn]:
     """The successful sign-ins of these users: what every sign-in rule reads."""
     return SignIn.objects.filter(
-        tenant_id=tenant_id, mailbox_id__in=mailbox_ids, result=SignIn.Result.SUCCESS
+        AnyOf("mailbox_id", mailbox_ids), tenant_id=tenant_id, result=SignIn.Result.SUCCESS
     )
 
 
@@ -111,7 +112,9 @@ def first_successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> dict[in
         .values("time")[:1]
     )
     rows = (
-        Mailbox.objects.filter(pk__in=mailbox_ids).annotate(first=Subquery(first)).values_list("pk", "first")
+        Mailbox.objects.filter(AnyOf("pk", mailbox_ids))
+        .annotate(first=Subquery(first))
+        .values_list("pk", "first")
     )
     return {pk: at for pk, at in rows if at is not None}
 
@@ -194,7 +197,8 @@ def _hits_of_batch(
             }
             hits[mailbox_id] = [hit for hit in hits[mailbox_id] if id(hit) not in seen]
     if travellers:
-        history = sign_in_history(successful.filter(mailbox_id__in=travellers), start - reach, end + ahead)
+        travelled = successful.filter(AnyOf("mailbox_id", travellers))
+        history = sign_in_history(travelled, start - reach, end + ahead)
         for mailbox_id in travellers:
             hits[mailbox_id] = list(
                 sign_in_hits(
@@ -211,7 +215,7 @@ def _last_seen_before(
     the countries of ``hits`` (one grouped query)."""
     countries = {hit.sign_in.country for found in hits.values() for hit in found}
     rows = (
-        successful.filter(mailbox_id__in=list(hits), time__gte=since, time__lt=until)
+        successful.filter(AnyOf("mailbox_id", hits), time__gte=since, time__lt=until)
         .annotate(upper_country=Upper("country"))
         .filter(upper_country__in=countries)
         .values("mailbox_id", "upper_country")
