@@ -2,8 +2,8 @@
 written to, since when. Maintained incrementally, one batch at a time, before the detectors run.
 
 ``learn_contacts`` reads the external recipients of the batch's messages (one query), folds them per (user,
-kind, value) and upserts them (on PostgreSQL, one COPY and one statement for the batch): ``first_seen`` (and
-the message that first wrote) keeps the minimum over every message so far, so batches may arrive in any order
+kind, value) and upserts them (on PostgreSQL, in one statement for the batch): ``first_seen`` (and the
+message that first wrote) keeps the minimum over every message so far, so batches may arrive in any order
 and re-running a batch changes nothing. A user the table knows nothing about yet (the table is new, or the
 user's history was imported before it) is bootstrapped from their previous ``BOOTSTRAP`` of mail, so the first
 batch after an upgrade does not take every correspondent for a first contact.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from core.sql import AnyOf
@@ -34,17 +34,41 @@ ON CONFLICT (mailbox_id, kind, value) DO UPDATE SET
   first_event_id = excluded.first_event_id, first_seen = excluded.first_seen
 WHERE excluded.first_seen < {table}.first_seen
 """
-_STAGE = "alerts_known_contact_stage"
+_COLUMNS = "tenant_id, mailbox_id, kind, value, first_seen, first_event_id"
+# PostgreSQL: the fold of :func:`_fold`, set-based. Per (user, kind, value), the earliest (time, event id)
+# of the messages, the event ids compared by code point as Python does (COLLATE "C"); a recipient counts when
+# the part after its last "@" is one of the message's external domains; values cut to 320 characters.
+_MESSAGES = """
+SELECT tenant_id, sender_id, time, event_id, recipients, external_domains FROM {messages}
+WHERE tenant_id = %s AND sender_id = ANY(%s::bigint[]) AND time >= %s AND time <= %s AND external_count > 0
+"""
+_LEARN = """
+INSERT INTO {table} ({columns})
+SELECT DISTINCT ON (m.sender_id, v.kind, v.value)
+    m.tenant_id, m.sender_id, v.kind, v.value, m.time, m.event_id
+FROM ({messages} UNION ALL {messages}) AS m  -- messages of the batch, then of the bootstraps
+CROSS JOIN LATERAL (
+    SELECT 'domain' AS kind, left(d.value, 320) AS value
+    FROM jsonb_array_elements_text(m.external_domains) AS d
+    UNION ALL
+    SELECT 'recipient', left(r.value #>> '{{}}', 320) FROM jsonb_array_elements(m.recipients) AS r
+    WHERE jsonb_typeof(r.value) = 'string' AND m.external_domains ? split_part(r.value #>> '{{}}', '@', -1)
+) AS v
+ORDER BY m.sender_id, v.kind, v.value, m.time, m.event_id COLLATE "C"
+{conflict}
+"""
 
 Key = tuple[int, str, str]  # (mailbox id, kind, value)
 
 
-def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime) -> int:
+def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime) -> None:
     """Fold the external recipients of the users' messages in ``[start, end]`` into their baseline (and
-    bootstrap users it does not know from the ``BOOTSTRAP`` before ``start``). Returns the rows upserted."""
+    bootstrap users it does not know from the ``BOOTSTRAP`` before ``start``): in one statement on
+    PostgreSQL (no message leaves the server), in Python elsewhere; both write the same rows
+    (``tests/alerts/test_contacts.py``)."""
     ids = sorted(set(mailbox_ids))
     if not ids:
-        return 0
+        return
     # One index probe per user (the unique index leads with the mailbox), not a scan of their contacts.
     known = set(
         Mailbox.objects.filter(AnyOf("pk", ids))
@@ -52,13 +76,43 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
         .values_list("pk", flat=True)
     )
     unknown = [pk for pk in ids if pk not in known]
+    if connection.vendor == "postgresql":
+        _learn_in_sql(tenant_id, ids, unknown, start, end)
+    else:
+        _learn_in_python(tenant_id, ids, unknown, start, end)
+
+
+def _learn_in_sql(tenant_id: int, ids: list[int], unknown: list[int], start: datetime, end: datetime) -> None:
+    quote = connection.ops.quote_name
+    table = quote(KnownContact._meta.db_table)
+    messages = _MESSAGES.format(messages=quote(MessageEvent._meta.db_table))
+    conflict = _CONFLICT.format(table=table)
+    sql = _LEARN.format(table=table, columns=_COLUMNS, messages=messages, conflict=conflict)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, ids, start, end, tenant_id, unknown, start - BOOTSTRAP, start])
+
+
+def _learn_in_python(
+    tenant_id: int, ids: list[int], unknown: list[int], start: datetime, end: datetime
+) -> None:
     seen: dict[Key, tuple[datetime, str]] = {}
     _fold(seen, tenant_id, ids, start, end)
     if unknown:
         _fold(seen, tenant_id, unknown, start - BOOTSTRAP, start)
     rows = [(tenant_id, *key, *value) for key, value in sorted(seen.items())]
-    _upsert(rows)
-    return len(rows)
+    table = connection.ops.quote_name(KnownContact._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    for chunk in range(0, len(rows), CHUNK):
+        part = rows[chunk : chunk + CHUNK]
+        params: list = []
+        for tenant, mailbox_id, kind, value, first, event_id in part:
+            params += [tenant, mailbox_id, kind, value, adapt(first), event_id]
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({_COLUMNS}) VALUES {values} {_CONFLICT.format(table=table)}",  # noqa: S608
+                params,
+            )
 
 
 def _fold(
@@ -84,43 +138,6 @@ def _fold(
             current = seen.get(key)
             if current is None or (at, event_id) < current:
                 seen[key] = (at, event_id)
-
-
-def _upsert(rows: list[tuple]) -> None:
-    """Upsert ``rows`` (tenant id, mailbox id, kind, value, first seen, first event id), in key order: on
-    PostgreSQL by COPY into a staging table and one ``INSERT … SELECT`` (a multi-row ``VALUES`` of thousands
-    of placeholders costs more to build and parse than the server takes to run it), elsewhere ``VALUES``
-    in chunks."""
-    if not rows:
-        return
-    table = connection.ops.quote_name(KnownContact._meta.db_table)
-    conflict = _CONFLICT.format(table=table)
-    columns = "tenant_id, mailbox_id, kind, value, first_seen, first_event_id"
-    if connection.vendor != "postgresql":
-        ops = connection.ops
-        for chunk in range(0, len(rows), CHUNK):
-            part = rows[chunk : chunk + CHUNK]
-            params: list = []
-            for tenant_id, mailbox_id, kind, value, first, event_id in part:
-                params += [tenant_id, mailbox_id, kind, value, ops.adapt_datetimefield_value(first), event_id]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(part))
-            with connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}", params)  # noqa: S608
-        return
-    connection.ensure_connection()
-    with transaction.atomic(), connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (tenant_id bigint, mailbox_id bigint, kind text, "
-            "value text, first_seen timestamptz, first_event_id text) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute(f"TRUNCATE {_STAGE}")
-        with cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {_STAGE} "  # noqa: S608 - our tables
-            f"ORDER BY mailbox_id, kind, value {conflict}"
-        )
 
 
 def first_contacts(

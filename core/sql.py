@@ -9,11 +9,12 @@ to ``IN`` elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Expression, F
+from django.db.models.expressions import Combinable
 from django.db.models.lookups import In
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -32,7 +33,7 @@ class AnyOf(Expression):
     def get_source_expressions(self) -> list[Any]:
         return [self.lhs]
 
-    def set_source_expressions(self, exprs: list[Any]) -> None:
+    def set_source_expressions(self, exprs: Sequence[Combinable | Expression]) -> None:
         (self.lhs,) = exprs
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, Any]:

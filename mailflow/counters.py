@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection
 
@@ -106,8 +107,9 @@ def busiest_windows(
     )
     maxima = ", ".join(f"MAX(w{i})" for i in range(len(names)))
     # One array parameter on PostgreSQL: a thousand placeholders cost more to parse than the query to run.
+    params: list[Any]
     if connection.vendor == "postgresql":
-        senders, params = "= ANY(%s::bigint[])", [list(sender_ids)]
+        senders, params = "= ANY(%s::bigint[])", [list(sender_ids)]  # one parameter: the list itself
     else:
         senders, params = f"IN ({', '.join(['%s'] * len(sender_ids))})", list(sender_ids)
     sql = (
