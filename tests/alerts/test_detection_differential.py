@@ -5,8 +5,9 @@ The same simulated stream (plain tenants of two seeds, and one with the evasive,
 issue 21) goes into two tenants batch by batch, each batch evaluated as ``alerts.evaluate`` does. One tenant
 runs detection as it is; the other as it was before issue 17: every touched user's messages read (no minute
 counters), the sign-in and sending-pattern baselines over the whole look-back, the sequence detector reading
-every touched user's sign-in look-back (no pre-filter), the contact baseline folded in Python. Both must
-raise the same alerts: policy, user, severity and evidence.
+every touched user's sign-in look-back (no pre-filter), the contact baseline folded in Python, every message
+with a URL or an external recipient matched for lookalikes. Both must raise the same alerts: policy, user,
+severity, evidence and detail keys.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import Q
 
 from alerts import contacts
-from alerts.detectors import sending_pattern, sequence, sign_in, volume_bounds
+from alerts.detectors import lookalike, sending_pattern, sequence, sign_in, volume_bounds
 from alerts.models import Alert, AlertEvidence, KnownContact
 from alerts.services import evaluate_mailboxes
 from core.models import Tenant
@@ -50,6 +52,7 @@ def as_before_issue_17(patched: pytest.MonkeyPatch) -> None:
     patched.setattr(sending_pattern, "_near_span", lambda: sending_pattern.BASELINE_SPAN + timedelta(hours=1))
     patched.setattr(sequence, "_may_fire", every_signed_in_user)
     patched.setattr(contacts, "_learn_in_sql", contacts._learn_in_python)
+    patched.setattr(lookalike, "_naming_a_lookalike", lambda sent, matcher: Q())
 
 
 def stream_in_batches(tenant: Tenant, events: list[dict], size: int = 1500) -> None:
