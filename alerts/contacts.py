@@ -65,7 +65,7 @@ def learn_contacts(tenant_id: int, mailbox_ids: Iterable[int], start: datetime, 
     """Fold the external recipients of the users' messages in ``[start, end]`` into their baseline (and
     bootstrap users it does not know from the ``BOOTSTRAP`` before ``start``): in one statement on
     PostgreSQL (no message leaves the server), in Python elsewhere; both write the same rows
-    (``tests/alerts/test_contacts.py``)."""
+    (``tests/alerts/test_detection_differential.py``)."""
     ids = sorted(set(mailbox_ids))
     if not ids:
         return
