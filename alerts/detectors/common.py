@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import OuterRef, QuerySet, Subquery
+
 from core.sql import AnyOf
 from mailboxes.models import AcceptedDomain, DirectoryChange, Mailbox
 
@@ -84,6 +86,19 @@ def directory_changes(
     for pk, mailbox_id, kind_, key, operation, at, state, event_id in rows:
         changes[mailbox_id].append(Change(pk, mailbox_id, kind_, key, operation, at, state or {}, event_id))
     return changes
+
+
+def first_times(rows: QuerySet[Any], mailbox_field: str, mailbox_ids: Iterable[int]) -> dict[int, datetime]:
+    """Each user's earliest ``time`` among ``rows`` (users without one are absent): one probe of the
+    ``(tenant, mailbox, time)`` index per user, read from its oldest entry, so the cost follows the users of
+    a batch, not their history; the same answer as ``MIN(time)`` over all of it."""
+    first = rows.filter(**{mailbox_field: OuterRef("pk")}).order_by("time").values("time")[:1]
+    found = (
+        Mailbox.objects.filter(AnyOf("pk", mailbox_ids))
+        .annotate(first=Subquery(first))
+        .values_list("pk", "first")
+    )
+    return {pk: at for pk, at in found if at is not None}
 
 
 def accepted_domains(policy: AlertPolicy) -> set[str]:

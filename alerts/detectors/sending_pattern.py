@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import OuterRef, Subquery, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 
 from core.sql import AnyOf
 from mailboxes.models import Mailbox
@@ -41,7 +41,7 @@ from ..detection import Detection, Evidence
 from ..models import AlertPolicy, KnownContact, Severity
 from ..policies import DEFAULTS_BY_KIND, SENDING_PATTERN
 from . import first_contact, volume_bounds
-from .common import accepted_domains
+from .common import accepted_domains, first_times
 from .lookalike import LookalikeMatcher, sent_with_lookalikes
 
 BASELINE_SPAN = timedelta(days=7)
@@ -128,22 +128,10 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
 
 
 def first_messages(tenant_id: int, sender_ids: set[int]) -> dict[int, datetime]:
-    """Each sender's first message (senders without one are absent): one probe of the ``(tenant, sender,
-    time)`` index per sender, so the cost follows the users of a batch, not their history; the same answer
-    as ``MIN(time)`` over all of it."""
+    """Each sender's first message (senders without one are absent), by :func:`.common.first_times`."""
     if not sender_ids:
         return {}
-    first = (
-        MessageEvent.objects.filter(tenant_id=tenant_id, sender_id=OuterRef("pk"))
-        .order_by("time")
-        .values("time")[:1]
-    )
-    rows = (
-        Mailbox.objects.filter(AnyOf("pk", sender_ids))
-        .annotate(first=Subquery(first))
-        .values_list("pk", "first")
-    )
-    return {pk: at for pk, at in rows if at is not None}
+    return first_times(MessageEvent.objects.filter(tenant_id=tenant_id), "sender_id", sender_ids)
 
 
 def _near_span() -> timedelta:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Max, OuterRef, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Max, QuerySet, prefetch_related_objects
 from django.db.models.functions import Upper
 
 from core.sql import AnyOf
@@ -33,6 +33,7 @@ from mailboxes.models import Mailbox, SignIn
 
 from ..detection import Detection, Evidence
 from ..models import AlertPolicy
+from .common import first_times
 from .geo import MAX_DISTANCE_KM, country_distance_km
 
 INFREQUENT_COUNTRY = "infrequent_country"
@@ -101,22 +102,12 @@ def sign_in_history(
 
 
 def first_successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> dict[int, datetime]:
-    """Each user's first successful sign-in (users without one are absent): one index probe per user (the
-    ``(tenant, mailbox, time)`` index, read from its oldest entry to the first success), so the cost follows
-    the users of a batch, not their history; the same answer as ``MIN(time)`` over all of it."""
+    """Each user's first successful sign-in (users without one are absent), by :func:`.common.first_times`
+    (the index probe reads from the user's oldest sign-in to the first success)."""
     if not mailbox_ids:
         return {}
-    first = (
-        SignIn.objects.filter(tenant_id=tenant_id, mailbox_id=OuterRef("pk"), result=SignIn.Result.SUCCESS)
-        .order_by("time")
-        .values("time")[:1]
-    )
-    rows = (
-        Mailbox.objects.filter(AnyOf("pk", mailbox_ids))
-        .annotate(first=Subquery(first))
-        .values_list("pk", "first")
-    )
-    return {pk: at for pk, at in rows if at is not None}
+    successful = SignIn.objects.filter(tenant_id=tenant_id, result=SignIn.Result.SUCCESS)
+    return first_times(successful, "mailbox_id", mailbox_ids)
 
 
 def _near_span(ahead: timedelta, reach: timedelta) -> timedelta:
