@@ -88,6 +88,14 @@ def directory_changes(
     return changes
 
 
+def with_reasons(
+    mailbox_id: int, evidence: Iterable[Evidence], reasons: list[dict], severity: str | None = None
+) -> Detection:
+    """A detection whose details list the rules that fired (``reasons``), its evidence in event order."""
+    ordered = sorted(evidence, key=lambda e: (e.at, e.event_id))
+    return Detection(mailbox_id=mailbox_id, evidence=ordered, details={"reasons": reasons}, severity=severity)
+
+
 def first_times(rows: QuerySet[Any], mailbox_field: str, mailbox_ids: Iterable[int]) -> dict[int, datetime]:
     """Each user's earliest ``time`` among ``rows`` (users without one are absent): one probe of the
     ``(tenant, mailbox, time)`` index per user, read from its oldest entry, so the cost follows the users of

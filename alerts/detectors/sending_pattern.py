@@ -41,7 +41,7 @@ from ..detection import Detection, Evidence
 from ..models import AlertPolicy, KnownContact, Severity
 from ..policies import DEFAULTS_BY_KIND, SENDING_PATTERN
 from . import first_contact, volume_bounds
-from .common import accepted_domains, first_times
+from .common import accepted_domains, first_times, with_reasons
 from .lookalike import LookalikeMatcher, sent_with_lookalikes
 
 BASELINE_SPAN = timedelta(days=7)
@@ -116,14 +116,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             )
             chosen.update((m.event_id, Evidence("message", m.event_id, m.at)) for m in hits)
         if chosen:
-            detections.append(
-                Detection(
-                    mailbox_id=mailbox.pk,
-                    evidence=sorted(chosen.values(), key=lambda e: (e.at, e.event_id)),
-                    details={"reasons": reasons},
-                    severity=severity,
-                )
-            )
+            detections.append(with_reasons(mailbox.pk, chosen.values(), reasons, severity))
     return detections
 
 

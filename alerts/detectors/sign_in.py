@@ -33,7 +33,7 @@ from mailboxes.models import Mailbox, SignIn
 
 from ..detection import Detection, Evidence
 from ..models import AlertPolicy
-from .common import first_times
+from .common import first_times, with_reasons
 from .geo import MAX_DISTANCE_KM, country_distance_km
 
 INFREQUENT_COUNTRY = "infrequent_country"
@@ -133,13 +133,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             for item in involved:
                 evidence.setdefault(item.event_id, item.evidence())
         if evidence:
-            detections.append(
-                Detection(
-                    mailbox_id=mailbox.pk,
-                    evidence=sorted(evidence.values(), key=lambda e: (e.at, e.event_id)),
-                    details={"reasons": reasons},
-                )
-            )
+            detections.append(with_reasons(mailbox.pk, evidence.values(), reasons))
     return detections
 
 
