@@ -88,6 +88,42 @@ def directory_changes(
     return changes
 
 
+RULE_OPERATIONS = (DirectoryChange.Operation.CREATED, DirectoryChange.Operation.UPDATED)
+
+
+def rule_findings(
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    start: datetime,
+    end: datetime,
+    describe: Callable[[Change], dict[str, Any] | None],
+) -> dict[int, tuple[list[Evidence], list[dict[str, Any]]]]:
+    """Per mailbox (in ``mailboxes``' order), the inbox rules created or updated in ``[start, end]`` that
+    ``describe`` finds something in (it returns None for the others): their evidence and findings, oldest
+    first, each finding the rule's id, name and operation, what ``describe`` says, and when (one query)."""
+    rules = directory_changes(
+        policy, mailboxes, start, end, kinds=(DirectoryChange.Kind.INBOX_RULE,), operations=RULE_OPERATIONS
+    )
+    found: dict[int, tuple[list[Evidence], list[dict[str, Any]]]] = {}
+    for mailbox in mailboxes:
+        for change in rules.get(mailbox.pk, []):
+            described = describe(change)
+            if described is None:
+                continue
+            evidence, findings = found.setdefault(mailbox.pk, ([], []))
+            evidence.append(change.evidence())
+            findings.append(
+                {
+                    "rule_id": change.key or change.state.get("rule_id", ""),
+                    "rule_name": change.state.get("name", ""),
+                    "operation": change.operation,
+                    **described,
+                    "at": change.at.isoformat(),
+                }
+            )
+    return found
+
+
 def with_reasons(
     mailbox_id: int, evidence: Iterable[Evidence], reasons: list[dict], severity: str | None = None
 ) -> Detection:
