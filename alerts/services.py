@@ -18,6 +18,7 @@ from django.utils import timezone
 from core.models import AuditEvent, Tenant
 from core.queueing import enqueue_on_commit
 from core.services import audit_field_change, publish_change, record_audit
+from core.sql import AnyOf
 from mailboxes.models import Mailbox
 from restricted_users import services as restrictions
 from restricted_users.models import Restriction
@@ -310,7 +311,7 @@ def evaluate_mailboxes(
     start, end = _safe_moment(start), _safe_moment(end)
     tenant = Tenant.objects.get(pk=tenant_id)
     policies = ensure_default_policies(tenant)
-    mailboxes = list(Mailbox.objects.filter(tenant=tenant, pk__in=list(mailbox_ids)))
+    mailboxes = list(Mailbox.objects.filter(AnyOf("pk", mailbox_ids), tenant=tenant))
     learn_contacts(tenant.pk, [m.pk for m in mailboxes], start, end)
     failures: dict[int, list[tuple[str, BaseException]]] = {}
     touched = 0

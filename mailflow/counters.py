@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection
 
@@ -105,14 +106,19 @@ def busiest_windows(
         for i, n in enumerate(names)
     )
     maxima = ", ".join(f"MAX(w{i})" for i in range(len(names)))
-    placeholders = ", ".join(["%s"] * len(sender_ids))
+    # One array parameter on PostgreSQL: a thousand placeholders cost more to parse than the query to run.
+    params: list[Any]
+    if connection.vendor == "postgresql":
+        senders, params = "= ANY(%s::bigint[])", [list(sender_ids)]  # one parameter: the list itself
+    else:
+        senders, params = f"IN ({', '.join(['%s'] * len(sender_ids))})", list(sender_ids)
     sql = (
         f"SELECT sender_id, {maxima} FROM (SELECT sender_id, minute, {sums} FROM {_TABLE} "  # noqa: S608 - ours
-        f"WHERE tenant_id = %s AND sender_id IN ({placeholders}) AND minute BETWEEN %s AND %s) AS m "
+        f"WHERE tenant_id = %s AND sender_id {senders} AND minute BETWEEN %s AND %s) AS m "
         "WHERE minute >= %s GROUP BY sender_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, *sender_ids, lo - widest, hi, lo])
+        cursor.execute(sql, [tenant_id, *params, lo - widest, hi, lo])
         return {
             row[0]: {name: int(value or 0) for name, value in zip(names, row[1:], strict=True)}
             for row in cursor.fetchall()

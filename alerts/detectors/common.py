@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from core.sql import AnyOf
 from mailboxes.models import AcceptedDomain, DirectoryChange, Mailbox
 
 from ..detection import Detection, Evidence
@@ -69,8 +72,8 @@ def directory_changes(
     """
     rows = (
         DirectoryChange.objects.filter(
+            AnyOf("mailbox_id", [m.pk for m in mailboxes]),
             tenant_id=policy.tenant_id,
-            mailbox_id__in=[m.pk for m in mailboxes],
             kind__in=list(kinds),
             operation__in=list(operations),
             at__gte=start,
@@ -83,6 +86,63 @@ def directory_changes(
     for pk, mailbox_id, kind_, key, operation, at, state, event_id in rows:
         changes[mailbox_id].append(Change(pk, mailbox_id, kind_, key, operation, at, state or {}, event_id))
     return changes
+
+
+RULE_OPERATIONS = (DirectoryChange.Operation.CREATED, DirectoryChange.Operation.UPDATED)
+
+
+def rule_findings(
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    start: datetime,
+    end: datetime,
+    describe: Callable[[Change], dict[str, Any] | None],
+) -> dict[int, tuple[list[Evidence], list[dict[str, Any]]]]:
+    """Per mailbox (in ``mailboxes``' order), the inbox rules created or updated in ``[start, end]`` that
+    ``describe`` finds something in (it returns None for the others): their evidence and findings, oldest
+    first, each finding the rule's id, name and operation, what ``describe`` says, and when (one query)."""
+    rules = directory_changes(
+        policy, mailboxes, start, end, kinds=(DirectoryChange.Kind.INBOX_RULE,), operations=RULE_OPERATIONS
+    )
+    found: dict[int, tuple[list[Evidence], list[dict[str, Any]]]] = {}
+    for mailbox in mailboxes:
+        for change in rules.get(mailbox.pk, []):
+            described = describe(change)
+            if described is None:
+                continue
+            evidence, findings = found.setdefault(mailbox.pk, ([], []))
+            evidence.append(change.evidence())
+            findings.append(
+                {
+                    "rule_id": change.key or change.state.get("rule_id", ""),
+                    "rule_name": change.state.get("name", ""),
+                    "operation": change.operation,
+                    **described,
+                    "at": change.at.isoformat(),
+                }
+            )
+    return found
+
+
+def with_reasons(
+    mailbox_id: int, evidence: Iterable[Evidence], reasons: list[dict], severity: str | None = None
+) -> Detection:
+    """A detection whose details list the rules that fired (``reasons``), its evidence in event order."""
+    ordered = sorted(evidence, key=lambda e: (e.at, e.event_id))
+    return Detection(mailbox_id=mailbox_id, evidence=ordered, details={"reasons": reasons}, severity=severity)
+
+
+def first_times(rows: QuerySet[Any], mailbox_field: str, mailbox_ids: Iterable[int]) -> dict[int, datetime]:
+    """Each user's earliest ``time`` among ``rows`` (users without one are absent): one probe of the
+    ``(tenant, mailbox, time)`` index per user, read from its oldest entry, so the cost follows the users of
+    a batch, not their history; the same answer as ``MIN(time)`` over all of it."""
+    first = rows.filter(**{mailbox_field: OuterRef("pk")}).order_by("time").values("time")[:1]
+    found = (
+        Mailbox.objects.filter(AnyOf("pk", mailbox_ids))
+        .annotate(first=Subquery(first))
+        .values_list("pk", "first")
+    )
+    return {pk: at for pk, at in found if at is not None}
 
 
 def accepted_domains(policy: AlertPolicy) -> set[str]:

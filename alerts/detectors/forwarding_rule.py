@@ -12,50 +12,36 @@ domains) for the whole batch.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from mailboxes.addresses import is_external, rule_forward_targets
-from mailboxes.models import DirectoryChange, Mailbox
+from mailboxes.models import Mailbox
 
 from ..detection import Detection
 from ..models import AlertPolicy
-from .common import accepted_domains, directory_changes, rule_is_enabled
-
-RULE_OPERATIONS = (DirectoryChange.Operation.CREATED, DirectoryChange.Operation.UPDATED)
+from .common import Change, accepted_domains, rule_findings, rule_is_enabled
 
 
 def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
     accepted = accepted_domains(policy)
-    rules = directory_changes(
-        policy, mailboxes, start, end, kinds=(DirectoryChange.Kind.INBOX_RULE,), operations=RULE_OPERATIONS
-    )
-    detections = []
-    for mailbox in mailboxes:
-        evidence = []
-        found = []
-        for change in rules.get(mailbox.pk, []):
-            targets = rule_forward_targets(change.state.get("actions") or {})
-            if not targets:
-                continue
-            addresses = sorted({a for group in targets.values() for a in group})
-            evidence.append(change.evidence())
-            found.append(
-                {
-                    "rule_id": change.key or change.state.get("rule_id", ""),
-                    "rule_name": change.state.get("name", ""),
-                    "operation": change.operation,
-                    "enabled": rule_is_enabled(change.state),
-                    "actions": sorted(targets),
-                    "addresses": addresses,
-                    "external": [a for a in addresses if is_external(a, accepted)],
-                    "at": change.at.isoformat(),
-                }
-            )
-        if evidence:
-            detections.append(
-                Detection(
-                    mailbox_id=mailbox.pk,
-                    evidence=evidence,
-                    details={"addresses": sorted({a for f in found for a in f["addresses"]}), "rules": found},
-                )
-            )
-    return detections
+
+    def forwarding(change: Change) -> dict[str, Any] | None:
+        targets = rule_forward_targets(change.state.get("actions") or {})
+        if not targets:
+            return None
+        addresses = sorted({a for group in targets.values() for a in group})
+        return {
+            "enabled": rule_is_enabled(change.state),
+            "actions": sorted(targets),
+            "addresses": addresses,
+            "external": [a for a in addresses if is_external(a, accepted)],
+        }
+
+    return [
+        Detection(
+            mailbox_id=mailbox_id,
+            evidence=evidence,
+            details={"addresses": sorted({a for f in found for a in f["addresses"]}), "rules": found},
+        )
+        for mailbox_id, (evidence, found) in rule_findings(policy, mailboxes, start, end, forwarding).items()
+    ]

@@ -12,50 +12,36 @@ actions and finance keywords. One bulk query of directory history for the whole 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from mailboxes.models import DirectoryChange, Mailbox
+from mailboxes.models import Mailbox
 
 from ..detection import Detection
 from ..models import AlertPolicy
-from .common import directory_changes, finance_keywords, manipulation_actions, rule_is_enabled
+from .common import Change, finance_keywords, manipulation_actions, rule_findings, rule_is_enabled
 
-RULE_OPERATIONS = (DirectoryChange.Operation.CREATED, DirectoryChange.Operation.UPDATED)
 FINANCE_KEYWORDS = "finance keywords"
 
 
+def hiding(change: Change) -> dict[str, Any] | None:
+    """How an enabled rule hides mail, and the finance words it looks for; None when it hides nothing."""
+    if not rule_is_enabled(change.state):
+        return None
+    actions = manipulation_actions(change.state.get("actions") or {})
+    if not actions:
+        return None
+    return {"actions": actions, FINANCE_KEYWORDS: finance_keywords(change.state.get("conditions") or {})}
+
+
 def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime) -> list[Detection]:
-    rules = directory_changes(
-        policy, mailboxes, start, end, kinds=(DirectoryChange.Kind.INBOX_RULE,), operations=RULE_OPERATIONS
-    )
     detections = []
-    for mailbox in mailboxes:
-        evidence = []
-        found = []
-        for change in rules.get(mailbox.pk, []):
-            if not rule_is_enabled(change.state):
-                continue
-            actions = manipulation_actions(change.state.get("actions") or {})
-            if not actions:
-                continue
-            keywords = finance_keywords(change.state.get("conditions") or {})
-            evidence.append(change.evidence())
-            found.append(
-                {
-                    "rule_id": change.key or change.state.get("rule_id", ""),
-                    "rule_name": change.state.get("name", ""),
-                    "operation": change.operation,
-                    "actions": actions,
-                    FINANCE_KEYWORDS: keywords,
-                    "at": change.at.isoformat(),
-                }
-            )
-        if evidence:
-            details: dict = {
-                "actions": sorted({a for f in found for a in f["actions"]}),
-                "rules": found,
-            }
-            keywords = sorted({k for f in found for k in f[FINANCE_KEYWORDS]})
-            if keywords:
-                details[FINANCE_KEYWORDS] = keywords
-            detections.append(Detection(mailbox_id=mailbox.pk, evidence=evidence, details=details))
+    for mailbox_id, (evidence, found) in rule_findings(policy, mailboxes, start, end, hiding).items():
+        details: dict = {
+            "actions": sorted({a for f in found for a in f["actions"]}),
+            "rules": found,
+        }
+        keywords = sorted({k for f in found for k in f[FINANCE_KEYWORDS]})
+        if keywords:
+            details[FINANCE_KEYWORDS] = keywords
+        detections.append(Detection(mailbox_id=mailbox_id, evidence=evidence, details=details))
     return detections

@@ -27,11 +27,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from confusable_homoglyphs import confusables
 from publicsuffixlist import PublicSuffixList
 from rapidfuzz.distance import DamerauLevenshtein
+
+if TYPE_CHECKING:
+    from django.db.models import Q, QuerySet
 
 MIN_NAME = 4
 LONG_NAME = 10
@@ -195,18 +199,23 @@ def sent_with_lookalikes(
     tenant_id: int, mailbox_ids: Iterable[int], start: datetime, end: datetime, matcher: LookalikeMatcher
 ) -> dict[int, list[LookalikeMessage]]:
     """Per user, the messages sent in ``[start, end]`` whose URLs or external recipients' domains are
-    lookalikes, oldest first (one query over the messages that have a URL or an external recipient)."""
+    lookalikes, oldest first, from the messages that have a URL or an external recipient.
+
+    On PostgreSQL the matcher is asked once per distinct URL and domain those messages name (one query), and
+    only the messages that name a lookalike are read (none, most batches): a batch's messages repeat a
+    handful of domains, so the cost follows the distinct names, not the messages. Elsewhere, every message
+    is read and matched."""
     from django.db.models import Q
 
+    from core.sql import AnyOf
     from mailflow.models import MessageEvent
 
-    rows = (
-        MessageEvent.objects.filter(
-            tenant_id=tenant_id, sender_id__in=list(mailbox_ids), time__gte=start, time__lte=end
-        )
-        .filter(Q(external_count__gt=0) | ~Q(urls=[]))
-        .order_by("sender_id", "time", "event_id")
-        .values_list("sender_id", "event_id", "time", "urls", "external_domains")
+    sent = MessageEvent.objects.filter(
+        AnyOf("sender_id", list(mailbox_ids)), tenant_id=tenant_id, time__gte=start, time__lte=end
+    ).filter(Q(external_count__gt=0) | ~Q(urls=[]))
+    sent = sent.filter(_naming_a_lookalike(sent, matcher))
+    rows = sent.order_by("sender_id", "time", "event_id").values_list(
+        "sender_id", "event_id", "time", "urls", "external_domains"
     )
     found: dict[int, list[LookalikeMessage]] = {}
     for sender_id, event_id, at, urls, domains in rows.iterator(chunk_size=5_000):
@@ -214,3 +223,50 @@ def sent_with_lookalikes(
         if hits:
             found.setdefault(sender_id, []).append(LookalikeMessage(event_id, at, tuple(hits)))
     return found
+
+
+# The distinct strings of the messages' ``urls`` and ``external_domains`` arrays, which the matcher is asked
+# of (non-string items and non-array values are skipped, as the matcher skips them).
+_NAMES = """
+SELECT DISTINCT 'url', u.value #>> '{{}}' FROM ({sent}) AS m,
+    jsonb_array_elements(CASE WHEN jsonb_typeof(m.urls) = 'array' THEN m.urls ELSE '[]' END) AS u
+WHERE jsonb_typeof(u.value) = 'string'
+UNION
+SELECT DISTINCT 'domain', d.value #>> '{{}}' FROM ({sent}) AS m,
+    jsonb_array_elements(
+        CASE WHEN jsonb_typeof(m.external_domains) = 'array' THEN m.external_domains ELSE '[]' END
+    ) AS d
+WHERE jsonb_typeof(d.value) = 'string'
+"""
+
+
+def _naming_a_lookalike(sent: QuerySet, matcher: LookalikeMatcher) -> Q:
+    """The filter of the messages of ``sent`` that name a lookalike URL or domain: on PostgreSQL, from the
+    distinct names (:func:`_names_in`), matching nothing when none is a lookalike; elsewhere every message
+    (each is matched as it is read)."""
+    from django.db import connection
+    from django.db.models import Q
+
+    if connection.vendor != "postgresql":
+        return Q()
+    urls, domains = _names_in(sent)
+    named = Q(pk__in=[])
+    if lookalike_urls := [u for u in urls if matcher.url(u) is not None]:
+        named |= Q(urls__has_any_keys=lookalike_urls)
+    if lookalike_domains := [d for d in domains if matcher.domain(d) is not None]:
+        named |= Q(external_domains__has_any_keys=lookalike_domains)
+    return named
+
+
+def _names_in(sent: QuerySet) -> tuple[list[str], list[str]]:
+    """The distinct URLs and domains the messages of ``sent`` name (one query)."""
+    from django.db import connection
+
+    sql, params = sent.values("urls", "external_domains").query.sql_with_params()
+    urls: list[str] = []
+    domains: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(_NAMES.format(sent=sql), [*params, *params])
+        for kind, name in cursor.fetchall():
+            (urls if kind == "url" else domains).append(name)
+    return urls, domains

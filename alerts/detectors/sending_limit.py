@@ -26,6 +26,7 @@ from datetime import datetime
 
 from django.db.models import prefetch_related_objects
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 from mailflow.ratewindow import (
@@ -77,7 +78,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
     sent: dict[int, list[SentMessage]] = defaultdict(list)
     rows = (
         MessageEvent.objects.filter(
-            tenant_id=policy.tenant_id, sender_id__in=ids, time__gte=start - DAY, time__lte=end + DAY
+            AnyOf("sender_id", ids), tenant_id=policy.tenant_id, time__gte=start - DAY, time__lte=end + DAY
         )
         .order_by("sender_id", "time", "event_id")
         .values_list("sender_id", "event_id", "time", "external_count", "internal_count", "recipient_count")
@@ -86,7 +87,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
         sent[sender_id].append(SentMessage(event_id, at, external, internal, total))
     releases: dict[int, list[datetime]] = defaultdict(list)
     for mailbox_id, released_at in Restriction.objects.filter(
-        mailbox_id__in=ids, released_at__gt=start - DAY, released_at__lte=end + DAY
+        AnyOf("mailbox_id", ids), released_at__gt=start - DAY, released_at__lte=end + DAY
     ).values_list("mailbox_id", "released_at"):
         if released_at is not None:  # always, by the filter: the column is nullable
             releases[mailbox_id].append(released_at)

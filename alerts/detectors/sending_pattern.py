@@ -29,8 +29,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import OuterRef, Subquery, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox
 from mailflow.models import MessageEvent
 from mailflow.ratewindow import DAY, HOUR, Sample, WindowSum, rolling_sums, union_of
@@ -40,7 +41,7 @@ from ..detection import Detection, Evidence
 from ..models import AlertPolicy, KnownContact, Severity
 from ..policies import DEFAULTS_BY_KIND, SENDING_PATTERN
 from . import first_contact, volume_bounds
-from .common import accepted_domains
+from .common import accepted_domains, first_times, with_reasons
 from .lookalike import LookalikeMatcher, sent_with_lookalikes
 
 BASELINE_SPAN = timedelta(days=7)
@@ -115,32 +116,15 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             )
             chosen.update((m.event_id, Evidence("message", m.event_id, m.at)) for m in hits)
         if chosen:
-            detections.append(
-                Detection(
-                    mailbox_id=mailbox.pk,
-                    evidence=sorted(chosen.values(), key=lambda e: (e.at, e.event_id)),
-                    details={"reasons": reasons},
-                    severity=severity,
-                )
-            )
+            detections.append(with_reasons(mailbox.pk, chosen.values(), reasons, severity))
     return detections
 
 
 def first_messages(tenant_id: int, sender_ids: set[int]) -> dict[int, datetime]:
-    """Each sender's first message (senders without one are absent): one probe of the ``(tenant, sender,
-    time)`` index per sender, so the cost follows the users of a batch, not their history; the same answer
-    as ``MIN(time)`` over all of it."""
+    """Each sender's first message (senders without one are absent), by :func:`.common.first_times`."""
     if not sender_ids:
         return {}
-    first = (
-        MessageEvent.objects.filter(tenant_id=tenant_id, sender_id=OuterRef("pk"))
-        .order_by("time")
-        .values("time")[:1]
-    )
-    rows = (
-        Mailbox.objects.filter(pk__in=sender_ids).annotate(first=Subquery(first)).values_list("pk", "first")
-    )
-    return {pk: at for pk, at in rows if at is not None}
+    return first_times(MessageEvent.objects.filter(tenant_id=tenant_id), "sender_id", sender_ids)
 
 
 def _near_span() -> timedelta:
@@ -187,7 +171,7 @@ def _sent_by(
     sent: dict[int, list[_Sent]] = defaultdict(list)
     rows = (
         MessageEvent.objects.filter(
-            tenant_id=tenant_id, sender_id__in=list(sender_ids), time__gte=since, time__lte=until
+            AnyOf("sender_id", sender_ids), tenant_id=tenant_id, time__gte=since, time__lte=until
         )
         .order_by("sender_id", "time", "event_id")
         .values_list("sender_id", "event_id", "time", "recipient_count", "verdict")

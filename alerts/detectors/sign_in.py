@@ -25,13 +25,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Max, OuterRef, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Max, QuerySet, prefetch_related_objects
 from django.db.models.functions import Upper
 
+from core.sql import AnyOf
 from mailboxes.models import Mailbox, SignIn
 
 from ..detection import Detection, Evidence
 from ..models import AlertPolicy
+from .common import first_times, with_reasons
 from .geo import MAX_DISTANCE_KM, country_distance_km
 
 INFREQUENT_COUNTRY = "infrequent_country"
@@ -80,7 +82,7 @@ def _travel_horizon(max_speed_kmh: int) -> timedelta:
 def successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> QuerySet[SignIn]:
     """The successful sign-ins of these users: what every sign-in rule reads."""
     return SignIn.objects.filter(
-        tenant_id=tenant_id, mailbox_id__in=mailbox_ids, result=SignIn.Result.SUCCESS
+        AnyOf("mailbox_id", mailbox_ids), tenant_id=tenant_id, result=SignIn.Result.SUCCESS
     )
 
 
@@ -100,20 +102,12 @@ def sign_in_history(
 
 
 def first_successful_sign_ins(tenant_id: int, mailbox_ids: list[int]) -> dict[int, datetime]:
-    """Each user's first successful sign-in (users without one are absent): one index probe per user (the
-    ``(tenant, mailbox, time)`` index, read from its oldest entry to the first success), so the cost follows
-    the users of a batch, not their history; the same answer as ``MIN(time)`` over all of it."""
+    """Each user's first successful sign-in (users without one are absent), by :func:`.common.first_times`
+    (the index probe reads from the user's oldest sign-in to the first success)."""
     if not mailbox_ids:
         return {}
-    first = (
-        SignIn.objects.filter(tenant_id=tenant_id, mailbox_id=OuterRef("pk"), result=SignIn.Result.SUCCESS)
-        .order_by("time")
-        .values("time")[:1]
-    )
-    rows = (
-        Mailbox.objects.filter(pk__in=mailbox_ids).annotate(first=Subquery(first)).values_list("pk", "first")
-    )
-    return {pk: at for pk, at in rows if at is not None}
+    successful = SignIn.objects.filter(tenant_id=tenant_id, result=SignIn.Result.SUCCESS)
+    return first_times(successful, "mailbox_id", mailbox_ids)
 
 
 def _near_span(ahead: timedelta, reach: timedelta) -> timedelta:
@@ -139,13 +133,7 @@ def detect(policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: 
             for item in involved:
                 evidence.setdefault(item.event_id, item.evidence())
         if evidence:
-            detections.append(
-                Detection(
-                    mailbox_id=mailbox.pk,
-                    evidence=sorted(evidence.values(), key=lambda e: (e.at, e.event_id)),
-                    details={"reasons": reasons},
-                )
-            )
+            detections.append(with_reasons(mailbox.pk, evidence.values(), reasons))
     return detections
 
 
@@ -194,7 +182,8 @@ def _hits_of_batch(
             }
             hits[mailbox_id] = [hit for hit in hits[mailbox_id] if id(hit) not in seen]
     if travellers:
-        history = sign_in_history(successful.filter(mailbox_id__in=travellers), start - reach, end + ahead)
+        travelled = successful.filter(AnyOf("mailbox_id", travellers))
+        history = sign_in_history(travelled, start - reach, end + ahead)
         for mailbox_id in travellers:
             hits[mailbox_id] = list(
                 sign_in_hits(
@@ -211,7 +200,7 @@ def _last_seen_before(
     the countries of ``hits`` (one grouped query)."""
     countries = {hit.sign_in.country for found in hits.values() for hit in found}
     rows = (
-        successful.filter(mailbox_id__in=list(hits), time__gte=since, time__lt=until)
+        successful.filter(AnyOf("mailbox_id", hits), time__gte=since, time__lt=until)
         .annotate(upper_country=Upper("country"))
         .filter(upper_country__in=countries)
         .values("mailbox_id", "upper_country")

@@ -13,6 +13,7 @@ still counted), so a user can be a candidate and not fire, never the reverse.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from mailboxes.models import Mailbox
@@ -50,21 +51,31 @@ def lowest_limits(
     return lowest
 
 
+def _reaching(
+    policy: AlertPolicy,
+    mailboxes: list[Mailbox],
+    windows: dict[str, tuple[str, int]],
+    start: datetime,
+    end: datetime,
+    reaches: Callable[[Mailbox, dict[str, int]], bool],
+) -> list[Mailbox]:
+    """The mailboxes with minute rows whose busiest ``windows`` ending from ``start`` to a day after ``end``
+    ``reaches`` a threshold (one query for all of them)."""
+    bounds = busiest_windows(policy.tenant_id, [m.pk for m in mailboxes], windows, start, end + DAY)
+    return [m for m in mailboxes if (bound := bounds.get(m.pk)) is not None and reaches(m, bound)]
+
+
 def may_exceed_sending_limits(
     policy: AlertPolicy, mailboxes: list[Mailbox], start: datetime, end: datetime
 ) -> list[Mailbox]:
     """The mailboxes whose counters reach past a sending limit in a window ending from ``start`` to a day
     after ``end`` (the windows the sending-limit detector evaluates)."""
-    bounds = busiest_windows(policy.tenant_id, [m.pk for m in mailboxes], _LIMIT_COUNTERS, start, end + DAY)
-    candidates = []
-    for mailbox in mailboxes:
-        bound = bounds.get(mailbox.pk)
-        if bound is None:
-            continue
+
+    def past_a_limit(mailbox: Mailbox, bound: dict[str, int]) -> bool:
         lowest = lowest_limits(policy, mailbox.address, start, end + DAY)
-        if any(bound[name] > limit for name, limit in lowest.items()):
-            candidates.append(mailbox)
-    return candidates
+        return any(bound[name] > limit for name, limit in lowest.items())
+
+    return _reaching(policy, mailboxes, _LIMIT_COUNTERS, start, end, past_a_limit)
 
 
 def may_show_sending_patterns(
@@ -73,15 +84,11 @@ def may_show_sending_patterns(
     """The mailboxes whose counters reach a sending-pattern rule: an hour above the floor (volume spike) or a
     day with at least the minimum of bad messages (malicious share), in windows ending from ``start`` to a
     day after ``end``. Thresholds as the detector reads them (at ``end``)."""
-    windows = {"hour": ("total", HOUR_MINUTES), "bad_day": ("bad", DAY_MINUTES)}
-    bounds = busiest_windows(policy.tenant_id, [m.pk for m in mailboxes], windows, start, end + DAY)
-    candidates = []
-    for mailbox in mailboxes:
-        bound = bounds.get(mailbox.pk)
-        if bound is None:
-            continue
+
+    def at_a_rule(mailbox: Mailbox, bound: dict[str, int]) -> bool:
         thresholds = policy.thresholds_for(mailbox.address, end)
         floor, minimum = thresholds["hourly_floor"], thresholds["bad_min_count"]
-        if (floor > 0 and bound["hour"] > floor) or (minimum > 0 and bound["bad_day"] >= minimum):
-            candidates.append(mailbox)
-    return candidates
+        return (floor > 0 and bound["hour"] > floor) or (minimum > 0 and bound["bad_day"] >= minimum)
+
+    windows = {"hour": ("total", HOUR_MINUTES), "bad_day": ("bad", DAY_MINUTES)}
+    return _reaching(policy, mailboxes, windows, start, end, at_a_rule)
