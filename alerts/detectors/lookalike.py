@@ -226,13 +226,15 @@ def sent_with_lookalikes(
 
 
 # The distinct strings of the messages' ``urls`` and ``external_domains`` arrays, which the matcher is asked
-# of (non-string items and non-array values are skipped, as the matcher skips them).
+# of (non-string items and non-array values are skipped, as the matcher skips them). The messages are read
+# once: a CTE referenced twice is computed once.
 _NAMES = """
-SELECT DISTINCT 'url', u.value #>> '{{}}' FROM ({sent}) AS m,
+WITH m AS ({sent})
+SELECT 'url', u.value #>> '{{}}' FROM m,
     jsonb_array_elements(CASE WHEN jsonb_typeof(m.urls) = 'array' THEN m.urls ELSE '[]' END) AS u
 WHERE jsonb_typeof(u.value) = 'string'
 UNION
-SELECT DISTINCT 'domain', d.value #>> '{{}}' FROM ({sent}) AS m,
+SELECT 'domain', d.value #>> '{{}}' FROM m,
     jsonb_array_elements(
         CASE WHEN jsonb_typeof(m.external_domains) = 'array' THEN m.external_domains ELSE '[]' END
     ) AS d
@@ -266,7 +268,7 @@ def _names_in(sent: QuerySet) -> tuple[list[str], list[str]]:
     urls: list[str] = []
     domains: list[str] = []
     with connection.cursor() as cursor:
-        cursor.execute(_NAMES.format(sent=sql), [*params, *params])
+        cursor.execute(_NAMES.format(sent=sql), params)
         for kind, name in cursor.fetchall():
             (urls if kind == "url" else domains).append(name)
     return urls, domains
